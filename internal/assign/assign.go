@@ -1,0 +1,345 @@
+// Package assign holds the domain of bulkassign: what one row of an input list
+// asks for (a Spec: a device configuration, one of its assignment paths and a
+// target), how a target is written in Microsoft Graph's own JSON shape, and the
+// statuses a row moves through. Every other package speaks in these types.
+package assign
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// TargetType is the kind of assignment target, in the short form used by the
+// CSV input, the database and the results view.
+type TargetType string
+
+const (
+	TargetGroup               TargetType = "group"
+	TargetExclusionGroup      TargetType = "exclusion_group"
+	TargetAllDevices          TargetType = "all_devices"
+	TargetAllLicensedUsers    TargetType = "all_licensed_users"
+	TargetConfigMgrCollection TargetType = "configuration_manager_collection"
+)
+
+// TargetTypes lists every target type in documentation order.
+var TargetTypes = []TargetType{TargetGroup, TargetExclusionGroup, TargetAllDevices, TargetAllLicensedUsers, TargetConfigMgrCollection}
+
+var odataTypes = map[TargetType]string{
+	TargetGroup:               "#microsoft.graph.groupAssignmentTarget",
+	TargetExclusionGroup:      "#microsoft.graph.exclusionGroupAssignmentTarget",
+	TargetAllDevices:          "#microsoft.graph.allDevicesAssignmentTarget",
+	TargetAllLicensedUsers:    "#microsoft.graph.allLicensedUsersAssignmentTarget",
+	TargetConfigMgrCollection: "#microsoft.graph.configurationManagerCollectionAssignmentTarget",
+}
+
+// ODataType is the target's "@odata.type" as Graph expects it on create.
+func (t TargetType) ODataType() string { return odataTypes[t] }
+
+// Valid reports whether t is one of the known target types.
+func (t TargetType) Valid() bool { _, ok := odataTypes[t]; return ok }
+
+// ParseTargetType accepts the short form ("group") case-insensitively.
+func ParseTargetType(s string) (TargetType, error) {
+	t := TargetType(strings.ToLower(strings.TrimSpace(s)))
+	if t == "" {
+		return TargetGroup, nil
+	}
+	if !t.Valid() {
+		return "", fmt.Errorf("target_type %q is not one of %s", s, joinTypes())
+	}
+	return t, nil
+}
+
+// TargetTypeFromOData maps a Graph "@odata.type" (with or without the leading
+// '#', any case) to its TargetType.
+func TargetTypeFromOData(s string) (TargetType, bool) {
+	want := strings.ToLower(strings.TrimPrefix(s, "#"))
+	for t, o := range odataTypes {
+		if strings.ToLower(strings.TrimPrefix(o, "#")) == want {
+			return t, true
+		}
+	}
+	return "", false
+}
+
+func joinTypes() string {
+	s := make([]string, len(TargetTypes))
+	for i, t := range TargetTypes {
+		s[i] = string(t)
+	}
+	return strings.Join(s, ", ")
+}
+
+// FilterType says how an assignment filter applies. The zero value means no
+// filter (Graph writes it "none").
+type FilterType string
+
+const (
+	FilterNone    FilterType = ""
+	FilterInclude FilterType = "include"
+	FilterExclude FilterType = "exclude"
+)
+
+// ParseFilterType accepts include, exclude, and empty or "none" for no filter.
+func ParseFilterType(s string) (FilterType, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "none":
+		return FilterNone, nil
+	case "include":
+		return FilterInclude, nil
+	case "exclude":
+		return FilterExclude, nil
+	}
+	return "", fmt.Errorf("filter_type %q is not include or exclude", s)
+}
+
+// Target is one assignment target. IDs are canonical (GUIDs lower case,
+// collection ids upper case) so that two targets compare with ==.
+type Target struct {
+	Type         TargetType
+	GroupID      string
+	CollectionID string
+	FilterID     string
+	FilterType   FilterType
+}
+
+// Validate checks the combination of fields, naming the offending field in
+// the CSV vocabulary. It expects canonical values (see NewTarget).
+func (t Target) Validate() error {
+	if !t.Type.Valid() {
+		return fmt.Errorf("target_type %q is not one of %s", string(t.Type), joinTypes())
+	}
+	switch t.Type {
+	case TargetGroup, TargetExclusionGroup:
+		if t.GroupID == "" {
+			return fmt.Errorf("group_id is required for target_type %s", t.Type)
+		}
+	default:
+		if t.GroupID != "" {
+			return fmt.Errorf("group_id is not allowed for target_type %s", t.Type)
+		}
+	}
+	if t.Type == TargetConfigMgrCollection {
+		if t.CollectionID == "" {
+			return fmt.Errorf("collection_id is required for target_type %s", t.Type)
+		}
+	} else if t.CollectionID != "" {
+		return fmt.Errorf("collection_id is not allowed for target_type %s", t.Type)
+	}
+	if (t.FilterID == "") != (t.FilterType == FilterNone) {
+		if t.FilterID == "" {
+			return fmt.Errorf("filter_type %s needs a filter_id", t.FilterType)
+		}
+		return errors.New("filter_id needs a filter_type (include or exclude)")
+	}
+	if t.FilterID != "" && t.Type == TargetExclusionGroup {
+		return errors.New("filter_id is not allowed for target_type exclusion_group")
+	}
+	return nil
+}
+
+// Key identifies the target for duplicate detection: two targets with the
+// same key are the same assignment in Intune's eyes.
+func (t Target) Key() string {
+	return string(t.Type) + "|" + t.GroupID + "|" + t.CollectionID + "|" + t.FilterID + "|" + string(t.FilterType)
+}
+
+// graphTarget is the wire shape of a deviceAndAppManagementAssignmentTarget.
+type graphTarget struct {
+	ODataType    string  `json:"@odata.type"`
+	GroupID      string  `json:"groupId,omitempty"`
+	CollectionID string  `json:"collectionId,omitempty"`
+	FilterID     *string `json:"deviceAndAppManagementAssignmentFilterId,omitempty"`
+	FilterType   string  `json:"deviceAndAppManagementAssignmentFilterType,omitempty"`
+}
+
+// MarshalJSON writes the target in Graph's shape.
+func (t Target) MarshalJSON() ([]byte, error) {
+	g := graphTarget{ODataType: t.Type.ODataType(), GroupID: t.GroupID, CollectionID: t.CollectionID}
+	if t.FilterID != "" {
+		id := t.FilterID
+		g.FilterID = &id
+		g.FilterType = string(t.FilterType)
+	}
+	return json.Marshal(g)
+}
+
+// UnmarshalJSON reads a target in Graph's shape, as Graph returns it: unknown
+// properties are ignored and "none" filters normalised away. It canonicalises
+// ids but does not Validate; callers that accept user input must.
+func (t *Target) UnmarshalJSON(b []byte) error {
+	var g struct {
+		ODataType    string  `json:"@odata.type"`
+		GroupID      *string `json:"groupId"`
+		CollectionID *string `json:"collectionId"`
+		FilterID     *string `json:"deviceAndAppManagementAssignmentFilterId"`
+		FilterType   *string `json:"deviceAndAppManagementAssignmentFilterType"`
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		return err
+	}
+	tt, ok := TargetTypeFromOData(g.ODataType)
+	if !ok {
+		return fmt.Errorf("target @odata.type %q is not a supported assignment target", g.ODataType)
+	}
+	*t = Target{Type: tt}
+	if g.GroupID != nil {
+		t.GroupID = CanonicalGUID(*g.GroupID)
+	}
+	if g.CollectionID != nil {
+		t.CollectionID = strings.ToUpper(strings.TrimSpace(*g.CollectionID))
+	}
+	if g.FilterID != nil {
+		t.FilterID = CanonicalGUID(*g.FilterID)
+	}
+	if g.FilterType != nil {
+		ft, err := ParseFilterType(*g.FilterType)
+		if err != nil {
+			return err
+		}
+		t.FilterType = ft
+	}
+	if t.FilterID == "00000000-0000-0000-0000-000000000000" {
+		t.FilterID = ""
+	}
+	if t.FilterID == "" {
+		// Graph may echo a filter type of "none" or even a stale type with a
+		// null id; without an id there is no filter.
+		t.FilterType = FilterNone
+	}
+	return nil
+}
+
+var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// ParseGUID returns the canonical (lower case) form of a GUID, or an error
+// naming field and value.
+func ParseGUID(field, s string) (string, error) {
+	v := strings.TrimSpace(s)
+	v = strings.TrimSuffix(strings.TrimPrefix(v, "{"), "}")
+	if !guidRE.MatchString(v) {
+		return "", fmt.Errorf("%s %q is not a GUID", field, s)
+	}
+	return strings.ToLower(v), nil
+}
+
+// CanonicalGUID lower-cases a GUID from Graph without validating it.
+func CanonicalGUID(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// collectionRE matches a Configuration Manager collection id: a three
+// character site code and five hexadecimal digits (SMS00001, P0100023).
+var collectionRE = regexp.MustCompile(`^[A-Z0-9]{3}[0-9A-F]{5}$`)
+
+// ParseCollectionID returns the canonical (upper case) collection id.
+func ParseCollectionID(s string) (string, error) {
+	v := strings.ToUpper(strings.TrimSpace(s))
+	if !collectionRE.MatchString(v) {
+		return "", fmt.Errorf("collection_id %q is not a Configuration Manager collection id (site code and 5 hex digits, e.g. SMS00001)", s)
+	}
+	return v, nil
+}
+
+// Path selects which assignments collection below a device configuration a
+// row targets. The empty Path is the configuration's own assignments.
+type Path string
+
+// Paths lists every accepted path. Nothing outside this list can be sent, so
+// no input can steer a request to another Graph resource.
+var Paths = []Path{
+	"",
+	"rootCertificate",
+	"identityCertificate",
+	"identityCertificate/rootCertificate",
+	"microsoft.graph.iosScepCertificateProfile/rootCertificate",
+	"microsoft.graph.macOSScepCertificateProfile/rootCertificate",
+	"microsoft.graph.windows81SCEPCertificateProfile/rootCertificate",
+	"microsoft.graph.windowsPhone81VpnConfiguration/identityCertificate",
+}
+
+// ParsePath accepts one of Paths, with or without a trailing "/assignments"
+// and surrounding slashes, in its exact case.
+func ParsePath(s string) (Path, error) {
+	v := strings.Trim(strings.TrimSpace(s), "/")
+	v = strings.TrimSuffix(v, "assignments")
+	v = strings.Trim(v, "/")
+	for _, p := range Paths {
+		if string(p) == v {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("path %q is not one of the assignment paths (empty, %s)", s, joinPaths())
+}
+
+func joinPaths() string {
+	s := make([]string, 0, len(Paths)-1)
+	for _, p := range Paths[1:] {
+		s = append(s, string(p))
+	}
+	return strings.Join(s, ", ")
+}
+
+// AssignmentsPath is the URL path of the assignments collection below
+// /deviceManagement/deviceConfigurations/{configurationID}.
+func (p Path) AssignmentsPath(configurationID string) string {
+	base := "/deviceManagement/deviceConfigurations/" + configurationID + "/"
+	if p != "" {
+		base += string(p) + "/"
+	}
+	return base + "assignments"
+}
+
+// Spec is one row of input: create this target on this path of this
+// configuration.
+type Spec struct {
+	ConfigurationID string
+	Path            Path
+	Target          Target
+}
+
+// Key identifies the spec for de-duplication of input rows.
+func (s Spec) Key() string {
+	return s.ConfigurationID + "|" + string(s.Path) + "|" + s.Target.Key()
+}
+
+// Status is where a row stands. The last four are final.
+type Status string
+
+const (
+	StatusQueued          Status = "queued"
+	StatusRunning         Status = "running"
+	StatusRetrying        Status = "retrying"
+	StatusCreated         Status = "created"
+	StatusAlreadyAssigned Status = "already_assigned"
+	StatusFailed          Status = "failed"
+	StatusCanceled        Status = "canceled"
+)
+
+// Statuses lists every status, non-final first.
+var Statuses = []Status{StatusQueued, StatusRunning, StatusRetrying, StatusCreated, StatusAlreadyAssigned, StatusFailed, StatusCanceled}
+
+// Final reports whether no more work will be done for a row in this status.
+func (s Status) Final() bool {
+	switch s {
+	case StatusCreated, StatusAlreadyAssigned, StatusFailed, StatusCanceled:
+		return true
+	}
+	return false
+}
+
+// NewID returns a random (version 4) GUID in canonical form: batch ids and
+// client-request-ids.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
