@@ -1,0 +1,196 @@
+// Package store is bulkassign's Postgres layer: batches, items (the truth
+// about every row), the per-batch assignment lists, and the migrations. All
+// SQL outside migrations/ lives here, in named functions.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bulkassign/bulkassign/internal/assign"
+)
+
+// Querier is what both a pool and a transaction offer.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// ErrNotFound is returned when a batch or item does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Open connects a pool. schema, when set, becomes the search_path of every
+// connection (tests use one schema each).
+func Open(ctx context.Context, databaseURL, schema string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL is not a valid Postgres URL: %w", redact(err))
+	}
+	if schema != "" {
+		cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("error creating database pool: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("error connecting to database %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, redact(err))
+	}
+	return pool, nil
+}
+
+// redact keeps a parse error from echoing a password back: pgx quotes the
+// whole connection string in some messages.
+func redact(err error) error {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		return errors.New("cannot parse the connection string")
+	}
+	return err
+}
+
+// Batch is one enqueued list.
+type Batch struct {
+	ID            string
+	Source        string
+	SHA256        string
+	Bytes         int64
+	RowCount      int
+	DuplicateRows int
+	CreatedAt     time.Time
+}
+
+// InsertBatch writes the batch row. Counts may be zero and set later in the
+// same transaction with FinishBatchInsert, so items can stream in first.
+func InsertBatch(ctx context.Context, q Querier, b *Batch) error {
+	_, err := q.Exec(ctx, `INSERT INTO batches (id, source, sha256, bytes, row_count, duplicate_rows)
+		VALUES ($1, $2, $3, $4, $5, $6)`, b.ID, b.Source, b.SHA256, b.Bytes, b.RowCount, b.DuplicateRows)
+	if err != nil {
+		return fmt.Errorf("error inserting batch: %w", err)
+	}
+	return nil
+}
+
+// FinishBatchInsert records what was known only after the whole input was read.
+func FinishBatchInsert(ctx context.Context, q Querier, b *Batch) error {
+	_, err := q.Exec(ctx, `UPDATE batches SET sha256 = $2, bytes = $3, row_count = $4, duplicate_rows = $5 WHERE id = $1`,
+		b.ID, b.SHA256, b.Bytes, b.RowCount, b.DuplicateRows)
+	if err != nil {
+		return fmt.Errorf("error updating batch: %w", err)
+	}
+	return nil
+}
+
+// GetBatch reads one batch. id may be a unique prefix of at least 8 characters.
+func GetBatch(ctx context.Context, q Querier, id string) (*Batch, error) {
+	rows, err := q.Query(ctx, `SELECT id::text, source, sha256, bytes, row_count, duplicate_rows, created_at
+		FROM batches WHERE id::text LIKE $1 || '%' ORDER BY created_at DESC LIMIT 2`, id)
+	if err != nil {
+		return nil, fmt.Errorf("error reading batch: %w", err)
+	}
+	var out []*Batch
+	for rows.Next() {
+		b := &Batch{}
+		if err := rows.Scan(&b.ID, &b.Source, &b.SHA256, &b.Bytes, &b.RowCount, &b.DuplicateRows, &b.CreatedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	switch {
+	case len(out) == 0 || len(id) < 8:
+		return nil, fmt.Errorf("batch %q: %w", id, ErrNotFound)
+	case len(out) > 1:
+		return nil, fmt.Errorf("batch %q is ambiguous: more than one batch id starts with it", id)
+	}
+	return out[0], nil
+}
+
+// ItemRow is one input row to be written by CopyItems.
+type ItemRow struct {
+	Row  int
+	Line int
+	Spec assign.Spec
+}
+
+var itemColumns = []string{"batch_id", "row", "line", "configuration_id", "path", "target_type", "group_id", "collection_id", "filter_id", "filter_type"}
+
+// CopyItems writes items with COPY.
+func CopyItems(ctx context.Context, tx pgx.Tx, batchID string, items []ItemRow) error {
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{"items"}, itemColumns, pgx.CopyFromSlice(len(items), func(i int) ([]any, error) {
+		it := &items[i]
+		t := it.Spec.Target
+		return []any{batchID, it.Row, it.Line, it.Spec.ConfigurationID, string(it.Spec.Path), string(t.Type),
+			nullable(t.GroupID), nullable(t.CollectionID), nullable(t.FilterID), nullable(string(t.FilterType))}, nil
+	}))
+	if err != nil {
+		return fmt.Errorf("error copying items: %w", err)
+	}
+	if int(n) != len(items) {
+		return fmt.Errorf("error copying items: wrote %d of %d", n, len(items))
+	}
+	return nil
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// StatusCounts counts a batch's items by status.
+type StatusCounts map[assign.Status]int
+
+// Total is the number of items counted.
+func (c StatusCounts) Total() int {
+	n := 0
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+// Final is the number of items in a final status.
+func (c StatusCounts) Final() int {
+	n := 0
+	for s, v := range c {
+		if s.Final() {
+			n += v
+		}
+	}
+	return n
+}
+
+// CountByStatus counts a batch's items by status.
+func CountByStatus(ctx context.Context, q Querier, batchID string) (StatusCounts, error) {
+	rows, err := q.Query(ctx, `SELECT status, count(*) FROM items WHERE batch_id = $1 GROUP BY status`, batchID)
+	if err != nil {
+		return nil, fmt.Errorf("error counting items: %w", err)
+	}
+	out := StatusCounts{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		out[assign.Status(s)] = n
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,92 @@
+// Package testdb gives each test its own schema on a real Postgres, migrated
+// with River's tables and ours, and drops it when the test ends.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bulkassign/bulkassign/internal/store"
+)
+
+// DefaultURL is used when neither TEST_DATABASE_URL nor DATABASE_URL is set.
+const DefaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// URL is the database the tests use.
+func URL() string {
+	for _, k := range []string{"TEST_DATABASE_URL", "DATABASE_URL"} {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+	}
+	return DefaultURL
+}
+
+// DB is one test's schema.
+type DB struct {
+	Pool   *pgxpool.Pool
+	Schema string
+	URL    string
+}
+
+// New creates a fresh schema named after the test, migrates it, and returns a
+// pool whose connections use it. maxConns 0 keeps pgx's default.
+func New(t testing.TB, maxConns int32) *DB {
+	t.Helper()
+	ctx := context.Background()
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	name := strings.ToLower(t.Name())
+	name = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, name)
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	schema := "t_" + name + "_" + hex.EncodeToString(b[:])
+
+	admin, err := pgx.Connect(ctx, URL())
+	if err != nil {
+		t.Fatalf("connecting to test database %s: %v (is Postgres running? see README)", URL(), err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatalf("creating schema: %v", err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), URL())
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+	})
+	pool, err := store.Open(ctx, URL(), schema, maxConns)
+	if err != nil {
+		t.Fatalf("opening pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := store.Migrate(ctx, pool, schema); err != nil {
+		t.Fatalf("migrating: %v", err)
+	}
+	return &DB{Pool: pool, Schema: schema, URL: URLWithSchema(URL(), schema)}
+}
+
+// URLWithSchema returns url with search_path set, for child processes.
+func URLWithSchema(url, schema string) string {
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + "search_path=" + schema
+}
