@@ -1,0 +1,451 @@
+// Package graph is bulkassign's Microsoft Graph client for device
+// configuration assignments: list, create and delete on the eight assignment
+// paths, one request at a time, with every answer reduced to a Response that
+// the policy table (policy.go) classifies. It does no retrying of its own
+// beyond renewing a rejected token once: retries are the worker's decision,
+// made with the row's state in hand.
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bulkassign/bulkassign/internal/assign"
+)
+
+// TokenSource hands out access tokens for Graph.
+type TokenSource interface {
+	// Token returns a valid access token. Fresh bypasses any cache; Claims
+	// carries a claims challenge from Graph's WWW-Authenticate header.
+	Token(ctx context.Context, opts TokenOptions) (string, error)
+}
+
+// TokenOptions qualifies a token request.
+type TokenOptions struct {
+	Fresh  bool
+	Claims string
+}
+
+// ErrSignInAgain is wrapped by token sources whose sign-in can no longer be
+// renewed without a person (an expired or revoked refresh token).
+var ErrSignInAgain = errors.New("sign in again: the stored sign-in has expired or was revoked (run `worker login`)")
+
+// Options configures a Client.
+type Options struct {
+	// BaseURL is the Graph root including its version, e.g.
+	// https://graph.microsoft.com/beta.
+	BaseURL string
+	Tokens  TokenSource
+	// HTTPClient defaults to a client with sensible transport timeouts.
+	HTTPClient *http.Client
+	// Timeout bounds each request (not each page of a list); default 30 s.
+	Timeout time.Duration
+	// UserAgent is sent on every request.
+	UserAgent string
+	// Observe, when set, is called after every Graph request (for metrics
+	// and logs). It must not block.
+	Observe func(*Response)
+}
+
+// Client talks to Graph.
+type Client struct {
+	base    *url.URL
+	opts    Options
+	http    *http.Client
+	observe func(*Response)
+}
+
+// New validates the options. Graph must be https, except on loopback
+// addresses (the simulator in tests).
+func New(opts Options) (*Client, error) {
+	u, err := CheckURL("GRAPH_BASE_URL", opts.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Tokens == nil {
+		return nil, errors.New("graph: no token source")
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	if opts.UserAgent == "" {
+		opts.UserAgent = "bulkassign"
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		hc = NewHTTPClient()
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	return &Client{base: u, opts: opts, http: hc, observe: opts.Observe}, nil
+}
+
+// NewHTTPClient returns an HTTP client whose transport bounds every phase of
+// a connection; request deadlines come from contexts.
+func NewHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSHandshakeTimeout = 10 * time.Second
+	t.ResponseHeaderTimeout = 60 * time.Second
+	t.MaxIdleConnsPerHost = 64
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	return &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse // Graph does not redirect these calls; never follow one with a token
+	}}
+}
+
+// CheckURL accepts https URLs, and http only for loopback hosts. name is the
+// setting it came from, for the error.
+func CheckURL(name, raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("%s %q is not an absolute URL", name, raw)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !IsLoopback(u.Hostname()) {
+			return nil, fmt.Errorf("%s %q must use https (http is allowed only on loopback addresses)", name, raw)
+		}
+	default:
+		return nil, fmt.Errorf("%s %q must use https", name, raw)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("%s %q must not carry credentials, a query or a fragment", name, raw)
+	}
+	return u, nil
+}
+
+// IsLoopback reports whether host names this machine.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Origin is the scheme and host of the Graph root: the token scope is
+// Origin() + "/.default".
+func (c *Client) Origin() string { return c.base.Scheme + "://" + c.base.Host }
+
+// Response is one Graph exchange reduced to what decides its fate.
+type Response struct {
+	Method          string
+	Op              string // "list", "create", "delete"
+	StatusCode      int    // 0 when no response arrived
+	RequestID       string
+	ClientRequestID string
+	RetryAfter      time.Duration // -1 when Graph sent none
+	ErrorCode       string
+	ErrorMessage    string
+	Claims          string // claims challenge from WWW-Authenticate, if any
+	Err             error  // transport or token error
+	Sent            bool   // the request was written to the wire (a create may have applied)
+	Renewed         bool   // a 401 was answered by renewing the token once
+	Duration        time.Duration
+}
+
+// Error describes a failed exchange without any secret in it.
+func (r *Response) Error() string {
+	if r.Err != nil {
+		return fmt.Sprintf("%s %s: %v", r.Method, r.Op, r.Err)
+	}
+	s := fmt.Sprintf("%s %s: HTTP %d", r.Method, r.Op, r.StatusCode)
+	if r.ErrorCode != "" {
+		s += " " + r.ErrorCode
+	}
+	if r.ErrorMessage != "" {
+		s += ": " + r.ErrorMessage
+	}
+	if r.RequestID != "" {
+		s += " (request-id " + r.RequestID + ")"
+	}
+	return s
+}
+
+// Assignment is a deviceConfigurationAssignment as Graph returns it.
+type Assignment struct {
+	ID     string        `json:"id"`
+	Target assign.Target `json:"target"`
+	Source string        `json:"source,omitempty"`
+	Intent string        `json:"intent,omitempty"`
+}
+
+// maxBody bounds what is read of any answer.
+const maxBody = 16 << 20
+
+// ListAssignments reads every assignment on a configuration path, following
+// @odata.nextLink. wait, when set, is called before each page (the read
+// limit). Targets of types bulkassign does not know are skipped.
+func (c *Client) ListAssignments(ctx context.Context, cfgID string, p assign.Path, wait func(context.Context) error) ([]Assignment, *Response) {
+	next := c.base.String() + p.AssignmentsPath(cfgID)
+	var out []Assignment
+	for next != "" {
+		if wait != nil {
+			if err := wait(ctx); err != nil {
+				return nil, &Response{Method: http.MethodGet, Op: "list", Err: err, RetryAfter: -1}
+			}
+		}
+		u, err := url.Parse(next)
+		if err != nil || u.Scheme+"://"+u.Host != c.Origin() {
+			// Never send the token to a host other than Graph's.
+			return nil, &Response{Method: http.MethodGet, Op: "list", RetryAfter: -1, Err: fmt.Errorf("@odata.nextLink %q leaves %s", next, c.Origin())}
+		}
+		resp, body := c.do(ctx, http.MethodGet, "list", next, nil, "")
+		if resp.StatusCode != http.StatusOK {
+			return nil, resp
+		}
+		var page struct {
+			Value    []json.RawMessage `json:"value"`
+			NextLink string            `json:"@odata.nextLink"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil {
+			resp.Err = fmt.Errorf("error decoding assignment list: %w", err)
+			return nil, resp
+		}
+		for _, raw := range page.Value {
+			var a Assignment
+			if err := json.Unmarshal(raw, &a); err != nil {
+				continue // a target type we do not manage cannot match a row
+			}
+			out = append(out, a)
+		}
+		next = page.NextLink
+		if next == "" {
+			return out, resp
+		}
+	}
+	return out, nil
+}
+
+// CreateAssignment posts one assignment. clientRequestID is sent as
+// client-request-id so the attempt can be traced in Graph's logs.
+func (c *Client) CreateAssignment(ctx context.Context, cfgID string, p assign.Path, t assign.Target, clientRequestID string) (*Assignment, *Response) {
+	body, err := json.Marshal(struct {
+		ODataType string        `json:"@odata.type"`
+		Target    assign.Target `json:"target"`
+	}{"#microsoft.graph.deviceConfigurationAssignment", t})
+	if err != nil {
+		return nil, &Response{Method: http.MethodPost, Op: "create", Err: err, RetryAfter: -1}
+	}
+	resp, rb := c.do(ctx, http.MethodPost, "create", c.base.String()+p.AssignmentsPath(cfgID), body, clientRequestID)
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		return nil, resp
+	}
+	var a Assignment
+	if err := json.Unmarshal(rb, &a); err != nil || a.ID == "" {
+		// Created, but we cannot tell its id: reconcile by reading.
+		resp.Err = fmt.Errorf("error decoding created assignment: %v", err)
+		resp.StatusCode = 0
+		resp.Sent = true
+		return nil, resp
+	}
+	return &a, resp
+}
+
+// DeleteAssignment removes one assignment.
+func (c *Client) DeleteAssignment(ctx context.Context, cfgID string, p assign.Path, assignmentID, clientRequestID string) *Response {
+	resp, _ := c.do(ctx, http.MethodDelete, "delete", c.base.String()+p.AssignmentsPath(cfgID)+"/"+url.PathEscape(assignmentID), nil, clientRequestID)
+	return resp
+}
+
+// do sends one request, renewing the token once on 401.
+func (c *Client) do(ctx context.Context, method, op, u string, body []byte, clientRequestID string) (*Response, []byte) {
+	if clientRequestID == "" {
+		clientRequestID = NewRequestID()
+	}
+	resp, rb := c.send(ctx, method, op, u, body, clientRequestID, TokenOptions{})
+	if resp.StatusCode == http.StatusUnauthorized {
+		// A token can be revoked long before it expires (continuous access
+		// evaluation): renew it, bypassing the cache, once.
+		resp, rb = c.send(ctx, method, op, u, body, clientRequestID, TokenOptions{Fresh: true, Claims: resp.Claims})
+		resp.Renewed = true
+	}
+	return resp, rb
+}
+
+func (c *Client) send(ctx context.Context, method, op, u string, body []byte, clientRequestID string, topts TokenOptions) (*Response, []byte) {
+	start := time.Now()
+	resp := &Response{Method: method, Op: op, ClientRequestID: clientRequestID, RetryAfter: -1}
+	defer func() {
+		resp.Duration = time.Since(start)
+		if c.observe != nil {
+			c.observe(resp)
+		}
+	}()
+	token, err := c.opts.Tokens.Token(ctx, topts)
+	if err != nil {
+		resp.Err = fmt.Errorf("error acquiring token: %w", err)
+		return resp, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { resp.Sent = true }})
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		resp.Err = err
+		return resp, nil
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("client-request-id", clientRequestID)
+	req.Header.Set("return-client-request-id", "true")
+	req.Header.Set("User-Agent", c.opts.UserAgent)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	hr, err := c.http.Do(req)
+	if err != nil {
+		resp.Err = scrubURLError(err)
+		return resp, nil
+	}
+	defer hr.Body.Close()
+	resp.StatusCode = hr.StatusCode
+	resp.RequestID = hr.Header.Get("request-id")
+	if id := hr.Header.Get("client-request-id"); id != "" {
+		resp.ClientRequestID = id
+	}
+	resp.RetryAfter = ParseRetryAfter(hr.Header.Get("Retry-After"), time.Now())
+	rb, err := io.ReadAll(io.LimitReader(hr.Body, maxBody))
+	if err != nil {
+		// The status arrived but the body did not: for a create that may
+		// have applied, this is as ambiguous as a lost answer.
+		resp.Err = fmt.Errorf("error reading response body: %w", scrubURLError(err))
+		if hr.StatusCode < 300 {
+			resp.StatusCode = 0
+		}
+		return resp, nil
+	}
+	if hr.StatusCode >= 400 {
+		resp.ErrorCode, resp.ErrorMessage = parseError(rb)
+		if resp.RequestID == "" {
+			resp.RequestID = innerRequestID(rb)
+		}
+		if hr.StatusCode == http.StatusUnauthorized {
+			resp.Claims = ParseClaimsChallenge(hr.Header.Values("WWW-Authenticate"))
+		}
+	}
+	return resp, rb
+}
+
+// scrubURLError drops the URL wrapper (query strings could carry skip tokens;
+// no credential is ever in a URL, but the message is shorter without).
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+func parseError(b []byte) (code, msg string) {
+	var e struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(b, &e) == nil && e.Error.Code != "" {
+		return e.Error.Code, e.Error.Message
+	}
+	s := strings.TrimSpace(string(b))
+	if len(s) > 300 {
+		s = s[:300]
+	}
+	return "", s
+}
+
+func innerRequestID(b []byte) string {
+	var e struct {
+		Error struct {
+			Inner struct {
+				RequestID string `json:"request-id"`
+			} `json:"innerError"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(b, &e)
+	return e.Error.Inner.RequestID
+}
+
+// ParseRetryAfter reads a Retry-After header in seconds or as an HTTP date.
+// It returns -1 when the header is absent or unreadable.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return -1
+	}
+	if n, err := strconv.ParseFloat(v, 64); err == nil {
+		if n < 0 {
+			return -1
+		}
+		return time.Duration(n * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return -1
+}
+
+// ParseClaimsChallenge extracts claims="..." from a Bearer challenge with
+// error="insufficient_claims" (continuous access evaluation).
+func ParseClaimsChallenge(values []string) string {
+	for _, v := range values {
+		params := parseAuthParams(v)
+		if params["error"] == "insufficient_claims" && params["claims"] != "" {
+			return params["claims"]
+		}
+	}
+	return ""
+}
+
+func parseAuthParams(v string) map[string]string {
+	out := map[string]string{}
+	v = strings.TrimSpace(v)
+	if i := strings.IndexByte(v, ' '); i > 0 && !strings.Contains(v[:i], "=") {
+		v = v[i+1:] // the scheme
+	}
+	for v != "" {
+		v = strings.TrimLeft(v, " ,")
+		eq := strings.IndexByte(v, '=')
+		if eq < 0 {
+			break
+		}
+		key := strings.ToLower(strings.TrimSpace(v[:eq]))
+		v = v[eq+1:]
+		var val string
+		if strings.HasPrefix(v, `"`) {
+			end := strings.IndexByte(v[1:], '"')
+			if end < 0 {
+				val, v = v[1:], ""
+			} else {
+				val, v = v[1:end+1], v[end+2:]
+			}
+		} else {
+			end := strings.IndexByte(v, ',')
+			if end < 0 {
+				val, v = v, ""
+			} else {
+				val, v = v[:end], v[end:]
+			}
+		}
+		out[key] = strings.TrimSpace(val)
+	}
+	return out
+}
+
+// NewRequestID returns a fresh GUID for client-request-id.
+func NewRequestID() string { return assign.NewID() }

@@ -1,0 +1,129 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// TestClassify is one case per row of the response policy, written out
+// independently of the Policy table so that a change to the table shows here.
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		resp          Response
+		wantAction    Action
+		wantAmbiguous bool
+		wantSignIn    bool
+	}{
+		{"201 created", Response{StatusCode: 201}, Succeed, false, false},
+		{"200 ok", Response{StatusCode: 200}, Succeed, false, false},
+		{"204 deleted", Response{StatusCode: 204}, Succeed, false, false},
+		{"400 bad request", Response{StatusCode: 400}, Fail, false, false},
+		{"401 after renewal", Response{StatusCode: 401}, Fail, false, false},
+		{"403 permission", Response{StatusCode: 403}, Fail, false, false},
+		{"404 not found", Response{StatusCode: 404}, Fail, false, false},
+		{"405 method", Response{StatusCode: 405}, Fail, false, false},
+		{"409 conflict", Response{StatusCode: 409}, Reconcile, true, false},
+		{"429 throttled", Response{StatusCode: 429}, Throttle, false, false},
+		{"500 internal", Response{StatusCode: 500}, Retry, true, false},
+		{"502 bad gateway", Response{StatusCode: 502}, Retry, true, false},
+		{"503 unavailable", Response{StatusCode: 503}, Retry, true, false},
+		{"504 gateway timeout", Response{StatusCode: 504}, Retry, true, false},
+		{"other 4xx", Response{StatusCode: 422}, Fail, false, false},
+		{"other 5xx", Response{StatusCode: 507}, Retry, true, false},
+		{"reset after send", Response{Err: errors.New("connection reset"), Sent: true}, Retry, true, false},
+		{"refused before send", Response{Err: errors.New("connection refused")}, Retry, false, false},
+		{"sign in again", Response{Err: fmt.Errorf("error acquiring token: %w", ErrSignInAgain)}, Fail, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := Classify(&tt.resp)
+			if got.Action != tt.wantAction || got.Ambiguous != tt.wantAmbiguous || got.SignInAgain != tt.wantSignIn {
+				t.Errorf("Classify(%d, err=%v) = %s ambiguous=%v signIn=%v, want %s ambiguous=%v signIn=%v",
+					tt.resp.StatusCode, tt.resp.Err, got.Action, got.Ambiguous, got.SignInAgain, tt.wantAction, tt.wantAmbiguous, tt.wantSignIn)
+			}
+			if got.Why == "" {
+				t.Errorf("Classify(%d) has no reason", tt.resp.StatusCode)
+			}
+		})
+	}
+	// Every explicit row of the table is covered above.
+	covered := map[int]bool{}
+	for _, tt := range tests {
+		covered[tt.resp.StatusCode] = true
+	}
+	for _, r := range Policy {
+		if !covered[r.Status] {
+			t.Errorf("policy row for status %d has no test", r.Status)
+		}
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", -1},
+		{"5", 5 * time.Second},
+		{"0", 0},
+		{"1.5", 1500 * time.Millisecond},
+		{"-3", -1},
+		{"soon", -1},
+		{now.Add(7 * time.Second).Format(http.TimeFormat), 7 * time.Second},
+		{now.Add(-7 * time.Second).Format(http.TimeFormat), 0},
+	}
+	for _, tt := range tests {
+		if got := ParseRetryAfter(tt.in, now); got != tt.want {
+			t.Errorf("ParseRetryAfter(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestParseClaimsChallenge(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   []string
+		want string
+	}{
+		{[]string{`Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnt9fQ=="`}, "eyJhY2Nlc3NfdG9rZW4iOnt9fQ=="},
+		{[]string{`Bearer error="invalid_token"`}, ""},
+		{[]string{`Basic realm="x"`, `Bearer error="insufficient_claims", claims="abc"`}, "abc"},
+		{nil, ""},
+	}
+	for _, tt := range tests {
+		if got := ParseClaimsChallenge(tt.in); got != tt.want {
+			t.Errorf("ParseClaimsChallenge(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestCheckURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in string
+		ok bool
+	}{
+		{"https://graph.microsoft.com/beta", true},
+		{"http://127.0.0.1:8080/beta", true},
+		{"http://localhost:1/beta", true},
+		{"http://[::1]:1/beta", true},
+		{"http://graph.microsoft.com/beta", false},
+		{"ftp://graph.microsoft.com", false},
+		{"graph.microsoft.com/beta", false},
+		{"https://user:pw@graph.microsoft.com/beta", false},
+	}
+	for _, tt := range tests {
+		_, err := CheckURL("GRAPH_BASE_URL", tt.in)
+		if (err == nil) != tt.ok {
+			t.Errorf("CheckURL(%q) err = %v, want ok=%v", tt.in, err, tt.ok)
+		}
+	}
+}
