@@ -1,0 +1,180 @@
+// Package auth signs bulkassign in to Microsoft Entra ID through MSAL for Go
+// and hands Graph access tokens to the Graph client. Tokens and secrets are
+// held only in memory and never appear in errors.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
+
+	"github.com/bulkassign/bulkassign/internal/graph"
+)
+
+// AppConfig is an app registration's credential: a secret or a certificate.
+type AppConfig struct {
+	AuthorityHost string // e.g. https://login.microsoftonline.com
+	TenantID      string
+	ClientID      string
+	Secret        string
+	// CertificatePath is a PEM file holding the certificate and its RSA key.
+	CertificatePath     string
+	CertificatePassword string
+	// Scope is the Graph origin + "/.default".
+	Scope      string
+	HTTPClient *http.Client
+}
+
+// App is a confidential-client token source.
+type App struct {
+	cfg  AppConfig
+	cred confidential.Credential
+
+	mu        sync.Mutex
+	client    confidential.Client
+	lastFresh time.Time
+	freshTok  string
+}
+
+// NewApp builds the MSAL client. It does not contact the authority; call
+// Check to prove the credential works.
+func NewApp(cfg AppConfig) (*App, error) {
+	var cred confidential.Credential
+	var err error
+	switch {
+	case cfg.CertificatePath != "":
+		cred, err = certCredential(cfg.CertificatePath, cfg.CertificatePassword)
+	case cfg.Secret != "":
+		cred, err = confidential.NewCredFromSecret(cfg.Secret)
+	default:
+		err = errors.New("AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH is required")
+	}
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, cred: cred}
+	if a.client, err = a.newClient(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func certCredential(path, password string) (confidential.Credential, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return confidential.Credential{}, fmt.Errorf("AZURE_CLIENT_CERTIFICATE_PATH: %w", err)
+	}
+	certs, key, err := confidential.CertFromPEM(data, password)
+	if err != nil {
+		return confidential.Credential{}, fmt.Errorf("AZURE_CLIENT_CERTIFICATE_PATH %s: %v", path, err)
+	}
+	cred, err := confidential.NewCredFromCert(certs, key)
+	if err != nil {
+		return confidential.Credential{}, fmt.Errorf("AZURE_CLIENT_CERTIFICATE_PATH %s: %v", path, err)
+	}
+	return cred, nil
+}
+
+func (a *App) newClient() (confidential.Client, error) {
+	opts := []confidential.Option{confidential.WithInstanceDiscovery(KnownAuthorityHost(a.cfg.AuthorityHost))}
+	if a.cfg.HTTPClient != nil {
+		opts = append(opts, confidential.WithHTTPClient(a.cfg.HTTPClient))
+	}
+	c, err := confidential.New(Authority(a.cfg.AuthorityHost, a.cfg.TenantID), a.cfg.ClientID, a.cred, opts...)
+	if err != nil {
+		return confidential.Client{}, fmt.Errorf("error creating MSAL client: %w", err)
+	}
+	return c, nil
+}
+
+// Authority joins host and tenant.
+func Authority(host, tenant string) string {
+	return strings.TrimSuffix(host, "/") + "/" + tenant
+}
+
+// KnownAuthorityHost reports whether host is one of Microsoft's public
+// authority hosts, for which MSAL's instance discovery works. For any other
+// host (the simulator, a private authority) discovery is turned off.
+func KnownAuthorityHost(host string) bool {
+	switch strings.TrimSuffix(strings.ToLower(host), "/") {
+	case "https://login.microsoftonline.com", "https://login.microsoftonline.us", "https://login.chinacloudapi.cn":
+		return true
+	}
+	return false
+}
+
+// Token implements graph.TokenSource. MSAL caches and renews tokens; Fresh
+// bypasses its cache (with claims when Graph sent a challenge). Concurrent
+// fresh requests within a second share one new token.
+func (a *App) Token(ctx context.Context, opts graph.TokenOptions) (string, error) {
+	a.mu.Lock()
+	client := a.client
+	if opts.Fresh {
+		if time.Since(a.lastFresh) < time.Second && a.freshTok != "" {
+			tok := a.freshTok
+			a.mu.Unlock()
+			return tok, nil
+		}
+		defer a.mu.Unlock()
+		var copts []confidential.AcquireByCredentialOption
+		if opts.Claims != "" {
+			copts = append(copts, confidential.WithClaims(opts.Claims))
+		} else {
+			// MSAL would answer from its cache: start from an empty one.
+			c, err := a.newClient()
+			if err != nil {
+				return "", err
+			}
+			a.client, client = c, c
+		}
+		r, err := client.AcquireTokenByCredential(ctx, []string{a.cfg.Scope}, copts...)
+		if err != nil {
+			return "", sanitize(err)
+		}
+		a.lastFresh, a.freshTok = time.Now(), r.AccessToken
+		return r.AccessToken, nil
+	}
+	a.mu.Unlock()
+	r, err := client.AcquireTokenByCredential(ctx, []string{a.cfg.Scope})
+	if err != nil {
+		return "", sanitize(err)
+	}
+	return r.AccessToken, nil
+}
+
+// Check acquires a token, proving the credential, authority and scope work.
+func (a *App) Check(ctx context.Context) error {
+	_, err := a.Token(ctx, graph.TokenOptions{})
+	return err
+}
+
+// sanitize reduces an MSAL error to the platform's error code and
+// description: MSAL's messages can quote request bodies.
+func sanitize(err error) error {
+	msg := err.Error()
+	for _, marker := range []string{"AADSTS"} {
+		if i := strings.Index(msg, marker); i >= 0 {
+			end := strings.IndexAny(msg[i:], ".\"\\\n")
+			if end < 0 {
+				end = len(msg) - i
+			}
+			return fmt.Errorf("sign-in failed: %s", msg[i:i+end])
+		}
+	}
+	for _, code := range []string{"invalid_client", "invalid_grant", "unauthorized_client", "invalid_scope", "invalid_request"} {
+		if strings.Contains(msg, code) {
+			return fmt.Errorf("sign-in failed: %s", code)
+		}
+	}
+	if len(msg) > 300 {
+		msg = msg[:300]
+	}
+	return fmt.Errorf("sign-in failed: %s", msg)
+}
