@@ -1,0 +1,148 @@
+// Package cli holds the worker and enqueue commands as importable code:
+// cmd/*/main.go only call Worker or Enqueue, so every command runs
+// in-process in tests with its own environment and output.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bulkassign/bulkassign/internal/config"
+	"github.com/bulkassign/bulkassign/internal/store"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailed  = 1 // invalid input, rows failed, a command failed
+	ExitSetting = 2 // a missing or invalid setting or flag
+)
+
+// Env is a command's world: arguments aside, everything it reads and writes.
+type Env struct {
+	Getenv config.Env
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// StderrIsTerminal chooses text logs and the live progress bar.
+	StderrIsTerminal bool
+}
+
+// OSEnv is the process's real environment.
+func OSEnv() *Env {
+	return &Env{Getenv: os.LookupEnv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, StderrIsTerminal: isTerminal(os.Stderr)}
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// exitError carries an exit code to the top of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func settingError(err error) error { return &exitError{ExitSetting, err} }
+
+func usageError(format string, args ...any) error {
+	return &exitError{ExitSetting, fmt.Errorf(format, args...)}
+}
+
+// finish turns an error into an exit code, printing it as one line.
+func finish(env *Env, prog string, err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	code := ExitFailed
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		code = ExitSetting
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintf(env.Stderr, "%s: %s\n", prog, msg)
+	}
+	return code
+}
+
+// newLogger logs JSON when stderr is not a terminal, text when it is.
+func newLogger(env *Env, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if env.StderrIsTerminal {
+		return slog.New(slog.NewTextHandler(env.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(env.Stderr, opts))
+}
+
+// openDB reads DATABASE_URL and connects.
+func openDB(ctx context.Context, env *Env, maxConns int32) (*pgxpool.Pool, error) {
+	db, err := config.LoadDatabase(env.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := store.Open(ctx, db.URL, "", maxConns)
+	if err != nil {
+		return nil, err
+	}
+	return pool, nil
+}
+
+// requireMigrated refuses to work on a database that lacks our tables.
+func requireMigrated(ctx context.Context, pool *pgxpool.Pool) error {
+	ok, err := store.MigrationsCurrent(ctx, pool)
+	if err != nil || !ok {
+		return errors.New("the database is not migrated: run `worker migrate` first")
+	}
+	return nil
+}
+
+func newFlagSet(env *Env, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprint(env.Stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses flags anywhere among the arguments (`enqueue in.csv
+// --wait` works) and returns the positional ones. Flag errors exit 2.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &exitError{ExitSetting, errors.New("")}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}

@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/intake"
+	"github.com/bulkassign/bulkassign/internal/jobs"
+	"github.com/bulkassign/bulkassign/internal/store"
+)
+
+const enqueueUsage = `usage: enqueue [flags] FILE...     enqueue lists (CSV, JSON, NDJSON; "-" is stdin) as batches
+       enqueue status BATCH           counts of a batch's rows by status
+
+Every file is validated whole before anything is written; one invalid row
+rejects them all (exit 1). On success each batch id is printed on its own
+line of stdout, the last line being the last file's batch.
+
+flags:
+`
+
+// enqueueCommands are the subcommands of enqueue, by name. Files that add
+// one register it in init.
+var enqueueCommands = map[string]func(ctx context.Context, env *Env, args []string) error{
+	"status": enqueueStatus,
+}
+
+// Enqueue runs the enqueue command and returns its exit code.
+func Enqueue(ctx context.Context, env *Env, args []string) int {
+	return finish(env, "enqueue", runEnqueue(ctx, env, args))
+}
+
+func runEnqueue(ctx context.Context, env *Env, args []string) error {
+	if len(args) > 0 {
+		if cmd, ok := enqueueCommands[args[0]]; ok {
+			return cmd(ctx, env, args[1:])
+		}
+	}
+	fs := newFlagSet(env, "enqueue", enqueueUsage)
+	format := fs.String("format", "", "input format for every file: csv, json, ndjson (default: by extension; stdin is sniffed)")
+	files, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		fs.Usage()
+		return usageError("no input file given")
+	}
+	var inputs []jobs.Input
+	stdinUsed := false
+	for _, name := range files {
+		f, err := intake.DetectFormat(name, *format)
+		if err != nil {
+			return usageError("%v", err)
+		}
+		in := jobs.Input{Name: name, Format: f}
+		if name == "-" {
+			if stdinUsed {
+				return usageError("stdin (-) given twice")
+			}
+			stdinUsed = true
+			in.Reader = env.Stdin
+		} else {
+			fh, err := os.Open(name)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, errors.Unwrap(err))
+			}
+			defer fh.Close()
+			in.Reader = fh
+		}
+		inputs = append(inputs, in)
+	}
+
+	pool, err := openDB(ctx, env, 4)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := requireMigrated(ctx, pool); err != nil {
+		return err
+	}
+	rc, err := jobs.NewInsertClient(pool)
+	if err != nil {
+		return err
+	}
+	out, err := jobs.Enqueue(ctx, pool, rc, inputs)
+	var invalid *jobs.InvalidInputError
+	if errors.As(err, &invalid) {
+		for _, r := range invalid.Results {
+			printWarnings(env.Stderr, r)
+			if e := r.Err(); e != nil {
+				fmt.Fprintln(env.Stderr, e.Error())
+			}
+		}
+		return &exitError{ExitFailed, errors.New("nothing was enqueued: fix the rows above and run again")}
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range out {
+		printWarnings(env.Stderr, e.Intake)
+		fmt.Fprintf(env.Stderr, "enqueue: %s: %d rows enqueued as batch %s", e.Batch.Source, e.Batch.RowCount, e.Batch.ID)
+		if e.Batch.DuplicateRows > 0 {
+			fmt.Fprintf(env.Stderr, " (%d duplicate rows skipped)", e.Batch.DuplicateRows)
+		}
+		fmt.Fprintln(env.Stderr)
+	}
+	for _, e := range out {
+		fmt.Fprintln(env.Stdout, e.Batch.ID)
+	}
+	return nil
+}
+
+func printWarnings(w io.Writer, r *intake.Result) {
+	for _, l := range r.WarningLines() {
+		fmt.Fprintln(w, l)
+	}
+}
+
+func enqueueStatus(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "enqueue status", "usage: enqueue status BATCH\n")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("status takes one batch id")
+	}
+	pool, err := openDB(ctx, env, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	b, err := store.GetBatch(ctx, pool, pos[0])
+	if err != nil {
+		return err
+	}
+	counts, err := store.CountByStatus(ctx, pool, b.ID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "batch %s  %s  %d rows  enqueued %s\n", b.ID, b.Source, b.RowCount, b.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+	writeCounts(env.Stdout, counts)
+	return nil
+}
+
+// writeCounts prints one line per status, then the total and how many are final.
+func writeCounts(w io.Writer, counts store.StatusCounts) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, s := range assign.Statuses {
+		fmt.Fprintf(tw, "%s\t%d\t\n", s, counts[s])
+	}
+	fmt.Fprintf(tw, "%s\t%d\t\n", strings.Repeat("-", 16), counts.Total())
+	fmt.Fprintf(tw, "final\t%d\t\n", counts.Final())
+	tw.Flush()
+}

@@ -1,0 +1,75 @@
+package jobs
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+)
+
+// ClientConfig sets up a working River client.
+type ClientConfig struct {
+	// Workers is the number of rows worked at once by this process.
+	Workers int
+	// RescueAfter is how long a job may stay running before River's leader
+	// hands it to another worker: it is how soon a SIGKILLed worker's rows
+	// are finished by the fleet. It must exceed the job timeout; default 75 s
+	// (45 s job timeout + 30 s margin).
+	RescueAfter time.Duration
+	// FetchPollInterval: how often idle workers look for jobs when no
+	// notification arrives; default River's (1 s).
+	FetchPollInterval time.Duration
+	Logger            *slog.Logger
+	// Extra workers and periodic jobs (revert, schedules) are added here.
+	Register     func(*river.Workers)
+	PeriodicJobs []*river.PeriodicJob
+}
+
+// NewClient returns a River client that works assignment rows with w.
+func NewClient(pool *pgxpool.Pool, w *AssignWorker, cfg ClientConfig) (*river.Client[pgx.Tx], error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 20
+	}
+	if cfg.RescueAfter <= 0 {
+		cfg.RescueAfter = w.d.Settings.JobTimeout + 30*time.Second
+	}
+	if cfg.RescueAfter <= w.d.Settings.JobTimeout {
+		return nil, fmt.Errorf("rescue-after %s must exceed the job timeout %s", cfg.RescueAfter, w.d.Settings.JobTimeout)
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, w)
+	if cfg.Register != nil {
+		cfg.Register(workers)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues:               map[string]river.QueueConfig{QueueAssign: {MaxWorkers: cfg.Workers}},
+		Workers:              workers,
+		JobTimeout:           w.d.Settings.JobTimeout,
+		RescueStuckJobsAfter: cfg.RescueAfter,
+		RetryPolicy:          retryPolicy{},
+		FetchPollInterval:    cfg.FetchPollInterval,
+		PeriodicJobs:         cfg.PeriodicJobs,
+		Logger:               logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("error creating River client: %w", err)
+	}
+	return client, nil
+}
+
+// NewInsertClient returns a River client that only inserts jobs.
+func NewInsertClient(pool *pgxpool.Pool) (*river.Client[pgx.Tx], error) {
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, fmt.Errorf("error creating River client: %w", err)
+	}
+	return client, nil
+}

@@ -1,0 +1,260 @@
+// Package testenv assembles the real parts for tests and benchmarks: a
+// fresh Postgres schema, the Graph simulator over HTTPS, and worker runtimes
+// wired exactly as the worker command wires them. Nothing here is a mock.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/auth"
+	"github.com/bulkassign/bulkassign/internal/cli"
+	"github.com/bulkassign/bulkassign/internal/config"
+	"github.com/bulkassign/bulkassign/internal/graphsim"
+	"github.com/bulkassign/bulkassign/internal/intake"
+	"github.com/bulkassign/bulkassign/internal/jobs"
+	"github.com/bulkassign/bulkassign/internal/store"
+	"github.com/bulkassign/bulkassign/internal/testdb"
+)
+
+// Main is for TestMain: it makes every TLS client of the process trust the
+// simulator (through SSL_CERT_FILE, as in production) and runs the tests.
+func Main(m *testing.M) {
+	dir, err := os.MkdirTemp("", "bulkassign-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if _, err := graphsim.UseCA(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Harness is one test's database and tenant.
+type Harness struct {
+	DB  *testdb.DB
+	Sim *graphsim.Server
+}
+
+// New starts a simulator with cfg and creates a fresh schema.
+func New(t testing.TB, cfg graphsim.Config) *Harness {
+	t.Helper()
+	sim, err := graphsim.New(cfg)
+	if err != nil {
+		t.Fatalf("graphsim.New: %v", err)
+	}
+	t.Cleanup(sim.Close)
+	return &Harness{DB: testdb.New(t, 20), Sim: sim}
+}
+
+// Vars are the settings a worker or enqueue process would get from its
+// environment to work against this harness.
+func (h *Harness) Vars() map[string]string {
+	return map[string]string{
+		"DATABASE_URL":         h.DB.URL,
+		"GRAPH_BASE_URL":       h.Sim.GraphBaseURL(),
+		"AZURE_AUTHORITY_HOST": h.Sim.AuthorityHost(),
+		"AZURE_TENANT_ID":      h.Sim.TenantID(),
+		"AZURE_CLIENT_ID":      graphsim.DefaultClientID,
+		"AZURE_CLIENT_SECRET":  graphsim.DefaultClientSecret,
+		"SSL_CERT_FILE":        os.Getenv("SSL_CERT_FILE"),
+	}
+}
+
+// Env returns Vars with extra applied (an empty value removes a variable).
+func (h *Harness) Env(extra map[string]string) config.Env {
+	vars := h.Vars()
+	for k, v := range extra {
+		if v == "" {
+			delete(vars, k)
+		} else {
+			vars[k] = v
+		}
+	}
+	return config.MapEnv(vars)
+}
+
+// Enqueue writes content (named name; the extension picks the format) as a
+// batch and returns its id.
+func (h *Harness) Enqueue(t testing.TB, name, content string) string {
+	t.Helper()
+	ctx := context.Background()
+	rc, err := jobs.NewInsertClient(h.DB.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := intake.DetectFormat(name, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := jobs.Enqueue(ctx, h.DB.Pool, rc, []jobs.Input{{Name: name, Reader: strings.NewReader(content), Format: f}})
+	if err != nil {
+		t.Fatalf("enqueue %s: %v", name, err)
+	}
+	return out[0].Batch.ID
+}
+
+// WorkerOptions tune one in-process worker ("process": own pool, own
+// limiter handles, own River client).
+type WorkerOptions struct {
+	Extra  map[string]string // environment overrides, e.g. GRAPH_WRITE_RATE
+	Logger *slog.Logger
+	// Settings override the worker's job settings where non-zero.
+	Settings jobs.Settings
+}
+
+// StartWorker starts a worker runtime and returns a stop function (also
+// registered as cleanup) and the runtime.
+func (h *Harness) StartWorker(t testing.TB, o WorkerOptions) (*cli.WorkerRuntime, func()) {
+	t.Helper()
+	env := h.Env(o.Extra)
+	wcfg, err := config.LoadWorker(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcfg, err := config.LoadGraph(env, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := store.Open(context.Background(), h.DB.URL, "", int32(wcfg.Concurrency+10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.NewApp(auth.AppConfig{AuthorityHost: gcfg.AuthorityHost, TenantID: gcfg.TenantID,
+		ClientID: gcfg.ClientID, Secret: gcfg.ClientSecret, Scope: gcfg.Scope()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	rt, err := cli.NewWorkerRuntime(pool, tokens, gcfg, wcfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rt.Deps.Settings
+	if o.Settings.MaxWait > 0 {
+		s.MaxWait = o.Settings.MaxWait
+	}
+	if o.Settings.RetryBase > 0 {
+		s.RetryBase = o.Settings.RetryBase
+	}
+	if o.Settings.RetryMax > 0 {
+		s.RetryMax = o.Settings.RetryMax
+	}
+	if o.Settings.Patience > 0 {
+		s.Patience = o.Settings.Patience
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v", err)
+		}
+		pool.Close()
+	}
+	t.Cleanup(stop)
+	return rt, stop
+}
+
+// WaitFinal polls until every row of the batch is final or the timeout
+// passes, and returns the counts.
+func (h *Harness) WaitFinal(t testing.TB, batchID string, timeout time.Duration) store.StatusCounts {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		counts, err := store.CountByStatus(context.Background(), h.DB.Pool, batchID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts.Final() == counts.Total() && counts.Total() > 0 {
+			return counts
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("batch %s not final after %s: %v", batchID, timeout, counts)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Result is one row of assignment_results.
+type Result struct {
+	Line            int
+	ConfigurationID string
+	Path            string
+	TargetType      string
+	GroupID         string
+	Status          assign.Status
+	HTTPStatus      int
+	AssignmentID    string
+	Attempts        int
+	ErrorCode       string
+	ErrorMessage    string
+	RequestID       string
+}
+
+// Results reads the batch's rows from the assignment_results view.
+func (h *Harness) Results(t testing.TB, batchID string) []Result {
+	t.Helper()
+	rows, err := h.DB.Pool.Query(context.Background(), `SELECT line, configuration_id::text, path, target_type,
+		coalesce(group_id::text, ''), status, coalesce(http_status, 0), coalesce(assignment_id, ''), attempts,
+		coalesce(error_code, ''), coalesce(error_message, ''), coalesce(request_id, '')
+		FROM assignment_results WHERE batch_id = $1 ORDER BY item_id`, batchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []Result
+	for rows.Next() {
+		var r Result
+		var status string
+		if err := rows.Scan(&r.Line, &r.ConfigurationID, &r.Path, &r.TargetType, &r.GroupID, &status, &r.HTTPStatus,
+			&r.AssignmentID, &r.Attempts, &r.ErrorCode, &r.ErrorMessage, &r.RequestID); err != nil {
+			t.Fatal(err)
+		}
+		r.Status = assign.Status(status)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Config returns the n-th synthetic configuration id.
+func Config(n int) string { return fmt.Sprintf("c0000000-0000-4000-8000-%012d", n) }
+
+// Group returns the n-th synthetic group id.
+func Group(n int) string { return fmt.Sprintf("90000000-0000-4000-8000-%012d", n) }
+
+// GroupCSV builds a CSV of rows group-assigning groups to configurations:
+// row i assigns Group(i) to Config(i % configs).
+func GroupCSV(rows, configs int) string {
+	var b strings.Builder
+	b.WriteString("configuration_id,target_type,group_id\n")
+	for i := range rows {
+		b.WriteString(Config(i % configs))
+		b.WriteString(",group,")
+		b.WriteString(Group(i))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
