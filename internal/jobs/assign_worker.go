@@ -125,7 +125,7 @@ func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) err
 	if waited := time.Since(startedAt); waited > w.d.Settings.Patience {
 		return w.finish(ctx, job, it, log, store.Outcome{Status: assign.StatusFailed, ErrorCode: "PatienceExceeded",
 			ErrorMessage: fmt.Sprintf("gave up after %s without a final answer from Graph (GRAPH_PATIENCE)", waited.Round(time.Second)),
-			KeepIntent: it.IntentRequestID != ""})
+			KeepIntent:   it.IntentRequestID != ""})
 	}
 
 	// What exists already? After a create whose answer was lost, read Graph
