@@ -5,12 +5,14 @@ package store
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
@@ -132,11 +134,29 @@ var itemColumns = []string{"batch_id", "row", "line", "configuration_id", "path"
 
 // CopyItems writes items with COPY.
 func CopyItems(ctx context.Context, tx pgx.Tx, batchID string, items []ItemRow) error {
+	batch, err := uuidValue(batchID)
+	if err != nil {
+		return err
+	}
+	vals := make([]any, len(itemColumns))
 	n, err := tx.CopyFrom(ctx, pgx.Identifier{"items"}, itemColumns, pgx.CopyFromSlice(len(items), func(i int) ([]any, error) {
 		it := &items[i]
 		t := it.Spec.Target
-		return []any{batchID, it.Row, it.Line, it.Spec.ConfigurationID, string(it.Spec.Path), string(t.Type),
-			nullable(t.GroupID), nullable(t.CollectionID), nullable(t.FilterID), nullable(string(t.FilterType))}, nil
+		cfg, err := uuidValue(it.Spec.ConfigurationID)
+		if err != nil {
+			return nil, err
+		}
+		group, err := uuidValue(t.GroupID)
+		if err != nil {
+			return nil, err
+		}
+		filter, err := uuidValue(t.FilterID)
+		if err != nil {
+			return nil, err
+		}
+		vals[0], vals[1], vals[2], vals[3], vals[4], vals[5] = batch, int32(it.Row), int32(it.Line), cfg, string(it.Spec.Path), string(t.Type)
+		vals[6], vals[7], vals[8], vals[9] = group, nullable(t.CollectionID), filter, nullable(string(t.FilterType))
+		return vals, nil
 	}))
 	if err != nil {
 		return fmt.Errorf("error copying items: %w", err)
@@ -145,6 +165,29 @@ func CopyItems(ctx context.Context, tx pgx.Tx, batchID string, items []ItemRow) 
 		return fmt.Errorf("error copying items: wrote %d of %d", n, len(items))
 	}
 	return nil
+}
+
+// uuidValue encodes a canonical GUID for COPY's binary format (pgx would
+// otherwise try, fail and fall back per value); "" is NULL.
+func uuidValue(s string) (pgtype.UUID, error) {
+	var u pgtype.UUID
+	if s == "" {
+		return u, nil
+	}
+	if len(s) != 36 {
+		return u, fmt.Errorf("%q is not a canonical GUID", s)
+	}
+	var hexDigits [32]byte
+	copy(hexDigits[0:8], s[0:8])
+	copy(hexDigits[8:12], s[9:13])
+	copy(hexDigits[12:16], s[14:18])
+	copy(hexDigits[16:20], s[19:23])
+	copy(hexDigits[20:32], s[24:36])
+	if _, err := hex.Decode(u.Bytes[:], hexDigits[:]); err != nil {
+		return u, fmt.Errorf("%q is not a canonical GUID", s)
+	}
+	u.Valid = true
+	return u, nil
 }
 
 func nullable(s string) any {

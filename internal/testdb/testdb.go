@@ -40,6 +40,16 @@ type DB struct {
 // pool whose connections use it. maxConns 0 keeps pgx's default.
 func New(t testing.TB, maxConns int32) *DB {
 	t.Helper()
+	db := NewUnmigrated(t, maxConns)
+	if _, err := store.Migrate(context.Background(), db.Pool, db.Schema); err != nil {
+		t.Fatalf("migrating: %v", err)
+	}
+	return db
+}
+
+// NewUnmigrated is New without the migrations.
+func NewUnmigrated(t testing.TB, maxConns int32) *DB {
+	t.Helper()
 	ctx := context.Background()
 	var b [5]byte
 	_, _ = rand.Read(b[:])
@@ -50,8 +60,10 @@ func New(t testing.TB, maxConns int32) *DB {
 		}
 		return '_'
 	}, name)
-	if len(name) > 40 {
-		name = name[:40]
+	// River names LISTEN channels after the schema; Postgres caps them at
+	// 63 bytes.
+	if len(name) > 20 {
+		name = name[len(name)-20:]
 	}
 	schema := "t_" + name + "_" + hex.EncodeToString(b[:])
 
@@ -76,9 +88,6 @@ func New(t testing.TB, maxConns int32) *DB {
 		t.Fatalf("opening pool: %v", err)
 	}
 	t.Cleanup(pool.Close)
-	if _, err := store.Migrate(ctx, pool, schema); err != nil {
-		t.Fatalf("migrating: %v", err)
-	}
 	return &DB{Pool: pool, Schema: schema, URL: URLWithSchema(URL(), schema)}
 }
 

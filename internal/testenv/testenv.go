@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/auth"
 	"github.com/bulkassign/bulkassign/internal/cli"
 	"github.com/bulkassign/bulkassign/internal/config"
@@ -195,45 +194,15 @@ func (h *Harness) WaitFinal(t testing.TB, batchID string, timeout time.Duration)
 	}
 }
 
-// Result is one row of assignment_results.
-type Result struct {
-	Line            int
-	ConfigurationID string
-	Path            string
-	TargetType      string
-	GroupID         string
-	Status          assign.Status
-	HTTPStatus      int
-	AssignmentID    string
-	Attempts        int
-	ErrorCode       string
-	ErrorMessage    string
-	RequestID       string
-}
-
 // Results reads the batch's rows from the assignment_results view.
-func (h *Harness) Results(t testing.TB, batchID string) []Result {
+func (h *Harness) Results(t testing.TB, batchID string) []store.Result {
 	t.Helper()
-	rows, err := h.DB.Pool.Query(context.Background(), `SELECT line, configuration_id::text, path, target_type,
-		coalesce(group_id::text, ''), status, coalesce(http_status, 0), coalesce(assignment_id, ''), attempts,
-		coalesce(error_code, ''), coalesce(error_message, ''), coalesce(request_id, '')
-		FROM assignment_results WHERE batch_id = $1 ORDER BY item_id`, batchID)
+	var out []store.Result
+	err := store.ListResults(context.Background(), h.DB.Pool, batchID, nil, func(r *store.Result) error {
+		out = append(out, *r)
+		return nil
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []Result
-	for rows.Next() {
-		var r Result
-		var status string
-		if err := rows.Scan(&r.Line, &r.ConfigurationID, &r.Path, &r.TargetType, &r.GroupID, &status, &r.HTTPStatus,
-			&r.AssignmentID, &r.Attempts, &r.ErrorCode, &r.ErrorMessage, &r.RequestID); err != nil {
-			t.Fatal(err)
-		}
-		r.Status = assign.Status(status)
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
 	return out
