@@ -1,0 +1,812 @@
+package graphsim
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1" // #nosec: x5t is defined as a SHA-1 thumbprint
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// accessToken is an issued access token (the map key is the opaque value).
+type accessToken struct {
+	clientID  string
+	delegated bool
+	issued    time.Time
+	expires   time.Time
+	revokedAt time.Time // zero unless RevokeAll
+}
+
+type refreshToken struct {
+	clientID string
+	scope    string
+	issued   time.Time
+	expires  time.Time
+	revoked  time.Time
+}
+
+type deviceCode struct {
+	clientID string
+	userCode string
+	scope    string
+	issued   time.Time
+	expires  time.Time
+	approved bool
+	redeemed bool
+}
+
+// aadError is an error answer of the identity platform.
+type aadError struct {
+	status int
+	code   string // OAuth error, e.g. invalid_client
+	num    int    // AADSTS number
+	desc   string // without the AADSTS prefix
+}
+
+func invalidClient(num int, desc string) *aadError {
+	return &aadError{http.StatusUnauthorized, "invalid_client", num, desc}
+}
+
+func badRequest(code string, num int, desc string) *aadError {
+	return &aadError{http.StatusBadRequest, code, num, desc}
+}
+
+const (
+	grantClientCredentials = "client_credentials"
+	grantDeviceCode        = "device_code"
+	grantDeviceCodeURN     = "urn:ietf:params:oauth:grant-type:device_code"
+	grantRefreshToken      = "refresh_token"
+	assertionTypeJWT       = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+	graphPublicOrigin      = "https://graph.microsoft.com"
+	clockSkew              = 5 * time.Minute
+)
+
+// serveIdentity serves the identity platform paths below /{tenant}/.
+func (s *Server) serveIdentity(w http.ResponseWriter, r *http.Request) {
+	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	traceID := newGUID()
+	w.Header().Set("x-ms-request-id", traceID)
+	if crid := r.Header.Get("client-request-id"); crid != "" {
+		w.Header().Set("client-request-id", crid)
+	}
+	if len(segs) < 2 {
+		s.writeAAD(w, r, traceID, badRequest("invalid_request", 900561, "The endpoint only serves /{tenant}/oauth2/v2.0/... and /{tenant}/v2.0/.well-known/openid-configuration (graphsim)."))
+		return
+	}
+	tenant := strings.ToLower(segs[0])
+	if tenant != s.tenant && tenant != "common" && tenant != "organizations" {
+		s.writeAAD(w, r, traceID, badRequest("invalid_tenant", 90002, fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", segs[0])))
+		return
+	}
+	rest := strings.Join(segs[1:], "/")
+	switch rest {
+	case "v2.0/.well-known/openid-configuration":
+		if r.Method != http.MethodGet {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		s.writeJSON(w, http.StatusOK, s.openIDConfiguration())
+	case "discovery/v2.0/keys":
+		pub := s.idKey.PublicKey
+		pt, _ := pub.ECDH()
+		raw := pt.Bytes() // 0x04 || X || Y
+		s.writeJSON(w, http.StatusOK, map[string]any{"keys": []map[string]any{{
+			"kty": "EC", "use": "sig", "crv": "P-256", "kid": s.idKid, "alg": "ES256",
+			"x": base64.RawURLEncoding.EncodeToString(raw[1:33]),
+			"y": base64.RawURLEncoding.EncodeToString(raw[33:65]),
+		}}})
+	case "oauth2/v2.0/token":
+		s.serveToken(w, r, traceID)
+	case "oauth2/v2.0/devicecode":
+		s.serveDeviceCode(w, r, traceID)
+	case "oauth2/v2.0/authorize", "oauth2/authorize":
+		s.writeAAD(w, r, traceID, badRequest("invalid_request", 900144, "Interactive sign-in is not simulated by graphsim; use the device code flow or client credentials."))
+	default:
+		s.writeAAD(w, r, traceID, badRequest("invalid_request", 900561, fmt.Sprintf("graphsim does not serve /%s.", rest)))
+	}
+}
+
+func (s *Server) issuer() string        { return s.url + "/" + s.tenant + "/v2.0" }
+func (s *Server) tokenEndpoint() string { return s.url + "/" + s.tenant + "/oauth2/v2.0/token" }
+
+func (s *Server) openIDConfiguration() map[string]any {
+	base := s.url + "/" + s.tenant
+	return map[string]any{
+		"token_endpoint":                        base + "/oauth2/v2.0/token",
+		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
+		"jwks_uri":                              base + "/discovery/v2.0/keys",
+		"response_modes_supported":              []string{"query", "fragment", "form_post"},
+		"subject_types_supported":               []string{"pairwise"},
+		"id_token_signing_alg_values_supported": []string{"ES256"},
+		"response_types_supported":              []string{"code", "id_token", "code id_token", "id_token token"},
+		"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
+		"issuer":                                s.issuer(),
+		"request_uri_parameter_supported":       false,
+		"authorization_endpoint":                base + "/oauth2/v2.0/authorize",
+		"device_authorization_endpoint":         base + "/oauth2/v2.0/devicecode",
+		"http_logout_supported":                 true,
+		"frontchannel_logout_supported":         true,
+		"end_session_endpoint":                  base + "/oauth2/v2.0/logout",
+		"claims_supported":                      []string{"sub", "iss", "aud", "exp", "iat", "nbf", "name", "oid", "tid", "preferred_username", "ver"},
+		"tenant_region_scope":                   "WW",
+		"cloud_instance_name":                   "graphsim.invalid",
+		"cloud_graph_host_name":                 strings.TrimPrefix(s.url, "https://"),
+		"msgraph_host":                          strings.TrimPrefix(s.url, "https://"),
+	}
+}
+
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store, no-cache")
+	w.Header().Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// writeAAD writes an error the way the identity platform does.
+func (s *Server) writeAAD(w http.ResponseWriter, r *http.Request, traceID string, e *aadError) {
+	now := time.Now().UTC()
+	corr := r.Header.Get("client-request-id")
+	if corr == "" {
+		corr = newGUID()
+	}
+	ts := now.Format("2006-01-02 15:04:05Z")
+	desc := fmt.Sprintf("AADSTS%d: %s Trace ID: %s Correlation ID: %s Timestamp: %s", e.num, e.desc, traceID, corr, ts)
+	s.writeJSON(w, e.status, map[string]any{
+		"error":             e.code,
+		"error_description": desc,
+		"error_codes":       []int{e.num},
+		"timestamp":         ts,
+		"trace_id":          traceID,
+		"correlation_id":    corr,
+		"error_uri":         s.url + "/error?code=" + strconv.Itoa(e.num),
+	})
+}
+
+func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, traceID string, e *aadError) {
+	s.mu.Lock()
+	s.stats.TokenErrors++
+	if e.code == "authorization_pending" {
+		s.stats.AuthorizationPending++
+	}
+	s.mu.Unlock()
+	s.writeAAD(w, r, traceID, e)
+}
+
+// readForm parses an application/x-www-form-urlencoded POST body.
+func readForm(w http.ResponseWriter, r *http.Request) (map[string]string, *aadError) {
+	if r.Method != http.MethodPost {
+		return nil, badRequest("invalid_request", 900561, "The endpoint only accepts POST requests.")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+	if err := r.ParseForm(); err != nil {
+		return nil, badRequest("invalid_request", 900144, "The request body must be application/x-www-form-urlencoded: "+err.Error())
+	}
+	f := make(map[string]string, len(r.PostForm))
+	for k, v := range r.PostForm {
+		if len(v) > 0 {
+			f[k] = v[0]
+		}
+	}
+	return f, nil
+}
+
+func (s *Server) lookupClient(form map[string]string) (Client, *aadError) {
+	id := form["client_id"]
+	if id == "" {
+		if sub := assertionSubject(form["client_assertion"]); sub != "" {
+			id = sub
+		}
+	}
+	if id == "" {
+		return Client{}, badRequest("invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.")
+	}
+	s.mu.Lock()
+	c, ok := s.clients[strings.ToLower(strings.TrimSpace(id))]
+	s.mu.Unlock()
+	if !ok {
+		return Client{}, badRequest("unauthorized_client", 700016, fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", id, s.tenant))
+	}
+	return c, nil
+}
+
+// authenticateClient checks client_secret or client_assertion if present;
+// required says whether one of them must be present.
+func (s *Server) authenticateClient(form map[string]string, c Client, required bool) *aadError {
+	if sec, ok := form["client_secret"]; ok {
+		if c.Secret == "" || subtle.ConstantTimeCompare([]byte(sec), []byte(c.Secret)) != 1 {
+			return invalidClient(7000215, fmt.Sprintf("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", c.ID))
+		}
+		return nil
+	}
+	if a, ok := form["client_assertion"]; ok {
+		if t := form["client_assertion_type"]; t != assertionTypeJWT {
+			return badRequest("invalid_request", 700012, fmt.Sprintf("client_assertion_type '%s' is not supported; use '%s'.", t, assertionTypeJWT))
+		}
+		return s.verifyAssertion(a, c, form["client_id"])
+	}
+	if required {
+		return invalidClient(7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+	}
+	return nil
+}
+
+type jwtHeader struct {
+	Alg     string   `json:"alg"`
+	Typ     string   `json:"typ"`
+	X5t     string   `json:"x5t"`
+	X5tS256 string   `json:"x5t#S256"`
+	Kid     string   `json:"kid"`
+	X5c     []string `json:"x5c"`
+}
+
+type jwtClaims struct {
+	Aud audience    `json:"aud"`
+	Iss string      `json:"iss"`
+	Sub string      `json:"sub"`
+	Exp json.Number `json:"exp"`
+	Nbf json.Number `json:"nbf"`
+	Jti string      `json:"jti"`
+}
+
+// audience is a JWT aud: a string or an array of strings.
+type audience []string
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*a = many
+	return nil
+}
+
+// decodeSegment decodes base64url (tolerating padding and, as some clients
+// send, standard base64).
+func decodeSegment(s string) ([]byte, error) {
+	s = strings.TrimRight(s, "=")
+	if b, err := base64.RawURLEncoding.DecodeString(s); err == nil {
+		return b, nil
+	}
+	return base64.RawStdEncoding.DecodeString(s)
+}
+
+func assertionSubject(a string) string {
+	parts := strings.Split(a, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	b, err := decodeSegment(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c jwtClaims
+	if json.Unmarshal(b, &c) != nil {
+		return ""
+	}
+	return c.Sub
+}
+
+// verifyAssertion checks a client assertion as the platform does: the key
+// named by the header must be the client's registered certificate, the
+// signature must verify, iss and sub must be the client id, aud the token
+// endpoint, and exp/nbf must hold (5 minutes of skew).
+func (s *Server) verifyAssertion(a string, c Client, clientIDParam string) *aadError {
+	malformed := func(why string) *aadError {
+		return invalidClient(50027, "JWT token is invalid or malformed: "+why)
+	}
+	parts := strings.Split(a, ".")
+	if len(parts) != 3 {
+		return malformed("a client assertion has three dot-separated parts.")
+	}
+	var h jwtHeader
+	var cl jwtClaims
+	hb, err := decodeSegment(parts[0])
+	if err != nil || json.Unmarshal(hb, &h) != nil {
+		return malformed("the header is not base64url JSON.")
+	}
+	pb, err := decodeSegment(parts[1])
+	if err != nil {
+		return malformed("the payload is not base64url.")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(pb)))
+	dec.UseNumber()
+	if dec.Decode(&cl) != nil {
+		return malformed("the payload is not JSON claims.")
+	}
+	sig, err := decodeSegment(parts[2])
+	if err != nil {
+		return malformed("the signature is not base64url.")
+	}
+	cert := c.Certificate
+	sha1Sum := [20]byte{}
+	if cert != nil {
+		sha1Sum = sha1.Sum(cert.Raw) // #nosec: thumbprint only
+	}
+	presented := ""
+	matched := false
+	switch {
+	case h.X5tS256 != "":
+		presented = h.X5tS256
+		if got, err := decodeThumb(h.X5tS256); err == nil && cert != nil {
+			want := sha256.Sum256(cert.Raw)
+			matched = subtle.ConstantTimeCompare(got, want[:]) == 1
+		}
+	case h.X5t != "":
+		presented = h.X5t
+		if got, err := decodeThumb(h.X5t); err == nil && cert != nil {
+			matched = subtle.ConstantTimeCompare(got, sha1Sum[:]) == 1
+		}
+	case h.Kid != "":
+		presented = h.Kid
+		matched = cert != nil && strings.EqualFold(h.Kid, hex.EncodeToString(sha1Sum[:]))
+	default:
+		return invalidClient(700027, "Client assertion contains an invalid signature. [Reason - The key was not found., The assertion header names no key: send x5t#S256, x5t or kid.]")
+	}
+	if !matched {
+		return invalidClient(700027, fmt.Sprintf("The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '%s', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '%s'.]", presented, c.ID))
+	}
+	signed := []byte(parts[0] + "." + parts[1])
+	digest := sha256.Sum256(signed)
+	var sigErr error
+	switch pub := cert.PublicKey.(type) {
+	case *rsa.PublicKey:
+		switch h.Alg {
+		case "PS256":
+			sigErr = rsa.VerifyPSS(pub, crypto.SHA256, digest[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto})
+		case "RS256":
+			sigErr = rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig)
+		default:
+			return invalidClient(5002738, fmt.Sprintf("Invalid JWT token. '%s' is not a supported signature algorithm for an RSA key. Supported signing algorithms are: 'PS256, RS256'.", h.Alg))
+		}
+	case *ecdsa.PublicKey:
+		if h.Alg != "ES256" || len(sig) != 64 {
+			return invalidClient(5002738, fmt.Sprintf("Invalid JWT token. '%s' is not a supported signature algorithm for an EC key. Supported signing algorithms are: 'ES256'.", h.Alg))
+		}
+		rr, ss := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+		if !ecdsa.Verify(pub, digest[:], rr, ss) {
+			sigErr = errors.New("bad signature")
+		}
+	default:
+		return invalidClient(700027, "Client assertion contains an invalid signature. [Reason - The registered key type is not supported.]")
+	}
+	if sigErr != nil {
+		return invalidClient(700027, "Client assertion failed signature validation. [Reason - The provided signature value did not match the expected signature value.]")
+	}
+	if cl.Iss != cl.Sub || !strings.EqualFold(cl.Sub, c.ID) || (clientIDParam != "" && !strings.EqualFold(clientIDParam, cl.Sub)) {
+		return invalidClient(700021, fmt.Sprintf("Client assertion application identifier doesn't match 'client_id' parameter. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials . (iss '%s', sub '%s', client '%s')", cl.Iss, cl.Sub, c.ID))
+	}
+	audOK := false
+	for _, aud := range cl.Aud {
+		aud = strings.TrimSuffix(strings.ToLower(aud), "/")
+		for _, want := range []string{s.tokenEndpoint(), s.url + "/" + s.tenant + "/oauth2/token", s.issuer()} {
+			if aud == strings.ToLower(want) {
+				audOK = true
+			}
+		}
+	}
+	if !audOK {
+		return invalidClient(700212, fmt.Sprintf("The client assertion audience %q is not the token endpoint '%s'.", []string(cl.Aud), s.tokenEndpoint()))
+	}
+	now := time.Now()
+	exp, errExp := cl.Exp.Int64()
+	if errExp != nil {
+		return malformed("the exp claim is missing or not a number.")
+	}
+	nbf := int64(0)
+	if cl.Nbf != "" {
+		if nbf, err = cl.Nbf.Int64(); err != nil {
+			return malformed("the nbf claim is not a number.")
+		}
+	}
+	if now.Add(-clockSkew).After(time.Unix(exp, 0)) || (nbf != 0 && now.Add(clockSkew).Before(time.Unix(nbf, 0))) {
+		return invalidClient(700024, fmt.Sprintf("Client assertion is not within its valid time range. Current time: %s, assertion valid from %s, expiry time of assertion %s.", now.UTC().Format(time.RFC3339), time.Unix(nbf, 0).UTC().Format(time.RFC3339), time.Unix(exp, 0).UTC().Format(time.RFC3339)))
+	}
+	return nil
+}
+
+func decodeThumb(s string) ([]byte, error) {
+	s = strings.TrimRight(s, "=")
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return hex.DecodeString(s)
+}
+
+// splitScopes returns the resource scopes of a space-separated scope
+// parameter, without the OpenID Connect ones MSAL always adds.
+func splitScopes(scope string) []string {
+	var out []string
+	for _, sc := range strings.Fields(scope) {
+		switch strings.ToLower(sc) {
+		case "openid", "profile", "offline_access", "email":
+			continue
+		}
+		out = append(out, sc)
+	}
+	return out
+}
+
+// graphResource reports whether a resource scope belongs to Graph (the
+// simulator's origin or the public Graph origin), and returns the part
+// after the resource.
+func (s *Server) graphResource(sc string) (perm string, ok bool) {
+	l := strings.ToLower(sc)
+	for _, origin := range []string{strings.ToLower(s.url), graphPublicOrigin, "00000003-0000-0000-c000-000000000000"} {
+		if strings.HasPrefix(l, origin+"/") {
+			return strings.TrimLeft(sc[len(origin):], "/"), true
+		}
+	}
+	if !strings.Contains(sc, "/") && !strings.Contains(sc, ":") {
+		return sc, true // short form, e.g. DeviceManagementConfiguration.ReadWrite.All
+	}
+	return "", false
+}
+
+func (s *Server) checkAppScope(scope string) *aadError {
+	scopes := splitScopes(scope)
+	if len(scopes) == 0 {
+		return badRequest("invalid_request", 900144, "The request body must contain the following parameter: 'scope'.")
+	}
+	if len(scopes) > 1 || !strings.HasSuffix(scopes[0], "/.default") {
+		return badRequest("invalid_scope", 1002012, fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", strings.Join(scopes, " ")))
+	}
+	if perm, ok := s.graphResource(scopes[0]); !ok || perm != ".default" || !strings.Contains(scopes[0], "/") {
+		return badRequest("invalid_resource", 500011, fmt.Sprintf("The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", strings.TrimSuffix(scopes[0], "/.default"), s.tenant))
+	}
+	return nil
+}
+
+func (s *Server) checkDelegatedScope(scope string) (string, *aadError) {
+	scopes := splitScopes(scope)
+	if len(scopes) == 0 {
+		return "", badRequest("invalid_scope", 70011, "The provided request must include a 'scope' input parameter for a resource (graphsim serves only Graph).")
+	}
+	for _, sc := range scopes {
+		if _, ok := s.graphResource(sc); !ok {
+			return "", badRequest("invalid_resource", 500011, fmt.Sprintf("The resource principal named %s was not found in the tenant named %s.", sc, s.tenant))
+		}
+	}
+	return strings.Join(scopes, " "), nil
+}
+
+func checkClaims(form map[string]string) *aadError {
+	c, ok := form["claims"]
+	if !ok {
+		return nil
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(c), &v); err != nil {
+		return badRequest("invalid_request", 90100, "The claims parameter is not a JSON object (send it decoded, not base64).")
+	}
+	return nil
+}
+
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, traceID string) {
+	s.mu.Lock()
+	s.stats.TokenRequests++
+	s.mu.Unlock()
+	form, e := readForm(w, r)
+	if e == nil {
+		e = checkClaims(form)
+	}
+	if e != nil {
+		s.tokenError(w, r, traceID, e)
+		return
+	}
+	if _, ok := form["claims"]; ok {
+		s.mu.Lock()
+		s.stats.TokenClaimsRequests++
+		s.mu.Unlock()
+	}
+	c, e := s.lookupClient(form)
+	if e != nil {
+		s.tokenError(w, r, traceID, e)
+		return
+	}
+	now := time.Now()
+	switch gt := form["grant_type"]; gt {
+	case grantClientCredentials:
+		if e := s.authenticateClient(form, c, true); e != nil {
+			s.tokenError(w, r, traceID, e)
+			return
+		}
+		if e := s.checkAppScope(form["scope"]); e != nil {
+			s.tokenError(w, r, traceID, e)
+			return
+		}
+		s.writeJSON(w, http.StatusOK, s.issue(now, c, false, ""))
+	case grantDeviceCode, grantDeviceCodeURN:
+		if e := s.authenticateClient(form, c, !c.Delegated); e != nil {
+			s.tokenError(w, r, traceID, e)
+			return
+		}
+		resp, e := s.redeemDeviceCode(now, c, form["device_code"])
+		if e != nil {
+			s.tokenError(w, r, traceID, e)
+			return
+		}
+		s.writeJSON(w, http.StatusOK, resp)
+	case grantRefreshToken:
+		if e := s.authenticateClient(form, c, !c.Delegated); e != nil {
+			s.tokenError(w, r, traceID, e)
+			return
+		}
+		resp, e := s.redeemRefreshToken(now, c, form["refresh_token"], form["scope"])
+		if e != nil {
+			s.tokenError(w, r, traceID, e)
+			return
+		}
+		s.writeJSON(w, http.StatusOK, resp)
+	case "":
+		s.tokenError(w, r, traceID, badRequest("invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'."))
+	default:
+		s.tokenError(w, r, traceID, badRequest("unsupported_grant_type", 70003, fmt.Sprintf("The app requested an unsupported grant type '%s'. graphsim supports client_credentials, device_code and refresh_token.", gt)))
+	}
+}
+
+func (s *Server) redeemDeviceCode(now time.Time, c Client, code string) (map[string]any, *aadError) {
+	s.mu.Lock()
+	dc := s.devices[code]
+	var e *aadError
+	switch {
+	case code == "":
+		e = badRequest("invalid_request", 900144, "The request body must contain the following parameter: 'device_code'.")
+	case dc == nil:
+		e = badRequest("invalid_grant", 70000, "Provided grant is invalid or malformed: unknown device_code.")
+	case dc.clientID != c.ID:
+		e = badRequest("invalid_grant", 70000, "Provided grant is invalid or malformed: the device_code was issued to another application.")
+	case dc.redeemed:
+		e = badRequest("invalid_grant", 54005, "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.")
+	case !now.Before(dc.expires):
+		e = badRequest("expired_token", 70019, "Verification code expired.")
+	case !dc.approved && !(s.autoAppr > 0 && !now.Before(dc.issued.Add(s.autoAppr))):
+		e = badRequest("authorization_pending", 70016, "OAuth 2.0 device flow error. Authorization is pending. Continue polling.")
+	}
+	if e != nil {
+		s.mu.Unlock()
+		return nil, e
+	}
+	dc.redeemed = true
+	scope := dc.scope
+	s.mu.Unlock()
+	return s.issue(now, c, true, scope), nil
+}
+
+func (s *Server) redeemRefreshToken(now time.Time, c Client, rt, scope string) (map[string]any, *aadError) {
+	s.mu.Lock()
+	t := s.refresh[rt]
+	var e *aadError
+	switch {
+	case rt == "":
+		e = badRequest("invalid_request", 900144, "The request body must contain the following parameter: 'refresh_token'.")
+	case t == nil:
+		e = badRequest("invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.")
+	case t.clientID != c.ID:
+		e = badRequest("invalid_grant", 70000, "Provided grant is invalid or malformed: the refresh token was issued to another application.")
+	case !t.revoked.IsZero():
+		e = badRequest("invalid_grant", 50173, fmt.Sprintf("The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password. The grant was issued on '%s' and the TokensValidFrom date (before which tokens are not valid) for this user is '%s'.", t.issued.UTC().Format(time.RFC3339), t.revoked.UTC().Format(time.RFC3339)))
+	case !now.Before(t.expires):
+		e = badRequest("invalid_grant", 70043, fmt.Sprintf("The refresh token has expired or is invalid due to sign-in frequency checks by conditional access. The token was issued on %s and the maximum allowed lifetime for this request is %d.", t.issued.UTC().Format(time.RFC3339), int(s.rtTTL.Seconds())))
+	}
+	var granted string
+	if e == nil {
+		granted = t.scope
+	}
+	s.mu.Unlock()
+	if e != nil {
+		return nil, e
+	}
+	if strings.TrimSpace(scope) != "" && len(splitScopes(scope)) > 0 {
+		var se *aadError
+		if granted, se = s.checkDelegatedScope(scope); se != nil {
+			return nil, se
+		}
+	}
+	return s.issue(now, c, true, granted), nil
+}
+
+// issue creates an access token (and for delegated flows a refresh token, an
+// id_token and client_info) and returns the token response body.
+func (s *Server) issue(now time.Time, c Client, delegated bool, scope string) map[string]any {
+	at := "gs1." + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	secs := int(s.tokenTTL / time.Second)
+	resp := map[string]any{
+		"token_type":     "Bearer",
+		"expires_in":     secs,
+		"ext_expires_in": secs,
+		"access_token":   at,
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.TokensIssued++
+	s.access[at] = &accessToken{clientID: c.ID, delegated: delegated, issued: now, expires: now.Add(s.tokenTTL)}
+	if !delegated {
+		return resp
+	}
+	rt := "gsr1." + base64.RawURLEncoding.EncodeToString(randomBytes(48))
+	s.refresh[rt] = &refreshToken{clientID: c.ID, scope: scope, issued: now, expires: now.Add(s.rtTTL)}
+	resp["scope"] = scope + " openid profile offline_access"
+	resp["refresh_token"] = rt
+	resp["id_token"] = s.idToken(now, c.ID)
+	ci, _ := json.Marshal(map[string]string{"uid": s.userOID, "utid": s.tenant})
+	resp["client_info"] = base64.RawURLEncoding.EncodeToString(ci)
+	return resp
+}
+
+// idToken signs an id_token (ES256, key published at the jwks_uri) for the
+// simulated user.
+func (s *Server) idToken(now time.Time, clientID string) string {
+	h, _ := json.Marshal(map[string]string{"typ": "JWT", "alg": "ES256", "kid": s.idKid})
+	p, _ := json.Marshal(map[string]any{
+		"aud": clientID, "iss": s.issuer(), "iat": now.Unix(), "nbf": now.Unix(),
+		"exp": now.Add(time.Hour).Unix(), "name": "Graphsim Operator", "oid": s.userOID,
+		"preferred_username": "operator@graphsim.invalid", "sub": s.userOID, "tid": s.tenant,
+		"ver": "2.0",
+	})
+	signing := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(p)
+	d := sha256.Sum256([]byte(signing))
+	r, ss, err := ecdsa.Sign(rand.Reader, s.idKey, d[:])
+	if err != nil {
+		return signing + "."
+	}
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	ss.FillBytes(sig[32:])
+	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+var userCodeAlphabet = []byte("BCDFGHJKLMNPQRSTVWXZ23456789")
+
+func (s *Server) serveDeviceCode(w http.ResponseWriter, r *http.Request, traceID string) {
+	form, e := readForm(w, r)
+	if e != nil {
+		s.writeAAD(w, r, traceID, e)
+		return
+	}
+	c, e := s.lookupClient(form)
+	if e != nil {
+		s.writeAAD(w, r, traceID, e)
+		return
+	}
+	if !c.Delegated {
+		s.writeAAD(w, r, traceID, invalidClient(7000218, fmt.Sprintf("The request body must contain the following parameter: 'client_assertion' or 'client_secret'. (Application '%s' does not allow public client flows.)", c.ID)))
+		return
+	}
+	scope, e := s.checkDelegatedScope(form["scope"])
+	if e != nil {
+		s.writeAAD(w, r, traceID, e)
+		return
+	}
+	now := time.Now()
+	uc := make([]byte, 9)
+	for i, b := range randomBytes(len(uc)) {
+		uc[i] = userCodeAlphabet[int(b)%len(userCodeAlphabet)]
+	}
+	dc := &deviceCode{
+		clientID: c.ID, userCode: string(uc), scope: scope,
+		issued: now, expires: now.Add(s.dcTTL),
+	}
+	code := "gsd1." + base64.RawURLEncoding.EncodeToString(randomBytes(48))
+	s.mu.Lock()
+	s.devices[code] = dc
+	s.userCodes[dc.userCode] = dc
+	s.stats.DeviceCodes++
+	s.mu.Unlock()
+	verify := s.url + "/devicelogin"
+	s.writeJSON(w, http.StatusOK, map[string]any{
+		"user_code":        dc.userCode,
+		"device_code":      code,
+		"verification_uri": verify,
+		"expires_in":       int(s.dcTTL / time.Second),
+		"interval":         1,
+		"message":          fmt.Sprintf("To sign in, use a web browser to open the page %s and enter the code %s to authenticate.", verify, dc.userCode),
+	})
+}
+
+// ApproveDeviceCode signs the simulated user in for a pending device code,
+// as the user entering userCode at the verification page would.
+func (s *Server) ApproveDeviceCode(userCode string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dc := s.userCodes[strings.ToUpper(strings.TrimSpace(userCode))]
+	switch {
+	case dc == nil:
+		return fmt.Errorf("graphsim: unknown user code %q", userCode)
+	case !time.Now().Before(dc.expires):
+		return fmt.Errorf("graphsim: user code %q expired", userCode)
+	case dc.redeemed:
+		return fmt.Errorf("graphsim: user code %q already redeemed", userCode)
+	}
+	dc.approved = true
+	return nil
+}
+
+// RevokeAll revokes every access token issued so far, as a continuous
+// access evaluation event would: Graph answers 401 with an
+// insufficient_claims challenge; a token issued afterwards works. Refresh
+// tokens stay valid (see RevokeRefreshTokens).
+func (s *Server) RevokeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for _, t := range s.access {
+		if t.revokedAt.IsZero() {
+			t.revokedAt = now
+		}
+	}
+}
+
+// RevokeRefreshTokens revokes every refresh token issued so far (as a
+// password reset would): redeeming one answers invalid_grant AADSTS50173.
+func (s *Server) RevokeRefreshTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for _, t := range s.refresh {
+		if t.revoked.IsZero() {
+			t.revoked = now
+		}
+	}
+}
+
+// tokenState is the result of checking a bearer token.
+type tokenState int
+
+const (
+	tokenOK tokenState = iota
+	tokenMissing
+	tokenUnknown
+	tokenExpired
+	tokenRevoked
+)
+
+// checkBearer validates an Authorization header; for a revoked token it also
+// returns the revocation time.
+func (s *Server) checkBearer(h string, now time.Time) (tokenState, string, time.Time) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	tok = strings.TrimSpace(tok)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return tokenMissing, "", time.Time{}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.access[tok]
+	if t == nil {
+		return tokenUnknown, "", time.Time{}
+	}
+	if !now.Before(t.expires) {
+		return tokenExpired, t.clientID, time.Time{}
+	}
+	if !t.revokedAt.IsZero() {
+		return tokenRevoked, t.clientID, t.revokedAt
+	}
+	if s.revokeAfter > 0 && !now.Before(t.issued.Add(s.revokeAfter)) {
+		return tokenRevoked, t.clientID, t.issued.Add(s.revokeAfter)
+	}
+	return tokenOK, t.clientID, time.Time{}
+}

@@ -1,0 +1,80 @@
+package graphsim
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/bulkassign/bulkassign/internal/assign"
+)
+
+// serveSim serves the inspection endpoints under /_sim/. They exist so that
+// tests driving other processes (worker, enqueue) can look inside the
+// simulator; they have no authentication, as befits a simulator.
+//
+//	GET  /_sim/stats                                   Stats
+//	GET  /_sim/ledger                                  []LedgerEntry
+//	GET  /_sim/configurations                          []string
+//	GET  /_sim/assignments?configurationId=ID&path=P   []Assignment (P as in assign.ParsePath; empty = the configuration's own)
+//	POST /_sim/approve?user_code=CODE                  204, or 404 for an unknown or expired code
+//	POST /_sim/revoke                                  204; RevokeAll
+func (s *Server) serveSim(w http.ResponseWriter, r *http.Request) {
+	want := http.MethodGet
+	switch r.URL.Path {
+	case "/_sim/approve", "/_sim/revoke":
+		want = http.MethodPost
+	}
+	if r.Method != want {
+		w.Header().Set("Allow", want)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	switch r.URL.Path {
+	case "/_sim/stats":
+		writeSimJSON(w, s.Stats())
+	case "/_sim/ledger":
+		simJSON(w, s.Ledger())
+	case "/_sim/configurations":
+		simJSON(w, s.Configurations())
+	case "/_sim/assignments":
+		q := r.URL.Query()
+		id := q.Get("configurationId")
+		if id == "" {
+			http.Error(w, "configurationId is required", http.StatusBadRequest)
+			return
+		}
+		p, err := assign.ParsePath(q.Get("path"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		simJSON(w, s.Assignments(id, p))
+	case "/_sim/approve":
+		if err := s.ApproveDeviceCode(r.URL.Query().Get("user_code")); err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case "/_sim/revoke":
+		s.RevokeAll()
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func simJSON[T any](w http.ResponseWriter, v []T) {
+	if v == nil {
+		v = []T{}
+	}
+	writeSimJSON(w, v)
+}
+
+func writeSimJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}
