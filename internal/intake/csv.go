@@ -1,0 +1,191 @@
+package intake
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// CSV columns, in documentation order.
+const (
+	colConfigurationID = iota
+	colTargetType
+	colGroupID
+	colCollectionID
+	colFilterID
+	colFilterType
+	colPath
+	numColumns
+)
+
+// Columns are the CSV column names, in documentation order.
+var Columns = []string{"configuration_id", "target_type", "group_id", "collection_id", "filter_id", "filter_type", "path"}
+
+// maxRecord bounds the bytes of one CSV record: encoding/csv holds a whole
+// record in memory, and a stray quote would make the rest of the file one.
+const maxRecord = 1 << 20
+
+var errRecordTooLong = errors.New("record too long")
+
+// recordLimit fails a read once n bytes have been read since the last reset.
+type recordLimit struct {
+	r io.Reader
+	n int
+}
+
+func (l *recordLimit) Read(p []byte) (int, error) {
+	if l.n >= maxRecord {
+		return 0, errRecordTooLong
+	}
+	if len(p) > maxRecord-l.n {
+		p = p[:maxRecord-l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n += n
+	return n, err
+}
+
+func (st *state) readCSV(r io.Reader) error {
+	lim := &recordLimit{r: r}
+	cr := csv.NewReader(lim)
+	cr.FieldsPerRecord = -1 // a wrong count is the row's problem, not the file's
+	cr.ReuseRecord = true
+	cr.TrimLeadingSpace = true // so that `a, "b"` is not a bare quote
+
+	header, err := cr.Read()
+	if err == io.EOF {
+		return nil // "no rows"
+	}
+	if err != nil {
+		return st.csvError(err, 0)
+	}
+	lim.n = 0
+	hline, _ := cr.FieldPos(0)
+	var idx [numColumns]int // column of each field, or -1
+	if !st.csvHeader(hline, header, &idx) {
+		return errStop
+	}
+	ncol := len(header)
+	lastLine := hline
+
+	var f fields
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return st.csvError(err, lastLine)
+		}
+		lim.n = 0
+		line, _ := cr.FieldPos(0)
+		lastLine = line
+		if blank(rec) {
+			continue
+		}
+		if !st.record(line) {
+			return errStop
+		}
+		if len(rec) != ncol {
+			st.invalid(line, fmt.Sprintf("row has %d fields, the header has %d", len(rec), ncol))
+			continue
+		}
+		get := func(c int) string {
+			if i := idx[c]; i >= 0 {
+				return strings.TrimSpace(rec[i])
+			}
+			return ""
+		}
+		f = fields{
+			configurationID: get(colConfigurationID),
+			targetType:      get(colTargetType),
+			groupID:         get(colGroupID),
+			collectionID:    get(colCollectionID),
+			filterID:        get(colFilterID),
+			filterType:      get(colFilterType),
+			path:            get(colPath),
+		}
+		st.chk.reset()
+		spec := st.chk.spec(&f, &csvNames)
+		if !st.chk.ok() {
+			st.invalid(line, st.chk.String())
+			continue
+		}
+		if err := st.row(line, spec); err != nil {
+			return err
+		}
+	}
+}
+
+// csvHeader maps the header's columns into idx, recording every problem on
+// the header line; false if there was any.
+func (st *state) csvHeader(line int, header []string, idx *[numColumns]int) bool {
+	for i := range idx {
+		idx[i] = -1
+	}
+	ok := true
+	for i, h := range header {
+		name := strings.ToLower(strings.TrimSpace(h))
+		c := -1
+		for j, known := range Columns {
+			if name == known {
+				c = j
+				break
+			}
+		}
+		switch {
+		case name == "":
+			st.fatal(line, fmt.Sprintf("column %d has no name in the header", i+1))
+			ok = false
+		case c < 0:
+			msg := fmt.Sprintf("unknown column %q (columns are %s)", h, strings.Join(Columns, ", "))
+			if strings.ContainsAny(h, ";\t") {
+				msg += "; columns must be separated by commas"
+			}
+			st.fatal(line, msg)
+			ok = false
+		case idx[c] >= 0:
+			st.fatal(line, fmt.Sprintf("duplicate column %q (columns %d and %d)", Columns[c], idx[c]+1, i+1))
+			ok = false
+		default:
+			idx[c] = i
+		}
+	}
+	if idx[colConfigurationID] < 0 {
+		st.fatal(line, "missing required column configuration_id")
+		ok = false
+	}
+	return ok
+}
+
+// csvError records a syntax error and stops, or wraps a read error. last
+// is the line of the last record read.
+func (st *state) csvError(err error, last int) error {
+	if errors.Is(err, errRecordTooLong) {
+		st.fatal(0, fmt.Sprintf("syntax error: a row after line %d is longer than %d bytes (a quote not closed?)", last, maxRecord))
+		return errStop
+	}
+	var pe *csv.ParseError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("reading %s: %w", st.name, err)
+	}
+	msg := fmt.Sprintf("syntax error: %v (column %d)", pe.Err, pe.Column)
+	if pe.StartLine != pe.Line {
+		msg += fmt.Sprintf(" in the row starting on line %d", pe.StartLine)
+	}
+	st.fatal(pe.Line, msg)
+	return errStop
+}
+
+// blank reports whether every field of rec is empty or white space, as in
+// the trailing ",,,,," rows that spreadsheets write.
+func blank(rec []string) bool {
+	for _, f := range rec {
+		if strings.TrimSpace(f) != "" {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,376 @@
+// Package intake reads an input list (CSV, a JSON array or NDJSON) of
+// assignments to create, validates every row into an assign.Spec and hands
+// the unique valid rows, in order, to a callback. It streams: memory does not
+// grow with the number of rows except for a compact duplicate set (about
+// 18 bytes a unique row).
+//
+// Any invalid row makes the whole input invalid (Result.Err), but reading goes
+// on to the end so that every bad line is reported, as "FILE:LINE: message".
+// A syntax error stops reading at its line. A row that repeats an earlier one
+// (same assign.Spec.Key) is passed on once, with a warning.
+//
+// CSV: a header row naming the columns (any order; configuration_id is
+// required, the others are optional and read as empty when absent):
+//
+//	configuration_id, target_type, group_id, collection_id, filter_id, filter_type, path
+//
+// UTF-8 with or without a byte order mark, CRLF or LF, RFC 4180 quoting.
+// Values are trimmed of surrounding white space; rows whose fields are all
+// empty are skipped. The line of a row is the line its record starts on.
+//
+// JSON: an array of objects (line = the line of each object's opening brace)
+// or a stream of objects; NDJSON (.ndjson, .jsonl) has exactly one object per
+// line. Each object is
+//
+//	{"configurationId": "…", "path": "…", "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget",
+//	 "groupId": "…", "deviceAndAppManagementAssignmentFilterId": "…", "deviceAndAppManagementAssignmentFilterType": "include"}}
+//
+// Keys are matched exactly; unknown and repeated keys are errors. Optional
+// keys may be absent, null or "".
+package intake
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/maphash"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/bulkassign/bulkassign/internal/assign"
+)
+
+// Format is the syntax of an input.
+type Format string
+
+const (
+	// FormatAuto sniffs the first significant byte: '[' or '{' is JSON,
+	// anything else CSV. It is what DetectFormat gives for "-" (stdin).
+	FormatAuto Format = "auto"
+	FormatCSV  Format = "csv"
+	// FormatJSON is an array of objects, or a stream of objects separated by
+	// white space (which includes NDJSON); the first byte decides.
+	FormatJSON Format = "json"
+	// FormatNDJSON is one object per line; an object may not span lines.
+	FormatNDJSON Format = "ndjson"
+)
+
+// Defaults for Reader.
+const (
+	DefaultMaxProblems = 50
+	DefaultMaxRows     = 1_000_000
+)
+
+// DetectFormat chooses the format of the input called name: override when it
+// is not empty (csv, json, ndjson, jsonl or auto), else the extension (.csv,
+// .json, .ndjson, .jsonl; any case). Name "-" (stdin) without an override is
+// FormatAuto.
+func DetectFormat(name, override string) (Format, error) {
+	if override != "" {
+		switch strings.ToLower(strings.TrimSpace(override)) {
+		case "csv":
+			return FormatCSV, nil
+		case "json":
+			return FormatJSON, nil
+		case "ndjson", "jsonl":
+			return FormatNDJSON, nil
+		case "auto":
+			return FormatAuto, nil
+		}
+		return "", fmt.Errorf("unknown format %q (want csv, json, ndjson or auto)", override)
+	}
+	if name == "-" {
+		return FormatAuto, nil
+	}
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".csv":
+		return FormatCSV, nil
+	case ".json":
+		return FormatJSON, nil
+	case ".ndjson", ".jsonl":
+		return FormatNDJSON, nil
+	}
+	return "", fmt.Errorf("%s: cannot tell the format from the file name (want .csv, .json, .ndjson or .jsonl, or give a format)", name)
+}
+
+// Row is one unique valid input row.
+type Row struct {
+	Line int // line of the row in the input, from 1 (the CSV header is line 1)
+	Spec assign.Spec
+}
+
+// Problem is one finding about the input.
+type Problem struct {
+	File    string
+	Line    int // 0: about the whole file
+	Msg     string
+	Warning bool
+}
+
+// String formats p as "FILE:LINE: msg", "FILE: msg" or
+// "FILE:LINE: warning: msg".
+func (p Problem) String() string {
+	var b strings.Builder
+	b.WriteString(p.File)
+	if p.Line > 0 {
+		b.WriteByte(':')
+		b.WriteString(strconv.Itoa(p.Line))
+	}
+	b.WriteString(": ")
+	if p.Warning {
+		b.WriteString("warning: ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Result sums up one input.
+type Result struct {
+	File       string
+	Rows       int // unique valid rows passed to the callback
+	Duplicates int // valid rows skipped as repeats of an earlier row
+	// Invalid counts errors: invalid rows plus problems with the file as a
+	// whole (header, syntax, no rows). Any makes the input unacceptable.
+	Invalid int
+	// Problems lists errors: the first MaxProblems invalid rows, and always
+	// every file-wide problem (bad header, syntax error, no rows), so that
+	// Invalid-len(Problems) unlisted errors are all invalid rows.
+	Problems []Problem
+	// Warnings lists the first MaxProblems duplicate rows.
+	Warnings []Problem
+	SHA256   string // hex SHA-256 of the raw input bytes
+	Bytes    int64  // length of the raw input
+}
+
+// Err is nil when the input is valid. Otherwise its message is the
+// problems, one a line, then "FILE: ... and N more invalid rows" for those
+// past the cap.
+func (r *Result) Err() error {
+	if r.Invalid == 0 {
+		return nil
+	}
+	lines := make([]string, 0, len(r.Problems)+1)
+	for _, p := range r.Problems {
+		lines = append(lines, p.String())
+	}
+	if more := r.Invalid - len(r.Problems); more > 0 {
+		lines = append(lines, fmt.Sprintf("%s: ... and %d more invalid rows", r.File, more))
+	}
+	return &InvalidError{Result: r, msg: strings.Join(lines, "\n")}
+}
+
+// WarningLines formats the warnings, one a line, then
+// "FILE: ... and N more duplicate rows" for those past the cap.
+func (r *Result) WarningLines() []string {
+	lines := make([]string, 0, len(r.Warnings)+1)
+	for _, p := range r.Warnings {
+		lines = append(lines, p.String())
+	}
+	if more := r.Duplicates - len(r.Warnings); more > 0 {
+		lines = append(lines, fmt.Sprintf("%s: ... and %d more duplicate rows", r.File, more))
+	}
+	return lines
+}
+
+// InvalidError is the error Result.Err returns.
+type InvalidError struct {
+	Result *Result
+	msg    string
+}
+
+func (e *InvalidError) Error() string { return e.msg }
+
+// Reader reads one input. The zero value of each field picks a default.
+type Reader struct {
+	Name        string // used in messages; for stdin the caller chooses, e.g. "-" or "<stdin>"
+	Format      Format // empty: FormatAuto
+	MaxProblems int    // errors and warnings listed in the Result; default DefaultMaxProblems
+	MaxRows     int    // data rows accepted; more is an error; default DefaultMaxRows
+}
+
+// Read reads and validates all of r. It calls fn for each unique valid row, in
+// input order, even when other rows are invalid: the caller must discard what
+// fn did when Result.Err is not nil. An error from fn or from reading r stops
+// Read, which returns it wrapped (with the partial Result). Problems with
+// the input are never a returned error; they are in the Result.
+func (rd Reader) Read(r io.Reader, fn func(Row) error) (*Result, error) {
+	in := &hashingReader{r: r, h: sha256.New()}
+	st := &state{
+		name:  rd.Name,
+		fn:    fn,
+		res:   &Result{File: rd.Name},
+		max:   rd.MaxProblems,
+		rows:  rd.MaxRows,
+		seed1: maphash.MakeSeed(),
+		seed2: maphash.MakeSeed(),
+	}
+	if st.max <= 0 {
+		st.max = DefaultMaxProblems
+	}
+	if st.rows <= 0 {
+		st.rows = DefaultMaxRows
+	}
+	st.seen = newDupSet(st.rows)
+	br := bufio.NewReaderSize(in, 64<<10)
+	err := st.read(br, rd.Format)
+	if errors.Is(err, errStop) {
+		// Hash the whole input even when reading stopped early, so that the
+		// recorded digest is the file's.
+		_, err = io.Copy(io.Discard, br)
+		if err != nil {
+			err = fmt.Errorf("reading %s: %w", rd.Name, err)
+		}
+	}
+	res := st.res
+	res.SHA256 = hex.EncodeToString(in.h.Sum(nil))
+	res.Bytes = in.n
+	if err != nil {
+		return res, err
+	}
+	if st.records == 0 && res.Invalid == 0 {
+		st.fatal(0, "no rows")
+	}
+	return res, nil
+}
+
+// errStop ends reading after a problem that leaves the rest unreadable; the
+// problem itself is already recorded.
+var errStop = errors.New("stop")
+
+func (st *state) read(br *bufio.Reader, f Format) error {
+	head, err := br.Peek(3)
+	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
+		return fmt.Errorf("reading %s: %w", st.name, err)
+	}
+	switch {
+	case len(head) >= 3 && head[0] == 0xEF && head[1] == 0xBB && head[2] == 0xBF:
+		br.Discard(3)
+	case len(head) >= 2 && (head[0] == 0xFF && head[1] == 0xFE || head[0] == 0xFE && head[1] == 0xFF):
+		st.fatal(0, "the file is UTF-16; save it as UTF-8")
+		return errStop
+	}
+	if f == FormatAuto || f == "" {
+		f = sniff(br)
+	}
+	switch f {
+	case FormatCSV:
+		return st.readCSV(br)
+	case FormatJSON, FormatNDJSON:
+		return st.readJSON(br, f == FormatNDJSON)
+	}
+	return fmt.Errorf("%s: unknown format %q", st.name, f)
+}
+
+// sniff looks at the first byte that is not white space.
+func sniff(br *bufio.Reader) Format {
+	for n := 1; ; n++ {
+		b, err := br.Peek(n)
+		if len(b) < n {
+			return FormatCSV
+		}
+		switch b[n-1] {
+		case ' ', '\t', '\r', '\n':
+			if err == nil {
+				continue
+			}
+			return FormatCSV
+		case '[', '{':
+			return FormatJSON
+		}
+		return FormatCSV
+	}
+}
+
+// state is what Read keeps while it goes through one input.
+type state struct {
+	name    string
+	fn      func(Row) error
+	res     *Result
+	max     int // problems / warnings listed
+	rows    int // data rows allowed
+	records int // data rows seen (valid, invalid, duplicate)
+	chk     check
+	// seen maps a hash of each valid row's Spec.Key to its line. Two
+	// independently seeded 64-bit maphash values make 128 bits; the seeds
+	// are random per Read, so no input can aim for a collision.
+	seen         *dupSet
+	seed1, seed2 maphash.Seed
+	key          []byte
+}
+
+// appendKey appends s.Key() to b without allocating (TestAppendKey keeps
+// the two in step).
+func appendKey(b []byte, s *assign.Spec) []byte {
+	t := &s.Target
+	for i, v := range [...]string{s.ConfigurationID, string(s.Path), string(t.Type), t.GroupID, t.CollectionID, t.FilterID, string(t.FilterType)} {
+		if i > 0 {
+			b = append(b, '|')
+		}
+		b = append(b, v...)
+	}
+	return b
+}
+
+// record counts one data row; false (with the problem recorded) when the
+// input has too many.
+func (st *state) record(line int) bool {
+	st.records++
+	if st.records > st.rows {
+		st.fatal(line, fmt.Sprintf("more than %d rows; split the input into several files", st.rows))
+		return false
+	}
+	return true
+}
+
+// row handles a validated row: a duplicate is counted and warned about,
+// anything else passed to fn.
+func (st *state) row(line int, spec assign.Spec) error {
+	st.key = appendKey(st.key[:0], &spec)
+	h1, h2 := maphash.Bytes(st.seed1, st.key), maphash.Bytes(st.seed2, st.key)
+	if first, dup := st.seen.add(h1, h2, int32(min(line, 1<<31-1))); dup {
+		st.res.Duplicates++
+		if len(st.res.Warnings) < st.max {
+			st.res.Warnings = append(st.res.Warnings, Problem{File: st.name, Line: line, Warning: true,
+				Msg: fmt.Sprintf("duplicate of line %d; enqueued once", first)})
+		}
+		return nil
+	}
+	st.res.Rows++
+	if err := st.fn(Row{Line: line, Spec: spec}); err != nil {
+		return fmt.Errorf("%s:%d: %w", st.name, line, err)
+	}
+	return nil
+}
+
+// invalid records an invalid row.
+func (st *state) invalid(line int, msg string) {
+	st.res.Invalid++
+	if len(st.res.Problems) < st.max {
+		st.res.Problems = append(st.res.Problems, Problem{File: st.name, Line: line, Msg: msg})
+	}
+}
+
+// fatal records a problem with the file as a whole; it is always listed.
+func (st *state) fatal(line int, msg string) {
+	st.res.Invalid++
+	st.res.Problems = append(st.res.Problems, Problem{File: st.name, Line: line, Msg: msg})
+}
+
+// hashingReader hashes and counts what is read through it.
+type hashingReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (hr *hashingReader) Read(p []byte) (int, error) {
+	n, err := hr.r.Read(p)
+	hr.h.Write(p[:n])
+	hr.n += int64(n)
+	return n, err
+}
