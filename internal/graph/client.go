@@ -9,6 +9,7 @@ package graph
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -401,12 +402,22 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 }
 
 // ParseClaimsChallenge extracts claims="..." from a Bearer challenge with
-// error="insufficient_claims" (continuous access evaluation).
+// error="insufficient_claims" (continuous access evaluation). Graph sends
+// the claims base64-encoded; MSAL wants the JSON itself, so it is decoded.
 func ParseClaimsChallenge(values []string) string {
 	for _, v := range values {
 		params := parseAuthParams(v)
-		if params["error"] == "insufficient_claims" && params["claims"] != "" {
-			return params["claims"]
+		c := params["claims"]
+		if params["error"] != "insufficient_claims" || c == "" {
+			continue
+		}
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+			if b, err := enc.DecodeString(c); err == nil && json.Valid(b) {
+				return string(b)
+			}
+		}
+		if json.Valid([]byte(c)) {
+			return c
 		}
 	}
 	return ""

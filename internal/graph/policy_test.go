@@ -93,9 +93,10 @@ func TestParseClaimsChallenge(t *testing.T) {
 		in   []string
 		want string
 	}{
-		{[]string{`Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnt9fQ=="`}, "eyJhY2Nlc3NfdG9rZW4iOnt9fQ=="},
+		{[]string{`Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnt9fQ=="`}, `{"access_token":{}}`},
 		{[]string{`Bearer error="invalid_token"`}, ""},
-		{[]string{`Basic realm="x"`, `Bearer error="insufficient_claims", claims="abc"`}, "abc"},
+		{[]string{`Basic realm="x"`, `Bearer error="insufficient_claims", claims="eyJhIjoxfQ"`}, `{"a":1}`},
+		{[]string{`Bearer error="insufficient_claims", claims="not base64 nor json"`}, ""},
 		{nil, ""},
 	}
 	for _, tt := range tests {

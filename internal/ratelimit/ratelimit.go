@@ -31,7 +31,9 @@ type Config struct {
 	// Headroom scales Rate down to keep jitter from tipping a window over
 	// Graph's limit; default 0.97.
 	Headroom float64
-	// Burst is how many tokens may accumulate; default 1 (even spacing).
+	// Burst is how many tokens may accumulate; default 1.5: even spacing,
+	// with room for half an interval of lateness so a waiter that wakes late
+	// does not lose the time.
 	Burst float64
 	// Decrease multiplies the rate on a 429; default 0.7.
 	Decrease float64
@@ -56,7 +58,7 @@ func (c *Config) withDefaults() {
 		}
 	}
 	def(&c.Headroom, 0.97)
-	def(&c.Burst, 1)
+	def(&c.Burst, 1.5)
 	def(&c.Decrease, 0.7)
 	def(&c.MinFactor, 0.05)
 	def(&c.Recovery, 0.02)

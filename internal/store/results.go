@@ -40,7 +40,7 @@ var ResultColumns = []string{"batch_id", "item_id", "line", "configuration_id", 
 // optionally only those with one of statuses. It streams: a batch of any
 // size is read with flat memory.
 func ListResults(ctx context.Context, q Querier, batchID string, statuses []assign.Status, fn func(*Result) error) error {
-	var filter []string
+	filter := []string{} // not nil: pgx sends nil as NULL
 	for _, s := range statuses {
 		filter = append(filter, string(s))
 	}

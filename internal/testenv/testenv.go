@@ -125,7 +125,8 @@ func (h *Harness) StartWorker(t testing.TB, o WorkerOptions) (*cli.WorkerRuntime
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := store.Open(context.Background(), h.DB.URL, "", int32(wcfg.Concurrency+10))
+	// The application name lets a test find (and cut) this worker's connections.
+	pool, err := store.Open(context.Background(), h.DB.URL+"&application_name="+h.WorkerAppName(), "", int32(wcfg.Concurrency+10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +174,9 @@ func (h *Harness) StartWorker(t testing.TB, o WorkerOptions) (*cli.WorkerRuntime
 	t.Cleanup(stop)
 	return rt, stop
 }
+
+// WorkerAppName is the Postgres application_name of this harness's workers.
+func (h *Harness) WorkerAppName() string { return "w_" + h.DB.Schema }
 
 // WaitFinal polls until every row of the batch is final or the timeout
 // passes, and returns the counts.
