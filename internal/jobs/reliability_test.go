@@ -110,7 +110,7 @@ func TestReliability(t *testing.T) {
 	t.Run("FaultsAndRevokedTokens", func(t *testing.T) {
 		t.Parallel()
 		h := newTenant(t, graphsim.Config{
-			Seed: 7,
+			Seed:   7,
 			Faults: graphsim.Faults{P503: 0.05, PAppliedThen504: 0.03, PAppliedThenReset: 0.02},
 			// The tenant admits less than we send, so 429s happen; half
 			// come without Retry-After.
