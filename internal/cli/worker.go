@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/bulkassign/bulkassign/internal/auth"
 	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/jobs"
@@ -74,16 +73,9 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	if err := requireMigrated(ctx, pool); err != nil {
 		return err
 	}
-	tokens, err := auth.NewApp(auth.AppConfig{AuthorityHost: gcfg.AuthorityHost, TenantID: gcfg.TenantID, ClientID: gcfg.ClientID,
-		Secret: gcfg.ClientSecret, CertificatePath: gcfg.CertificatePath, CertificatePassword: gcfg.CertificatePassword, Scope: gcfg.Scope()})
+	tokens, err := newTokenSource(ctx, gcfg)
 	if err != nil {
-		return settingError(err)
-	}
-	checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = tokens.Check(checkCtx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("cannot sign in to %s as app %s in tenant %s: %w", gcfg.AuthorityHost, gcfg.ClientID, gcfg.TenantID, err)
+		return err
 	}
 	w, err := NewWorkerRuntime(pool, tokens, gcfg, wcfg, logger)
 	if err != nil {
