@@ -18,9 +18,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"flag"
@@ -67,6 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		certFile    = fs.String("client-cert", "", "PEM file whose first CERTIFICATE verifies client assertions")
 		delegated   = fs.Bool("delegated", true, "allow public client flows (device code) for the application")
 		cfgFile     = fs.String("configurations", "", "file of device configuration ids, one GUID a line (# comments allowed)")
+		tenantFile  = fs.String("tenant-file", "", `JSON file describing the tenant: {"configurations":[ids], "existing":[{"configurationId","path","target":{graph target}}]}`)
 		cfgCount    = fs.Int("configurations-count", 0, "generate this many device configuration ids (from -seed; list them at /_sim/configurations)")
 		writeLimit  = fs.String("write-limit", "", `write throttling: "N/WINDOW" fixed window (e.g. 100/20s), "bucket:RATE/PER[,BURST]" token bucket (e.g. bucket:10/s), empty = none`)
 		noRA        = fs.Float64("no-retry-after", 0, "fraction (0..1) of 429s sent without Retry-After")
@@ -143,6 +146,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer srv.Close()
 	srv.AddConfiguration(cfgIDs...)
+	if *tenantFile != "" {
+		n, err := loadTenant(srv, *tenantFile)
+		if err != nil {
+			return err
+		}
+		cfgIDs = append(cfgIDs, n...)
+	}
 
 	caPath := *caOut
 	if caPath == "" {
@@ -277,4 +287,46 @@ func shellQuote(v string) string {
 		return v
 	}
 	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
+}
+
+// loadTenant registers the configurations and existing assignments of a
+// tenant file and returns the configuration ids it added.
+func loadTenant(srv *graphsim.Server, path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("-tenant-file: %w", err)
+	}
+	var t struct {
+		Configurations []string `json:"configurations"`
+		Existing       []struct {
+			ConfigurationID string        `json:"configurationId"`
+			Path            string        `json:"path"`
+			Target          assign.Target `json:"target"`
+		} `json:"existing"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		return nil, fmt.Errorf("-tenant-file %s: %w", path, err)
+	}
+	var ids []string
+	for i, id := range t.Configurations {
+		g, err := assign.ParseGUID("configurations["+strconv.Itoa(i)+"]", id)
+		if err != nil {
+			return nil, fmt.Errorf("-tenant-file %s: %w", path, err)
+		}
+		ids = append(ids, g)
+	}
+	srv.AddConfiguration(ids...)
+	for i, e := range t.Existing {
+		p, err := assign.ParsePath(e.Path)
+		if err == nil {
+			err = e.Target.Validate()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("-tenant-file %s: existing[%d]: %w", path, i, err)
+		}
+		srv.Preassign(assign.CanonicalGUID(e.ConfigurationID), p, e.Target)
+	}
+	return ids, nil
 }

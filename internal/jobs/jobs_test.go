@@ -1,16 +1,32 @@
 package jobs_test
 
 import (
+	"context"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/cli"
 	"github.com/bulkassign/bulkassign/internal/graphsim"
 	"github.com/bulkassign/bulkassign/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	// The SIGKILL test runs this test binary as a worker process.
+	if os.Getenv(workerProcessEnv) == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := cli.Worker(ctx, cli.OSEnv(), nil)
+		stop()
+		os.Exit(code)
+	}
+	testenv.Main(m)
+}
+
+const workerProcessEnv = "BULKASSIGN_TEST_WORKER_PROCESS"
 
 // fast are worker settings for tests: no write limit to speak of, short
 // retry backoff.

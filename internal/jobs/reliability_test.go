@@ -1,9 +1,13 @@
 package jobs_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"sort"
+	"syscall"
 	"testing"
 	"time"
 
@@ -192,5 +196,49 @@ func TestReliability(t *testing.T) {
 		h.WaitFinal(t, batch, 3*time.Minute)
 		checkTruth(t, h, []string{batch}, 0)
 		t.Logf("figure: database connections cut mid-batch: %d backends terminated; %d rows final, %d duplicates", killed, rows, h.Sim.Duplicates())
+	})
+
+	t.Run("SIGKILLMidBatch", func(t *testing.T) {
+		t.Parallel()
+		h := newTenant(t, graphsim.Config{Faults: graphsim.Faults{Latency: 150 * time.Millisecond}})
+		batch := h.Enqueue(t, "sigkill.csv", testenv.GroupCSV(rows, configs))
+		start := func() *exec.Cmd {
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), workerProcessEnv+"=1", "GRAPH_WRITE_RATE=40", "WORKER_CONCURRENCY=10",
+				"WORKER_JOB_TIMEOUT=3s", "WORKER_RESCUE_AFTER=6s", "WORKER_HTTP_ADDR=off")
+			for k, v := range h.Vars() {
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				if t.Failed() {
+					t.Logf("worker process log:\n%s", stderr.String())
+				}
+			})
+			return cmd
+		}
+		first := start()
+		deadline := time.Now().Add(time.Minute)
+		for len(h.Sim.Ledger()) < 100 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = first.Wait()
+		createdAtKill := len(h.Sim.Ledger())
+		restarted := time.Now()
+		start()
+		h.WaitFinal(t, batch, 2*time.Minute)
+		took := time.Since(restarted)
+		checkTruth(t, h, []string{batch}, 0)
+		t.Logf("figure: SIGKILL after %d of %d creates; every row final %s after the restart; %d duplicates",
+			createdAtKill, rows, took.Round(100*time.Millisecond), h.Sim.Duplicates())
 	})
 }

@@ -1,0 +1,6 @@
+# Each target is a script in scripts/; see the README.
+.PHONY: demo test bench
+demo:
+	bash scripts/demo.sh
+test:
+	bash scripts/test.sh
