@@ -642,6 +642,10 @@ func (s *Server) create(gc *graphCall, rt route) {
 		s.graphError(gc, http.StatusBadRequest, "BadRequest", msg)
 		return
 	}
+	if rej, ok := s.rejection(t); ok {
+		s.graphError(gc, rej.status, rej.code, rej.message)
+		return
+	}
 	now := time.Now().UTC()
 	a := &Assignment{ID: newGUID(), Target: t, Source: "direct", SourceID: c.id, Intent: intent, Created: now}
 	outcome := OutcomeCreated

@@ -275,6 +275,7 @@ type Server struct {
 	devices     map[string]*deviceCode // by device_code
 	userCodes   map[string]*deviceCode // by user_code
 	stats       Stats
+	rejections  map[string]rejection // by target group or collection id
 	closeOnce   sync.Once
 }
 

@@ -235,10 +235,10 @@ func (w *AssignWorker) snoozeForWait(ctx context.Context, it *store.Item, err er
 	switch {
 	case errors.As(err, &tooLong):
 		w.markRetrying(ctx, it)
-		return river.JobSnooze(tooLong.Delay)
+		return w.snooze(it, tooLong.Delay)
 	case ctx.Err() != nil:
 		w.markRetrying(ctx, it)
-		return river.JobSnooze(time.Second)
+		return w.snooze(it, time.Second)
 	}
 	return err // the database behind the limiter failed: River retries
 }
@@ -278,7 +278,7 @@ func (w *AssignWorker) afterFailure(ctx context.Context, job *river.Job[AssignAr
 			return err
 		}
 		log.Info("graph throttled", "op", resp.Op, "retry_after", resp.RetryAfter, "pause", pause, "request_id", resp.RequestID)
-		return river.JobSnooze(pause + jittered(100*time.Millisecond, 100*time.Millisecond, 1))
+		return w.snooze(it, pause+jittered(100*time.Millisecond, 100*time.Millisecond, 1))
 
 	case graph.Fail:
 		o.Status = assign.StatusFailed
@@ -309,8 +309,18 @@ func (w *AssignWorker) afterFailure(ctx context.Context, job *river.Job[AssignAr
 		delay = max(delay, resp.RetryAfter)
 		log.Warn("graph request failed; will retry", "op", resp.Op, "status", resp.StatusCode, "error", resp.Error(),
 			"ambiguous", write && dec.Ambiguous, "retry_in", delay, "errors", errorsSoFar)
-		return river.JobSnooze(delay)
+		return w.snooze(it, delay)
 	}
+}
+
+// snooze reschedules the row after d, but no later than the end of its
+// patience, so a row told to wait an hour still ends when its patience does.
+func (w *AssignWorker) snooze(it *store.Item, d time.Duration) error {
+	if it.StartedAt != nil {
+		left := time.Until(it.StartedAt.Add(w.d.Settings.Patience)) + 100*time.Millisecond
+		d = min(d, max(left, 0))
+	}
+	return river.JobSnooze(d)
 }
 
 // finish records a final outcome and completes the job in one transaction:
