@@ -58,14 +58,17 @@ func ParseTargetType(s string) (TargetType, error) {
 // TargetTypeFromOData maps a Graph "@odata.type" (with or without the leading
 // '#', any case) to its TargetType.
 func TargetTypeFromOData(s string) (TargetType, bool) {
-	want := strings.ToLower(strings.TrimPrefix(s, "#"))
-	for t, o := range odataTypes {
-		if strings.ToLower(strings.TrimPrefix(o, "#")) == want {
-			return t, true
-		}
-	}
-	return "", false
+	t, ok := fromOData[strings.ToLower(strings.TrimPrefix(s, "#"))]
+	return t, ok
 }
+
+var fromOData = func() map[string]TargetType {
+	m := map[string]TargetType{}
+	for t, o := range odataTypes {
+		m[strings.ToLower(strings.TrimPrefix(o, "#"))] = t
+	}
+	return m
+}()
 
 func joinTypes() string {
 	s := make([]string, len(TargetTypes))
@@ -215,18 +218,47 @@ func (t *Target) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
-// ParseGUID returns the canonical (lower case) form of a GUID, or an error
-// naming field and value.
+// ParseGUID returns the canonical (lower case) form of a GUID, written
+// plain or in braces, or an error naming field and value. It is on the hot
+// path of intake (several GUIDs a row), so it avoids regular expressions.
 func ParseGUID(field, s string) (string, error) {
 	v := strings.TrimSpace(s)
-	v = strings.TrimSuffix(strings.TrimPrefix(v, "{"), "}")
-	if !guidRE.MatchString(v) {
+	if strings.HasPrefix(v, "{") && strings.HasSuffix(v, "}") {
+		v = v[1 : len(v)-1]
+	}
+	if len(v) != 36 {
 		return "", fmt.Errorf("%s %q is not a GUID", field, s)
 	}
-	return strings.ToLower(v), nil
+	var class byte
+	for i := 0; i < 36; i++ {
+		c := hexClass[v[i]]
+		switch i {
+		case 8, 13, 18, 23:
+			c = dashClass[v[i]]
+		}
+		if c == 0 {
+			return "", fmt.Errorf("%s %q is not a GUID", field, s)
+		}
+		class |= c
+	}
+	if class&2 != 0 {
+		return strings.ToLower(v), nil
+	}
+	return v, nil
 }
+
+// hexClass is 1 for 0-9 and a-f, 2 for A-F, 0 otherwise; dashClass is 1 for '-'.
+var hexClass, dashClass = func() (h, d [256]byte) {
+	for c := '0'; c <= '9'; c++ {
+		h[c] = 1
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		h[c] = 1
+		h[c-'a'+'A'] = 2
+	}
+	d['-'] = 1
+	return
+}()
 
 // CanonicalGUID lower-cases a GUID from Graph without validating it.
 func CanonicalGUID(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
@@ -265,8 +297,10 @@ var Paths = []Path{
 // and surrounding slashes, in its exact case.
 func ParsePath(s string) (Path, error) {
 	v := strings.Trim(strings.TrimSpace(s), "/")
-	v = strings.TrimSuffix(v, "assignments")
-	v = strings.Trim(v, "/")
+	if v == "assignments" {
+		v = ""
+	}
+	v = strings.TrimSuffix(v, "/assignments")
 	for _, p := range Paths {
 		if string(p) == v {
 			return p, nil

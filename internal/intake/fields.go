@@ -92,7 +92,7 @@ func (c *check) spec(f *fields, n *names) assign.Spec {
 			c.add(n.configurationID + " is required")
 		}
 	} else if !c.tooLong(n.configurationID, f.configurationID) {
-		if s.ConfigurationID, err = parseGUID(n.configurationID, f.configurationID); err != nil {
+		if s.ConfigurationID, err = assign.ParseGUID(n.configurationID, f.configurationID); err != nil {
 			c.addErr(err)
 		}
 	}
@@ -127,7 +127,7 @@ func (c *check) spec(f *fields, n *names) assign.Spec {
 		}
 	}
 	if f.groupID != "" && !c.tooLong(n.groupID, f.groupID) {
-		if t.GroupID, err = parseGUID(n.groupID, f.groupID); err != nil {
+		if t.GroupID, err = assign.ParseGUID(n.groupID, f.groupID); err != nil {
 			c.addErr(err)
 		}
 	}
@@ -137,7 +137,7 @@ func (c *check) spec(f *fields, n *names) assign.Spec {
 		}
 	}
 	if f.filterID != "" && !c.tooLong(n.filterID, f.filterID) {
-		if t.FilterID, err = parseGUID(n.filterID, f.filterID); err != nil {
+		if t.FilterID, err = assign.ParseGUID(n.filterID, f.filterID); err != nil {
 			c.addErr(err)
 		}
 		if t.FilterID == zeroGUID {
@@ -156,46 +156,3 @@ func (c *check) spec(f *fields, n *names) assign.Spec {
 	}
 	return s
 }
-
-// parseGUID is assign.ParseGUID without the regular expression, which
-// dominated the CSV profile. It accepts exactly the same inputs, returns the
-// same canonical form and words its error identically (see TestParseGUID).
-// When the value is already canonical it returns a substring of s.
-func parseGUID(field, s string) (string, error) {
-	v := strings.TrimSpace(s)
-	v = strings.TrimPrefix(v, "{")
-	v = strings.TrimSuffix(v, "}")
-	if len(v) != 36 {
-		return "", fmt.Errorf("%s %q is not a GUID", field, s)
-	}
-	var class byte
-	for i := 0; i < 36; i++ {
-		c := hexClass[v[i]]
-		switch i {
-		case 8, 13, 18, 23:
-			c = dashClass[v[i]]
-		}
-		if c == 0 {
-			return "", fmt.Errorf("%s %q is not a GUID", field, s)
-		}
-		class |= c
-	}
-	upper := class&2 != 0
-	if upper {
-		return strings.ToLower(v), nil
-	}
-	return v, nil
-}
-
-// hexClass is 1 for 0-9 and a-f, 2 for A-F, 0 otherwise; dashClass is 1 for '-'.
-var hexClass, dashClass = func() (h, d [256]byte) {
-	for c := '0'; c <= '9'; c++ {
-		h[c] = 1
-	}
-	for c := 'a'; c <= 'f'; c++ {
-		h[c] = 1
-		h[c-'a'+'A'] = 2
-	}
-	d['-'] = 1
-	return
-}()

@@ -495,35 +495,6 @@ func TestAbort(t *testing.T) {
 
 // TestParseGUID checks that the fast GUID parser agrees with
 // assign.ParseGUID, value and message.
-func TestParseGUID(t *testing.T) {
-	for _, s := range guidCases {
-		checkGUID(t, s)
-	}
-}
-
-var guidCases = []string{
-	"", " ", "{}", c1, strings.ToUpper(c1), "{" + c1 + "}", " {" + strings.ToUpper(c1) + "} ",
-	"{" + c1, c1 + "}", "{{" + c1 + "}}", c1[:35], c1 + "0", strings.ReplaceAll(c1, "-", ""),
-	strings.Replace(c1, "-", "_", 1), c1[:35] + "g", c1[:35] + "G", "-" + c1[1:], c1[:8] + "x" + c1[9:],
-	"\t" + c1 + "\n", "00000000-0000-0000-0000-000000000000", "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz",
-	c1[:20] + "é" + c1[22:], "not-a-guid",
-}
-
-func checkGUID(t *testing.T, s string) {
-	got, gerr := parseGUID("group_id", s)
-	want, werr := assign.ParseGUID("group_id", s)
-	if got != want || (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
-		t.Errorf("parseGUID(%q) = %q, %v; assign.ParseGUID: %q, %v", s, got, gerr, want, werr)
-	}
-}
-
-func FuzzParseGUID(f *testing.F) {
-	for _, s := range guidCases {
-		f.Add(s)
-	}
-	f.Fuzz(checkGUID)
-}
-
 // FuzzRead checks that no input makes Read panic or pass on an invalid row.
 func FuzzRead(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*/*")
