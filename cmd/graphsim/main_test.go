@@ -26,20 +26,7 @@ import (
 	"github.com/bulkassign/bulkassign/internal/graphsim"
 )
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "graphsim-cmd-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if _, err := graphsim.UseCA(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(graphsim.RunWithCA(m)) }
 
 func TestParseLimit(t *testing.T) {
 	t.Parallel()

@@ -19,20 +19,7 @@ import (
 // TestMain points SSL_CERT_FILE at the simulator CA before anything dials,
 // so that http.DefaultClient and MSAL's default client trust the simulator
 // exactly as production code would.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "graphsim-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if _, err := graphsim.UseCA(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(graphsim.RunWithCA(m)) }
 
 func newServer(t *testing.T, cfg graphsim.Config) *graphsim.Server {
 	t.Helper()

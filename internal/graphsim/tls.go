@@ -170,3 +170,20 @@ func UseCA(dir string) (string, error) {
 	}
 	return path, nil
 }
+
+// RunWithCA runs tests (a *testing.M) in a process that trusts the
+// simulator through SSL_CERT_FILE, as production code would, and returns
+// their exit code. Call it from TestMain: os.Exit(graphsim.RunWithCA(m)).
+func RunWithCA(m interface{ Run() int }) int {
+	dir, err := os.MkdirTemp("", "graphsim-ca-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if _, err := UseCA(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}

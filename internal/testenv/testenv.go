@@ -24,20 +24,7 @@ import (
 
 // Main is for TestMain: it makes every TLS client of the process trust the
 // simulator (through SSL_CERT_FILE, as in production) and runs the tests.
-func Main(m *testing.M) {
-	dir, err := os.MkdirTemp("", "bulkassign-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if _, err := graphsim.UseCA(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func Main(m *testing.M) { os.Exit(graphsim.RunWithCA(m)) }
 
 // Harness is one test's database and tenant.
 type Harness struct {
@@ -67,6 +54,8 @@ func (h *Harness) Vars() map[string]string {
 		"AZURE_CLIENT_ID":      graphsim.DefaultClientID,
 		"AZURE_CLIENT_SECRET":  graphsim.DefaultClientSecret,
 		"SSL_CERT_FILE":        os.Getenv("SSL_CERT_FILE"),
+		// A free port each: parallel workers must not all claim 8080.
+		"WORKER_HTTP_ADDR": "127.0.0.1:0",
 	}
 }
 
