@@ -18,11 +18,9 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"flag"
@@ -147,7 +145,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer srv.Close()
 	srv.AddConfiguration(cfgIDs...)
 	if *tenantFile != "" {
-		n, err := loadTenant(srv, *tenantFile)
+		n, err := srv.LoadTenantFile(*tenantFile)
 		if err != nil {
 			return err
 		}
@@ -287,46 +285,4 @@ func shellQuote(v string) string {
 		return v
 	}
 	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
-}
-
-// loadTenant registers the configurations and existing assignments of a
-// tenant file and returns the configuration ids it added.
-func loadTenant(srv *graphsim.Server, path string) ([]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("-tenant-file: %w", err)
-	}
-	var t struct {
-		Configurations []string `json:"configurations"`
-		Existing       []struct {
-			ConfigurationID string        `json:"configurationId"`
-			Path            string        `json:"path"`
-			Target          assign.Target `json:"target"`
-		} `json:"existing"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&t); err != nil {
-		return nil, fmt.Errorf("-tenant-file %s: %w", path, err)
-	}
-	var ids []string
-	for i, id := range t.Configurations {
-		g, err := assign.ParseGUID("configurations["+strconv.Itoa(i)+"]", id)
-		if err != nil {
-			return nil, fmt.Errorf("-tenant-file %s: %w", path, err)
-		}
-		ids = append(ids, g)
-	}
-	srv.AddConfiguration(ids...)
-	for i, e := range t.Existing {
-		p, err := assign.ParsePath(e.Path)
-		if err == nil {
-			err = e.Target.Validate()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("-tenant-file %s: existing[%d]: %w", path, i, err)
-		}
-		srv.Preassign(assign.CanonicalGUID(e.ConfigurationID), p, e.Target)
-	}
-	return ids, nil
 }
