@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -24,11 +23,13 @@ type AppConfig struct {
 	TenantID      string
 	ClientID      string
 	Secret        string
-	// CertificatePath is a PEM file holding the certificate and its RSA key.
+	// CertificatePath is a PEM file (certificate and RSA key) or a PKCS#12
+	// file (.pfx/.p12) opened with CertificatePassword. It wins over Secret.
 	CertificatePath     string
 	CertificatePassword string
 	// Scope is the Graph origin + "/.default".
-	Scope      string
+	Scope string
+	// HTTPClient defaults to NewHTTPClient(DefaultTimeout).
 	HTTPClient *http.Client
 }
 
@@ -59,6 +60,9 @@ func NewApp(cfg AppConfig) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = NewHTTPClient(DefaultTimeout)
+	}
 	a := &App{cfg: cfg, cred: cred}
 	if a.client, err = a.newClient(); err != nil {
 		return nil, err
@@ -66,28 +70,9 @@ func NewApp(cfg AppConfig) (*App, error) {
 	return a, nil
 }
 
-func certCredential(path, password string) (confidential.Credential, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return confidential.Credential{}, fmt.Errorf("AZURE_CLIENT_CERTIFICATE_PATH: %w", err)
-	}
-	certs, key, err := confidential.CertFromPEM(data, password)
-	if err != nil {
-		return confidential.Credential{}, fmt.Errorf("AZURE_CLIENT_CERTIFICATE_PATH %s: %v", path, err)
-	}
-	cred, err := confidential.NewCredFromCert(certs, key)
-	if err != nil {
-		return confidential.Credential{}, fmt.Errorf("AZURE_CLIENT_CERTIFICATE_PATH %s: %v", path, err)
-	}
-	return cred, nil
-}
-
 func (a *App) newClient() (confidential.Client, error) {
-	opts := []confidential.Option{confidential.WithInstanceDiscovery(KnownAuthorityHost(a.cfg.AuthorityHost))}
-	if a.cfg.HTTPClient != nil {
-		opts = append(opts, confidential.WithHTTPClient(a.cfg.HTTPClient))
-	}
-	c, err := confidential.New(Authority(a.cfg.AuthorityHost, a.cfg.TenantID), a.cfg.ClientID, a.cred, opts...)
+	c, err := confidential.New(Authority(a.cfg.AuthorityHost, a.cfg.TenantID), a.cfg.ClientID, a.cred,
+		confidential.WithInstanceDiscovery(KnownAuthorityHost(a.cfg.AuthorityHost)), confidential.WithHTTPClient(a.cfg.HTTPClient))
 	if err != nil {
 		return confidential.Client{}, fmt.Errorf("error creating MSAL client: %w", err)
 	}
@@ -153,28 +138,4 @@ func (a *App) Token(ctx context.Context, opts graph.TokenOptions) (string, error
 func (a *App) Check(ctx context.Context) error {
 	_, err := a.Token(ctx, graph.TokenOptions{})
 	return err
-}
-
-// sanitize reduces an MSAL error to the platform's error code and
-// description: MSAL's messages can quote request bodies.
-func sanitize(err error) error {
-	msg := err.Error()
-	for _, marker := range []string{"AADSTS"} {
-		if i := strings.Index(msg, marker); i >= 0 {
-			end := strings.IndexAny(msg[i:], ".\"\\\n")
-			if end < 0 {
-				end = len(msg) - i
-			}
-			return fmt.Errorf("sign-in failed: %s", msg[i:i+end])
-		}
-	}
-	for _, code := range []string{"invalid_client", "invalid_grant", "unauthorized_client", "invalid_scope", "invalid_request"} {
-		if strings.Contains(msg, code) {
-			return fmt.Errorf("sign-in failed: %s", code)
-		}
-	}
-	if len(msg) > 300 {
-		msg = msg[:300]
-	}
-	return fmt.Errorf("sign-in failed: %s", msg)
 }

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"strconv"
 	"strings"
@@ -56,26 +57,50 @@ func LoadDatabase(env Env) (Database, error) {
 	return Database{URL: v}, nil
 }
 
+// Sign-in methods AZURE_SIGNIN selects.
+const (
+	// SignInApp signs in as the app registration (secret or certificate).
+	SignInApp = "app"
+	// SignInDelegated uses the user sign-in `worker login` stored.
+	SignInDelegated = "delegated"
+)
+
+// TokenCacheKeyVar is the variable holding the key that seals the stored
+// delegated sign-in.
+const TokenCacheKeyVar = "BULKASSIGN_TOKEN_CACHE_KEY"
+
 // Graph is what talking to Graph needs.
 type Graph struct {
 	Cloud               Cloud
 	BaseURL             string // Graph root with version
 	AuthorityHost       string
+	SignIn              string // SignInApp or SignInDelegated
 	TenantID            string
 	ClientID            string
 	ClientSecret        string
 	CertificatePath     string
 	CertificatePassword string
-	Timeout             time.Duration
+	// TokenCacheKey seals the stored delegated sign-in; set by LoadGraph
+	// for delegated sign-in and by LoadDelegated.
+	TokenCacheKey []byte
+	Timeout       time.Duration
 }
 
-// Scope is the token scope for BaseURL's origin.
-func (g Graph) Scope() string {
+// Origin is the scheme and host of BaseURL: Graph's resource identifier.
+func (g Graph) Origin() string {
 	u, err := graph.CheckURL("GRAPH_BASE_URL", g.BaseURL)
 	if err != nil {
 		return ""
 	}
-	return u.Scheme + "://" + u.Host + "/.default"
+	return u.Scheme + "://" + u.Host
+}
+
+// Scope is the token scope for BaseURL's origin.
+func (g Graph) Scope() string {
+	if o := g.Origin(); o != "" {
+		return o + "/.default"
+	}
+	return ""
 }
 
 // LoadGraph reads the Graph and sign-in settings. needCredential is false
@@ -103,6 +128,10 @@ func LoadGraph(env Env, needCredential bool) (Graph, error) {
 	if g.Timeout, err = duration(env, "GRAPH_TIMEOUT", 30*time.Second); err != nil {
 		return g, err
 	}
+	g.SignIn = strings.ToLower(get(env, "AZURE_SIGNIN", SignInApp))
+	if g.SignIn != SignInApp && g.SignIn != SignInDelegated {
+		return g, &Error{"AZURE_SIGNIN", fmt.Sprintf("%q is not one of app, delegated", g.SignIn)}
+	}
 	g.TenantID = get(env, "AZURE_TENANT_ID", "")
 	g.ClientID = get(env, "AZURE_CLIENT_ID", "")
 	g.ClientSecret = get(env, "AZURE_CLIENT_SECRET", "")
@@ -111,19 +140,67 @@ func LoadGraph(env Env, needCredential bool) (Graph, error) {
 	if !needCredential {
 		return g, nil
 	}
-	if g.TenantID == "" {
-		return g, &Error{"AZURE_TENANT_ID", "is not set (the directory (tenant) id of the app registration)"}
+	if err := g.checkApp(); err != nil {
+		return g, err
 	}
-	if strings.ContainsAny(g.TenantID, "/?#@ ") {
-		return g, &Error{"AZURE_TENANT_ID", fmt.Sprintf("%q is not a tenant id or domain", g.TenantID)}
-	}
-	if g.ClientID == "" {
-		return g, &Error{"AZURE_CLIENT_ID", "is not set (the application (client) id of the app registration)"}
+	if g.SignIn == SignInDelegated {
+		g.TokenCacheKey, err = TokenCacheKey(env)
+		return g, err
 	}
 	if g.ClientSecret == "" && g.CertificatePath == "" {
-		return g, &Error{"AZURE_CLIENT_SECRET", "neither AZURE_CLIENT_SECRET nor AZURE_CLIENT_CERTIFICATE_PATH is set"}
+		return g, &Error{"AZURE_CLIENT_SECRET", "neither AZURE_CLIENT_SECRET nor AZURE_CLIENT_CERTIFICATE_PATH is set (or set AZURE_SIGNIN=delegated to use `worker login`)"}
 	}
 	return g, nil
+}
+
+// checkApp checks the tenant and the app registration's id.
+func (g Graph) checkApp() error {
+	if g.TenantID == "" {
+		return &Error{"AZURE_TENANT_ID", "is not set (the directory (tenant) id of the app registration)"}
+	}
+	if strings.ContainsAny(g.TenantID, "/?#@ ") {
+		return &Error{"AZURE_TENANT_ID", fmt.Sprintf("%q is not a tenant id or domain", g.TenantID)}
+	}
+	if g.ClientID == "" {
+		return &Error{"AZURE_CLIENT_ID", "is not set (the application (client) id of the app registration)"}
+	}
+	return nil
+}
+
+// LoadDelegated reads what `worker login` and `worker logout` need: where
+// to sign in, the tenant and app, and (with needKey) the key that seals
+// the stored sign-in. AZURE_SIGNIN does not matter to them.
+func LoadDelegated(env Env, needKey bool) (Graph, error) {
+	g, err := LoadGraph(env, false)
+	if err != nil {
+		return g, err
+	}
+	if err := g.checkApp(); err != nil {
+		return g, err
+	}
+	if needKey {
+		g.TokenCacheKey, err = TokenCacheKey(env)
+	}
+	return g, err
+}
+
+// TokenCacheKey reads BULKASSIGN_TOKEN_CACHE_KEY: 32 random bytes in
+// base64 (standard or URL alphabet, padded or not). Its value never
+// appears in an error.
+func TokenCacheKey(env Env) ([]byte, error) {
+	v := get(env, TokenCacheKeyVar, "")
+	if v == "" {
+		return nil, &Error{TokenCacheKeyVar, "is not set: the stored sign-in is kept encrypted with it (make one with: openssl rand -base64 32)"}
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(v); err == nil {
+			if len(k) != 32 {
+				return nil, &Error{TokenCacheKeyVar, fmt.Sprintf("decodes to %d bytes, want 32 (make one with: openssl rand -base64 32)", len(k))}
+			}
+			return k, nil
+		}
+	}
+	return nil, &Error{TokenCacheKeyVar, "is not base64 (make one with: openssl rand -base64 32)"}
 }
 
 // Worker holds the worker's tuning.
@@ -135,7 +212,12 @@ type Worker struct {
 	MaxErrors   int
 	JobTimeout  time.Duration
 	RescueAfter time.Duration
-	HTTPAddr    string
+	// HTTPAddr is where the worker serves probes, metrics and River UI;
+	// "" (WORKER_HTTP_ADDR=off) serves nothing.
+	HTTPAddr string
+	// HTTPUser and HTTPPassword protect River UI with basic auth.
+	HTTPUser     string
+	HTTPPassword string
 }
 
 // LoadWorker reads the worker's tuning settings.
@@ -167,6 +249,11 @@ func LoadWorker(env Env) (Worker, error) {
 		return w, &Error{"WORKER_RESCUE_AFTER", fmt.Sprintf("%s must exceed WORKER_JOB_TIMEOUT (%s)", w.RescueAfter, w.JobTimeout)}
 	}
 	w.HTTPAddr = get(env, "WORKER_HTTP_ADDR", "127.0.0.1:8080")
+	if strings.EqualFold(w.HTTPAddr, "off") {
+		w.HTTPAddr = ""
+	}
+	w.HTTPUser = get(env, "WORKER_HTTP_USER", "")
+	w.HTTPPassword = get(env, "WORKER_HTTP_PASSWORD", "")
 	return w, nil
 }
 

@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/bulkassign/bulkassign/internal/auth"
+	"github.com/bulkassign/bulkassign/internal/config"
+)
+
+func init() {
+	workerCommands["login"] = workerLogin
+	workerCommands["logout"] = workerLogout
+}
+
+const loginUsage = `usage: worker login
+
+Signs in as yourself (device code: open the page shown and enter the code)
+and stores the sign-in in the database, encrypted with
+BULKASSIGN_TOKEN_CACHE_KEY, for every worker with AZURE_SIGNIN=delegated.
+Needs AZURE_TENANT_ID, AZURE_CLIENT_ID (an app registration that allows
+public client flows) and BULKASSIGN_TOKEN_CACHE_KEY. Replaces any stored
+sign-in of that app in that tenant.
+`
+
+const logoutUsage = `usage: worker logout
+
+Deletes the stored sign-in of AZURE_CLIENT_ID in AZURE_TENANT_ID. Workers
+using it stop renewing tokens; the refresh token itself stays valid at
+Microsoft Entra until it expires or the user's sessions are revoked.
+`
+
+func workerLogin(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "worker login", loginUsage)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError("login takes no arguments")
+	}
+	gcfg, err := config.LoadDelegated(env.Getenv, true)
+	if err != nil {
+		return err
+	}
+	pool, err := openDB(ctx, env, 4)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := requireMigrated(ctx, pool); err != nil {
+		return err
+	}
+	d, err := newDelegated(gcfg, pool)
+	if err != nil {
+		return settingError(err)
+	}
+	user, err := d.Login(ctx, func(p auth.DeviceCodePrompt) {
+		fmt.Fprintf(env.Stderr, "To sign in, open %s and enter the code %s (valid until %s). Waiting...\n",
+			p.VerificationURL, p.UserCode, p.ExpiresOn.Local().Format(time.Kitchen))
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "signed in as %s (app %s, tenant %s); the sign-in is stored encrypted in the database\n", user, gcfg.ClientID, gcfg.TenantID)
+	if gcfg.SignIn != config.SignInDelegated {
+		fmt.Fprintln(env.Stderr, "note: workers use it only with AZURE_SIGNIN=delegated")
+	}
+	return nil
+}
+
+func workerLogout(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "worker logout", logoutUsage)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError("logout takes no arguments")
+	}
+	gcfg, err := config.LoadDelegated(env.Getenv, false)
+	if err != nil {
+		return err
+	}
+	pool, err := openDB(ctx, env, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := requireMigrated(ctx, pool); err != nil {
+		return err
+	}
+	deleted, err := auth.Logout(ctx, pool, gcfg.TenantID, gcfg.ClientID)
+	if err != nil {
+		return err
+	}
+	if deleted {
+		fmt.Fprintf(env.Stdout, "signed out: the stored sign-in of app %s in tenant %s is deleted\n", gcfg.ClientID, gcfg.TenantID)
+	} else {
+		fmt.Fprintf(env.Stdout, "no sign-in was stored for app %s in tenant %s\n", gcfg.ClientID, gcfg.TenantID)
+	}
+	return nil
+}

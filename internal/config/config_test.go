@@ -1,0 +1,138 @@
+package config_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/bulkassign/bulkassign/internal/config"
+)
+
+// key32 is base64 of 32 bytes.
+const key32 = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
+func TestCloudsSelectGraphAuthorityAndScopeTogether(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                      string
+		env                       map[string]string
+		baseURL, authority, scope string
+	}{
+		{name: "default is global", env: map[string]string{},
+			baseURL: "https://graph.microsoft.com/beta", authority: "https://login.microsoftonline.com", scope: "https://graph.microsoft.com/.default"},
+		{name: "global", env: map[string]string{"GRAPH_CLOUD": "global"},
+			baseURL: "https://graph.microsoft.com/beta", authority: "https://login.microsoftonline.com", scope: "https://graph.microsoft.com/.default"},
+		{name: "usgov (GCC High)", env: map[string]string{"GRAPH_CLOUD": "usgov"},
+			baseURL: "https://graph.microsoft.us/beta", authority: "https://login.microsoftonline.us", scope: "https://graph.microsoft.us/.default"},
+		{name: "usgovdod", env: map[string]string{"GRAPH_CLOUD": "usgovdod"},
+			baseURL: "https://dod-graph.microsoft.us/beta", authority: "https://login.microsoftonline.us", scope: "https://dod-graph.microsoft.us/.default"},
+		{name: "china", env: map[string]string{"GRAPH_CLOUD": "China"},
+			baseURL: "https://microsoftgraph.chinacloudapi.cn/beta", authority: "https://login.chinacloudapi.cn", scope: "https://microsoftgraph.chinacloudapi.cn/.default"},
+		{name: "GRAPH_BASE_URL overrides the cloud's Graph and so the scope", env: map[string]string{"GRAPH_CLOUD": "usgov", "GRAPH_BASE_URL": "https://graph.example.test/v1.0/"},
+			baseURL: "https://graph.example.test/v1.0", authority: "https://login.microsoftonline.us", scope: "https://graph.example.test/.default"},
+		{name: "AZURE_AUTHORITY_HOST overrides the cloud's authority", env: map[string]string{"GRAPH_CLOUD": "china", "AZURE_AUTHORITY_HOST": "https://127.0.0.1:8443/"},
+			baseURL: "https://microsoftgraph.chinacloudapi.cn/beta", authority: "https://127.0.0.1:8443", scope: "https://microsoftgraph.chinacloudapi.cn/.default"},
+		{name: "plain http Graph on loopback", env: map[string]string{"GRAPH_BASE_URL": "http://127.0.0.1:9000/beta"},
+			baseURL: "http://127.0.0.1:9000/beta", authority: "https://login.microsoftonline.com", scope: "http://127.0.0.1:9000/.default"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			g, err := config.LoadGraph(config.MapEnv(tt.env), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.BaseURL != tt.baseURL || g.AuthorityHost != tt.authority || g.Scope() != tt.scope {
+				t.Fatalf("got base %q, authority %q, scope %q; want %q, %q, %q", g.BaseURL, g.AuthorityHost, g.Scope(), tt.baseURL, tt.authority, tt.scope)
+			}
+		})
+	}
+	for name, c := range config.Clouds {
+		if c.Name != name || !strings.HasPrefix(c.GraphRoot, "https://") || !strings.HasPrefix(c.AuthorityHost, "https://") {
+			t.Errorf("Clouds[%q] = %+v, want its own name and https hosts", name, c)
+		}
+	}
+}
+
+func TestLoadGraphSignIn(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"AZURE_TENANT_ID": "contoso.onmicrosoft.com", "AZURE_CLIENT_ID": "0f3c9a7e-2b4d-4c6e-8a1f-3d5e7b9c1a2e"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		signIn  string
+		wantVar string // the variable the error names; "" = no error
+		wantMsg string
+	}{
+		{name: "secret", env: with("AZURE_CLIENT_SECRET", "s3cret"), signIn: config.SignInApp},
+		{name: "certificate", env: with("AZURE_CLIENT_CERTIFICATE_PATH", "/etc/app.pfx"), signIn: config.SignInApp},
+		{name: "app without a credential", env: with(), wantVar: "AZURE_CLIENT_SECRET", wantMsg: "AZURE_SIGNIN=delegated"},
+		{name: "delegated needs no secret", env: with("AZURE_SIGNIN", "Delegated", config.TokenCacheKeyVar, key32), signIn: config.SignInDelegated},
+		{name: "delegated URL-safe unpadded key", env: with("AZURE_SIGNIN", "delegated", config.TokenCacheKeyVar, strings.TrimRight(strings.NewReplacer("+", "-", "/", "_").Replace(key32), "=")), signIn: config.SignInDelegated},
+		{name: "delegated without a key", env: with("AZURE_SIGNIN", "delegated"), wantVar: config.TokenCacheKeyVar, wantMsg: "openssl rand -base64 32"},
+		{name: "delegated short key", env: with("AZURE_SIGNIN", "delegated", config.TokenCacheKeyVar, "c2hvcnQta2V5"), wantVar: config.TokenCacheKeyVar, wantMsg: "decodes to 9 bytes, want 32"},
+		{name: "delegated key not base64", env: with("AZURE_SIGNIN", "delegated", config.TokenCacheKeyVar, "not base64 at all!"), wantVar: config.TokenCacheKeyVar, wantMsg: "is not base64"},
+		{name: "delegated without a tenant", env: map[string]string{"AZURE_SIGNIN": "delegated", "AZURE_CLIENT_ID": "x", config.TokenCacheKeyVar: key32}, wantVar: "AZURE_TENANT_ID"},
+		{name: "unknown sign-in", env: with("AZURE_SIGNIN", "interactive"), wantVar: "AZURE_SIGNIN", wantMsg: `"interactive" is not one of app, delegated`},
+		{name: "unknown cloud", env: with("GRAPH_CLOUD", "germany", "AZURE_CLIENT_SECRET", "s"), wantVar: "GRAPH_CLOUD"},
+		{name: "http authority", env: with("AZURE_AUTHORITY_HOST", "http://127.0.0.1:1", "AZURE_CLIENT_SECRET", "s"), wantVar: "AZURE_AUTHORITY_HOST", wantMsg: "must use https"},
+		{name: "http Graph off loopback", env: with("GRAPH_BASE_URL", "http://graph.example.test/beta", "AZURE_CLIENT_SECRET", "s"), wantVar: "GRAPH_BASE_URL", wantMsg: "must use https"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			g, err := config.LoadGraph(config.MapEnv(tt.env), true)
+			if tt.wantVar == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if g.SignIn != tt.signIn {
+					t.Fatalf("SignIn = %q, want %q", g.SignIn, tt.signIn)
+				}
+				if (g.SignIn == config.SignInDelegated) != (len(g.TokenCacheKey) == 32) {
+					t.Fatalf("TokenCacheKey has %d bytes for sign-in %q", len(g.TokenCacheKey), g.SignIn)
+				}
+				return
+			}
+			var ce *config.Error
+			if !errors.As(err, &ce) || ce.Var != tt.wantVar || !strings.Contains(ce.Msg, tt.wantMsg) {
+				t.Fatalf("err = %v, want a %s error containing %q", err, tt.wantVar, tt.wantMsg)
+			}
+			if v := tt.env[config.TokenCacheKeyVar]; v != "" && strings.Contains(err.Error(), v) {
+				t.Fatalf("error %q quotes the key", err)
+			}
+		})
+	}
+}
+
+func TestLoadDelegated(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c"}
+	// Logout needs no key; login does, whatever AZURE_SIGNIN says.
+	if _, err := config.LoadDelegated(config.MapEnv(env), false); err != nil {
+		t.Fatalf("LoadDelegated without key, needKey false: %v", err)
+	}
+	var ce *config.Error
+	if _, err := config.LoadDelegated(config.MapEnv(env), true); !errors.As(err, &ce) || ce.Var != config.TokenCacheKeyVar {
+		t.Fatalf("LoadDelegated without key, needKey true: %v, want a %s error", err, config.TokenCacheKeyVar)
+	}
+	env[config.TokenCacheKeyVar] = key32
+	g, err := config.LoadDelegated(config.MapEnv(env), true)
+	if err != nil || len(g.TokenCacheKey) != 32 || g.SignIn != config.SignInApp {
+		t.Fatalf("LoadDelegated = %d-byte key, sign-in %q, %v; want the key and AZURE_SIGNIN's default", len(g.TokenCacheKey), g.SignIn, err)
+	}
+	delete(env, "AZURE_CLIENT_ID")
+	if _, err := config.LoadDelegated(config.MapEnv(env), false); !errors.As(err, &ce) || ce.Var != "AZURE_CLIENT_ID" {
+		t.Fatalf("LoadDelegated without client id: %v, want an AZURE_CLIENT_ID error", err)
+	}
+}
