@@ -16,7 +16,15 @@ import (
 )
 
 const enqueueUsage = `usage: enqueue [flags] FILE...     enqueue lists (CSV, JSON, NDJSON; "-" is stdin) as batches
-       enqueue status BATCH           counts of a batch's rows by status
+       enqueue --dry-run FILE...      report what enqueueing would do; writes nothing
+       enqueue status BATCH [--wait]  counts of a batch's rows by status
+       enqueue results BATCH          one line per row (--format table|csv|json, --status S,...)
+       enqueue batches [--limit N]    recent batches with their counts
+       enqueue retry BATCH [--wait]   run the failed and canceled rows again
+       enqueue cancel BATCH           stop the rows not yet final
+       enqueue revert BATCH [--wait]  delete the assignments the batch created
+
+BATCH is a batch id or its first 8 or more characters.
 
 Every file is validated whole before anything is written; one invalid row
 rejects them all (exit 1). On success each batch id is printed on its own
@@ -44,8 +52,20 @@ func runEnqueue(ctx context.Context, env *Env, args []string) error {
 	}
 	fs := newFlagSet(env, "enqueue", enqueueUsage)
 	format := fs.String("format", "", "input format for every file: csv, json, ndjson (default: by extension; stdin is sniffed)")
+	wf := addWaitFlags(fs, "the batches")
+	dryRun := fs.Bool("dry-run", false, "validate, read the existing assignments and report per row what would happen; write nothing")
+	output := fs.String("output", "table", "with -dry-run: report format, table, csv or json")
 	files, err := parseFlags(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := wf.check(); err != nil {
+		return err
+	}
+	if *dryRun && *wf.wait {
+		return usageError("-dry-run and -wait do not go together: a dry run enqueues nothing")
+	}
+	if err := checkFormat("-output", *output); err != nil {
 		return err
 	}
 	if len(files) == 0 {
@@ -75,6 +95,9 @@ func runEnqueue(ctx context.Context, env *Env, args []string) error {
 			in.Reader = fh
 		}
 		inputs = append(inputs, in)
+	}
+	if *dryRun {
+		return enqueueDryRun(ctx, env, inputs, *output)
 	}
 
 	pool, err := openDB(ctx, env, 4)
@@ -114,6 +137,13 @@ func runEnqueue(ctx context.Context, env *Env, args []string) error {
 	for _, e := range out {
 		fmt.Fprintln(env.Stdout, e.Batch.ID)
 	}
+	if *wf.wait {
+		batches := make([]*store.Batch, len(out))
+		for i, e := range out {
+			batches[i] = e.Batch
+		}
+		return waitForBatches(ctx, env, pool, batches, *wf.interval)
+	}
 	return nil
 }
 
@@ -124,9 +154,13 @@ func printWarnings(w io.Writer, r *intake.Result) {
 }
 
 func enqueueStatus(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "enqueue status", "usage: enqueue status BATCH\n")
+	fs := newFlagSet(env, "enqueue status", "usage: enqueue status BATCH [--wait]\n")
+	wf := addWaitFlags(fs, "the batch")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := wf.check(); err != nil {
 		return err
 	}
 	if len(pos) != 1 {
@@ -141,13 +175,14 @@ func enqueueStatus(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *wf.wait {
+		return statusWait(ctx, env, pool, b, *wf.interval)
+	}
 	counts, err := store.CountByStatus(ctx, pool, b.ID)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "batch %s  %s  %d rows  enqueued %s\n", b.ID, b.Source, b.RowCount, b.CreatedAt.Local().Format("2006-01-02 15:04:05"))
-	writeCounts(env.Stdout, counts)
-	return nil
+	return printStatus(ctx, env, pool, b, counts)
 }
 
 // writeCounts prints one line per status, then the total and how many are final.

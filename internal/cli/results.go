@@ -2,9 +2,17 @@ package cli
 
 import (
 	"context"
+	"encoding/csv"
+	"encoding/json"
 	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
+	"time"
 
+	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
@@ -12,10 +20,25 @@ func init() {
 	enqueueCommands["results"] = enqueueResults
 }
 
+const resultsUsage = `usage: enqueue results BATCH [--format table|csv|json] [--status STATUS[,STATUS...]]
+
+One line per row of the batch, in input order. csv and json carry every
+column of the assignment_results view; csv cells that a spreadsheet would
+run as a formula are prefixed with a single quote.
+
+flags:
+`
+
 func enqueueResults(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "enqueue results", "usage: enqueue results BATCH\n")
+	fs := newFlagSet(env, "enqueue results", resultsUsage)
+	format := fs.String("format", "table", "output format: table, csv or json")
+	var statuses statusList
+	fs.Var(&statuses, "status", "only rows with this status; comma-separated or repeated ("+joinStatuses()+")")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := checkFormat("-format", *format); err != nil {
 		return err
 	}
 	if len(pos) != 1 {
@@ -30,17 +53,252 @@ func enqueueResults(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *format != "table" {
+		rw := newRecordWriter(env.Stdout, *format, store.ExportColumns)
+		err := store.ExportResults(ctx, pool, b.ID, statuses, func(r *store.ExportRow) error {
+			return rw.write(exportValues(r))
+		})
+		if err != nil {
+			return err
+		}
+		return rw.close()
+	}
+
+	reverts, err := store.CountReverts(ctx, pool, b.ID)
+	if err != nil {
+		return err
+	}
+	withRevert := reverts.Total() > 0
 	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "LINE\tCONFIGURATION\tPATH\tTARGET\tSTATUS\tHTTP\tASSIGNMENT\tERROR")
-	err = store.ListResults(ctx, pool, b.ID, nil, func(r *store.Result) error {
-		_, err := fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Line, r.ConfigurationID, orDash(r.Path),
-			targetLabel(r), r.Status, httpLabel(r.HTTPStatus), orDash(r.AssignmentID), orDash(errorLabel(r)))
+	header := "LINE\tCONFIGURATION\tPATH\tTARGET\tSTATUS\tHTTP\tASSIGNMENT\tERROR"
+	if withRevert {
+		header += "\tREVERT"
+	}
+	fmt.Fprintln(tw, header)
+	err = store.ExportResults(ctx, pool, b.ID, statuses, func(r *store.ExportRow) error {
+		line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", r.Line, r.ConfigurationID, orDash(r.Path),
+			targetLabel(&r.Result), r.Status, httpLabel(r.HTTPStatus), orDash(r.AssignmentID), orDash(oneLine(errorLabel(&r.Result))))
+		if withRevert {
+			line += "\t" + orDash(revertLabel(r))
+		}
+		_, err := fmt.Fprintln(tw, line)
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	return tw.Flush()
+}
+
+// statusList is the -status flag: statuses, comma-separated or repeated.
+type statusList []assign.Status
+
+func (l *statusList) String() string {
+	s := make([]string, len(*l))
+	for i, v := range *l {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *statusList) Set(v string) error {
+	for _, f := range strings.Split(v, ",") {
+		st := assign.Status(strings.ToLower(strings.TrimSpace(f)))
+		if !slices.Contains(assign.Statuses, st) {
+			return fmt.Errorf("%q is not a status (%s)", f, joinStatuses())
+		}
+		if !slices.Contains(*l, st) {
+			*l = append(*l, st)
+		}
+	}
+	return nil
+}
+
+func joinStatuses() string {
+	s := make([]string, len(assign.Statuses))
+	for i, v := range assign.Statuses {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ", ")
+}
+
+func checkFormat(flagName, f string) error {
+	switch f {
+	case "table", "csv", "json":
+		return nil
+	}
+	return usageError("%s %q: want table, csv or json", flagName, f)
+}
+
+func revertLabel(r *store.ExportRow) string {
+	if r.RevertStatus == store.RevertNone {
+		return ""
+	}
+	s := string(r.RevertStatus)
+	if r.RevertHTTPStatus != 0 {
+		s += " " + strconv.Itoa(r.RevertHTTPStatus)
+	}
+	switch {
+	case r.RevertErrorCode != "" && r.RevertError != "":
+		s += " " + r.RevertErrorCode + ": " + oneLine(r.RevertError)
+	case r.RevertErrorCode != "":
+		s += " " + r.RevertErrorCode
+	case r.RevertError != "":
+		s += " " + oneLine(r.RevertError)
+	}
+	return s
+}
+
+// exportValues are r's cells in store.ExportColumns order; nil is absent.
+func exportValues(r *store.ExportRow) []any {
+	return []any{r.BatchID, r.ItemID, r.Line, r.Source, r.ConfigurationID, optional(r.Path), r.TargetType,
+		optional(r.GroupID), optional(r.CollectionID), optional(r.FilterID), optional(r.FilterType), string(r.Status),
+		optionalInt(r.HTTPStatus), optional(r.AssignmentID), r.Attempts, optional(r.ErrorCode), optional(r.ErrorMessage),
+		optional(r.RequestID), r.CreatedAt.UTC(), r.UpdatedAt.UTC(), optionalTime(r.FinishedAt), r.Retries,
+		optional(string(r.RevertStatus)), optionalInt(r.RevertHTTPStatus), optional(r.RevertErrorCode),
+		optional(r.RevertError), optional(r.RevertRequestID), optionalTime(r.RevertedAt)}
+}
+
+func optional(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func optionalInt(n int) any {
+	if n == 0 {
+		return nil
+	}
+	return n
+}
+
+func optionalTime(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UTC()
+}
+
+// recordWriter streams records as CSV (with a header) or as a JSON array
+// of objects whose keys are the column names.
+type recordWriter struct {
+	w      io.Writer
+	format string
+	cols   []string
+	csv    *csv.Writer
+	keys   [][]byte // JSON-encoded column names
+	n      int
+	cells  []string
+	buf    []byte
+}
+
+func newRecordWriter(w io.Writer, format string, cols []string) *recordWriter {
+	rw := &recordWriter{w: w, format: format, cols: cols}
+	if format == "csv" {
+		rw.csv = csv.NewWriter(w)
+		rw.cells = make([]string, len(cols))
+	} else {
+		for _, c := range cols {
+			k, _ := json.Marshal(c)
+			rw.keys = append(rw.keys, k)
+		}
+	}
+	return rw
+}
+
+func (rw *recordWriter) write(vals []any) error {
+	if rw.csv != nil {
+		if rw.n == 0 {
+			if err := rw.csv.Write(rw.cols); err != nil {
+				return err
+			}
+		}
+		rw.n++
+		for i, v := range vals {
+			rw.cells[i] = csvCell(v)
+		}
+		return rw.csv.Write(rw.cells)
+	}
+	b := rw.buf[:0]
+	if rw.n == 0 {
+		b = append(b, "[\n"...)
+	} else {
+		b = append(b, ",\n"...)
+	}
+	rw.n++
+	b = append(b, '{')
+	for i, v := range vals {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, rw.keys[i]...)
+		b = append(b, ':')
+		enc, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		b = append(b, enc...)
+	}
+	b = append(b, '}')
+	rw.buf = b
+	_, err := rw.w.Write(b)
+	return err
+}
+
+func (rw *recordWriter) close() error {
+	if rw.csv != nil {
+		if rw.n == 0 {
+			if err := rw.csv.Write(rw.cols); err != nil {
+				return err
+			}
+		}
+		rw.csv.Flush()
+		return rw.csv.Error()
+	}
+	end := "\n]\n"
+	if rw.n == 0 {
+		end = "[]\n"
+	}
+	_, err := io.WriteString(rw.w, end)
+	return err
+}
+
+func csvCell(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return spreadsheetSafe(v)
+	case int:
+		return strconv.Itoa(v)
+	case time.Time:
+		return v.UTC().Format(time.RFC3339Nano)
+	case bool:
+		return strconv.FormatBool(v)
+	}
+	return spreadsheetSafe(fmt.Sprint(v))
+}
+
+// spreadsheetSafe defuses formula injection: spreadsheets run a cell that
+// starts with = + - @ (or a tab or carriage return before one) as a
+// formula, so such cells get a leading single quote, which makes them text.
+// Error messages and file names come from outside: they could be crafted.
+func spreadsheetSafe(s string) string {
+	if s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0 {
+		return "'" + s
+	}
+	return s
+}
+
+// oneLine keeps a table cell on its line.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 func orDash(s string) string {
@@ -59,15 +317,19 @@ func httpLabel(n int) string {
 
 // targetLabel is a compact target: type, id and filter.
 func targetLabel(r *store.Result) string {
-	s := r.TargetType
+	return targetText(r.TargetType, r.GroupID, r.CollectionID, r.FilterID, r.FilterType)
+}
+
+func targetText(typ, group, collection, filterID, filterType string) string {
+	s := typ
 	switch {
-	case r.GroupID != "":
-		s += ":" + r.GroupID
-	case r.CollectionID != "":
-		s += ":" + r.CollectionID
+	case group != "":
+		s += ":" + group
+	case collection != "":
+		s += ":" + collection
 	}
-	if r.FilterID != "" {
-		s += " (" + r.FilterType + " " + r.FilterID + ")"
+	if filterID != "" {
+		s += " (" + filterType + " " + filterID + ")"
 	}
 	return s
 }

@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/store"
+)
+
+func init() {
+	enqueueCommands["batches"] = enqueueBatches
+}
+
+var batchColumns = []string{"batch_id", "source", "enqueued_at", "rows", "duplicate_rows", "queued", "running", "retrying",
+	"created", "already_assigned", "failed", "canceled", "revert_pending", "reverted", "revert_failed", "revert_canceled"}
+
+func enqueueBatches(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "enqueue batches", "usage: enqueue batches [--limit N] [--format table|csv|json]\n\nRecent batches, newest first, with their rows counted by status.\n\nflags:\n")
+	limit := fs.Int("limit", 20, "how many batches to list")
+	format := fs.String("format", "table", "output format: table, csv or json")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError("batches takes no arguments")
+	}
+	if *limit <= 0 {
+		return usageError("-limit %d: must be a positive number", *limit)
+	}
+	if err := checkFormat("-format", *format); err != nil {
+		return err
+	}
+	pool, err := openDB(ctx, env, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	list, err := store.ListBatches(ctx, pool, *limit)
+	if err != nil {
+		return err
+	}
+	if *format != "table" {
+		rw := newRecordWriter(env.Stdout, *format, batchColumns)
+		for _, s := range list {
+			c, r := s.Counts, s.Reverts
+			pending := r[store.RevertQueued] + r[store.RevertRunning] + r[store.RevertRetrying]
+			err := rw.write([]any{s.ID, s.Source, s.CreatedAt.UTC(), s.RowCount, s.DuplicateRows,
+				c[assign.StatusQueued], c[assign.StatusRunning], c[assign.StatusRetrying], c[assign.StatusCreated],
+				c[assign.StatusAlreadyAssigned], c[assign.StatusFailed], c[assign.StatusCanceled],
+				pending, r[store.RevertReverted], r[store.RevertFailed], r[store.RevertCanceled]})
+			if err != nil {
+				return err
+			}
+		}
+		return rw.close()
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "BATCH\tENQUEUED\tROWS\tPENDING\tCREATED\tALREADY\tFAILED\tCANCELED\tREVERTED\tSOURCE")
+	for _, s := range list {
+		c := s.Counts
+		pending := c[assign.StatusQueued] + c[assign.StatusRunning] + c[assign.StatusRetrying]
+		reverted := "-"
+		if s.Reverts.Total() > 0 {
+			reverted = fmt.Sprintf("%d/%d", s.Reverts[store.RevertReverted], s.Reverts.Total())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", s.ID, s.CreatedAt.Local().Format("2006-01-02 15:04:05"),
+			s.RowCount, pending, c[assign.StatusCreated], c[assign.StatusAlreadyAssigned], c[assign.StatusFailed],
+			c[assign.StatusCanceled], reverted, oneLine(s.Source))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,146 @@
+package cli_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/cli"
+	"github.com/bulkassign/bulkassign/internal/graphsim"
+	"github.com/bulkassign/bulkassign/internal/testenv"
+)
+
+func TestDryRun(t *testing.T) {
+	t.Parallel()
+	// 12 rows on 3 configurations; Config(2) does not exist. Rows 0 and 4
+	// (on Config(0) and Config(1)) are assigned already.
+	h := newTenant(t, 2)
+	existing := map[int]string{
+		0: h.Sim.Preassign(testenv.Config(0), "", assign.Target{Type: assign.TargetGroup, GroupID: testenv.Group(0)}),
+		4: h.Sim.Preassign(testenv.Config(1), "", assign.Target{Type: assign.TargetGroup, GroupID: testenv.Group(4)}),
+	}
+	file := writeFile(t, "dry.csv", testenv.GroupCSV(12, 3))
+	// want is the result of data row i (line i+2).
+	want := func(i int) (string, string) {
+		switch {
+		case i%3 == 2:
+			return "configuration_not_found", ""
+		case existing[i] != "":
+			return "already_assigned", existing[i]
+		}
+		return "would_create", ""
+	}
+	nothingWritten := func(t *testing.T) {
+		t.Helper()
+		var batches, items, jobs int
+		err := h.DB.Pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM batches), (SELECT count(*) FROM items),
+			(SELECT count(*) FROM river_job)`).Scan(&batches, &items, &jobs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := h.Sim.Stats()
+		if batches+items+jobs != 0 || len(h.Sim.Ledger()) != 0 || st.Methods["POST"] != (graphsim.StatusCounts{}) || st.Methods["DELETE"] != (graphsim.StatusCounts{}) {
+			t.Fatalf("a dry run wrote: %d batches, %d items, %d jobs; Graph POST %+v DELETE %+v", batches, items, jobs, st.Methods["POST"], st.Methods["DELETE"])
+		}
+	}
+
+	// The subtests share the tenant and count its reads: they run in turn.
+	t.Run("CSV", func(t *testing.T) {
+		readsBefore := h.Sim.Stats().Reads
+		r := enqueue(t, h, false, "--dry-run", file, "--output", "csv")
+		if r.code != cli.ExitOK {
+			t.Fatalf("exit %d\n%s", r.code, r.stderr)
+		}
+		recs := readCSV(t, r.stdout)
+		col := func(name string) int { return slices.Index(recs[0], name) }
+		if len(recs) != 13 || col("result") < 0 || col("assignment_id") < 0 {
+			t.Fatalf("dry run CSV:\n%s", r.stdout)
+		}
+		for i, rec := range recs[1:] {
+			result, id := want(i)
+			if rec[col("line")] != strconv.Itoa(i+2) || rec[col("result")] != result || rec[col("assignment_id")] != id {
+				t.Errorf("row %d: %v, want line %d %s %q", i, rec, i+2, result, id)
+			}
+		}
+		if !strings.Contains(r.stderr, "12 rows: 6 would be created, 2 already assigned, 4 on configurations that do not exist, 0 not checked; 3 assignment lists read, nothing written") {
+			t.Fatalf("summary:\n%s", r.stderr)
+		}
+		// One read per configuration path, not per row.
+		if reads := h.Sim.Stats().Reads - readsBefore; reads != 3 {
+			t.Fatalf("the dry run read %d lists, want 3", reads)
+		}
+		nothingWritten(t)
+	})
+
+	t.Run("TableAndJSON", func(t *testing.T) {
+		r := enqueue(t, h, false, "--dry-run", file)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if r.code != cli.ExitOK || len(lines) != 13 || !strings.HasPrefix(lines[0], "LINE") || !strings.Contains(lines[1], existing[0]) {
+			t.Fatalf("table: exit %d\n%s", r.code, r.stdout)
+		}
+		r = enqueue(t, h, false, "--dry-run", file, "--output", "json")
+		var rows []map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 12 {
+			t.Fatalf("json (%v):\n%s", err, r.stdout)
+		}
+		for i, row := range rows {
+			result, id := want(i)
+			if row["result"] != result || (id != "" && row["assignment_id"] != id) || (id == "" && row["assignment_id"] != nil) {
+				t.Errorf("row %d: %v, want %s %q", i, row, result, id)
+			}
+		}
+		nothingWritten(t)
+	})
+
+	t.Run("InvalidFileIsNotRead", func(t *testing.T) {
+		bad := writeFile(t, "bad.csv", testenv.GroupCSV(3, 1)+"not-a-guid,group,"+testenv.Group(9)+"\n")
+		readsBefore := h.Sim.Stats().Reads
+		r := enqueue(t, h, false, "--dry-run", bad)
+		if r.code != cli.ExitFailed || !strings.Contains(r.stderr, "bad.csv:5: ") {
+			t.Fatalf("exit %d, want 1 and the file and line:\n%s", r.code, r.stderr)
+		}
+		if reads := h.Sim.Stats().Reads - readsBefore; reads != 0 {
+			t.Fatalf("an invalid file caused %d reads, want none", reads)
+		}
+		nothingWritten(t)
+	})
+
+	t.Run("BadOutputFlag", func(t *testing.T) {
+		if r := enqueue(t, h, false, "--dry-run", file, "--output", "yaml"); r.code != cli.ExitSetting || !strings.Contains(r.stderr, "-output") {
+			t.Fatalf("exit %d %q, want 2 naming -output", r.code, r.stderr)
+		}
+	})
+
+	t.Run("WithinTheReadRateThroughFailingReads", func(t *testing.T) {
+		// Its own tenant: 10 configurations whose reads fail with 503 a
+		// third of the time, read at 5 a second.
+		h := testenv.New(t, graphsim.Config{Seed: 3, Faults: graphsim.Faults{P503Read: 0.3}})
+		for i := range 10 {
+			h.Sim.AddConfiguration(testenv.Config(i))
+		}
+		file := writeFile(t, "paced.csv", testenv.GroupCSV(30, 10))
+		var out, errb strings.Builder
+		env := &cli.Env{Getenv: h.Env(map[string]string{"GRAPH_READ_RATE": "5"}), Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}
+		start := time.Now()
+		code := cli.Enqueue(context.Background(), env, []string{"--dry-run", file, "--output", "csv"})
+		took := time.Since(start)
+		if code != cli.ExitOK || !strings.Contains(errb.String(), "30 would be created") {
+			t.Fatalf("exit %d\n%s", code, errb.String())
+		}
+		st := h.Sim.Stats()
+		t.Logf("figure: dry run of 10 lists at GRAPH_READ_RATE=5 with 30%% of reads failing: %d reads (%d answered 503) in %s",
+			st.Reads, st.InjectedRead503, took.Round(10*time.Millisecond))
+		if st.InjectedRead503 == 0 {
+			t.Fatal("no read failed: the test did not exercise the retries")
+		}
+		// 10 or more reads at 5 a second cannot take less than about 1.7 s.
+		if took < 1500*time.Millisecond {
+			t.Fatalf("%d reads took %s: faster than GRAPH_READ_RATE=5 allows", st.Reads, took)
+		}
+	})
+}

@@ -1,0 +1,287 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/jobs"
+	"github.com/bulkassign/bulkassign/internal/store"
+)
+
+// Retry, cancel and revert change a batch after it was enqueued. Each runs
+// in one transaction holding the batch's row (store.LockBatch), so two of
+// them never interleave, and each is safe to run again: a second run finds
+// nothing left to do, or only what the first left unfinished.
+
+func init() {
+	enqueueCommands["retry"] = enqueueRetry
+	enqueueCommands["cancel"] = enqueueCancel
+	enqueueCommands["revert"] = enqueueRevert
+}
+
+// registerOps adds the workers of batch operations to a worker process.
+func (r *WorkerRuntime) registerOps(ws *river.Workers) {
+	river.AddWorker(ws, jobs.NewRevertWorker(r.Deps))
+}
+
+// opBatch parses the one batch argument of an operation and opens the
+// database.
+func opBatch(ctx context.Context, env *Env, name, usage string, args []string, withWait bool) (*pgxpool.Pool, *store.Batch, waitFlags, error) {
+	fs := newFlagSet(env, "enqueue "+name, usage)
+	var wf waitFlags
+	if withWait {
+		wf = addWaitFlags(fs, "the rows")
+	}
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return nil, nil, wf, err
+	}
+	if withWait {
+		if err := wf.check(); err != nil {
+			return nil, nil, wf, err
+		}
+	} else {
+		no := false
+		wf.wait = &no
+	}
+	if len(pos) != 1 {
+		return nil, nil, wf, usageError("%s takes one batch id", name)
+	}
+	pool, err := openDB(ctx, env, 4)
+	if err != nil {
+		return nil, nil, wf, err
+	}
+	if err := requireMigrated(ctx, pool); err != nil {
+		pool.Close()
+		return nil, nil, wf, err
+	}
+	b, err := store.GetBatch(ctx, pool, pos[0])
+	if err != nil {
+		pool.Close()
+		return nil, nil, wf, err
+	}
+	return pool, b, wf, nil
+}
+
+// insertJobs inserts one job per row, in chunks, into tx.
+func insertJobs(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], rows []int, args func(row int) river.JobArgs) error {
+	const chunk = 5000
+	params := make([]river.InsertManyParams, 0, min(len(rows), chunk))
+	for start := 0; start < len(rows); start += chunk {
+		params = params[:0]
+		for _, row := range rows[start:min(start+chunk, len(rows))] {
+			params = append(params, river.InsertManyParams{Args: args(row)})
+		}
+		if _, err := rc.InsertManyFastTx(ctx, tx, params); err != nil {
+			return fmt.Errorf("error inserting jobs: %w", err)
+		}
+	}
+	return nil
+}
+
+const retryUsage = `usage: enqueue retry BATCH [--wait]
+
+Runs the batch's failed and canceled rows again, as new attempts of the same
+rows: each row's last outcome is kept in item_history and the row is worked
+afresh (Graph re-read, so nothing is created twice). Rows whose previous job
+is still finishing are left for a later retry. Not for a reverted batch.
+
+flags:
+`
+
+func enqueueRetry(ctx context.Context, env *Env, args []string) error {
+	pool, b, wf, err := opBatch(ctx, env, "retry", retryUsage, args, true)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	rc, err := jobs.NewInsertClient(pool)
+	if err != nil {
+		return err
+	}
+	var rows []int
+	var left int
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := store.LockBatch(ctx, tx, b.ID); err != nil {
+			return err
+		}
+		reverts, err := store.CountReverts(ctx, tx, b.ID)
+		if err != nil {
+			return err
+		}
+		if reverts.Total() > 0 {
+			return fmt.Errorf("batch %s was reverted: retrying it would undo the revert; enqueue its list again instead", shortID(b.ID))
+		}
+		// A row whose last job still runs (canceled while in flight) must
+		// not get a second job beside it: two jobs could both post.
+		live, err := store.LiveJobRows(ctx, tx, jobs.AssignArgs{}.Kind(), b.ID)
+		if err != nil {
+			return err
+		}
+		if rows, err = store.RetryItems(ctx, tx, b.ID, live); err != nil {
+			return err
+		}
+		if err := insertJobs(ctx, tx, rc, rows, func(row int) river.JobArgs { return jobs.AssignArgs{Batch: b.ID, Row: row} }); err != nil {
+			return err
+		}
+		counts, err := store.CountByStatus(ctx, tx, b.ID)
+		left = counts[assign.StatusFailed] + counts[assign.StatusCanceled]
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		fmt.Fprintf(env.Stderr, "enqueue: batch %s: no failed or canceled rows to retry\n", shortID(b.ID))
+	} else {
+		fmt.Fprintf(env.Stderr, "enqueue: batch %s: %d failed or canceled rows queued again\n", shortID(b.ID), len(rows))
+	}
+	if left > 0 {
+		fmt.Fprintf(env.Stderr, "enqueue: batch %s: %d rows are still finishing their previous run; retry again once they are done\n", shortID(b.ID), left)
+	}
+	if !*wf.wait {
+		return nil
+	}
+	return waitForBatches(ctx, env, pool, []*store.Batch{b}, *wf.interval)
+}
+
+const cancelUsage = `usage: enqueue cancel BATCH
+
+Stops the batch's rows that are not final yet: they end canceled, and their
+queued jobs are canceled. Rows in flight finish their Graph call; one whose
+create applied ends created (so that revert can find it). A revert under
+way is stopped the same way.
+
+flags:
+`
+
+func enqueueCancel(ctx context.Context, env *Env, args []string) error {
+	pool, b, _, err := opBatch(ctx, env, "cancel", cancelUsage, args, false)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	var rows, reverts int
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := store.LockBatch(ctx, tx, b.ID); err != nil {
+			return err
+		}
+		var err error
+		if rows, err = store.CancelItems(ctx, tx, b.ID); err != nil {
+			return err
+		}
+		if _, err = store.CancelJobs(ctx, tx, jobs.AssignArgs{}.Kind(), b.ID); err != nil {
+			return err
+		}
+		if reverts, err = store.CancelReverts(ctx, tx, b.ID); err != nil {
+			return err
+		}
+		_, err = store.CancelJobs(ctx, tx, jobs.RevertArgs{}.Kind(), b.ID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	inFlight, err := store.LiveJobRows(ctx, pool, jobs.AssignArgs{}.Kind(), b.ID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case rows == 0 && reverts == 0:
+		fmt.Fprintf(env.Stderr, "enqueue: batch %s: nothing to cancel: every row is final\n", shortID(b.ID))
+	case reverts == 0:
+		fmt.Fprintf(env.Stderr, "enqueue: batch %s: %d rows canceled\n", shortID(b.ID), rows)
+	default:
+		fmt.Fprintf(env.Stderr, "enqueue: batch %s: %d rows and %d reverts canceled\n", shortID(b.ID), rows, reverts)
+	}
+	if len(inFlight) > 0 {
+		fmt.Fprintf(env.Stderr, "enqueue: batch %s: %d rows were in flight and finish their Graph call; a create that applies ends created\n",
+			shortID(b.ID), len(inFlight))
+	}
+	return nil
+}
+
+const revertUsage = `usage: enqueue revert BATCH [--wait]
+
+Deletes exactly the assignments this batch created (rows created with an
+assignment id); rows whose target was already assigned are left alone, so
+the tenant returns to what it was before the batch. Each row records the
+outcome of its revert (revert_status in assignment_results). The batch must
+be finished (wait for it, or cancel it). Running it again re-tries only
+reverts that failed or were canceled.
+
+flags:
+`
+
+func enqueueRevert(ctx context.Context, env *Env, args []string) error {
+	pool, b, wf, err := opBatch(ctx, env, "revert", revertUsage, args, true)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	rc, err := jobs.NewInsertClient(pool)
+	if err != nil {
+		return err
+	}
+	var rows []int
+	var counts store.StatusCounts
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := store.LockBatch(ctx, tx, b.ID); err != nil {
+			return err
+		}
+		var err error
+		if counts, err = store.CountByStatus(ctx, tx, b.ID); err != nil {
+			return err
+		}
+		if open := counts.Total() - counts.Final(); open > 0 {
+			return fmt.Errorf("batch %s has %d rows not final yet: wait for it (enqueue status %s --wait) or cancel it (enqueue cancel %s) first",
+				shortID(b.ID), open, shortID(b.ID), shortID(b.ID))
+		}
+		// A canceled row in flight may still end created: revert only
+		// once no job of the batch can create anything.
+		live, err := store.LiveJobRows(ctx, tx, jobs.AssignArgs{}.Kind(), b.ID)
+		if err != nil {
+			return err
+		}
+		if len(live) > 0 {
+			return fmt.Errorf("batch %s has %d rows still finishing a Graph call: run revert again in a minute", shortID(b.ID), len(live))
+		}
+		if rows, err = store.QueueRevert(ctx, tx, b.ID); err != nil {
+			return err
+		}
+		return insertJobs(ctx, tx, rc, rows, func(row int) river.JobArgs { return jobs.RevertArgs{Batch: b.ID, Row: row} })
+	})
+	if err != nil {
+		return err
+	}
+	reverts, err := store.CountReverts(ctx, pool, b.ID)
+	if err != nil {
+		return err
+	}
+	if len(rows) > 0 {
+		fmt.Fprintf(env.Stderr, "enqueue: batch %s: %d assignments it created queued for deletion; %d rows that found their target already assigned are left alone\n",
+			shortID(b.ID), len(rows), counts[assign.StatusAlreadyAssigned])
+	} else {
+		fmt.Fprintf(env.Stderr, "enqueue: batch %s: nothing new to revert (%d of %d reverts done)\n", shortID(b.ID), reverts.Final(), reverts.Total())
+	}
+	if n, err := store.CountInDoubt(ctx, pool, b.ID); err != nil {
+		return err
+	} else if n > 0 {
+		fmt.Fprintf(env.Stderr, "enqueue: batch %s: warning: %d rows ended without a result while their create was in flight; it may have applied unseen: `enqueue retry %s` settles them, then revert again\n",
+			shortID(b.ID), n, shortID(b.ID))
+	}
+	if !*wf.wait {
+		return nil
+	}
+	reverts, took, err := followRevert(ctx, env, pool, b, *wf.interval)
+	if err != nil {
+		return err
+	}
+	writeRevertSummary(env.Stderr, b, reverts, took)
+	return revertOutcome(b, reverts)
+}

@@ -1,0 +1,385 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkassign/bulkassign/internal/assign"
+)
+
+// This file holds the SQL of the operations on a batch after it was
+// enqueued: retry, cancel, revert, and the listings that follow them.
+
+// LockBatch holds the batch's row until tx ends, so that retry, cancel and
+// revert of one batch never interleave.
+func LockBatch(ctx context.Context, tx pgx.Tx, batchID string) error {
+	var id string
+	err := tx.QueryRow(ctx, `SELECT id::text FROM batches WHERE id = $1 FOR UPDATE`, batchID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("batch %s: %w", batchID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("error locking batch: %w", err)
+	}
+	return nil
+}
+
+// liveJobStates are the River job states that may still run.
+const liveJobStates = `('available', 'scheduled', 'retryable', 'pending', 'running')`
+
+// LiveJobRows lists the rows of a batch that have a River job of kind not
+// yet finished (waiting, snoozed or running). Jobs are found by their args,
+// which name the batch and the row (River's GIN index on args serves @>).
+func LiveJobRows(ctx context.Context, q Querier, kind, batchID string) ([]int, error) {
+	rows, err := q.Query(ctx, `SELECT DISTINCT (args->>'row')::int FROM river_job
+		WHERE kind = $1 AND args @> jsonb_build_object('batch', $2::text) AND state IN `+liveJobStates,
+		kind, batchID)
+	if err != nil {
+		return nil, fmt.Errorf("error reading the batch's jobs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		return nil, fmt.Errorf("error reading the batch's jobs: %w", err)
+	}
+	return out, nil
+}
+
+// CancelJobs cancels the batch's jobs of kind that are not running. Running
+// ones are left to finish: interrupting a create in flight would leave it in
+// doubt, and the workers complete the job of a row they find final.
+func CancelJobs(ctx context.Context, tx pgx.Tx, kind, batchID string) (int, error) {
+	tag, err := tx.Exec(ctx, `UPDATE river_job SET state = 'cancelled', finalized_at = now()
+		WHERE kind = $1 AND args @> jsonb_build_object('batch', $2::text)
+			AND state IN ('available', 'scheduled', 'retryable', 'pending')`, kind, batchID)
+	if err != nil {
+		return 0, fmt.Errorf("error canceling jobs: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// CancelItems ends every row of the batch that is not final as canceled. A
+// row whose create was in flight keeps its intent and says so: the next
+// retry re-reads Graph and settles it.
+func CancelItems(ctx context.Context, tx pgx.Tx, batchID string) (int, error) {
+	tag, err := tx.Exec(ctx, `UPDATE items SET status = 'canceled', error_code = 'Canceled',
+			error_message = CASE WHEN intent_request_id IS NULL THEN 'canceled by enqueue cancel'
+				ELSE 'canceled by enqueue cancel while a create was in flight: it may have applied; enqueue retry settles it' END,
+			finished_at = now(), updated_at = now()
+		WHERE batch_id = $1 AND status IN ('queued', 'running', 'retrying')`, batchID)
+	if err != nil {
+		return 0, fmt.Errorf("error canceling rows: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// RetryItems sends the batch's failed and canceled rows round again, except
+// those listed in skip (rows whose previous job still runs). Each row's
+// finished run is archived in item_history; the row returns to queued with
+// a fresh error budget and patience, keeping its attempts count and any
+// create intent (so a create in doubt is reconciled, not repeated). The
+// batch's cached assignment lists of the rows' paths are dropped, so the
+// rows see Graph as it is now. It returns the rows, in order.
+func RetryItems(ctx context.Context, tx pgx.Tx, batchID string, skip []int) ([]int, error) {
+	if skip == nil {
+		skip = []int{} // not nil: pgx sends nil as NULL, and row <> ALL(NULL) is never true
+	}
+	rows, err := tx.Query(ctx, `WITH picked AS (
+			SELECT row FROM items WHERE batch_id = $1 AND status IN ('failed', 'canceled') AND row <> ALL($2::int[])
+			FOR UPDATE
+		), archived AS (
+			INSERT INTO item_history (batch_id, row, run, status, http_status, attempts, errors, error_code, error_message,
+				request_id, started_at, finished_at)
+			SELECT i.batch_id, i.row, i.retries, i.status, i.http_status, i.attempts, i.errors, i.error_code, i.error_message,
+				i.request_id, i.started_at, i.finished_at
+			FROM items i JOIN picked p ON i.batch_id = $1 AND i.row = p.row
+		), cleared AS (
+			DELETE FROM assignment_lists l USING items i, picked p
+			WHERE l.batch_id = $1 AND i.batch_id = $1 AND i.row = p.row
+				AND l.configuration_id = i.configuration_id AND l.path = i.path
+		)
+		UPDATE items i SET status = 'queued', retries = i.retries + 1, errors = 0, http_status = NULL, error_code = NULL,
+			error_message = NULL, request_id = NULL, started_at = NULL, finished_at = NULL, updated_at = now()
+		FROM picked p WHERE i.batch_id = $1 AND i.row = p.row
+		RETURNING i.row`, batchID, skip)
+	if err != nil {
+		return nil, fmt.Errorf("error resetting rows for retry: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		return nil, fmt.Errorf("error resetting rows for retry: %w", err)
+	}
+	slices.Sort(out) // RETURNING has no order
+	return out, nil
+}
+
+// CountInDoubt counts the batch's rows that are not created but have a
+// create intent: a create that may have applied unseen. Revert cannot see
+// those; a retry settles them.
+func CountInDoubt(ctx context.Context, q Querier, batchID string) (int, error) {
+	var n int
+	err := q.QueryRow(ctx, `SELECT count(*) FROM items WHERE batch_id = $1 AND status <> 'created'
+		AND intent_request_id IS NOT NULL`, batchID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("error counting rows in doubt: %w", err)
+	}
+	return n, nil
+}
+
+// RevertStatus is where a row's revert stands.
+type RevertStatus string
+
+const (
+	RevertNone     RevertStatus = "" // no revert was asked for
+	RevertQueued   RevertStatus = "queued"
+	RevertRunning  RevertStatus = "running"
+	RevertRetrying RevertStatus = "retrying"
+	RevertReverted RevertStatus = "reverted"
+	RevertFailed   RevertStatus = "failed"
+	RevertCanceled RevertStatus = "canceled"
+)
+
+// RevertStatuses lists every revert status, non-final first.
+var RevertStatuses = []RevertStatus{RevertQueued, RevertRunning, RevertRetrying, RevertReverted, RevertFailed, RevertCanceled}
+
+// Final reports whether the revert of a row is over.
+func (s RevertStatus) Final() bool {
+	return s == RevertReverted || s == RevertFailed || s == RevertCanceled
+}
+
+// QueueRevert marks for revert every row of the batch that created its
+// assignment, skipping rows already reverted or on their way: a second
+// revert re-queues only failed and canceled reverts. Rows that found their
+// target already assigned are never touched. It returns the rows, in order.
+func QueueRevert(ctx context.Context, tx pgx.Tx, batchID string) ([]int, error) {
+	rows, err := tx.Query(ctx, `UPDATE items SET revert_status = 'queued', revert_http_status = NULL,
+			revert_error_code = NULL, revert_error = NULL, revert_request_id = NULL, revert_errors = 0,
+			revert_started_at = NULL, reverted_at = NULL, updated_at = now()
+		WHERE batch_id = $1 AND status = 'created' AND assignment_id IS NOT NULL
+			AND (revert_status IS NULL OR revert_status IN ('failed', 'canceled'))
+		RETURNING row`, batchID)
+	if err != nil {
+		return nil, fmt.Errorf("error queueing revert: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		return nil, fmt.Errorf("error queueing revert: %w", err)
+	}
+	slices.Sort(out) // RETURNING has no order
+	return out, nil
+}
+
+// CancelReverts ends the batch's reverts that are not final as canceled.
+func CancelReverts(ctx context.Context, tx pgx.Tx, batchID string) (int, error) {
+	tag, err := tx.Exec(ctx, `UPDATE items SET revert_status = 'canceled', revert_error_code = 'Canceled',
+			revert_error = 'canceled by enqueue cancel', updated_at = now()
+		WHERE batch_id = $1 AND revert_status IN ('queued', 'running', 'retrying')`, batchID)
+	if err != nil {
+		return 0, fmt.Errorf("error canceling reverts: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// RevertCounts counts a batch's rows by revert status (rows without a
+// revert are not counted).
+type RevertCounts map[RevertStatus]int
+
+// Total is the number of rows with a revert.
+func (c RevertCounts) Total() int {
+	n := 0
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+// Final is the number of rows whose revert is over.
+func (c RevertCounts) Final() int {
+	n := 0
+	for s, v := range c {
+		if s.Final() {
+			n += v
+		}
+	}
+	return n
+}
+
+// CountReverts counts a batch's rows by revert status.
+func CountReverts(ctx context.Context, q Querier, batchID string) (RevertCounts, error) {
+	rows, err := q.Query(ctx, `SELECT revert_status, count(*) FROM items
+		WHERE batch_id = $1 AND revert_status IS NOT NULL GROUP BY revert_status`, batchID)
+	if err != nil {
+		return nil, fmt.Errorf("error counting reverts: %w", err)
+	}
+	out := RevertCounts{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		out[RevertStatus(s)] = n
+	}
+	return out, rows.Err()
+}
+
+// RevertState is what the revert worker needs to know of a row's revert.
+type RevertState struct {
+	Status    RevertStatus
+	Errors    int
+	StartedAt time.Time
+}
+
+// MarkRevertRunning records that a worker has the row's revert, keeping the
+// first start time. A final (or absent) revert is left alone and reported
+// through the returned status.
+func MarkRevertRunning(ctx context.Context, q Querier, batchID string, row int) (RevertState, error) {
+	var st RevertState
+	var status *string
+	err := q.QueryRow(ctx, `UPDATE items SET
+			revert_status = CASE WHEN revert_status IN ('queued', 'retrying') THEN 'running' ELSE revert_status END,
+			revert_started_at = CASE WHEN revert_status IN ('queued', 'running', 'retrying')
+				THEN coalesce(revert_started_at, now()) ELSE revert_started_at END,
+			updated_at = now()
+		WHERE batch_id = $1 AND row = $2
+		RETURNING revert_status, revert_errors, coalesce(revert_started_at, now())`, batchID, row).Scan(&status, &st.Errors, &st.StartedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return st, fmt.Errorf("item %s/%d: %w", batchID, row, ErrNotFound)
+	}
+	if err != nil {
+		return st, fmt.Errorf("error marking revert running: %w", err)
+	}
+	st.Status = RevertStatus(deref(status))
+	return st, nil
+}
+
+// RevertOutcome is what the last DELETE of a row's assignment said.
+type RevertOutcome struct {
+	Status     RevertStatus
+	HTTPStatus int
+	ErrorCode  string
+	Error      string
+	RequestID  string
+	// CountError adds one to the revert's error count (a failed attempt).
+	CountError bool
+}
+
+// RecordRevert writes a revert outcome to its item; callers complete the
+// River job in the same transaction when the status is final. A final
+// revert is not overwritten, except that a DELETE which did apply is always
+// recorded (over a cancel that raced it). It reports whether it wrote.
+func RecordRevert(ctx context.Context, q Querier, batchID string, row int, o RevertOutcome) (bool, error) {
+	tag, err := q.Exec(ctx, `UPDATE items SET revert_status = $3, revert_http_status = $4, revert_error_code = $5,
+			revert_error = $6, revert_request_id = coalesce($7, revert_request_id), revert_errors = revert_errors + $8::int,
+			reverted_at = CASE WHEN $3 = 'reverted' THEN now() END, updated_at = now()
+		WHERE batch_id = $1 AND row = $2
+			AND (revert_status IN ('queued', 'running', 'retrying') OR ($3 = 'reverted' AND revert_status = 'canceled'))`,
+		batchID, row, string(o.Status), nullInt(o.HTTPStatus), nullable(o.ErrorCode), nullable(truncate(o.Error, 2000)),
+		nullable(o.RequestID), boolInt(o.CountError))
+	if err != nil {
+		return false, fmt.Errorf("error recording revert: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// BatchSummary is one batch with its rows counted by status.
+type BatchSummary struct {
+	Batch
+	Counts  StatusCounts
+	Reverts RevertCounts
+}
+
+// ListBatches returns the most recent batches, newest first, with counts.
+func ListBatches(ctx context.Context, q Querier, limit int) ([]BatchSummary, error) {
+	rows, err := q.Query(ctx, `SELECT b.id::text, b.source, b.sha256, b.bytes, b.row_count, b.duplicate_rows, b.created_at,
+			coalesce((SELECT jsonb_object_agg(status, n) FROM
+				(SELECT status, count(*) AS n FROM items WHERE batch_id = b.id GROUP BY status) s), '{}'),
+			coalesce((SELECT jsonb_object_agg(revert_status, n) FROM
+				(SELECT revert_status, count(*) AS n FROM items WHERE batch_id = b.id AND revert_status IS NOT NULL
+				 GROUP BY revert_status) r), '{}')
+		FROM (SELECT * FROM batches ORDER BY created_at DESC, id LIMIT $1) b
+		ORDER BY b.created_at DESC, b.id`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("error listing batches: %w", err)
+	}
+	defer rows.Close()
+	var out []BatchSummary
+	for rows.Next() {
+		var s BatchSummary
+		var counts, reverts map[string]int
+		if err := rows.Scan(&s.ID, &s.Source, &s.SHA256, &s.Bytes, &s.RowCount, &s.DuplicateRows, &s.CreatedAt,
+			&counts, &reverts); err != nil {
+			return nil, fmt.Errorf("error listing batches: %w", err)
+		}
+		s.Counts, s.Reverts = StatusCounts{}, RevertCounts{}
+		for k, v := range counts {
+			s.Counts[assign.Status(k)] = v
+		}
+		for k, v := range reverts {
+			s.Reverts[RevertStatus(k)] = v
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// ExportRow is one row of the assignment_results view, every column.
+type ExportRow struct {
+	Result
+	Source           string
+	FinishedAt       *time.Time
+	Retries          int
+	RevertStatus     RevertStatus
+	RevertHTTPStatus int
+	RevertErrorCode  string
+	RevertError      string
+	RevertRequestID  string
+	RevertedAt       *time.Time
+}
+
+// ExportColumns are the view's columns ExportResults reads, in the view's
+// order ("final" aside, which Status implies).
+var ExportColumns = []string{"batch_id", "item_id", "line", "source", "configuration_id", "path", "target_type", "group_id",
+	"collection_id", "filter_id", "filter_type", "status", "http_status", "assignment_id", "attempts", "error_code",
+	"error_message", "request_id", "created_at", "updated_at", "finished_at", "retries", "revert_status",
+	"revert_http_status", "revert_error_code", "revert_error", "revert_request_id", "reverted_at"}
+
+// ExportResults calls fn for each row of a batch in input order with every
+// column of the view, optionally only rows with one of statuses. It streams.
+func ExportResults(ctx context.Context, q Querier, batchID string, statuses []assign.Status, fn func(*ExportRow) error) error {
+	filter := []string{}
+	for _, s := range statuses {
+		filter = append(filter, string(s))
+	}
+	rows, err := q.Query(ctx, `SELECT batch_id::text, item_id, line, source, configuration_id::text, path, target_type,
+			coalesce(group_id::text, ''), coalesce(collection_id, ''), coalesce(filter_id::text, ''), coalesce(filter_type, ''),
+			status, coalesce(http_status, 0), coalesce(assignment_id, ''), attempts, coalesce(error_code, ''),
+			coalesce(error_message, ''), coalesce(request_id, ''), created_at, updated_at, finished_at, retries,
+			coalesce(revert_status, ''), coalesce(revert_http_status, 0), coalesce(revert_error_code, ''),
+			coalesce(revert_error, ''), coalesce(revert_request_id, ''), reverted_at
+		FROM assignment_results WHERE batch_id = $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2))
+		ORDER BY item_id`, batchID, filter)
+	if err != nil {
+		return fmt.Errorf("error reading results: %w", err)
+	}
+	defer rows.Close()
+	var r ExportRow
+	for rows.Next() {
+		var status, revert string
+		if err := rows.Scan(&r.BatchID, &r.ItemID, &r.Line, &r.Source, &r.ConfigurationID, &r.Path, &r.TargetType, &r.GroupID,
+			&r.CollectionID, &r.FilterID, &r.FilterType, &status, &r.HTTPStatus, &r.AssignmentID, &r.Attempts,
+			&r.ErrorCode, &r.ErrorMessage, &r.RequestID, &r.CreatedAt, &r.UpdatedAt, &r.FinishedAt, &r.Retries,
+			&revert, &r.RevertHTTPStatus, &r.RevertErrorCode, &r.RevertError, &r.RevertRequestID, &r.RevertedAt); err != nil {
+			return fmt.Errorf("error reading results: %w", err)
+		}
+		r.Status, r.RevertStatus = assign.Status(status), RevertStatus(revert)
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

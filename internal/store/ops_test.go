@@ -1,0 +1,335 @@
+package store_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/intake"
+	"github.com/bulkassign/bulkassign/internal/jobs"
+	"github.com/bulkassign/bulkassign/internal/store"
+	"github.com/bulkassign/bulkassign/internal/testdb"
+	"github.com/bulkassign/bulkassign/internal/testenv"
+)
+
+// opsBundle is a batch of 10 queued rows with one River job each; rows
+// 1..10 assign Group(0..9) to Config(i % 3).
+type opsBundle struct {
+	db    *testdb.DB
+	batch string
+}
+
+func setupOps(t *testing.T) *opsBundle {
+	t.Helper()
+	db := testdb.New(t, 4)
+	rc, err := jobs.NewInsertClient(db.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := jobs.Enqueue(context.Background(), db.Pool, rc, []jobs.Input{{Name: "ops.csv",
+		Reader: strings.NewReader(testenv.GroupCSV(10, 3)), Format: intake.FormatCSV}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &opsBundle{db: db, batch: out[0].Batch.ID}
+}
+
+// exec runs SQL that stands for what a worker would have done.
+func (b *opsBundle) exec(t *testing.T, sql string, args ...any) {
+	t.Helper()
+	if _, err := b.db.Pool.Exec(context.Background(), sql, append([]any{b.batch}, args...)...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func (b *opsBundle) tx(t *testing.T, fn func(tx pgx.Tx) error) {
+	t.Helper()
+	if err := pgx.BeginFunc(context.Background(), b.db.Pool, fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (b *opsBundle) statuses(t *testing.T) map[int]string {
+	t.Helper()
+	out := map[int]string{}
+	err := store.ListResults(context.Background(), b.db.Pool, b.batch, nil, func(r *store.Result) error {
+		out[r.ItemID] = string(r.Status)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (b *opsBundle) jobStates(t *testing.T, kind string) map[string]int {
+	t.Helper()
+	rows, err := b.db.Pool.Query(context.Background(), `SELECT state::text, count(*) FROM river_job WHERE kind = $1 GROUP BY state`, kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[s] = n
+	}
+	return out
+}
+
+func TestCancelThenRetry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupOps(t)
+	kind := jobs.AssignArgs{}.Kind()
+	// Row 1 created, row 2 failed; row 3 is in flight with a create intent
+	// and its job running; the rest are queued.
+	b.exec(t, `UPDATE items SET status = 'created', assignment_id = 'a1', finished_at = now() WHERE batch_id = $1 AND row = 1`)
+	b.exec(t, `UPDATE items SET status = 'failed', http_status = 404, error_code = 'ResourceNotFound', attempts = 1,
+		finished_at = now() WHERE batch_id = $1 AND row = 2`)
+	b.exec(t, `UPDATE items SET status = 'running', intent_request_id = 'crid-3', intent_at = now() WHERE batch_id = $1 AND row = 3`)
+	b.exec(t, `UPDATE river_job SET state = 'completed', finalized_at = now() WHERE args @> jsonb_build_object('batch', $1::text)
+		AND (args->>'row')::int IN (1, 2)`)
+	b.exec(t, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now() WHERE args @> jsonb_build_object('batch', $1::text)
+		AND (args->>'row')::int = 3`)
+	b.exec(t, `INSERT INTO assignment_lists (batch_id, configuration_id, path, found) VALUES ($1, $2, '', false), ($1, $3, '', true)`,
+		testenv.Config(1), testenv.Config(0))
+
+	var canceled, jobsCanceled int
+	b.tx(t, func(tx pgx.Tx) error {
+		if err := store.LockBatch(ctx, tx, b.batch); err != nil {
+			return err
+		}
+		var err error
+		if canceled, err = store.CancelItems(ctx, tx, b.batch); err != nil {
+			return err
+		}
+		jobsCanceled, err = store.CancelJobs(ctx, tx, kind, b.batch)
+		return err
+	})
+	if canceled != 8 || jobsCanceled != 7 {
+		t.Fatalf("cancel: %d rows, %d jobs; want 8 rows (3..10) and 7 jobs (4..10; row 3's job is running)", canceled, jobsCanceled)
+	}
+	st := b.statuses(t)
+	if st[1] != "created" || st[2] != "failed" || st[3] != "canceled" || st[10] != "canceled" {
+		t.Fatalf("after cancel: %v", st)
+	}
+	if got := b.jobStates(t, kind); got["cancelled"] != 7 || got["running"] != 1 || got["completed"] != 2 {
+		t.Fatalf("job states after cancel = %v, want 7 cancelled, 1 running, 2 completed", got)
+	}
+	var msg3 string
+	if err := b.db.Pool.QueryRow(ctx, `SELECT error_message FROM items WHERE batch_id = $1 AND row = 3`, b.batch).Scan(&msg3); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(msg3, "may have applied") {
+		t.Fatalf("row 3 canceled with a create in flight says %q, want it to say the create may have applied", msg3)
+	}
+	if n, err := store.CountInDoubt(ctx, b.db.Pool, b.batch); err != nil || n != 1 {
+		t.Fatalf("CountInDoubt = %d, %v; want 1 (row 3)", n, err)
+	}
+	// Cancel again: nothing left.
+	b.tx(t, func(tx pgx.Tx) error {
+		var err error
+		if canceled, err = store.CancelItems(ctx, tx, b.batch); err != nil {
+			return err
+		}
+		jobsCanceled, err = store.CancelJobs(ctx, tx, kind, b.batch)
+		return err
+	})
+	if canceled != 0 || jobsCanceled != 0 {
+		t.Fatalf("second cancel: %d rows, %d jobs; want none", canceled, jobsCanceled)
+	}
+
+	live, err := store.LiveJobRows(ctx, b.db.Pool, kind, b.batch)
+	if err != nil || !slices.Equal(live, []int{3}) {
+		t.Fatalf("LiveJobRows = %v, %v; want [3]", live, err)
+	}
+	var retried []int
+	b.tx(t, func(tx pgx.Tx) error {
+		retried, err = store.RetryItems(ctx, tx, b.batch, live)
+		return err
+	})
+	if want := []int{2, 4, 5, 6, 7, 8, 9, 10}; !slices.Equal(retried, want) {
+		t.Fatalf("retried rows %v, want %v (failed and canceled, not row 3 whose job runs)", retried, want)
+	}
+	var (
+		status, intent                string
+		retries, attempts, errorCount int
+		errCode                       *string
+	)
+	err = b.db.Pool.QueryRow(ctx, `SELECT status, retries, attempts, errors, error_code FROM items WHERE batch_id = $1 AND row = 2`,
+		b.batch).Scan(&status, &retries, &attempts, &errorCount, &errCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != "queued" || retries != 1 || attempts != 1 || errorCount != 0 || errCode != nil {
+		t.Fatalf("row 2 after retry: %s retries %d attempts %d errors %d code %v; want queued, 1 retry, attempts kept, errors and code cleared",
+			status, retries, attempts, errorCount, errCode)
+	}
+	var histStatus, histCode string
+	var run int
+	err = b.db.Pool.QueryRow(ctx, `SELECT run, status, error_code FROM item_history WHERE batch_id = $1 AND row = 2`, b.batch).Scan(&run, &histStatus, &histCode)
+	if err != nil || run != 0 || histStatus != "failed" || histCode != "ResourceNotFound" {
+		t.Fatalf("history of row 2 = run %d %s %s (%v); want run 0 failed ResourceNotFound", run, histStatus, histCode, err)
+	}
+	// The cached lists of retried rows' paths are gone (row 2 is on
+	// Config(1), row 4 on Config(0)): the rows re-read Graph.
+	var lists int
+	if err := b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM assignment_lists WHERE batch_id = $1`, b.batch).Scan(&lists); err != nil {
+		t.Fatal(err)
+	}
+	if lists != 0 {
+		t.Fatalf("%d cached lists left, want 0", lists)
+	}
+	// Retry again: the rows are queued now, nothing to do.
+	b.tx(t, func(tx pgx.Tx) error {
+		retried, err = store.RetryItems(ctx, tx, b.batch, nil)
+		return err
+	})
+	if len(retried) != 1 || retried[0] != 3 {
+		t.Fatalf("second retry with no live jobs = %v, want only row 3", retried)
+	}
+	if err := b.db.Pool.QueryRow(ctx, `SELECT intent_request_id FROM items WHERE batch_id = $1 AND row = 3`, b.batch).Scan(&intent); err != nil || intent != "crid-3" {
+		t.Fatalf("row 3's intent after retry = %q (%v), want it kept so the worker reconciles", intent, err)
+	}
+}
+
+func TestRevertBookkeeping(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupOps(t)
+	// Rows 1-4 created, 5-6 already assigned, 7 failed, the rest canceled.
+	b.exec(t, `UPDATE items SET status = 'created', assignment_id = 'a' || row WHERE batch_id = $1 AND row <= 4`)
+	b.exec(t, `UPDATE items SET status = 'already_assigned', assignment_id = 'x' || row WHERE batch_id = $1 AND row IN (5, 6)`)
+	b.exec(t, `UPDATE items SET status = 'failed' WHERE batch_id = $1 AND row = 7`)
+	b.exec(t, `UPDATE items SET status = 'canceled' WHERE batch_id = $1 AND row > 7`)
+
+	queue := func() []int {
+		var rows []int
+		b.tx(t, func(tx pgx.Tx) error {
+			var err error
+			rows, err = store.QueueRevert(ctx, tx, b.batch)
+			return err
+		})
+		return rows
+	}
+	if got := queue(); !slices.Equal(got, []int{1, 2, 3, 4}) {
+		t.Fatalf("QueueRevert = %v, want the created rows 1-4", got)
+	}
+	if got := queue(); len(got) != 0 {
+		t.Fatalf("second QueueRevert = %v, want nothing (all queued)", got)
+	}
+	st, err := store.MarkRevertRunning(ctx, b.db.Pool, b.batch, 1)
+	if err != nil || st.Status != store.RevertRunning || st.StartedAt.IsZero() {
+		t.Fatalf("MarkRevertRunning(1) = %+v, %v; want running with a start time", st, err)
+	}
+	if st, err := store.MarkRevertRunning(ctx, b.db.Pool, b.batch, 5); err != nil || st.Status != store.RevertNone {
+		t.Fatalf("MarkRevertRunning(5) = %+v, %v; want no revert (already_assigned rows are never reverted)", st, err)
+	}
+	record := func(row int, o store.RevertOutcome) bool {
+		wrote, err := store.RecordRevert(ctx, b.db.Pool, b.batch, row, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wrote
+	}
+	record(1, store.RevertOutcome{Status: store.RevertReverted, HTTPStatus: 204, RequestID: "r1"})
+	record(2, store.RevertOutcome{Status: store.RevertFailed, HTTPStatus: 403, ErrorCode: "Forbidden", Error: "no"})
+	b.tx(t, func(tx pgx.Tx) error {
+		_, err := store.CancelReverts(ctx, tx, b.batch)
+		return err
+	})
+	if record(3, store.RevertOutcome{Status: store.RevertFailed, HTTPStatus: 500}) {
+		t.Fatal("a failed outcome overwrote a canceled revert")
+	}
+	if !record(4, store.RevertOutcome{Status: store.RevertReverted, HTTPStatus: 204}) {
+		t.Fatal("a DELETE that applied was not recorded over a canceled revert")
+	}
+	if record(1, store.RevertOutcome{Status: store.RevertFailed}) {
+		t.Fatal("an outcome overwrote a final reverted row")
+	}
+	counts, err := store.CountReverts(ctx, b.db.Pool, b.batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.RevertCounts{store.RevertReverted: 2, store.RevertFailed: 1, store.RevertCanceled: 1}
+	if len(counts) != len(want) || counts[store.RevertReverted] != 2 || counts[store.RevertFailed] != 1 || counts[store.RevertCanceled] != 1 {
+		t.Fatalf("CountReverts = %v, want %v", counts, want)
+	}
+	// Revert again: only the failed and canceled reverts go round.
+	if got := queue(); !slices.Equal(got, []int{2, 3}) {
+		t.Fatalf("QueueRevert after outcomes = %v, want [2 3]", got)
+	}
+
+	var rows []store.ExportRow
+	err = store.ExportResults(ctx, b.db.Pool, b.batch, []assign.Status{assign.StatusCreated}, func(r *store.ExportRow) error {
+		rows = append(rows, *r)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 4 || rows[0].RevertStatus != store.RevertReverted || rows[0].RevertRequestID != "r1" ||
+		rows[0].RevertedAt == nil || rows[0].Source != "ops.csv" || rows[1].RevertStatus != store.RevertQueued {
+		t.Fatalf("ExportResults(created) = %+v", rows)
+	}
+}
+
+func TestListBatches(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.New(t, 4)
+	rc, err := jobs.NewInsertClient(db.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 3 {
+		out, err := jobs.Enqueue(ctx, db.Pool, rc, []jobs.Input{{Name: "b.csv",
+			Reader: strings.NewReader(testenv.GroupCSV(i+1, 1)), Format: intake.FormatCSV}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, out[0].Batch.ID)
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE items SET status = 'failed' WHERE batch_id = $1 AND row = 1`, ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	list, err := store.ListBatches(ctx, db.Pool, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].ID != ids[2] || list[1].ID != ids[1] {
+		t.Fatalf("ListBatches(2) = %+v, want the last two batches, newest first", list)
+	}
+	if c := list[0].Counts; c[assign.StatusFailed] != 1 || c[assign.StatusQueued] != 2 || c.Total() != 3 {
+		t.Fatalf("newest batch counts = %v, want 1 failed and 2 queued", c)
+	}
+	if list[0].Reverts.Total() != 0 {
+		t.Fatalf("reverts = %v, want none", list[0].Reverts)
+	}
+}
+
+func TestExportColumnsAreTheView(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t, 2)
+	rows, err := db.Pool.Query(context.Background(), `SELECT column_name FROM information_schema.columns
+		WHERE table_schema = $1 AND table_name = 'assignment_results' AND column_name <> 'final' ORDER BY ordinal_position`, db.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, store.ExportColumns) {
+		t.Fatalf("view columns (but final) = %v\nExportColumns          = %v", got, store.ExportColumns)
+	}
+}
