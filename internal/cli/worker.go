@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/graph"
+	"github.com/bulkassign/bulkassign/internal/httpapi"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/ratelimit"
 	"github.com/bulkassign/bulkassign/internal/store"
@@ -18,6 +21,8 @@ import (
 
 const workerUsage = `usage: worker            work queued rows until SIGINT or SIGTERM
        worker migrate    apply River's and bulkassign's migrations (idempotent)
+       worker login      sign in as yourself (device code) for AZURE_SIGNIN=delegated
+       worker logout     delete the stored sign-in
 
 Settings come from the environment; see the README.
 
@@ -55,6 +60,11 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if wcfg.HTTPAddr != "" {
+		if err := httpapi.CheckExposure(wcfg.HTTPAddr, wcfg.HTTPUser, wcfg.HTTPPassword); err != nil {
+			return err
+		}
+	}
 	gcfg, err := config.LoadGraph(env.Getenv, true)
 	if err != nil {
 		return err
@@ -73,7 +83,7 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	if err := requireMigrated(ctx, pool); err != nil {
 		return err
 	}
-	tokens, err := newTokenSource(ctx, gcfg)
+	tokens, err := newTokenSource(ctx, gcfg, pool)
 	if err != nil {
 		return err
 	}
@@ -90,42 +100,87 @@ type WorkerRuntime struct {
 	Pool   *pgxpool.Pool
 	Logger *slog.Logger
 	Deps   *jobs.Deps
-	cfg    config.Worker
-	worker *jobs.AssignWorker
+	// Metrics are served at /metrics.
+	Metrics *httpapi.Metrics
+	// Schedule tunes the schedule tick; tests shorten it and set its clock
+	// before Run.
+	Schedule jobs.ScheduleConfig
+	ready    chan struct{}
+	httpAddr string
+	cfg      config.Worker
+	worker   *jobs.AssignWorker
 }
 
 // NewWorkerRuntime wires the worker's parts.
 func NewWorkerRuntime(pool *pgxpool.Pool, tokens graph.TokenSource, gcfg config.Graph, wcfg config.Worker, logger *slog.Logger) (*WorkerRuntime, error) {
-	gc, err := graph.New(graph.Options{BaseURL: gcfg.BaseURL, Tokens: tokens, Timeout: gcfg.Timeout, UserAgent: "bulkassign"})
+	m := httpapi.NewMetrics(pool)
+	gc, err := graph.New(graph.Options{BaseURL: gcfg.BaseURL, Tokens: tokens, Timeout: gcfg.Timeout, UserAgent: "bulkassign", Observe: m.ObserveGraph})
 	if err != nil {
 		return nil, settingError(err)
 	}
 	deps := &jobs.Deps{
-		Pool:   pool,
-		Graph:  gc,
-		Writes: ratelimit.New(pool, ratelimit.Config{Name: "graph_write", Rate: wcfg.WriteRate}),
-		Reads:  ratelimit.New(pool, ratelimit.Config{Name: "graph_read", Rate: wcfg.ReadRate, Burst: max(1, wcfg.ReadRate/10)}),
-		Logger: logger,
+		Pool:      pool,
+		Graph:     gc,
+		Writes:    ratelimit.New(pool, ratelimit.Config{Name: "graph_write", Rate: wcfg.WriteRate}),
+		Reads:     ratelimit.New(pool, ratelimit.Config{Name: "graph_read", Rate: wcfg.ReadRate, Burst: max(1, wcfg.ReadRate/10)}),
+		Logger:    logger,
+		OnOutcome: m.RowFinished,
+		OnWait:    m.Waited,
 		Settings: jobs.Settings{
 			Patience:   wcfg.Patience,
 			MaxErrors:  wcfg.MaxErrors,
 			JobTimeout: wcfg.JobTimeout,
 		},
 	}
-	return &WorkerRuntime{Pool: pool, Logger: logger, Deps: deps, cfg: wcfg, worker: jobs.NewAssignWorker(deps)}, nil
+	return &WorkerRuntime{Pool: pool, Logger: logger, Deps: deps, Metrics: m, ready: make(chan struct{}), cfg: wcfg, worker: jobs.NewAssignWorker(deps)}, nil
 }
+
+// Ready is closed once Run serves (River started, HTTP listening), or has
+// failed to.
+func (r *WorkerRuntime) Ready() <-chan struct{} { return r.ready }
+
+// HTTPAddr is the address the HTTP server listens on once Ready; "" when
+// it is off or failed to start.
+func (r *WorkerRuntime) HTTPAddr() string { return r.httpAddr }
 
 // Run works rows until ctx ends, then stops gracefully: no new rows are
 // taken and running ones get up to the job timeout to finish; after that
 // they are cancelled (and snooze, spending no attempt).
 func (r *WorkerRuntime) Run(ctx context.Context) error {
+	readyOnce := sync.OnceFunc(func() { close(r.ready) })
+	defer readyOnce()
 	client, err := jobs.NewClient(r.Pool, r.worker, jobs.ClientConfig{
 		Workers:     r.cfg.Concurrency,
 		RescueAfter: r.cfg.RescueAfter,
 		Logger:      r.Logger.With("component", "river"),
+		Register: func(w *river.Workers) {
+			river.AddWorker(w, jobs.NewScheduleWorker(r.Pool, r.Logger.With("component", "schedule"), r.Schedule))
+			r.registerOps(w) // ops.go: the revert worker
+		},
+		PeriodicJobs: []*river.PeriodicJob{jobs.NewScheduleTick(r.Schedule)},
 	})
 	if err != nil {
 		return err
+	}
+	if err := client.Queues().Add(jobs.QueueSchedule, river.QueueConfig{MaxWorkers: 1}); err != nil {
+		return fmt.Errorf("error adding the schedule queue: %w", err)
+	}
+	// Listen before working rows: a taken port stops the worker at start.
+	if r.cfg.HTTPAddr != "" {
+		srv, err := httpapi.Start(httpapi.Config{Addr: r.cfg.HTTPAddr, User: r.cfg.HTTPUser, Password: r.cfg.HTTPPassword,
+			Pool: r.Pool, River: client, Metrics: r.Metrics, Logger: r.Logger.With("component", "http")})
+		if err != nil {
+			return err
+		}
+		r.httpAddr = srv.Addr()
+		// Deferred: probes and scrapes keep answering while rows drain.
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				r.Logger.Warn("HTTP server did not stop cleanly", "error", err)
+			}
+		}()
 	}
 	// River runs on its own context so that ctx ending starts a graceful
 	// stop instead of cancelling in-flight Graph calls.
@@ -133,7 +188,8 @@ func (r *WorkerRuntime) Run(ctx context.Context) error {
 		return fmt.Errorf("error starting River: %w", err)
 	}
 	r.Logger.Info("worker started", "concurrency", r.cfg.Concurrency, "write_rate", r.cfg.WriteRate, "read_rate", r.cfg.ReadRate,
-		"job_timeout", r.cfg.JobTimeout, "rescue_after", r.cfg.RescueAfter)
+		"job_timeout", r.cfg.JobTimeout, "rescue_after", r.cfg.RescueAfter, "http", r.httpAddr)
+	readyOnce()
 	select {
 	case <-ctx.Done():
 	case <-client.Stopped():

@@ -131,7 +131,7 @@ func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) err
 	// What exists already? After a create whose answer was lost, read Graph
 	// afresh rather than trust the batch's list.
 	key := store.ListKey{BatchID: a.Batch, ConfigurationID: it.Spec.ConfigurationID, Path: it.Spec.Path}
-	list, resp, err := w.assignments(ctx, key, it.IntentRequestID != "")
+	list, resp, err := w.assignments(ctx, key, it.IntentRequestID != "", log)
 	if err != nil {
 		return err
 	}
@@ -173,7 +173,7 @@ func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) err
 
 // assignments returns the batch's list for key, reading it from Graph when
 // the batch has none yet (or fresh is set). A non-nil Response is a failed read.
-func (w *AssignWorker) assignments(ctx context.Context, key store.ListKey, fresh bool) (*store.AssignmentList, *graph.Response, error) {
+func (w *AssignWorker) assignments(ctx context.Context, key store.ListKey, fresh bool, log *slog.Logger) (*store.AssignmentList, *graph.Response, error) {
 	if !fresh {
 		l, err := store.GetList(ctx, w.d.Pool, key)
 		if err != nil || l != nil {
@@ -199,6 +199,8 @@ func (w *AssignWorker) assignments(ctx context.Context, key store.ListKey, fresh
 		found, r := w.d.Graph.ListAssignments(ctx, key.ConfigurationID, key.Path, func(ctx context.Context) error {
 			return w.wait(ctx, w.d.Reads)
 		})
+		log.Debug("graph list", "status", r.StatusCode, "request_id", r.RequestID, "client_request_id", r.ClientRequestID,
+			"duration", r.Duration, "assignments", len(found))
 		l := &store.AssignmentList{Found: true, RequestID: r.RequestID, Keys: map[string]string{}}
 		switch {
 		case r.StatusCode == http.StatusOK && r.Err == nil:
@@ -307,7 +309,8 @@ func (w *AssignWorker) afterFailure(ctx context.Context, job *river.Job[AssignAr
 		}
 		delay := jittered(w.d.Settings.RetryBase, w.d.Settings.RetryMax, errorsSoFar)
 		delay = max(delay, resp.RetryAfter)
-		log.Warn("graph request failed; will retry", "op", resp.Op, "status", resp.StatusCode, "error", resp.Error(),
+		log.Warn("graph request failed; will retry", "op", resp.Op, "status", resp.StatusCode, "request_id", resp.RequestID,
+			"client_request_id", resp.ClientRequestID, "error", resp.Error(),
 			"ambiguous", write && dec.Ambiguous, "retry_in", delay, "errors", errorsSoFar)
 		return w.snooze(it, delay)
 	}

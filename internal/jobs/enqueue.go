@@ -58,6 +58,21 @@ func Enqueue(ctx context.Context, pool *pgxpool.Pool, rc *river.Client[pgx.Tx], 
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
 
+	out, err := EnqueueTx(ctx, tx, rc, inputs)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("error committing batch: %w", err)
+	}
+	return out, nil
+}
+
+// EnqueueTx is Enqueue within the caller's transaction (the scheduler runs
+// a stored list in the transaction that marks its run done). On any error,
+// an *InvalidInputError included, rows may already be written to tx: the
+// caller must roll it back.
+func EnqueueTx(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], inputs []Input) ([]Enqueued, error) {
 	var (
 		out     []Enqueued
 		results []*intake.Result
@@ -76,9 +91,6 @@ func Enqueue(ctx context.Context, pool *pgxpool.Pool, rc *river.Client[pgx.Tx], 
 	}
 	if invalid {
 		return nil, &InvalidInputError{Results: results}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("error committing batch: %w", err)
 	}
 	return out, nil
 }

@@ -5,12 +5,22 @@ package testenv
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/bulkassign/bulkassign/internal/auth"
 	"github.com/bulkassign/bulkassign/internal/cli"
@@ -219,4 +229,81 @@ func GroupCSV(rows, configs int) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// AppCertificate is a self-signed certificate and its RSA key, as an admin
+// uploads to an app registration (register Cert in graphsim.Client).
+type AppCertificate struct {
+	Cert *x509.Certificate
+	Key  *rsa.PrivateKey
+}
+
+// NewAppCertificate makes a certificate named cn with a fresh 2048-bit key.
+func NewAppCertificate(t testing.TB, cn string) AppCertificate {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return AppCertificate{Cert: cert, Key: key}
+}
+
+// WritePEM writes the certificate and its unencrypted PKCS#8 key to one
+// file (as AZURE_CLIENT_CERTIFICATE_PATH expects) and returns its path.
+func (c AppCertificate) WritePEM(t testing.TB) string {
+	t.Helper()
+	k, err := x509.MarshalPKCS8PrivateKey(c.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k})...)
+	path := filepath.Join(t.TempDir(), "app.pem")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// WritePFX writes a PKCS#12 file protected by password with AES-256 and
+// PBKDF2 (what current Windows and OpenSSL export), or with the legacy
+// 3DES/SHA-1 scheme when legacy is set, and returns its path.
+func (c AppCertificate) WritePFX(t testing.TB, password string, legacy bool) string {
+	t.Helper()
+	enc := pkcs12.Modern2023
+	if legacy {
+		enc = pkcs12.LegacyDES
+	}
+	data, err := enc.Encode(c.Key, c.Cert, nil, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "app.pfx")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// NewTokenCacheKey returns a fresh BULKASSIGN_TOKEN_CACHE_KEY value.
+func NewTokenCacheKey() string {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	return base64.StdEncoding.EncodeToString(k)
 }

@@ -1,0 +1,231 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bulkassign/bulkassign/internal/intake"
+	"github.com/bulkassign/bulkassign/internal/jobs"
+	"github.com/bulkassign/bulkassign/internal/store"
+)
+
+func init() {
+	enqueueCommands["schedule"] = enqueueSchedule
+}
+
+const scheduleUsage = `usage: enqueue schedule add NAME --cron "0 2 * * *" [--tz Europe/Berlin] FILE
+       enqueue schedule list
+       enqueue schedule remove NAME
+
+add validates FILE as enqueue does and stores it: at every time the cron
+expression (minute hour day-of-month month day-of-week, in --tz, default UTC)
+names, the worker fleet enqueues it as a fresh batch, once. A time missed
+while no worker ran is caught up once when one starts. --replace changes an
+existing schedule's list or times.
+`
+
+// maxScheduleBytes bounds a stored list: it is read whole into memory by
+// the command and by every run.
+const maxScheduleBytes = 128 << 20
+
+var scheduleNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+func enqueueSchedule(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(env.Stderr, scheduleUsage)
+		return usageError("schedule needs a command: add, list or remove")
+	}
+	switch args[0] {
+	case "add":
+		return scheduleAdd(ctx, env, args[1:])
+	case "list":
+		return scheduleList(ctx, env, args[1:])
+	case "remove":
+		return scheduleRemove(ctx, env, args[1:])
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(env.Stdout, scheduleUsage)
+		return nil
+	}
+	fmt.Fprint(env.Stderr, scheduleUsage)
+	return usageError("unknown schedule command %q (want add, list or remove)", args[0])
+}
+
+func scheduleAdd(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "enqueue schedule add", scheduleUsage+"\nflags:\n")
+	spec := fs.String("cron", "", `when to run, as a 5-field cron expression, e.g. "0 2 * * *" (02:00 daily)`)
+	tz := fs.String("tz", "UTC", "IANA time zone of the cron expression, e.g. Europe/Berlin")
+	format := fs.String("format", "", "input format: csv, json, ndjson (default: by extension)")
+	replace := fs.Bool("replace", false, "replace the schedule of that name if there is one")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usageError("schedule add takes a name and a file (got %d arguments)", len(pos))
+	}
+	name, file := pos[0], pos[1]
+	if !scheduleNameRE.MatchString(name) {
+		return usageError("schedule name %q: use letters, digits, '.', '_' and '-' (at most 63, starting with a letter or digit)", name)
+	}
+	if _, err := jobs.LoadTimeZone(*tz); err != nil {
+		return usageError("--tz: %v", err)
+	}
+	if *spec == "" {
+		return usageError(`--cron is required, e.g. --cron "0 2 * * *"`)
+	}
+	sched, err := jobs.ParseSchedule(*spec, *tz)
+	if err != nil {
+		return usageError("--cron: %v", err)
+	}
+	if file == "-" {
+		return usageError("schedule add needs a file: a schedule keeps the list, and stdin has no name to report it by")
+	}
+	f, err := intake.DetectFormat(file, *format)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	content, err := readList(file)
+	if err != nil {
+		return err
+	}
+	res, err := intake.Reader{Name: file, Format: f}.Read(bytes.NewReader(content), func(intake.Row) error { return nil })
+	if err != nil {
+		return err
+	}
+	printWarnings(env.Stderr, res)
+	if e := res.Err(); e != nil {
+		fmt.Fprintln(env.Stderr, e.Error())
+		return &exitError{ExitFailed, errors.New("nothing was stored: fix the rows above and run again")}
+	}
+
+	now := time.Now()
+	next := sched.Next(now)
+	if next.IsZero() {
+		return usageError("--cron %q never fires", *spec)
+	}
+	pool, err := openDB(ctx, env, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := requireMigrated(ctx, pool); err != nil {
+		return err
+	}
+	s := &store.Schedule{Name: name, Cron: strings.TrimSpace(*spec), TimeZone: *tz, Source: file, Format: string(f),
+		Content: content, SHA256: res.SHA256, RowCount: res.Rows, LastRunAt: now, NextRunAt: next}
+	err = store.PutSchedule(ctx, pool, s, *replace)
+	if errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("schedule %q exists: add --replace to change it, or remove it first", name)
+	}
+	if err != nil {
+		return err
+	}
+	verb := "added"
+	if *replace {
+		verb = "stored"
+	}
+	fmt.Fprintf(env.Stdout, "schedule %s %s: %d rows from %s, %q in %s; next run %s\n",
+		name, verb, res.Rows, file, s.Cron, *tz, formatScheduleTime(next, *tz))
+	return nil
+}
+
+// readList reads a whole list file, refusing one too large to keep.
+func readList(name string) ([]byte, error) {
+	fh, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, errors.Unwrap(err))
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(io.LimitReader(fh, maxScheduleBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(b) > maxScheduleBytes {
+		return nil, fmt.Errorf("%s: larger than %d MiB, too large to store as a schedule", name, maxScheduleBytes>>20)
+	}
+	return b, nil
+}
+
+func scheduleList(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "enqueue schedule list", "usage: enqueue schedule list\n")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageError("schedule list takes no arguments")
+	}
+	pool, err := openDB(ctx, env, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := requireMigrated(ctx, pool); err != nil {
+		return err
+	}
+	list, err := store.ListSchedules(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(env.Stderr, `no schedules (add one with: enqueue schedule add NAME --cron "0 2 * * *" FILE)`)
+		return nil
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tCRON\tTZ\tROWS\tSOURCE\tNEXT RUN\tLAST RUN\tLAST BATCH\tLAST ERROR")
+	for _, s := range list {
+		last := "-"
+		if s.LastBatchID != "" || s.LastError != "" {
+			last = formatScheduleTime(s.LastRunAt, s.TimeZone)
+		}
+		errLine, _, _ := strings.Cut(s.LastError, "\n")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Cron, s.TimeZone, s.RowCount, s.Source,
+			formatScheduleTime(s.NextRunAt, s.TimeZone), last, orDash(s.LastBatchID), orDash(errLine))
+	}
+	return tw.Flush()
+}
+
+func scheduleRemove(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "enqueue schedule remove", "usage: enqueue schedule remove NAME\n")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("schedule remove takes one schedule name")
+	}
+	pool, err := openDB(ctx, env, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := requireMigrated(ctx, pool); err != nil {
+		return err
+	}
+	if err := store.DeleteSchedule(ctx, pool, pos[0]); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no schedule named %q (see enqueue schedule list)", pos[0])
+		}
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "schedule %s removed; the batches it enqueued stay\n", pos[0])
+	return nil
+}
+
+// formatScheduleTime shows t in the schedule's zone, with the zone's
+// abbreviation so a reader in another zone is not misled.
+func formatScheduleTime(t time.Time, tz string) string {
+	loc, err := jobs.LoadTimeZone(tz)
+	if err != nil {
+		loc = time.UTC
+	}
+	return t.In(loc).Format("2006-01-02 15:04 MST")
+}
