@@ -29,8 +29,13 @@ import (
 // each created row holds an id the simulator created for exactly that
 // target, every create in the ledger belongs to one created row, nothing is
 // duplicated, and no row is already_assigned unless preexisting says so.
-func checkTruth(t *testing.T, h *testenv.Harness, batches []string, preexisting int) {
+func checkTruth(t *testing.T, h *testenv.Harness, batches []string, preexisting int) (wrong int) {
 	t.Helper()
+	report := func(format string, args ...any) {
+		t.Helper()
+		wrong++
+		t.Errorf(format, args...)
+	}
 	ledger := map[string]graphsim.LedgerEntry{}
 	for _, e := range h.Sim.Ledger() {
 		ledger[e.ID] = e
@@ -43,27 +48,28 @@ func checkTruth(t *testing.T, h *testenv.Harness, batches []string, preexisting 
 			case assign.StatusCreated:
 				e, ok := ledger[r.AssignmentID]
 				if !ok || e.ConfigurationID != r.ConfigurationID || e.Target.GroupID != r.GroupID {
-					t.Errorf("line %d: created with %q, which the ledger does not hold for this target (%+v)", r.Line, r.AssignmentID, e)
+					report("line %d: created with %q, which the ledger does not hold for this target (%+v)", r.Line, r.AssignmentID, e)
 				}
 				claimed[r.AssignmentID] = r.Line
 			case assign.StatusAlreadyAssigned:
 				already++
 			default:
-				t.Errorf("line %d: ended %s (%s %s), want created", r.Line, r.Status, r.ErrorCode, r.ErrorMessage)
+				report("line %d: ended %s (%s %s), want created", r.Line, r.Status, r.ErrorCode, r.ErrorMessage)
 			}
 		}
 	}
 	for id, e := range ledger {
 		if _, ok := claimed[id]; !ok {
-			t.Errorf("the simulator created %s (%s, %s) but no row says created with it", id, e.Target.GroupID, e.Outcome)
+			report("the simulator created %s (%s, %s) but no row says created with it", id, e.Target.GroupID, e.Outcome)
 		}
 	}
 	if already != preexisting {
-		t.Errorf("%d rows already_assigned, want %d", already, preexisting)
+		report("%d rows already_assigned, want %d", already, preexisting)
 	}
 	if d := h.Sim.Duplicates(); d != 0 {
 		t.Errorf("the tenant holds %d duplicate assignments", d)
 	}
+	return wrong
 }
 
 // usage is how a run used the tenant's write limit.
@@ -126,11 +132,11 @@ func TestReliability(t *testing.T) {
 		o.Settings.RetryBase = 200 * time.Millisecond
 		h.StartWorker(t, o)
 		h.WaitFinal(t, batch, 3*time.Minute)
-		checkTruth(t, h, []string{batch}, 0)
+		wrong := checkTruth(t, h, []string{batch}, 0)
 		st := h.Sim.Stats()
 		u := measure(h)
-		t.Logf("figure: faults: %d rows, %d created, %d duplicates; injected 503 %d, applied-then-504 %d, applied-then-reset %d; 429 %d (%d without Retry-After); 401 claims challenges %d; POSTs %d",
-			rows, u.created, h.Sim.Duplicates(), st.Injected503, st.AppliedThen504, st.AppliedThenReset, st.Throttled, st.RetryAfterOmit, st.ClaimsChallenges, u.posts)
+		t.Logf("figure: faults: %d rows, %d created, %d duplicates, %d wrong outcomes; injected 503 %d, applied-then-504 %d, applied-then-reset %d; 429 %d (%d without Retry-After); 401 claims challenges %d; POSTs %d",
+			rows, u.created, h.Sim.Duplicates(), wrong, st.Injected503, st.AppliedThen504, st.AppliedThenReset, st.Throttled, st.RetryAfterOmit, st.ClaimsChallenges, u.posts)
 		if st.AppliedThen504 == 0 || st.AppliedThenReset == 0 || st.ClaimsChallenges == 0 || st.Throttled == 0 {
 			t.Errorf("the run did not exercise the faults: %+v", st)
 		}
@@ -237,8 +243,8 @@ func TestReliability(t *testing.T) {
 		start()
 		h.WaitFinal(t, batch, 2*time.Minute)
 		took := time.Since(restarted)
-		checkTruth(t, h, []string{batch}, 0)
-		t.Logf("figure: SIGKILL after %d of %d creates; every row final %s after the restart; %d duplicates",
-			createdAtKill, rows, took.Round(100*time.Millisecond), h.Sim.Duplicates())
+		wrong := checkTruth(t, h, []string{batch}, 0)
+		t.Logf("figure: SIGKILL after %d of %d creates; every row final %s after the restart; %d duplicates, %d wrong outcomes",
+			createdAtKill, rows, took.Round(100*time.Millisecond), h.Sim.Duplicates(), wrong)
 	})
 }
