@@ -20,12 +20,8 @@ func enqueueBatches(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "enqueue batches", "usage: enqueue batches [--limit N] [--format table|csv|json]\n\nRecent batches, newest first, with their rows counted by status.\n\nflags:\n")
 	limit := fs.Int("limit", 20, "how many batches to list")
 	format := fs.String("format", "table", "output format: table, csv or json")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args, "batches"); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usageError("batches takes no arguments")
 	}
 	if *limit <= 0 {
 		return usageError("-limit %d: must be a positive number", *limit)

@@ -105,13 +105,38 @@ func openDB(ctx context.Context, env *Env, maxConns int32) (*pgxpool.Pool, error
 	return pool, nil
 }
 
-// requireMigrated refuses to work on a database that lacks our tables.
-func requireMigrated(ctx context.Context, pool *pgxpool.Pool) error {
-	ok, err := store.MigrationsCurrent(ctx, pool)
-	if err != nil || !ok {
-		return errors.New("the database is not migrated: run `worker migrate` first")
+// openMigrated is openDB for commands that need our tables: it refuses a
+// database that lacks them.
+func openMigrated(ctx context.Context, env *Env, maxConns int32) (*pgxpool.Pool, error) {
+	pool, err := openDB(ctx, env, maxConns)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	if ok, err := store.MigrationsCurrent(ctx, pool); err != nil || !ok {
+		pool.Close()
+		return nil, errors.New("the database is not migrated: run `worker migrate` first")
+	}
+	return pool, nil
+}
+
+// openBatch opens a pool of maxConns with open (openDB or openMigrated) and
+// looks up the batch named by pos, a command's positional arguments, which
+// must be that one id. The caller closes the pool.
+func openBatch(ctx context.Context, env *Env, cmd string, pos []string,
+	open func(context.Context, *Env, int32) (*pgxpool.Pool, error), maxConns int32) (*pgxpool.Pool, *store.Batch, error) {
+	if len(pos) != 1 {
+		return nil, nil, usageError("%s takes one batch id", cmd)
+	}
+	pool, err := open(ctx, env, maxConns)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := store.GetBatch(ctx, pool, pos[0])
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return pool, b, nil
 }
 
 func newFlagSet(env *Env, name, usage string) *flag.FlagSet {
@@ -122,6 +147,19 @@ func newFlagSet(env *Env, name, usage string) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// parseNoArgs is parseFlags for a command that takes no positional
+// arguments.
+func parseNoArgs(fs *flag.FlagSet, args []string, cmd string) error {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError("%s takes no arguments", cmd)
+	}
+	return nil
 }
 
 // parseFlags parses flags anywhere among the arguments (`enqueue in.csv

@@ -98,25 +98,20 @@ func enqueueDryRun(ctx context.Context, env *Env, inputs []jobs.Input, output st
 	}
 	// The database holds the fleet's read limit, which a dry run shares
 	// with the workers so that it never pushes the tenant into throttling.
-	pool, err := openDB(ctx, env, 4)
+	pool, err := openMigrated(ctx, env, 4)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := requireMigrated(ctx, pool); err != nil {
-		return err
-	}
 	tokens, err := newTokenSource(ctx, gcfg, pool)
 	if err != nil {
 		return err
 	}
-	gc, err := graph.New(graph.Options{BaseURL: gcfg.BaseURL, Tokens: tokens, Timeout: gcfg.Timeout, UserAgent: "bulkassign"})
+	gc, err := newGraphClient(gcfg, tokens, nil)
 	if err != nil {
-		return settingError(err)
+		return err
 	}
-	// As the worker configures it: every process sharing the limit must.
-	reads := ratelimit.New(pool, ratelimit.Config{Name: "graph_read", Rate: wcfg.ReadRate, Burst: max(1, wcfg.ReadRate/10)})
-	lists, err := dryReadLists(ctx, gc, reads, keys)
+	lists, err := dryReadLists(ctx, gc, newReadLimiter(pool, wcfg), keys)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ func TestDryRun(t *testing.T) {
 		0: h.Sim.Preassign(testenv.Config(0), "", assign.Target{Type: assign.TargetGroup, GroupID: testenv.Group(0)}),
 		4: h.Sim.Preassign(testenv.Config(1), "", assign.Target{Type: assign.TargetGroup, GroupID: testenv.Group(4)}),
 	}
-	file := writeFile(t, "dry.csv", testenv.GroupCSV(12, 3))
+	file := testenv.WriteFile(t, "dry.csv", testenv.GroupCSV(12, 3))
 	// want is the result of data row i (line i+2).
 	want := func(i int) (string, string) {
 		switch {
@@ -98,7 +98,7 @@ func TestDryRun(t *testing.T) {
 	})
 
 	t.Run("InvalidFileIsNotRead", func(t *testing.T) {
-		bad := writeFile(t, "bad.csv", testenv.GroupCSV(3, 1)+"not-a-guid,group,"+testenv.Group(9)+"\n")
+		bad := testenv.WriteFile(t, "bad.csv", testenv.GroupCSV(3, 1)+"not-a-guid,group,"+testenv.Group(9)+"\n")
 		readsBefore := h.Sim.Stats().Reads
 		r := enqueue(t, h, false, "--dry-run", bad)
 		if r.code != cli.ExitFailed || !strings.Contains(r.stderr, "bad.csv:5: ") {
@@ -123,7 +123,7 @@ func TestDryRun(t *testing.T) {
 		for i := range 10 {
 			h.Sim.AddConfiguration(testenv.Config(i))
 		}
-		file := writeFile(t, "paced.csv", testenv.GroupCSV(30, 10))
+		file := testenv.WriteFile(t, "paced.csv", testenv.GroupCSV(30, 10))
 		var out, errb strings.Builder
 		env := &cli.Env{Getenv: h.Env(map[string]string{"GRAPH_READ_RATE": "5"}), Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}
 		start := time.Now()

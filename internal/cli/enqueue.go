@@ -15,14 +15,15 @@ import (
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
-const enqueueUsage = `usage: enqueue [flags] FILE...     enqueue lists (CSV, JSON, NDJSON; "-" is stdin) as batches
-       enqueue --dry-run FILE...      report what enqueueing would do; writes nothing
-       enqueue status BATCH [--wait]  counts of a batch's rows by status
-       enqueue results BATCH          one line per row (--format table|csv|json, --status S,...)
-       enqueue batches [--limit N]    recent batches with their counts
-       enqueue retry BATCH [--wait]   run the failed and canceled rows again
-       enqueue cancel BATCH           stop the rows not yet final
-       enqueue revert BATCH [--wait]  delete the assignments the batch created
+const enqueueUsage = `usage: enqueue [flags] FILE...           enqueue lists (CSV, JSON, NDJSON; "-" is stdin) as batches
+       enqueue --dry-run FILE...         report what enqueueing would do; writes nothing
+       enqueue status BATCH [--wait]     counts of a batch's rows by status
+       enqueue results BATCH             one line per row (--format table|csv|json, --status S,...)
+       enqueue batches [--limit N]       recent batches with their counts
+       enqueue retry BATCH [--wait]      run the failed and canceled rows again
+       enqueue cancel BATCH              stop the rows not yet final
+       enqueue revert BATCH [--wait]     delete the assignments the batch created
+       enqueue schedule add|list|remove  enqueue a list at cron times (enqueue schedule -h)
 
 BATCH is a batch id or its first 8 or more characters.
 
@@ -100,14 +101,11 @@ func runEnqueue(ctx context.Context, env *Env, args []string) error {
 		return enqueueDryRun(ctx, env, inputs, *output)
 	}
 
-	pool, err := openDB(ctx, env, 4)
+	pool, err := openMigrated(ctx, env, 4)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := requireMigrated(ctx, pool); err != nil {
-		return err
-	}
 	rc, err := jobs.NewInsertClient(pool)
 	if err != nil {
 		return err
@@ -163,18 +161,11 @@ func enqueueStatus(ctx context.Context, env *Env, args []string) error {
 	if err := wf.check(); err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("status takes one batch id")
-	}
-	pool, err := openDB(ctx, env, 2)
+	pool, b, err := openBatch(ctx, env, "status", pos, openDB, 2)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	b, err := store.GetBatch(ctx, pool, pos[0])
-	if err != nil {
-		return err
-	}
 	if *wf.wait {
 		return statusWait(ctx, env, pool, b, *wf.interval)
 	}

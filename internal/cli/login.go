@@ -33,25 +33,18 @@ Microsoft Entra until it expires or the user's sessions are revoked.
 
 func workerLogin(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "worker login", loginUsage)
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args, "login"); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usageError("login takes no arguments")
 	}
 	gcfg, err := config.LoadDelegated(env.Getenv, true)
 	if err != nil {
 		return err
 	}
-	pool, err := openDB(ctx, env, 4)
+	pool, err := openMigrated(ctx, env, 4)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := requireMigrated(ctx, pool); err != nil {
-		return err
-	}
 	d, err := newDelegated(gcfg, pool)
 	if err != nil {
 		return settingError(err)
@@ -72,25 +65,18 @@ func workerLogin(ctx context.Context, env *Env, args []string) error {
 
 func workerLogout(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "worker logout", logoutUsage)
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args, "logout"); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usageError("logout takes no arguments")
 	}
 	gcfg, err := config.LoadDelegated(env.Getenv, false)
 	if err != nil {
 		return err
 	}
-	pool, err := openDB(ctx, env, 2)
+	pool, err := openMigrated(ctx, env, 2)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := requireMigrated(ctx, pool); err != nil {
-		return err
-	}
 	deleted, err := auth.Logout(ctx, pool, gcfg.TenantID, gcfg.ClientID)
 	if err != nil {
 		return err

@@ -49,23 +49,19 @@ func opBatch(ctx context.Context, env *Env, name, usage string, args []string, w
 		no := false
 		wf.wait = &no
 	}
-	if len(pos) != 1 {
-		return nil, nil, wf, usageError("%s takes one batch id", name)
-	}
-	pool, err := openDB(ctx, env, 4)
-	if err != nil {
-		return nil, nil, wf, err
-	}
-	if err := requireMigrated(ctx, pool); err != nil {
-		pool.Close()
-		return nil, nil, wf, err
-	}
-	b, err := store.GetBatch(ctx, pool, pos[0])
-	if err != nil {
-		pool.Close()
-		return nil, nil, wf, err
-	}
-	return pool, b, wf, nil
+	pool, b, err := openBatch(ctx, env, name, pos, openMigrated, 4)
+	return pool, b, wf, err
+}
+
+// withBatchLocked runs fn in a transaction that holds the batch's row, so
+// that no other operation on the batch interleaves.
+func withBatchLocked(ctx context.Context, pool *pgxpool.Pool, batchID string, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := store.LockBatch(ctx, tx, batchID); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
 }
 
 // insertJobs inserts one job per row, in chunks, into tx.
@@ -106,10 +102,7 @@ func enqueueRetry(ctx context.Context, env *Env, args []string) error {
 	}
 	var rows []int
 	var left int
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if err := store.LockBatch(ctx, tx, b.ID); err != nil {
-			return err
-		}
+	err = withBatchLocked(ctx, pool, b.ID, func(tx pgx.Tx) error {
 		reverts, err := store.CountReverts(ctx, tx, b.ID)
 		if err != nil {
 			return err
@@ -167,10 +160,7 @@ func enqueueCancel(ctx context.Context, env *Env, args []string) error {
 	}
 	defer pool.Close()
 	var rows, reverts int
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if err := store.LockBatch(ctx, tx, b.ID); err != nil {
-			return err
-		}
+	err = withBatchLocked(ctx, pool, b.ID, func(tx pgx.Tx) error {
 		var err error
 		if rows, err = store.CancelItems(ctx, tx, b.ID); err != nil {
 			return err
@@ -230,10 +220,7 @@ func enqueueRevert(ctx context.Context, env *Env, args []string) error {
 	}
 	var rows []int
 	var counts store.StatusCounts
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if err := store.LockBatch(ctx, tx, b.ID); err != nil {
-			return err
-		}
+	err = withBatchLocked(ctx, pool, b.ID, func(tx pgx.Tx) error {
 		var err error
 		if counts, err = store.CountByStatus(ctx, tx, b.ID); err != nil {
 			return err

@@ -14,18 +14,6 @@ import (
 	"github.com/bulkassign/bulkassign/internal/testenv"
 )
 
-// tenantState is every assignment on the configurations' own paths:
-// assignment id → configuration and target.
-func tenantState(h *testenv.Harness, configs int) map[string]string {
-	out := map[string]string{}
-	for i := range configs {
-		for _, a := range h.Sim.Assignments(testenv.Config(i), "") {
-			out[a.ID] = testenv.Config(i) + " " + a.Target.Key()
-		}
-	}
-	return out
-}
-
 func counts(t *testing.T, h *testenv.Harness, batch string) store.StatusCounts {
 	t.Helper()
 	c, err := store.CountByStatus(context.Background(), h.DB.Pool, batch)
@@ -46,7 +34,7 @@ func TestCancelThenRetry(t *testing.T) {
 	t.Parallel()
 	h := newTenant(t, 3)
 	// No worker yet: the rows wait in the queue.
-	file := writeFile(t, "cancel.csv", testenv.GroupCSV(30, 3))
+	file := testenv.WriteFile(t, "cancel.csv", testenv.GroupCSV(30, 3))
 	r := enqueue(t, h, false, file)
 	batch := strings.TrimSpace(r.stdout)
 
@@ -83,7 +71,7 @@ func TestCancelMidBatchThenRevert(t *testing.T) {
 	t.Parallel()
 	h := newTenant(t, 5)
 	h.StartWorker(t, testenv.WorkerOptions{Extra: map[string]string{"GRAPH_WRITE_RATE": "20", "WORKER_CONCURRENCY": "4"}})
-	file := writeFile(t, "midway.csv", testenv.GroupCSV(100, 5))
+	file := testenv.WriteFile(t, "midway.csv", testenv.GroupCSV(100, 5))
 	batch := strings.TrimSpace(enqueue(t, h, false, file).stdout)
 	waitFor(t, "20 creates", 30*time.Second, func() bool { return len(h.Sim.Ledger()) >= 20 })
 	wantRun(t, enqueue(t, h, false, "cancel", batch), cli.ExitOK, "rows canceled")
@@ -102,7 +90,7 @@ func TestCancelMidBatchThenRevert(t *testing.T) {
 	}
 	t.Logf("figure: canceled mid-batch: %d created, %d canceled", c[assign.StatusCreated], c[assign.StatusCanceled])
 	wantRun(t, enqueue(t, h, false, "revert", batch, "--wait", "--progress-interval", "100ms"), cli.ExitOK, "")
-	if n := len(tenantState(h, 5)); n != 0 {
+	if n := len(h.TenantState(5)); n != 0 {
 		t.Fatalf("tenant holds %d assignments after cancel and revert, want 0", n)
 	}
 }
@@ -111,7 +99,7 @@ func TestRetryFailedRowsSeeGraphAfresh(t *testing.T) {
 	t.Parallel()
 	h := newTenant(t, 2)
 	h.StartWorker(t, fastWorker)
-	file := writeFile(t, "retry.csv", testenv.GroupCSV(30, 3))
+	file := testenv.WriteFile(t, "retry.csv", testenv.GroupCSV(30, 3))
 	r := enqueue(t, h, false, file, "--wait", "--progress-interval", "100ms")
 	wantRun(t, r, cli.ExitFailed, "10 rows failed")
 	batch := strings.TrimSpace(r.stdout)
@@ -125,7 +113,7 @@ func TestRetryFailedRowsSeeGraphAfresh(t *testing.T) {
 		t.Fatalf("retry --wait summary:\n%s", r.stderr)
 	}
 	retried := 0
-	for _, row := range exportRows(t, h, batch) {
+	for _, row := range h.Export(t, batch) {
 		if row.ConfigurationID == testenv.Config(2) {
 			retried++
 			if row.Retries != 1 || row.Status != assign.StatusCreated || row.ErrorCode != "" {
@@ -158,9 +146,9 @@ func TestRevertRestoresTheTenant(t *testing.T) {
 		h.Sim.Preassign(testenv.Config(i%configs), "", assign.Target{Type: assign.TargetGroup, GroupID: testenv.Group(i)})
 	}
 	h.Sim.Preassign(testenv.Config(1), "", assign.Target{Type: assign.TargetGroup, GroupID: testenv.Group(500)})
-	before := tenantState(h, configs)
+	before := h.TenantState(configs)
 
-	file := writeFile(t, "revert.csv", testenv.GroupCSV(40, configs))
+	file := testenv.WriteFile(t, "revert.csv", testenv.GroupCSV(40, configs))
 	// A batch still queued cannot be reverted: rows could still be created.
 	r := enqueue(t, h, false, file)
 	batch := strings.TrimSpace(r.stdout)
@@ -171,7 +159,7 @@ func TestRevertRestoresTheTenant(t *testing.T) {
 	if c := counts(t, h, batch); c[assign.StatusCreated] != 32 || c[assign.StatusAlreadyAssigned] != 8 {
 		t.Fatalf("batch: %v, want 32 created and 8 already_assigned", c)
 	}
-	if n := len(tenantState(h, configs)); n != len(before)+32 {
+	if n := len(h.TenantState(configs)); n != len(before)+32 {
 		t.Fatalf("tenant holds %d assignments, want %d", n, len(before)+32)
 	}
 
@@ -181,7 +169,7 @@ func TestRevertRestoresTheTenant(t *testing.T) {
 		!regexp.MustCompile(`(?m)^\s*revert reverted\s+32$`).MatchString(r.stderr) {
 		t.Fatalf("revert --wait output:\n%s", r.stderr)
 	}
-	if after := tenantState(h, configs); !maps.Equal(after, before) {
+	if after := h.TenantState(configs); !maps.Equal(after, before) {
 		t.Fatalf("tenant after revert differs from before the batch:\nafter  %v\nbefore %v", after, before)
 	}
 	deleted := h.Sim.Stats().Deleted
@@ -208,17 +196,4 @@ func TestRevertRestoresTheTenant(t *testing.T) {
 	if r := enqueue(t, h, false, "revert", "00000000-0000"); r.code != cli.ExitFailed || !strings.Contains(r.stderr, "not found") {
 		t.Fatalf("revert of an unknown batch: exit %d %q, want 1 and not found", r.code, r.stderr)
 	}
-}
-
-func exportRows(t *testing.T, h *testenv.Harness, batch string) []store.ExportRow {
-	t.Helper()
-	var out []store.ExportRow
-	err := store.ExportResults(context.Background(), h.DB.Pool, batch, nil, func(r *store.ExportRow) error {
-		out = append(out, *r)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

@@ -41,18 +41,11 @@ func enqueueResults(ctx context.Context, env *Env, args []string) error {
 	if err := checkFormat("-format", *format); err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("results takes one batch id")
-	}
-	pool, err := openDB(ctx, env, 2)
+	pool, b, err := openBatch(ctx, env, "results", pos, openDB, 2)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	b, err := store.GetBatch(ctx, pool, pos[0])
-	if err != nil {
-		return err
-	}
 	if *format != "table" {
 		rw := newRecordWriter(env.Stdout, *format, store.ExportColumns)
 		err := store.ExportResults(ctx, pool, b.ID, statuses, func(r *store.ExportRow) error {

@@ -111,14 +111,11 @@ func scheduleAdd(ctx context.Context, env *Env, args []string) error {
 	if next.IsZero() {
 		return usageError("--cron %q never fires", *spec)
 	}
-	pool, err := openDB(ctx, env, 2)
+	pool, err := openMigrated(ctx, env, 2)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := requireMigrated(ctx, pool); err != nil {
-		return err
-	}
 	s := &store.Schedule{Name: name, Cron: strings.TrimSpace(*spec), TimeZone: *tz, Source: file, Format: string(f),
 		Content: content, SHA256: res.SHA256, RowCount: res.Rows, LastRunAt: now, NextRunAt: next}
 	err = store.PutSchedule(ctx, pool, s, *replace)
@@ -156,21 +153,14 @@ func readList(name string) ([]byte, error) {
 
 func scheduleList(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "enqueue schedule list", "usage: enqueue schedule list\n")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args, "schedule list"); err != nil {
 		return err
 	}
-	if len(pos) != 0 {
-		return usageError("schedule list takes no arguments")
-	}
-	pool, err := openDB(ctx, env, 2)
+	pool, err := openMigrated(ctx, env, 2)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := requireMigrated(ctx, pool); err != nil {
-		return err
-	}
 	list, err := store.ListSchedules(ctx, pool)
 	if err != nil {
 		return err
@@ -202,14 +192,11 @@ func scheduleRemove(ctx context.Context, env *Env, args []string) error {
 	if len(pos) != 1 {
 		return usageError("schedule remove takes one schedule name")
 	}
-	pool, err := openDB(ctx, env, 2)
+	pool, err := openMigrated(ctx, env, 2)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := requireMigrated(ctx, pool); err != nil {
-		return err
-	}
 	if err := store.DeleteSchedule(ctx, pool, pos[0]); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("no schedule named %q (see enqueue schedule list)", pos[0])

@@ -24,56 +24,13 @@ import (
 // cli.Enqueue) against the simulator and a fresh schema, and read what
 // they print the way an operator would.
 
-var (
-	caOnce sync.Once
-	caErr  error
-)
-
-// trustSimulator makes sure the process trusts the simulator through
-// SSL_CERT_FILE. The package's TestMain (testenv.Main) normally has done
-// so already; this only covers running these tests without it.
-func trustSimulator(t *testing.T) {
-	t.Helper()
-	caOnce.Do(func() {
-		if strings.HasSuffix(os.Getenv("SSL_CERT_FILE"), graphsim.CAFileName) {
-			return
-		}
-		dir, err := os.MkdirTemp("", "bulkassign-cli-test-")
-		if err == nil {
-			_, err = graphsim.UseCA(dir)
-		}
-		caErr = err
-	})
-	if caErr != nil {
-		t.Fatal(caErr)
-	}
-}
-
 // certClientID is the app registration that signs in with a certificate.
 const certClientID = "5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
-
-// syncBuffer is an output stream several goroutines may write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // command is one run of worker or enqueue.
 type command struct {
 	name           string
-	stdout, stderr *syncBuffer
+	stdout, stderr *testenv.LogBuffer
 	cancel         context.CancelFunc
 	exit           chan int
 }
@@ -92,14 +49,15 @@ type bundle struct {
 
 func setup(t *testing.T, cfg graphsim.Config) *bundle {
 	t.Helper()
-	trustSimulator(t)
 	if cfg.Clients == nil {
 		cfg.Clients = []graphsim.Client{{ID: graphsim.DefaultClientID, Secret: graphsim.DefaultClientSecret, Delegated: true}}
 	}
 	h := testenv.New(t, cfg)
 	vars := h.Vars()
-	// A small, quick worker: no write limit to speak of.
-	vars["GRAPH_WRITE_RATE"], vars["GRAPH_READ_RATE"], vars["WORKER_CONCURRENCY"] = "200", "500", "5"
+	// A small, quick worker: no write limit to speak of. Few jobs at once:
+	// the worker command sizes its pool by them (plus 10), and a test here
+	// may run four workers while another package's tests run too.
+	vars["GRAPH_WRITE_RATE"], vars["GRAPH_READ_RATE"], vars["WORKER_CONCURRENCY"] = "200", "500", "3"
 	b := &bundle{h: h, vars: vars, extra: []string{graphsim.DefaultClientSecret}}
 	t.Cleanup(func() { b.checkNothingLeaked(t) })
 	return b
@@ -143,7 +101,7 @@ func (b *bundle) useDelegated() string {
 // start runs a command in the background until stop.
 func (b *bundle) start(name string, main func(context.Context, *cli.Env, []string) int, env config.Env, args ...string) *command {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &command{name: name + " " + strings.Join(args, " "), stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, exit: make(chan int, 1)}
+	c := &command{name: name + " " + strings.Join(args, " "), stdout: &testenv.LogBuffer{}, stderr: &testenv.LogBuffer{}, cancel: cancel, exit: make(chan int, 1)}
 	b.mu.Lock()
 	b.commands = append(b.commands, c)
 	b.mu.Unlock()
@@ -558,8 +516,12 @@ func TestRevokedSignInEndsRowsWithoutRetries(t *testing.T) {
 		t.Fatalf("counts = %v, want all 8 failed", c)
 	}
 	for _, r := range b.h.Results(t, batch) {
-		if !strings.Contains(r.ErrorMessage, "sign in again") || r.Attempts != 0 {
-			t.Fatalf("line %d: %q after %d create attempts, want a sign-in-again failure before any create", r.Line, r.ErrorMessage, r.Attempts)
+		// The message keeps the platform's reason (AADSTS50173: the grant
+		// was revoked), which tells the operator why a person is needed.
+		if r.ErrorCode != "SignInAgain" || !strings.Contains(r.ErrorMessage, "sign in again") ||
+			!strings.Contains(r.ErrorMessage, "AADSTS50173") || r.Attempts != 0 {
+			t.Fatalf("line %d: error_code %q, message %q after %d create attempts; want SignInAgain with the AADSTS code, before any create",
+				r.Line, r.ErrorCode, r.ErrorMessage, r.Attempts)
 		}
 	}
 	// No retry was spent: every row ended on its first run, error count 0.
@@ -641,7 +603,7 @@ func TestNoTokenOrSecretLeaks(t *testing.T) {
 
 	// The scan itself: a token in any output is found.
 	secrets := b.h.Sim.IssuedSecrets()
-	planted := &command{name: "planted", stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	planted := &command{name: "planted", stdout: &testenv.LogBuffer{}, stderr: &testenv.LogBuffer{}}
 	fmt.Fprintf(planted.stderr, `{"level":"DEBUG","msg":"graph create","authorization":"Bearer %s"}`, secrets[0])
 	b.mu.Lock()
 	b.commands = append(b.commands, planted)

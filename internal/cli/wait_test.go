@@ -3,8 +3,6 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -34,15 +32,6 @@ func enqueue(t *testing.T, h *testenv.Harness, tty bool, args ...string) result 
 	env := &cli.Env{Getenv: h.Env(nil), Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, StderrIsTerminal: tty}
 	code := cli.Enqueue(context.Background(), env, args)
 	return result{code, out.String(), errb.String()}
-}
-
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // newTenant is a harness in whose simulator configurations 0..exist-1
@@ -91,7 +80,7 @@ func TestEnqueueWaitPlainLines(t *testing.T) {
 			t.Parallel()
 			h := newTenant(t, 19)
 			h.StartWorker(t, slowWorker)
-			file := writeFile(t, "in.csv", testenv.GroupCSV(tc.rows, tc.configs))
+			file := testenv.WriteFile(t, "in.csv", testenv.GroupCSV(tc.rows, tc.configs))
 			r := enqueue(t, h, false, file, "--wait", "--progress-interval", "300ms")
 			if r.code != tc.wantCode {
 				t.Fatalf("exit %d, want %d\nstderr:\n%s", r.code, tc.wantCode, r.stderr)
@@ -154,7 +143,7 @@ func TestEnqueueWaitTerminalBar(t *testing.T) {
 	t.Parallel()
 	h := newTenant(t, 10)
 	h.StartWorker(t, slowWorker)
-	file := writeFile(t, "bar.csv", testenv.GroupCSV(100, 10))
+	file := testenv.WriteFile(t, "bar.csv", testenv.GroupCSV(100, 10))
 	r := enqueue(t, h, true, file, "--wait")
 	if r.code != cli.ExitOK {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)

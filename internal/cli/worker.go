@@ -75,14 +75,11 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	}
 	logger := newLogger(env, level)
 
-	pool, err := openDB(ctx, env, int32(wcfg.Concurrency+10))
+	pool, err := openMigrated(ctx, env, int32(wcfg.Concurrency+10))
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := requireMigrated(ctx, pool); err != nil {
-		return err
-	}
 	tokens, err := newTokenSource(ctx, gcfg, pool)
 	if err != nil {
 		return err
@@ -114,15 +111,15 @@ type WorkerRuntime struct {
 // NewWorkerRuntime wires the worker's parts.
 func NewWorkerRuntime(pool *pgxpool.Pool, tokens graph.TokenSource, gcfg config.Graph, wcfg config.Worker, logger *slog.Logger) (*WorkerRuntime, error) {
 	m := httpapi.NewMetrics(pool)
-	gc, err := graph.New(graph.Options{BaseURL: gcfg.BaseURL, Tokens: tokens, Timeout: gcfg.Timeout, UserAgent: "bulkassign", Observe: m.ObserveGraph})
+	gc, err := newGraphClient(gcfg, tokens, m.ObserveGraph)
 	if err != nil {
-		return nil, settingError(err)
+		return nil, err
 	}
 	deps := &jobs.Deps{
 		Pool:      pool,
 		Graph:     gc,
 		Writes:    ratelimit.New(pool, ratelimit.Config{Name: "graph_write", Rate: wcfg.WriteRate}),
-		Reads:     ratelimit.New(pool, ratelimit.Config{Name: "graph_read", Rate: wcfg.ReadRate, Burst: max(1, wcfg.ReadRate/10)}),
+		Reads:     newReadLimiter(pool, wcfg),
 		Logger:    logger,
 		OnOutcome: m.RowFinished,
 		OnWait:    m.Waited,
@@ -133,6 +130,23 @@ func NewWorkerRuntime(pool *pgxpool.Pool, tokens graph.TokenSource, gcfg config.
 		},
 	}
 	return &WorkerRuntime{Pool: pool, Logger: logger, Deps: deps, Metrics: m, ready: make(chan struct{}), cfg: wcfg, worker: jobs.NewAssignWorker(deps)}, nil
+}
+
+// newGraphClient is the Graph client of every command that calls Graph;
+// observe, when not nil, sees every response.
+func newGraphClient(gcfg config.Graph, tokens graph.TokenSource, observe func(*graph.Response)) (*graph.Client, error) {
+	gc, err := graph.New(graph.Options{BaseURL: gcfg.BaseURL, Tokens: tokens, Timeout: gcfg.Timeout, UserAgent: "bulkassign", Observe: observe})
+	if err != nil {
+		return nil, settingError(err)
+	}
+	return gc, nil
+}
+
+// newReadLimiter is the fleet's Graph read limit. Every process that reads
+// (workers, dry runs) shares the one bucket in the database, so all must
+// configure it alike.
+func newReadLimiter(pool *pgxpool.Pool, wcfg config.Worker) *ratelimit.Limiter {
+	return ratelimit.New(pool, ratelimit.Config{Name: "graph_read", Rate: wcfg.ReadRate, Burst: max(1, wcfg.ReadRate/10)})
 }
 
 // Ready is closed once Run serves (River started, HTTP listening), or has

@@ -42,6 +42,11 @@ type TokenOptions struct {
 // renewed without a person (an expired or revoked refresh token).
 var ErrSignInAgain = errors.New("sign in again: the stored sign-in has expired or was revoked (run `worker login`)")
 
+// ErrTokenAcquisition is wrapped by a Response's Err when no token could
+// be had: the request was never sent. A sign-in that needs a person wraps
+// ErrSignInAgain besides.
+var ErrTokenAcquisition = errors.New("error acquiring token")
+
 // Options configures a Client.
 type Options struct {
 	// BaseURL is the Graph root including its version, e.g.
@@ -286,7 +291,7 @@ func (c *Client) send(ctx context.Context, method, op, u string, body []byte, cl
 	}()
 	token, err := c.opts.Tokens.Token(ctx, topts)
 	if err != nil {
-		resp.Err = fmt.Errorf("error acquiring token: %w", err)
+		resp.Err = fmt.Errorf("%w: %w", ErrTokenAcquisition, err)
 		return resp, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)

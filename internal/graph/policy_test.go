@@ -1,11 +1,14 @@
 package graph
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/bulkassign/bulkassign/internal/assign"
 )
 
 // TestClassify is one case per row of the response policy, written out
@@ -37,7 +40,8 @@ func TestClassify(t *testing.T) {
 		{"other 5xx", Response{StatusCode: 507}, Retry, true, false},
 		{"reset after send", Response{Err: errors.New("connection reset"), Sent: true}, Retry, true, false},
 		{"refused before send", Response{Err: errors.New("connection refused")}, Retry, false, false},
-		{"sign in again", Response{Err: fmt.Errorf("error acquiring token: %w", ErrSignInAgain)}, Fail, false, true},
+		{"sign in again", Response{Err: fmt.Errorf("%w: %w", ErrTokenAcquisition, ErrSignInAgain)}, Fail, false, true},
+		{"token refused, retryable", Response{Err: fmt.Errorf("%w: sign-in failed: AADSTS90033", ErrTokenAcquisition)}, Retry, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,5 +130,46 @@ func TestCheckURL(t *testing.T) {
 		if (err == nil) != tt.ok {
 			t.Errorf("CheckURL(%q) err = %v, want ok=%v", tt.in, err, tt.ok)
 		}
+	}
+}
+
+// failingTokens is a token source whose sign-in is refused.
+type failingTokens struct{ err error }
+
+func (f failingTokens) Token(context.Context, TokenOptions) (string, error) { return "", f.err }
+
+// TestTokenFailureIsNeverSent pins what the workers' error codes rest on: a
+// refused token wraps ErrTokenAcquisition (and its cause), and the request
+// never left, so a create cannot have applied.
+func TestTokenFailureIsNeverSent(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		cause      error
+		wantAction Action
+		wantSignIn bool
+	}{
+		{"needs a person", fmt.Errorf("%w: AADSTS70043", ErrSignInAgain), Fail, true},
+		{"refused otherwise", errors.New("sign-in failed: AADSTS7000215"), Retry, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// Port 9 on loopback: were a request sent, it would fail differently.
+			c, err := New(Options{BaseURL: "http://127.0.0.1:9/beta", Tokens: failingTokens{tt.cause}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, resp := c.CreateAssignment(context.Background(), "c0000000-0000-4000-8000-000000000001", "", assign.Target{Type: assign.TargetAllDevices}, "")
+			if !errors.Is(resp.Err, ErrTokenAcquisition) || !errors.Is(resp.Err, tt.cause) || resp.Sent || resp.StatusCode != 0 {
+				t.Fatalf("resp = %+v, want Err wrapping ErrTokenAcquisition and %v, not sent", resp, tt.cause)
+			}
+			if got, want := resp.Err.Error(), "error acquiring token: "+tt.cause.Error(); got != want {
+				t.Errorf("Err = %q, want %q", got, want)
+			}
+			if dec := Classify(resp); dec.Action != tt.wantAction || dec.Ambiguous || dec.SignInAgain != tt.wantSignIn {
+				t.Errorf("Classify = %s ambiguous=%v signIn=%v, want %s ambiguous=false signIn=%v", dec.Action, dec.Ambiguous, dec.SignInAgain, tt.wantAction, tt.wantSignIn)
+			}
+		})
 	}
 }

@@ -1,7 +1,6 @@
 package graphsim_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,13 +8,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/graphsim"
+	"github.com/bulkassign/bulkassign/internal/testenv"
 )
 
 func TestInjected503(t *testing.T) {
@@ -279,27 +278,9 @@ func TestSimEndpoints(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink safe for concurrent handlers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestLogsCarryNoCredentials(t *testing.T) {
 	t.Parallel()
-	var logs lockedBuffer
+	var logs testenv.LogBuffer
 	s := newServer(t, graphsim.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	s.AddConfiguration(cfgA)
 	tok := appToken(t, s)

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,24 +25,6 @@ import (
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/testenv"
 )
-
-// syncBuffer collects a worker's log across goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var httpClient = &http.Client{Timeout: 20 * time.Second}
 
@@ -122,7 +103,7 @@ func TestWorkerObservability(t *testing.T) {
 		h.Sim.AddConfiguration(testenv.Config(i)) // the 4th is unknown: its rows fail
 	}
 	const user, password = "ops", "correct horse battery"
-	var logBuf syncBuffer
+	var logBuf testenv.LogBuffer
 	o := testenv.WorkerOptions{
 		Extra: map[string]string{"GRAPH_WRITE_RATE": "30", "GRAPH_READ_RATE": "500", "WORKER_CONCURRENCY": "10",
 			"WORKER_HTTP_USER": user, "WORKER_HTTP_PASSWORD": password},

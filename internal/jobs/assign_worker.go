@@ -75,6 +75,49 @@ type Deps struct {
 	OnWait func(time.Duration)
 }
 
+// withDefaults fills in what a worker built on d needs and was not given.
+func (d *Deps) withDefaults() {
+	d.Settings.withDefaults()
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// wait waits for l's budget, up to MaxWait, and reports the time waited.
+func (d *Deps) wait(ctx context.Context, l *ratelimit.Limiter) error {
+	waited, err := l.Wait(ctx, d.Settings.MaxWait)
+	if d.OnWait != nil && waited > 0 {
+		d.OnWait(waited)
+	}
+	return err
+}
+
+// completeWith runs record (when not nil) and completes job in one
+// transaction: a job is never done in River without what record writes,
+// nor the reverse.
+func completeWith[T river.JobArgs](ctx context.Context, pool *pgxpool.Pool, job *river.Job[T], record func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if record != nil {
+			if err := record(tx); err != nil {
+				return err
+			}
+		}
+		_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
+		return err
+	})
+}
+
+// noAnswerCode is the error_code of a request that got no HTTP answer.
+func noAnswerCode(err error) string {
+	switch {
+	case errors.Is(err, graph.ErrSignInAgain):
+		return "SignInAgain" // only a person can fix it: `worker login`
+	case errors.Is(err, graph.ErrTokenAcquisition):
+		return "SignInFailed"
+	}
+	return "NoResponse"
+}
+
 // AssignWorker creates one assignment per item, never twice.
 //
 // The sequence for a row is: read what exists on its configuration path
@@ -92,10 +135,7 @@ type AssignWorker struct {
 
 // NewAssignWorker returns the worker with defaults applied to d.Settings.
 func NewAssignWorker(d *Deps) *AssignWorker {
-	d.Settings.withDefaults()
-	if d.Logger == nil {
-		d.Logger = slog.New(slog.DiscardHandler)
-	}
+	d.withDefaults()
 	return &AssignWorker{d: d}
 }
 
@@ -114,7 +154,7 @@ func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) err
 	}
 	if status.Final() {
 		// Canceled (or finished by an earlier run whose completion was lost).
-		return w.complete(ctx, job)
+		return completeWith(ctx, w.d.Pool, job, nil)
 	}
 	it, err := store.GetItem(ctx, w.d.Pool, a.Batch, a.Row)
 	if err != nil {
@@ -152,13 +192,13 @@ func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) err
 	}
 
 	// Wait for the fleet's write budget.
-	if err := w.wait(ctx, w.d.Writes); err != nil {
+	if err := w.d.wait(ctx, w.d.Writes); err != nil {
 		return w.snoozeForWait(ctx, it, err)
 	}
 	crid := graph.NewRequestID()
 	if err := store.RecordIntent(ctx, w.d.Pool, a.Batch, a.Row, crid); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return w.complete(ctx, job) // canceled meanwhile
+			return completeWith(ctx, w.d.Pool, job, nil) // canceled meanwhile
 		}
 		return err
 	}
@@ -197,7 +237,7 @@ func (w *AssignWorker) assignments(ctx context.Context, key store.ListKey, fresh
 			}
 		}
 		found, r := w.d.Graph.ListAssignments(ctx, key.ConfigurationID, key.Path, func(ctx context.Context) error {
-			return w.wait(ctx, w.d.Reads)
+			return w.d.wait(ctx, w.d.Reads)
 		})
 		log.Debug("graph list", "status", r.StatusCode, "request_id", r.RequestID, "client_request_id", r.ClientRequestID,
 			"duration", r.Duration, "assignments", len(found))
@@ -220,14 +260,6 @@ func (w *AssignWorker) assignments(ctx context.Context, key store.ListKey, fresh
 		return nil, nil, err
 	}
 	return list, resp, nil
-}
-
-func (w *AssignWorker) wait(ctx context.Context, l *ratelimit.Limiter) error {
-	waited, err := l.Wait(ctx, w.d.Settings.MaxWait)
-	if w.d.OnWait != nil && waited > 0 {
-		w.d.OnWait(waited)
-	}
-	return err
 }
 
 // snoozeForWait reschedules a row whose wait for the limits ran out (or was
@@ -263,7 +295,7 @@ func (w *AssignWorker) afterFailure(ctx context.Context, job *river.Job[AssignAr
 	o := store.Outcome{HTTPStatus: resp.StatusCode, ErrorCode: resp.ErrorCode, ErrorMessage: resp.ErrorMessage,
 		RequestID: resp.RequestID, KeepIntent: keep}
 	if resp.Err != nil {
-		o.ErrorCode, o.ErrorMessage = "NoResponse", resp.Err.Error()
+		o.ErrorCode, o.ErrorMessage = noAnswerCode(resp.Err), resp.Err.Error()
 	}
 	switch dec.Action {
 	case graph.Throttle:
@@ -284,7 +316,7 @@ func (w *AssignWorker) afterFailure(ctx context.Context, job *river.Job[AssignAr
 
 	case graph.Fail:
 		o.Status = assign.StatusFailed
-		if o.ErrorMessage == "" || dec.SignInAgain {
+		if o.ErrorMessage == "" {
 			o.ErrorMessage = dec.Why
 		}
 		if resp.StatusCode == http.StatusForbidden {
@@ -330,17 +362,14 @@ func (w *AssignWorker) snooze(it *store.Item, d time.Duration) error {
 // a row can never be done in River without its outcome, nor the reverse.
 func (w *AssignWorker) finish(ctx context.Context, job *river.Job[AssignArgs], it *store.Item, log *slog.Logger, o store.Outcome) error {
 	key := store.ListKey{BatchID: it.BatchID, ConfigurationID: it.Spec.ConfigurationID, Path: it.Spec.Path}
-	err := pgx.BeginFunc(ctx, w.d.Pool, func(tx pgx.Tx) error {
+	err := completeWith(ctx, w.d.Pool, job, func(tx pgx.Tx) error {
 		if _, err := store.RecordOutcome(ctx, tx, it.BatchID, it.Row, o); err != nil {
 			return err
 		}
 		if o.Status == assign.StatusCreated {
-			if err := store.AddToList(ctx, tx, key, it.Spec.Target.Key(), o.AssignmentID); err != nil {
-				return err
-			}
+			return store.AddToList(ctx, tx, key, it.Spec.Target.Key(), o.AssignmentID)
 		}
-		_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
-		return err
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("error recording outcome %s: %w", o.Status, err)
@@ -355,12 +384,4 @@ func (w *AssignWorker) finish(ctx context.Context, job *river.Job[AssignArgs], i
 		w.d.OnOutcome(o.Status)
 	}
 	return nil
-}
-
-// complete ends the job of a row that is already final.
-func (w *AssignWorker) complete(ctx context.Context, job *river.Job[AssignArgs]) error {
-	return pgx.BeginFunc(ctx, w.d.Pool, func(tx pgx.Tx) error {
-		_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
-		return err
-	})
 }

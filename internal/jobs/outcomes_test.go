@@ -1,11 +1,9 @@
 package jobs_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,24 +11,6 @@ import (
 	"github.com/bulkassign/bulkassign/internal/graphsim"
 	"github.com/bulkassign/bulkassign/internal/testenv"
 )
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestWorkerOutcomes drives one Graph answer at a time through the worker
 // and checks the row it leaves: one case per row of the response policy
@@ -41,7 +21,7 @@ func TestWorkerOutcomes(t *testing.T) {
 
 	type testBundle struct {
 		h    *testenv.Harness
-		logs *syncBuffer
+		logs *testenv.LogBuffer
 	}
 	setup := func(t *testing.T, cfg graphsim.Config, configs int) *testBundle {
 		t.Helper()
@@ -49,7 +29,7 @@ func TestWorkerOutcomes(t *testing.T) {
 		for i := range configs {
 			h.Sim.AddConfiguration(testenv.Config(i))
 		}
-		return &testBundle{h: h, logs: &syncBuffer{}}
+		return &testBundle{h: h, logs: &testenv.LogBuffer{}}
 	}
 	start := func(t *testing.T, b *testBundle, extra map[string]string) {
 		t.Helper()
@@ -207,6 +187,28 @@ func TestWorkerOutcomes(t *testing.T) {
 				!strings.Contains(r.ErrorMessage, "gave up after 3 failed attempts") {
 				t.Errorf("line %d: %+v, want failed 503 after 3 attempts", r.Line, r)
 			}
+		}
+	})
+
+	t.Run("RefusedTokenRetriedThenSignInFailed", func(t *testing.T) {
+		t.Parallel()
+		// The secret was rotated under a running worker: no token, so no
+		// request ever leaves; the refusal may pass (a platform outage), so
+		// the row retries within its error budget.
+		const wrong = "wrong~secret-value"
+		b := setup(t, graphsim.Config{}, 1)
+		batch := b.h.Enqueue(t, "in.csv", testenv.GroupCSV(2, 1))
+		start(t, b, map[string]string{"AZURE_CLIENT_SECRET": wrong, "GRAPH_MAX_ERRORS": "2"})
+		b.h.WaitFinal(t, batch, 30*time.Second)
+		for _, r := range b.h.Results(t, batch) {
+			if r.Status != assign.StatusFailed || r.ErrorCode != "SignInFailed" || r.HTTPStatus != 0 || r.Attempts != 0 ||
+				!strings.Contains(r.ErrorMessage, "gave up after 2 failed attempts") || !strings.Contains(r.ErrorMessage, "AADSTS7000215") ||
+				strings.Contains(r.ErrorMessage, wrong) {
+				t.Errorf("line %d: %+v, want failed SignInFailed after 2 tries, with the AADSTS code and without the secret", r.Line, r)
+			}
+		}
+		if st := b.h.Sim.Stats(); st.Reads+st.Writes != 0 {
+			t.Errorf("Graph saw %d reads and %d writes without a token, want none", st.Reads, st.Writes)
 		}
 	})
 

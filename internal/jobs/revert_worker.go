@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/graph"
@@ -45,10 +44,7 @@ type RevertWorker struct {
 
 // NewRevertWorker returns the worker with defaults applied to d.Settings.
 func NewRevertWorker(d *Deps) *RevertWorker {
-	d.Settings.withDefaults()
-	if d.Logger == nil {
-		d.Logger = slog.New(slog.DiscardHandler)
-	}
+	d.withDefaults()
 	return &RevertWorker{d: d}
 }
 
@@ -66,7 +62,7 @@ func (w *RevertWorker) Work(ctx context.Context, job *river.Job[RevertArgs]) err
 		return err
 	}
 	if st.Status == store.RevertNone || st.Status.Final() {
-		return w.complete(ctx, job) // canceled, or done by a run whose completion was lost
+		return completeWith(ctx, w.d.Pool, job, nil) // canceled, or done by a run whose completion was lost
 	}
 	it, err := store.GetItem(ctx, w.d.Pool, a.Batch, a.Row)
 	if err != nil {
@@ -83,18 +79,14 @@ func (w *RevertWorker) Work(ctx context.Context, job *river.Job[RevertArgs]) err
 			Error: fmt.Sprintf("gave up after %s without a final answer from Graph (GRAPH_PATIENCE)", waited.Round(time.Second))})
 	}
 
-	waited, err := w.d.Writes.Wait(ctx, w.d.Settings.MaxWait)
-	if w.d.OnWait != nil && waited > 0 {
-		w.d.OnWait(waited)
-	}
-	if err != nil {
+	if err := w.d.wait(ctx, w.d.Writes); err != nil {
 		return w.snoozeForWait(ctx, job, err)
 	}
 	resp := w.d.Graph.DeleteAssignment(ctx, it.Spec.ConfigurationID, it.Spec.Path, it.AssignmentID, graph.NewRequestID())
 	log.Debug("graph delete", "status", resp.StatusCode, "request_id", resp.RequestID, "client_request_id", resp.ClientRequestID, "duration", resp.Duration)
 	o := store.RevertOutcome{HTTPStatus: resp.StatusCode, ErrorCode: resp.ErrorCode, Error: resp.ErrorMessage, RequestID: resp.RequestID}
 	if resp.Err != nil {
-		o.ErrorCode, o.Error = "NoResponse", resp.Err.Error()
+		o.ErrorCode, o.Error = noAnswerCode(resp.Err), resp.Err.Error()
 	}
 	switch {
 	case resp.Err == nil && (resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusOK):
@@ -122,7 +114,7 @@ func (w *RevertWorker) Work(ctx context.Context, job *river.Job[RevertArgs]) err
 
 	case graph.Fail:
 		o.Status = store.RevertFailed
-		if o.Error == "" || dec.SignInAgain {
+		if o.Error == "" {
 			o.Error = dec.Why
 		}
 		return w.finish(ctx, job, log, o)
@@ -165,11 +157,8 @@ func (w *RevertWorker) snoozeForWait(ctx context.Context, job *river.Job[RevertA
 // finish records a final revert outcome and completes the job in one
 // transaction, as AssignWorker.finish does for creates.
 func (w *RevertWorker) finish(ctx context.Context, job *river.Job[RevertArgs], log *slog.Logger, o store.RevertOutcome) error {
-	err := pgx.BeginFunc(ctx, w.d.Pool, func(tx pgx.Tx) error {
-		if _, err := store.RecordRevert(ctx, tx, job.Args.Batch, job.Args.Row, o); err != nil {
-			return err
-		}
-		_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
+	err := completeWith(ctx, w.d.Pool, job, func(tx pgx.Tx) error {
+		_, err := store.RecordRevert(ctx, tx, job.Args.Batch, job.Args.Row, o)
 		return err
 	})
 	if err != nil {
@@ -182,11 +171,4 @@ func (w *RevertWorker) finish(ctx context.Context, job *river.Job[RevertArgs], l
 		log.Info("reverted", attrs...)
 	}
 	return nil
-}
-
-func (w *RevertWorker) complete(ctx context.Context, job *river.Job[RevertArgs]) error {
-	return pgx.BeginFunc(ctx, w.d.Pool, func(tx pgx.Tx) error {
-		_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
-		return err
-	})
 }

@@ -62,31 +62,6 @@ func waitReverts(t *testing.T, h *testenv.Harness, batch string, timeout time.Du
 	}
 }
 
-// tenantState is every assignment on the configurations' own paths:
-// assignment id → configuration and target.
-func tenantState(h *testenv.Harness, configs int) map[string]string {
-	out := map[string]string{}
-	for i := range configs {
-		for _, a := range h.Sim.Assignments(testenv.Config(i), "") {
-			out[a.ID] = testenv.Config(i) + " " + a.Target.Key()
-		}
-	}
-	return out
-}
-
-func exportRows(t *testing.T, h *testenv.Harness, batch string) []store.ExportRow {
-	t.Helper()
-	var out []store.ExportRow
-	err := store.ExportResults(context.Background(), h.DB.Pool, batch, nil, func(r *store.ExportRow) error {
-		out = append(out, *r)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 func TestRevertWorker(t *testing.T) {
 	t.Parallel()
 
@@ -103,7 +78,7 @@ func TestRevertWorker(t *testing.T) {
 			h.Sim.Preassign(testenv.Config(i%configs), "", assign.Target{Type: assign.TargetGroup, GroupID: testenv.Group(i)})
 		}
 		h.Sim.Preassign(testenv.Config(0), "", assign.Target{Type: assign.TargetGroup, GroupID: testenv.Group(999)})
-		before := tenantState(h, configs)
+		before := h.TenantState(configs)
 
 		batch := h.Enqueue(t, "revert.csv", testenv.GroupCSV(rows, configs))
 		rt, _ := h.StartWorker(t, testenv.WorkerOptions{Extra: map[string]string{"GRAPH_WRITE_RATE": "200", "WORKER_CONCURRENCY": "10"}})
@@ -112,7 +87,7 @@ func TestRevertWorker(t *testing.T) {
 		}
 		// Someone removes one of the batch's assignments in the portal.
 		var gone string
-		for _, r := range exportRows(t, h, batch) {
+		for _, r := range h.Export(t, batch) {
 			if r.Status == assign.StatusCreated {
 				gone = r.AssignmentID
 				if resp := rt.Deps.Graph.DeleteAssignment(context.Background(), r.ConfigurationID, "", gone, ""); resp.StatusCode != http.StatusNoContent {
@@ -133,10 +108,10 @@ func TestRevertWorker(t *testing.T) {
 		if c := waitReverts(t, h, batch, 60*time.Second); c[store.RevertReverted] != 50 {
 			t.Fatalf("reverts: %v, want 50 reverted", c)
 		}
-		if after := tenantState(h, configs); !maps.Equal(after, before) {
+		if after := h.TenantState(configs); !maps.Equal(after, before) {
 			t.Fatalf("tenant after revert has %d assignments, before the batch %d:\nafter  %v\nbefore %v", len(after), len(before), after, before)
 		}
-		for _, r := range exportRows(t, h, batch) {
+		for _, r := range h.Export(t, batch) {
 			switch r.Status {
 			case assign.StatusAlreadyAssigned:
 				if r.RevertStatus != store.RevertNone {
@@ -182,12 +157,12 @@ func TestRevertWorker(t *testing.T) {
 		if c := waitReverts(t, h, batch, 60*time.Second); c[store.RevertFailed] != 6 {
 			t.Fatalf("reverts while Graph times out: %v, want 6 failed", c)
 		}
-		for _, r := range exportRows(t, h, batch) {
+		for _, r := range h.Export(t, batch) {
 			if r.RevertErrorCode != "NoResponse" || r.RevertedAt != nil {
 				t.Errorf("line %d: failed revert says %q %q (reverted at %v), want NoResponse and no time", r.Line, r.RevertErrorCode, r.RevertError, r.RevertedAt)
 			}
 		}
-		if n := len(tenantState(h, 2)); n != 6 {
+		if n := len(h.TenantState(2)); n != 6 {
 			t.Fatalf("tenant holds %d assignments after failed reverts, want the 6 still there", n)
 		}
 		// Graph recovers; reverting again re-runs the failed reverts.
@@ -200,7 +175,7 @@ func TestRevertWorker(t *testing.T) {
 		if c := waitReverts(t, h, batch, 30*time.Second); c[store.RevertReverted] != 6 {
 			t.Fatalf("reverts after recovery: %v, want 6 reverted", c)
 		}
-		if n := len(tenantState(h, 2)); n != 0 {
+		if n := len(h.TenantState(2)); n != 0 {
 			t.Fatalf("tenant holds %d assignments after the revert, want 0", n)
 		}
 	})

@@ -165,45 +165,15 @@ func (c *fakeClock) Set(t time.Time) {
 const tickInterval = 200 * time.Millisecond
 
 // startScheduler starts a worker runtime wired exactly as `worker` wires it
-// (what testenv.StartWorker does), with the schedule tick on clock. Every
-// runtime may become River's leader.
+// (testenv.StartWorker), with the schedule tick on clock. Every runtime may
+// become River's leader.
 func startScheduler(t *testing.T, h *testenv.Harness, clock *fakeClock) (stop func()) {
 	t.Helper()
-	// Few connections: two of these share a Postgres with other suites.
-	env := h.Env(map[string]string{"GRAPH_WRITE_RATE": "200", "GRAPH_READ_RATE": "500", "WORKER_CONCURRENCY": "4"})
-	wcfg, err := config.LoadWorker(env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gcfg, err := config.LoadGraph(env, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := store.Open(context.Background(), h.DB.URL, "", int32(wcfg.Concurrency+10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := auth.NewApp(auth.AppConfig{AuthorityHost: gcfg.AuthorityHost, TenantID: gcfg.TenantID,
-		ClientID: gcfg.ClientID, Secret: gcfg.ClientSecret, Scope: gcfg.Scope()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := cli.NewWorkerRuntime(pool, tokens, gcfg, wcfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt.Schedule = jobs.ScheduleConfig{Interval: tickInterval, Now: clock.Now}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(ctx) }()
-	stop = sync.OnceFunc(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v", err)
-		}
-		pool.Close()
+	_, stop = h.StartWorker(t, testenv.WorkerOptions{
+		// Few connections: two of these share a Postgres with other suites.
+		Extra:    map[string]string{"GRAPH_WRITE_RATE": "200", "GRAPH_READ_RATE": "500", "WORKER_CONCURRENCY": "4"},
+		Schedule: jobs.ScheduleConfig{Interval: tickInterval, Now: clock.Now},
 	})
-	t.Cleanup(stop)
 	return stop
 }
 
@@ -214,15 +184,6 @@ func runCLI(t *testing.T, env config.Env, args ...string) (code int, stdout, std
 	var out, errb bytes.Buffer
 	code = cli.Enqueue(context.Background(), &cli.Env{Getenv: env, Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}, args)
 	return code, out.String(), errb.String()
-}
-
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func getSchedule(t *testing.T, pool *pgxpool.Pool, name string) *store.Schedule {
@@ -338,7 +299,7 @@ func TestScheduleNightlyRuns(t *testing.T) {
 		h.Sim.AddConfiguration(testenv.Config(i))
 	}
 	const rows, perConfig = 24, 6
-	file := writeFile(t, "nightly.csv", testenv.GroupCSV(rows, 4))
+	file := testenv.WriteFile(t, "nightly.csv", testenv.GroupCSV(rows, 4))
 	if code, _, stderr := runCLI(t, h.Env(nil), "schedule", "add", "nightly", "--cron", "0 2 * * *", "--tz", "Europe/Berlin", file); code != 0 {
 		t.Fatalf("schedule add: exit %d: %s", code, stderr)
 	}
@@ -536,7 +497,7 @@ func TestScheduleCatchUpAfterDowntime(t *testing.T) {
 	t.Parallel()
 	h := testenv.New(t, graphsim.Config{})
 	h.Sim.AddConfiguration(testenv.Config(0), testenv.Config(1))
-	file := writeFile(t, "nightly.json", `[
+	file := testenv.WriteFile(t, "nightly.json", `[
   {"configurationId": "`+testenv.Config(0)+`", "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": "`+testenv.Group(1)+`"}},
   {"configurationId": "`+testenv.Config(1)+`", "target": {"@odata.type": "#microsoft.graph.allDevicesAssignmentTarget"}}
 ]`)
@@ -662,9 +623,9 @@ func TestScheduleCommands(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t, 4)
 	env := config.MapEnv(map[string]string{"DATABASE_URL": db.URL})
-	good := writeFile(t, "list.csv", testenv.GroupCSV(10, 2))
-	bigger := writeFile(t, "list2.csv", testenv.GroupCSV(12, 2))
-	bad := writeFile(t, "bad.csv", "configuration_id,target_type,group_id\n"+testenv.Config(1)+",group,"+testenv.Group(1)+"\n"+
+	good := testenv.WriteFile(t, "list.csv", testenv.GroupCSV(10, 2))
+	bigger := testenv.WriteFile(t, "list2.csv", testenv.GroupCSV(12, 2))
+	bad := testenv.WriteFile(t, "bad.csv", "configuration_id,target_type,group_id\n"+testenv.Config(1)+",group,"+testenv.Group(1)+"\n"+
 		testenv.Config(1)+",group,nope\n")
 
 	stored := func() int {

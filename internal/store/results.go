@@ -31,7 +31,7 @@ type Result struct {
 	UpdatedAt       time.Time
 }
 
-// ResultColumns are the view's columns ListResults reads, in order.
+// ResultColumns are the view's columns behind Result's fields, in order.
 var ResultColumns = []string{"batch_id", "item_id", "line", "configuration_id", "path", "target_type", "group_id",
 	"collection_id", "filter_id", "filter_type", "status", "http_status", "assignment_id", "attempts", "error_code",
 	"error_message", "request_id", "created_at", "updated_at"}
@@ -40,29 +40,59 @@ var ResultColumns = []string{"batch_id", "item_id", "line", "configuration_id", 
 // optionally only those with one of statuses. It streams: a batch of any
 // size is read with flat memory.
 func ListResults(ctx context.Context, q Querier, batchID string, statuses []assign.Status, fn func(*Result) error) error {
-	filter := []string{} // not nil: pgx sends nil as NULL
+	return ExportResults(ctx, q, batchID, statuses, func(r *ExportRow) error { return fn(&r.Result) })
+}
+
+// ExportRow is one row of the assignment_results view, every column.
+type ExportRow struct {
+	Result
+	Source           string
+	FinishedAt       *time.Time
+	Retries          int
+	RevertStatus     RevertStatus
+	RevertHTTPStatus int
+	RevertErrorCode  string
+	RevertError      string
+	RevertRequestID  string
+	RevertedAt       *time.Time
+}
+
+// ExportColumns are the view's columns ExportResults reads, in the view's
+// order ("final" aside, which Status implies).
+var ExportColumns = []string{"batch_id", "item_id", "line", "source", "configuration_id", "path", "target_type", "group_id",
+	"collection_id", "filter_id", "filter_type", "status", "http_status", "assignment_id", "attempts", "error_code",
+	"error_message", "request_id", "created_at", "updated_at", "finished_at", "retries", "revert_status",
+	"revert_http_status", "revert_error_code", "revert_error", "revert_request_id", "reverted_at"}
+
+// ExportResults calls fn for each row of a batch in input order with every
+// column of the view, optionally only rows with one of statuses. It streams.
+func ExportResults(ctx context.Context, q Querier, batchID string, statuses []assign.Status, fn func(*ExportRow) error) error {
+	filter := []string{}
 	for _, s := range statuses {
 		filter = append(filter, string(s))
 	}
-	rows, err := q.Query(ctx, `SELECT batch_id::text, item_id, line, configuration_id::text, path, target_type,
+	rows, err := q.Query(ctx, `SELECT batch_id::text, item_id, line, source, configuration_id::text, path, target_type,
 			coalesce(group_id::text, ''), coalesce(collection_id, ''), coalesce(filter_id::text, ''), coalesce(filter_type, ''),
 			status, coalesce(http_status, 0), coalesce(assignment_id, ''), attempts, coalesce(error_code, ''),
-			coalesce(error_message, ''), coalesce(request_id, ''), created_at, updated_at
+			coalesce(error_message, ''), coalesce(request_id, ''), created_at, updated_at, finished_at, retries,
+			coalesce(revert_status, ''), coalesce(revert_http_status, 0), coalesce(revert_error_code, ''),
+			coalesce(revert_error, ''), coalesce(revert_request_id, ''), reverted_at
 		FROM assignment_results WHERE batch_id = $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2))
 		ORDER BY item_id`, batchID, filter)
 	if err != nil {
 		return fmt.Errorf("error reading results: %w", err)
 	}
 	defer rows.Close()
-	var r Result
+	var r ExportRow
 	for rows.Next() {
-		var status string
-		if err := rows.Scan(&r.BatchID, &r.ItemID, &r.Line, &r.ConfigurationID, &r.Path, &r.TargetType, &r.GroupID,
+		var status, revert string
+		if err := rows.Scan(&r.BatchID, &r.ItemID, &r.Line, &r.Source, &r.ConfigurationID, &r.Path, &r.TargetType, &r.GroupID,
 			&r.CollectionID, &r.FilterID, &r.FilterType, &status, &r.HTTPStatus, &r.AssignmentID, &r.Attempts,
-			&r.ErrorCode, &r.ErrorMessage, &r.RequestID, &r.CreatedAt, &r.UpdatedAt); err != nil {
-			return err
+			&r.ErrorCode, &r.ErrorMessage, &r.RequestID, &r.CreatedAt, &r.UpdatedAt, &r.FinishedAt, &r.Retries,
+			&revert, &r.RevertHTTPStatus, &r.RevertErrorCode, &r.RevertError, &r.RevertRequestID, &r.RevertedAt); err != nil {
+			return fmt.Errorf("error reading results: %w", err)
 		}
-		r.Status = assign.Status(status)
+		r.Status, r.RevertStatus = assign.Status(status), RevertStatus(revert)
 		if err := fn(&r); err != nil {
 			return err
 		}

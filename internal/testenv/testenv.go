@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +37,19 @@ import (
 // simulator (through SSL_CERT_FILE, as in production) and runs the tests.
 func Main(m *testing.M) { os.Exit(graphsim.RunWithCA(m)) }
 
+// Connections: go test runs two packages at once against one Postgres
+// (max_connections 100), each with parallel tests that start workers, so
+// tests keep pools far smaller than production's.
+const (
+	// harnessConns serves the test's own queries (enqueue, polling).
+	harnessConns = 4
+	// workerSpareConns is what a test worker has beyond one connection per
+	// running job: River's LISTEN connection, the limiter's turn, the
+	// schedule queue's job, and one for River's bookkeeping. (Production
+	// keeps 10.)
+	workerSpareConns = 4
+)
+
 // Harness is one test's database and tenant.
 type Harness struct {
 	DB  *testdb.DB
@@ -50,7 +64,7 @@ func New(t testing.TB, cfg graphsim.Config) *Harness {
 		t.Fatalf("graphsim.New: %v", err)
 	}
 	t.Cleanup(sim.Close)
-	return &Harness{DB: testdb.New(t, 20), Sim: sim}
+	return &Harness{DB: testdb.New(t, harnessConns), Sim: sim}
 }
 
 // Vars are the settings a worker or enqueue process would get from its
@@ -109,6 +123,9 @@ type WorkerOptions struct {
 	Logger *slog.Logger
 	// Settings override the worker's job settings where non-zero.
 	Settings jobs.Settings
+	// Schedule tunes the schedule tick (interval, clock); zero keeps the
+	// defaults.
+	Schedule jobs.ScheduleConfig
 }
 
 // StartWorker starts a worker runtime and returns a stop function (also
@@ -125,7 +142,7 @@ func (h *Harness) StartWorker(t testing.TB, o WorkerOptions) (*cli.WorkerRuntime
 		t.Fatal(err)
 	}
 	// The application name lets a test find (and cut) this worker's connections.
-	pool, err := store.Open(context.Background(), h.DB.URL+"&application_name="+h.WorkerAppName(), "", int32(wcfg.Concurrency+10))
+	pool, err := store.Open(context.Background(), h.DB.URL+"&application_name="+h.WorkerAppName(), "", int32(wcfg.Concurrency+workerSpareConns))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,21 +172,17 @@ func (h *Harness) StartWorker(t testing.TB, o WorkerOptions) (*cli.WorkerRuntime
 	if o.Settings.Patience > 0 {
 		s.Patience = o.Settings.Patience
 	}
+	rt.Schedule = o.Schedule
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
+	stop := sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("worker: %v", err)
 		}
 		pool.Close()
-	}
+	})
 	t.Cleanup(stop)
 	return rt, stop
 }
@@ -197,11 +210,12 @@ func (h *Harness) WaitFinal(t testing.TB, batchID string, timeout time.Duration)
 	}
 }
 
-// Results reads the batch's rows from the assignment_results view.
-func (h *Harness) Results(t testing.TB, batchID string) []store.Result {
+// Export reads the batch's rows, every column of the assignment_results
+// view, in input order.
+func (h *Harness) Export(t testing.TB, batchID string) []store.ExportRow {
 	t.Helper()
-	var out []store.Result
-	err := store.ListResults(context.Background(), h.DB.Pool, batchID, nil, func(r *store.Result) error {
+	var out []store.ExportRow
+	err := store.ExportResults(context.Background(), h.DB.Pool, batchID, nil, func(r *store.ExportRow) error {
 		out = append(out, *r)
 		return nil
 	})
@@ -209,6 +223,40 @@ func (h *Harness) Results(t testing.TB, batchID string) []store.Result {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// Results reads the batch's rows from the assignment_results view.
+func (h *Harness) Results(t testing.TB, batchID string) []store.Result {
+	t.Helper()
+	rows := h.Export(t, batchID)
+	out := make([]store.Result, len(rows))
+	for i := range rows {
+		out[i] = rows[i].Result
+	}
+	return out
+}
+
+// TenantState is every assignment on the own paths of configurations
+// Config(0)..Config(configs-1): assignment id → configuration and target.
+func (h *Harness) TenantState(configs int) map[string]string {
+	out := map[string]string{}
+	for i := range configs {
+		for _, a := range h.Sim.Assignments(Config(i), "") {
+			out[a.ID] = Config(i) + " " + a.Target.Key()
+		}
+	}
+	return out
+}
+
+// WriteFile writes content to a file named name in a fresh temporary
+// directory and returns its path.
+func WriteFile(t testing.TB, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // Config returns the n-th synthetic configuration id.
