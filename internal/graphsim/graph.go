@@ -137,7 +137,9 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 	gc.body, gc.bodyErr = io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 	if !sleepCtx(r.Context(), latency) {
 		s.finish(gc, 0)
-		return
+		// Never let net/http send an implicit 200 for a request that was
+		// not processed: drop the connection instead.
+		panic(http.ErrAbortHandler)
 	}
 
 	state, clientID, revokedAt := s.checkBearer(r.Header.Get("Authorization"), time.Now())
