@@ -145,24 +145,20 @@ func (w *AssignWorker) Timeout(*river.Job[AssignArgs]) time.Duration { return w.
 // Work processes one row.
 func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) error {
 	a := job.Args
-	status, startedAt, err := store.MarkRunning(ctx, w.d.Pool, a.Batch, a.Row)
+	it, err := store.MarkRunning(ctx, w.d.Pool, a.Batch, a.Row)
 	if errors.Is(err, store.ErrNotFound) {
 		return river.JobCancel(err) // the batch was deleted
 	}
 	if err != nil {
 		return err
 	}
-	if status.Final() {
+	if it.Status.Final() {
 		// Canceled (or finished by an earlier run whose completion was lost).
 		return completeWith(ctx, w.d.Pool, job, nil)
 	}
-	it, err := store.GetItem(ctx, w.d.Pool, a.Batch, a.Row)
-	if err != nil {
-		return err
-	}
 	log := w.d.Logger.With("batch", a.Batch, "row", a.Row, "line", it.Line, "configuration", it.Spec.ConfigurationID)
 
-	if waited := time.Since(startedAt); waited > w.d.Settings.Patience {
+	if waited := time.Since(*it.StartedAt); waited > w.d.Settings.Patience {
 		return w.finish(ctx, job, it, log, store.Outcome{Status: assign.StatusFailed, ErrorCode: "PatienceExceeded",
 			ErrorMessage: fmt.Sprintf("gave up after %s without a final answer from Graph (GRAPH_PATIENCE)", waited.Round(time.Second)),
 			KeepIntent:   it.IntentRequestID != ""})
@@ -361,15 +357,13 @@ func (w *AssignWorker) snooze(it *store.Item, d time.Duration) error {
 // finish records a final outcome and completes the job in one transaction:
 // a row can never be done in River without its outcome, nor the reverse.
 func (w *AssignWorker) finish(ctx context.Context, job *river.Job[AssignArgs], it *store.Item, log *slog.Logger, o store.Outcome) error {
-	key := store.ListKey{BatchID: it.BatchID, ConfigurationID: it.Spec.ConfigurationID, Path: it.Spec.Path}
+	// The batch's list of existing assignments is not updated with this
+	// create: intake removed duplicate rows, so no later row of the batch
+	// can match it, and rewriting the list's JSON per row cost O(n²) per
+	// configuration (BENCHMARKS.md).
 	err := completeWith(ctx, w.d.Pool, job, func(tx pgx.Tx) error {
-		if _, err := store.RecordOutcome(ctx, tx, it.BatchID, it.Row, o); err != nil {
-			return err
-		}
-		if o.Status == assign.StatusCreated {
-			return store.AddToList(ctx, tx, key, it.Spec.Target.Key(), o.AssignmentID)
-		}
-		return nil
+		_, err := store.RecordOutcome(ctx, tx, it.BatchID, it.Row, o)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("error recording outcome %s: %w", o.Status, err)

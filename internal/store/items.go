@@ -26,21 +26,21 @@ type Item struct {
 	StartedAt       *time.Time
 }
 
-// GetItem reads one item.
-func GetItem(ctx context.Context, q Querier, batchID string, row int) (*Item, error) {
-	it := &Item{BatchID: batchID, Row: row}
+// itemReturning lists the columns scanItem reads, in order.
+const itemReturning = `line, configuration_id::text, path, target_type, group_id::text, collection_id,
+	filter_id::text, filter_type, status, attempts, errors, assignment_id, intent_request_id, intent_at, started_at`
+
+func scanItem(row pgx.Row, batchID string, rowNo int) (*Item, error) {
+	it := &Item{BatchID: batchID, Row: rowNo}
 	var path, ttype, status string
 	var group, coll, filter, ftype, assignmentID, intent *string
-	err := q.QueryRow(ctx, `SELECT line, configuration_id::text, path, target_type, group_id::text, collection_id,
-			filter_id::text, filter_type, status, attempts, errors, assignment_id, intent_request_id, intent_at, started_at
-		FROM items WHERE batch_id = $1 AND row = $2`, batchID, row).Scan(
-		&it.Line, &it.Spec.ConfigurationID, &path, &ttype, &group, &coll, &filter, &ftype, &status,
+	err := row.Scan(&it.Line, &it.Spec.ConfigurationID, &path, &ttype, &group, &coll, &filter, &ftype, &status,
 		&it.Attempts, &it.Errors, &assignmentID, &intent, &it.IntentAt, &it.StartedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("item %s/%d: %w", batchID, row, ErrNotFound)
+		return nil, fmt.Errorf("item %s/%d: %w", batchID, rowNo, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("error reading item %s/%d: %w", batchID, row, err)
+		return nil, fmt.Errorf("error reading item %s/%d: %w", batchID, rowNo, err)
 	}
 	it.Spec.Path = assign.Path(path)
 	it.Spec.Target = assign.Target{Type: assign.TargetType(ttype), GroupID: deref(group), CollectionID: deref(coll),
@@ -51,6 +51,11 @@ func GetItem(ctx context.Context, q Querier, batchID string, row int) (*Item, er
 	return it, nil
 }
 
+// GetItem reads one item.
+func GetItem(ctx context.Context, q Querier, batchID string, row int) (*Item, error) {
+	return scanItem(q.QueryRow(ctx, `SELECT `+itemReturning+` FROM items WHERE batch_id = $1 AND row = $2`, batchID, row), batchID, row)
+}
+
 func deref(s *string) string {
 	if s == nil {
 		return ""
@@ -59,22 +64,13 @@ func deref(s *string) string {
 }
 
 // MarkRunning records that a worker has the row, keeping the first start
-// time (the row's patience counts from it). A final row is left alone and
-// reported through the returned status.
-func MarkRunning(ctx context.Context, q Querier, batchID string, row int) (assign.Status, time.Time, error) {
-	var status string
-	var started time.Time
-	err := q.QueryRow(ctx, `UPDATE items SET
+// time (the row's patience counts from it), and returns the row: one round
+// trip where a worker used to need two. A final row is left as it is.
+func MarkRunning(ctx context.Context, q Querier, batchID string, row int) (*Item, error) {
+	return scanItem(q.QueryRow(ctx, `UPDATE items SET
 			status = CASE WHEN status IN ('created', 'already_assigned', 'failed', 'canceled') THEN status ELSE 'running' END,
 			started_at = coalesce(started_at, now()), updated_at = now()
-		WHERE batch_id = $1 AND row = $2 RETURNING status, started_at`, batchID, row).Scan(&status, &started)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", time.Time{}, fmt.Errorf("item %s/%d: %w", batchID, row, ErrNotFound)
-	}
-	if err != nil {
-		return "", time.Time{}, fmt.Errorf("error marking item running: %w", err)
-	}
-	return assign.Status(status), started, nil
+		WHERE batch_id = $1 AND row = $2 RETURNING `+itemReturning, batchID, row), batchID, row)
 }
 
 // RecordIntent commits, before a create request leaves the process, that it

@@ -12,8 +12,9 @@ import (
 )
 
 // AssignmentList is what a batch knows of the assignments on one
-// configuration path: read from Graph once, then kept current with the
-// batch's own creates.
+// configuration path, read from Graph once per batch (and again for a row
+// whose create may have applied unseen). The batch's own creates are not
+// added: intake de-duplicates rows, so none can match another's create.
 type AssignmentList struct {
 	Found        bool // false: the configuration does not exist (Graph said 404)
 	HTTPStatus   int
@@ -78,18 +79,6 @@ func PutList(ctx context.Context, q Querier, k ListKey, l *AssignmentList) error
 		nullable(l.ErrorMessage), nullable(l.RequestID), keys)
 	if err != nil {
 		return fmt.Errorf("error storing assignment list: %w", err)
-	}
-	return nil
-}
-
-// AddToList records an assignment the batch created, so later rows of the
-// batch see it without reading Graph again.
-func AddToList(ctx context.Context, q Querier, k ListKey, targetKey, assignmentID string) error {
-	_, err := q.Exec(ctx, `UPDATE assignment_lists SET keys = keys || jsonb_build_object($4::text, $5::text)
-		WHERE batch_id = $1 AND configuration_id = $2 AND path = $3`,
-		k.BatchID, k.ConfigurationID, string(k.Path), targetKey, assignmentID)
-	if err != nil {
-		return fmt.Errorf("error updating assignment list: %w", err)
 	}
 	return nil
 }
