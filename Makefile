@@ -4,3 +4,5 @@ demo:
 	bash scripts/demo.sh
 test:
 	bash scripts/test.sh
+bench:
+	bash scripts/bench.sh
