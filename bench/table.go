@@ -1,0 +1,226 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type results struct {
+	o                  options
+	took               time.Duration
+	cores              int
+	memTotal           string
+	loadStart, loadEnd string
+	enqueue            *enqueueResult
+	workers            *workerResult
+	limit              *limitResult
+}
+
+// line is one row of the table.
+type line struct {
+	id, measure, ours, ref, ratio, goal, met string
+}
+
+// atLeast and atMost say whether a goal is met; NaN (not measured) is not.
+func atLeast(v, goal float64) string { return yes(v >= goal) }
+func atMost(v, goal float64) string  { return yes(v <= goal && !math.IsNaN(v)) }
+
+func yes(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
+
+func (r *results) lines(section4 bool) []line {
+	var ls []line
+	add := func(l line) { ls = append(ls, l) }
+	if e := r.enqueue; e != nil {
+		add(line{"1a", fmt.Sprintf("Enqueue a %s-row CSV through jobs.Enqueue (parse, validate, batch, items, jobs in one transaction) ÷ River InsertManyFastTx of %s bare jobs in one transaction, same database; median of %d rounds, each timing both twice in ABBA order", num(e.rows), num(e.rows), e.rounds),
+			num(e.ours) + " rows/s", "River: " + num(e.river) + " jobs/s", f2(e.ratio), "≥ 0.70", atLeast(e.ratio, 0.7)})
+		add(line{"1b", "The same enqueue ÷ a raw COPY of the same CSV into a plain table (context: the floor under both)",
+			num(e.ours) + " rows/s", "COPY: " + num(e.copyRate) + " rows/s", f2(e.copyRatio), "—", ""})
+		parse, items, jobsShare := e.ours/e.parseRate, e.ours/e.itemsRate, e.ratio
+		add(line{"1c", "Where an enqueue's time goes: each part run alone, as a share of one enqueue's time (parse + validate; items COPY; River jobs = 1a's bare insert)",
+			fmt.Sprintf("parse %.2f + items %.2f + jobs %.2f = %.2f", parse, items, jobsShare, parse+items+jobsShare),
+			fmt.Sprintf("parse %s rows/s, items %s rows/s", num(e.parseRate), num(e.itemsRate)), f2(parse + items + jobsShare), "—", ""})
+		if e.rssRows > 0 {
+			mb := float64(e.rssBytes) / 1e6
+			note := ""
+			if e.rssBytes <= e.benchHWM {
+				note = fmt.Sprintf(" (upper bound: the bench itself peaked at %.0f MB before the child ran)", float64(e.benchHWM)/1e6)
+			}
+			add(line{"1d", fmt.Sprintf("Peak RSS of the `enqueue` command (child process, ru_maxrss) on %s rows (%.0f MB CSV); it took %s = %s rows/s%s",
+				num(e.rssRows), float64(e.rssCSVBytes)/1e6, e.rssElapsed.Round(100*time.Millisecond), num(float64(e.rssRows)/e.rssElapsed.Seconds()), note),
+				fmt.Sprintf("%.1f MB", mb), "goal: 100 MB", f2(mb / 100), "≤ 1.00", atMost(mb, 100)})
+		}
+	}
+	if w := r.workers; w != nil {
+		scene := fmt.Sprintf("%s rows over %d configurations, %d workers, simulator without latency or limit, GRAPH_WRITE_RATE=0 and GRAPH_READ_RATE=0", num(w.rows), w.configs, r.o.workers)
+		tr := w.noopTunedRate()
+		add(line{"2a", fmt.Sprintf("Work %s (the product's worker wiring) ÷ River no-op jobs with River's benchmark fetch tuning (FetchCooldown 2 ms, as `river bench`), same worker count and database; no-op = mean of a run before and after%s",
+			scene, timeoutNote(w.ours.timeout)),
+			num(w.ours.rate()) + " rows/s", "River no-op, tuned: " + num(tr) + " jobs/s", f2(w.ours.rate() / tr), "≥ 0.25", atLeast(w.ours.rate()/tr, 0.25)})
+		add(line{"2b", "The same run ÷ River no-op jobs with River's default fetch settings, which the product's worker also uses (FetchCooldown 100 ms: at most 10 fetches/s, so 10 × workers jobs/s)",
+			num(w.ours.rate()) + " rows/s", "River no-op, default: " + num(w.noop.rate()) + " jobs/s", f2(w.ours.rate() / w.noop.rate()), "—", ""})
+		if r.o.whatIf {
+			add(line{"2c", "What-if, not the product: the same AssignWorker in a River client with the benchmark fetch tuning ÷ tuned River no-op" + timeoutNote(w.oursTuned.timeout),
+				num(w.oursTuned.rate()) + " rows/s", "River no-op, tuned: " + num(tr) + " jobs/s", f2(w.oursTuned.rate() / tr), "—", ""})
+		}
+		oursGo, oursPg := perRow(w.ours.goCPU, w.ours.rows), perRow(w.ours.pgCPU, w.ours.rows)
+		noopGo, noopPg := perRow(w.noop.goCPU, w.noop.rows), perRow(w.noop.pgCPU, w.noop.rows)
+		add(line{"2d", "CPU per row in this process (workers, River, pgx, and the in-process simulator), run 2a vs run 2b's no-op",
+			us(oursGo), "River no-op: " + us(noopGo), f1(float64(oursGo) / float64(noopGo)), "—", ""})
+		add(line{"2e", "CPU per row in the Postgres backends of the run's pool, same runs",
+			us(oursPg), "River no-op: " + us(noopPg), f1(float64(oursPg) / float64(noopPg)), "—", ""})
+		if w.traced.rows > 0 {
+			oq, nq := statementsPerRow(w.traced), statementsPerRow(w.tracedNoop)
+			add(line{"2f", fmt.Sprintf("Statements sent to Postgres per row (traced runs of %s rows, default fetch; River's fetch and completion included)", num(w.traced.rows)),
+				f1(oq), "River no-op: " + f2(nq), f1(oq / nq), "—", ""})
+		}
+		if w.skew != nil {
+			add(line{"2g", fmt.Sprintf("Work %s rows all on ONE configuration ÷ run 2a's spread (%d configurations)%s", num(w.skewRows), w.configs, timeoutNote(w.skew.timeout)),
+				num(w.skew.rate()) + " rows/s", "spread: " + num(w.ours.rate()) + " rows/s", f2(w.skew.rate() / w.ours.rate()), "—", ""})
+		}
+	}
+	if l := r.limit; l != nil {
+		k := "SDK pipeline: "
+		add(line{"3a", fmt.Sprintf("Use of a fixed-window limit of %d writes / %s: creates per second in the run's interior windows ÷ the limit, 1 worker process (%s rows)%s", limitN, limitWindow, num(l.ours1.rows), timeoutNote(l.ours1.timeout)),
+			f3(l.ours1.use), k + f3(l.kiota.use), f3(l.ours1.use), "≥ 0.95", atLeast(l.ours1.use, 0.95)})
+		add(line{"3b", "POSTs answered 429, 1 worker process",
+			pct(l.ours1.s429, l.ours1.posts), k + pct(l.kiota.s429, l.kiota.posts), f3(l.ours1.share429()), "≤ 0.010", atMost(l.ours1.share429(), 0.01)})
+		add(line{"3c", "Use of the limit, 2 worker processes sharing it" + timeoutNote(l.ours2.timeout),
+			f3(l.ours2.use), "—", f3(l.ours2.use), "≥ 0.95", atLeast(l.ours2.use, 0.95)})
+		add(line{"3d", "POSTs answered 429, 2 worker processes",
+			pct(l.ours2.s429, l.ours2.posts), "—", f3(l.ours2.share429()), "≤ 0.010", atMost(l.ours2.share429(), 0.01)})
+		add(line{"3e", "Fault mix (5 % 503, 3 % applied-then-504, 2 % applied-then-reset, half of 429s without Retry-After), 1 process: use of the limit" + timeoutNote(l.oursFaults.timeout || l.kiotaFaults.timeout),
+			f3(l.oursFaults.use), k + f3(l.kiotaFaults.use), f3(l.oursFaults.use), "—", ""})
+		add(line{"3f", "Fault mix: POSTs answered 429",
+			pct(l.oursFaults.s429, l.oursFaults.posts), k + pct(l.kiotaFaults.s429, l.kiotaFaults.posts), f3(l.oursFaults.share429()), "≤ 0.010", atMost(l.oursFaults.share429(), 0.01)})
+		add(line{"3g", "Fault mix: duplicate assignments left in the tenant (per row)",
+			strconv.Itoa(l.oursFaults.verdict.duplicates), k + strconv.Itoa(l.kiotaFaults.verdict.duplicates), f3(float64(l.oursFaults.verdict.duplicates) / float64(l.oursFaults.rows)), "0", atMost(float64(l.oursFaults.verdict.duplicates), 0)})
+		add(line{"3h", "Fault mix: rows reported wrong (said failed but created, or an id the tenant does not hold for the row)",
+			strconv.Itoa(l.oursFaults.verdict.wrong), k + strconv.Itoa(l.kiotaFaults.verdict.wrong), f3(float64(l.oursFaults.verdict.wrong) / float64(l.oursFaults.rows)), "0", atMost(float64(l.oursFaults.verdict.wrong), 0)})
+		add(line{"3i", "Rows left undone (reported failed, truly absent; a rerun's work): clean limit run / fault mix",
+			fmt.Sprintf("%d / %d", l.ours1.verdict.undone, l.oursFaults.verdict.undone), fmt.Sprintf("%s%d / %d", k, l.kiota.verdict.undone, l.kiotaFaults.verdict.undone),
+			f3(float64(l.oursFaults.verdict.undone) / float64(l.oursFaults.rows)), "0", atMost(float64(l.ours1.verdict.undone+l.oursFaults.verdict.undone), 0)})
+	}
+	if section4 {
+		if w := r.workers; w != nil {
+			wpr := float64(w.ours.stats.Writes) / float64(w.ours.created)
+			add(line{"4a", "Graph writes per created row, run 2a (no limit, no faults)", f3(wpr), "—", f3(wpr), "≤ 1.05", atMost(wpr, 1.05)})
+		}
+		if l := r.limit; l != nil {
+			add(line{"4b", "Graph writes per created row at the limit, 1 worker process (run 3a; 429s count)", f3(l.ours1.writesPerRow()), "SDK pipeline: " + f3(l.kiota.writesPerRow()), f3(l.ours1.writesPerRow()), "≤ 1.05", atMost(l.ours1.writesPerRow(), 1.05)})
+			add(line{"4c", "Graph writes per created row at the limit, 2 worker processes (run 3c)", f3(l.ours2.writesPerRow()), "—", f3(l.ours2.writesPerRow()), "≤ 1.05", atMost(l.ours2.writesPerRow(), 1.05)})
+			add(line{"4d", "Graph writes per created row under the fault mix (run 3e; a 503 costs a second POST)", f3(l.oursFaults.writesPerRow()), "SDK pipeline: " + f3(l.kiotaFaults.writesPerRow()), f3(l.oursFaults.writesPerRow()), "—", ""})
+		}
+		if w := r.workers; w != nil {
+			rpp := float64(w.ours.stats.Reads) / float64(w.ours.pairs)
+			add(line{"4e", fmt.Sprintf("Graph reads per (configuration, path) per batch, run 2a (%d GETs, %d pairs, %d workers racing)", w.ours.stats.Reads, w.ours.pairs, r.o.workers), f3(rpp), "—", f3(rpp), "≤ 1", atMost(rpp, 1)})
+		}
+		if l := r.limit; l != nil {
+			rpp := float64(l.oursFaults.stats.Reads) / float64(l.oursFaults.pairs)
+			add(line{"4f", "Graph reads per (configuration, path) per batch under the fault mix (run 3e; a lost answer is checked by a fresh read)", f3(rpp), "—", f3(rpp), "—", ""})
+		}
+	}
+	return ls
+}
+
+func timeoutNote(t bool) string {
+	if t {
+		return " — TIMED OUT, partial"
+	}
+	return ""
+}
+
+func (r *results) print(w io.Writer, section4 bool) {
+	fmt.Fprintf(w, "\nbulkassign benchmarks, %s: %d cores, %s memory; load average %s at the start, %s at the end; took %s.\n",
+		time.Now().Format("2006-01-02 15:04 MST"), r.cores, r.memTotal, r.loadStart, r.loadEnd, r.took.Round(time.Second))
+	fmt.Fprintf(w, "Every ratio compares runs taken side by side in this process, on the same database; absolute rates drift with the machine's load.\n\n")
+	fmt.Fprintln(w, "| # | measure | bulkassign | side by side | ratio | goal | met |")
+	fmt.Fprintln(w, "|---|---|---:|---|---:|---|---|")
+	for _, l := range r.lines(section4) {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", l.id, l.measure, l.ours, l.ref, l.ratio, l.goal, l.met)
+	}
+	if wr := r.workers; wr != nil && len(wr.traced.queries) > 0 {
+		fmt.Fprintf(w, "\nWhere a worked row's database time goes (traced run, %s rows; per row: statements, client-side ms):\n\n", num(wr.traced.rows))
+		printQueries(w, wr.traced)
+		fmt.Fprintf(w, "\nRiver's no-op jobs, same trace (%s jobs):\n\n", num(wr.tracedNoop.rows))
+		printQueries(w, wr.tracedNoop)
+	}
+}
+
+func printQueries(w io.Writer, r run) {
+	qs := append([]labeledStat(nil), r.queries...)
+	sort.Slice(qs, func(i, j int) bool { return qs[i].total > qs[j].total })
+	var n int
+	var total time.Duration
+	for _, q := range qs {
+		n += q.n
+		total += q.total
+	}
+	for _, q := range qs {
+		if float64(q.n)/float64(r.rows) < 0.01 {
+			continue
+		}
+		fmt.Fprintf(w, "    %5.2f  %6.2f ms  %s\n", float64(q.n)/float64(r.rows), ms(q.total)/float64(r.rows), q.label)
+	}
+	fmt.Fprintf(w, "    %5.2f  %6.2f ms  all statements\n", float64(n)/float64(r.rows), ms(total)/float64(r.rows))
+}
+
+func statementsPerRow(r run) float64 {
+	var n int
+	for _, q := range r.queries {
+		n += q.n
+	}
+	if r.rows == 0 {
+		return math.NaN()
+	}
+	return float64(n) / float64(r.rows)
+}
+
+func perRow(d time.Duration, rows int) time.Duration {
+	if rows == 0 {
+		return 0
+	}
+	return d / time.Duration(rows)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
+
+func f1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+func f2(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+func f3(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+
+func pct(n, of int64) string {
+	if of == 0 {
+		return "0 of 0"
+	}
+	return fmt.Sprintf("%.1f %% (%d of %d)", 100*float64(n)/float64(of), n, of)
+}
+
+// num formats a count or rate with thousands separators.
+func num[T int | int64 | float64](v T) string {
+	s := strconv.FormatInt(int64(math.Round(float64(v))), 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
