@@ -255,6 +255,12 @@ func (s *Server) notFound(gc *graphCall, what string) {
 	s.graphError(gc, http.StatusNotFound, "ResourceNotFound", what)
 }
 
+// noConfiguration answers 404 for an unknown device configuration, in
+// Graph's words.
+func (s *Server) noConfiguration(gc *graphCall, id string) {
+	s.notFound(gc, fmt.Sprintf("Resource not found: deviceConfiguration '%s'.", id))
+}
+
 func (s *Server) metadataBase(rt route) string {
 	return s.url + "/" + rt.version + "/$metadata#deviceManagement/deviceConfigurations('" + rt.cfgID + "')"
 }
@@ -311,7 +317,7 @@ func (s *Server) getConfiguration(gc *graphCall, rt route) {
 	c := s.configLocked(rt.cfgID, false)
 	s.mu.Unlock()
 	if c == nil {
-		s.notFound(gc, fmt.Sprintf("Resource not found: deviceConfiguration '%s'.", rt.cfgID))
+		s.noConfiguration(gc, rt.cfgID)
 		return
 	}
 	s.writeGraph(gc, http.StatusOK, map[string]any{
@@ -398,7 +404,7 @@ func (s *Server) list(gc *graphCall, rt route) {
 	}
 	s.mu.Unlock()
 	if c == nil {
-		s.notFound(gc, fmt.Sprintf("Resource not found: deviceConfiguration '%s'.", rt.cfgID))
+		s.noConfiguration(gc, rt.cfgID)
 		return
 	}
 	type listOut struct {
@@ -443,7 +449,7 @@ func (s *Server) get(gc *graphCall, rt route) {
 	s.mu.Unlock()
 	switch {
 	case c == nil:
-		s.notFound(gc, fmt.Sprintf("Resource not found: deviceConfiguration '%s'.", rt.cfgID))
+		s.noConfiguration(gc, rt.cfgID)
 	case a == nil:
 		s.notFound(gc, fmt.Sprintf("Resource not found: deviceConfigurationAssignment '%s'.", rt.id))
 	default:
@@ -471,7 +477,7 @@ func (s *Server) delete(gc *graphCall, rt route) {
 	s.mu.Unlock()
 	switch {
 	case c == nil:
-		s.notFound(gc, fmt.Sprintf("Resource not found: deviceConfiguration '%s'.", rt.cfgID))
+		s.noConfiguration(gc, rt.cfgID)
 	case a == nil:
 		s.notFound(gc, fmt.Sprintf("Resource not found: deviceConfigurationAssignment '%s'.", rt.id))
 	default:
@@ -636,7 +642,7 @@ func (s *Server) create(gc *graphCall, rt route) {
 	c := s.configLocked(rt.cfgID, false)
 	s.mu.Unlock()
 	if c == nil {
-		s.notFound(gc, fmt.Sprintf("Resource not found: deviceConfiguration '%s'.", rt.cfgID))
+		s.noConfiguration(gc, rt.cfgID)
 		return
 	}
 	t, intent, msg := parseCreateBody(body)
