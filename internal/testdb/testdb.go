@@ -40,7 +40,13 @@ type DB struct {
 // pool whose connections use it. maxConns 0 keeps pgx's default.
 func New(t testing.TB, maxConns int32) *DB {
 	t.Helper()
-	db := NewUnmigrated(t, maxConns)
+	return NewOn(t, URL(), maxConns)
+}
+
+// NewOn is New on the server at url (a test's own Postgres).
+func NewOn(t testing.TB, url string, maxConns int32) *DB {
+	t.Helper()
+	db := newUnmigrated(t, url, maxConns)
 	if _, err := store.Migrate(context.Background(), db.Pool, db.Schema); err != nil {
 		t.Fatalf("migrating: %v", err)
 	}
@@ -49,6 +55,11 @@ func New(t testing.TB, maxConns int32) *DB {
 
 // NewUnmigrated is New without the migrations.
 func NewUnmigrated(t testing.TB, maxConns int32) *DB {
+	t.Helper()
+	return newUnmigrated(t, URL(), maxConns)
+}
+
+func newUnmigrated(t testing.TB, url string, maxConns int32) *DB {
 	t.Helper()
 	ctx := context.Background()
 	var b [5]byte
@@ -67,28 +78,28 @@ func NewUnmigrated(t testing.TB, maxConns int32) *DB {
 	}
 	schema := "t_" + name + "_" + hex.EncodeToString(b[:])
 
-	admin, err := pgx.Connect(ctx, URL())
+	admin, err := pgx.Connect(ctx, url)
 	if err != nil {
-		t.Fatalf("connecting to test database %s: %v (is Postgres running? see README)", URL(), err)
+		t.Fatalf("connecting to test database %s: %v (is Postgres running? see README)", url, err)
 	}
 	defer admin.Close(ctx)
 	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
 		t.Fatalf("creating schema: %v", err)
 	}
 	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), URL())
+		c, err := pgx.Connect(context.Background(), url)
 		if err != nil {
 			return
 		}
 		defer c.Close(context.Background())
 		_, _ = c.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
 	})
-	pool, err := store.Open(ctx, URL(), schema, maxConns)
+	pool, err := store.Open(ctx, url, schema, maxConns)
 	if err != nil {
 		t.Fatalf("opening pool: %v", err)
 	}
 	t.Cleanup(pool.Close)
-	return &DB{Pool: pool, Schema: schema, URL: URLWithSchema(URL(), schema)}
+	return &DB{Pool: pool, Schema: schema, URL: URLWithSchema(url, schema)}
 }
 
 // URLWithSchema returns url with search_path set, for child processes.

@@ -59,12 +59,18 @@ type Harness struct {
 // New starts a simulator with cfg and creates a fresh schema.
 func New(t testing.TB, cfg graphsim.Config) *Harness {
 	t.Helper()
+	return NewOn(t, testdb.URL(), cfg)
+}
+
+// NewOn is New on the Postgres server at url (a test's own server).
+func NewOn(t testing.TB, url string, cfg graphsim.Config) *Harness {
+	t.Helper()
 	sim, err := graphsim.New(cfg)
 	if err != nil {
 		t.Fatalf("graphsim.New: %v", err)
 	}
 	t.Cleanup(sim.Close)
-	return &Harness{DB: testdb.New(t, harnessConns), Sim: sim}
+	return &Harness{DB: testdb.NewOn(t, url, harnessConns), Sim: sim}
 }
 
 // Vars are the settings a worker or enqueue process would get from its
