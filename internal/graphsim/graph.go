@@ -255,6 +255,17 @@ func (s *Server) notFound(gc *graphCall, what string) {
 	s.graphError(gc, http.StatusNotFound, "ResourceNotFound", what)
 }
 
+// configOr404 returns the configuration, or answers 404 and returns nil.
+func (s *Server) configOr404(gc *graphCall, id string) *configuration {
+	s.mu.Lock()
+	c := s.configLocked(id, false)
+	s.mu.Unlock()
+	if c == nil {
+		s.noConfiguration(gc, id)
+	}
+	return c
+}
+
 // noConfiguration answers 404 for an unknown device configuration, in
 // Graph's words.
 func (s *Server) noConfiguration(gc *graphCall, id string) {
@@ -313,11 +324,8 @@ func (s *Server) getConfiguration(gc *graphCall, rt route) {
 	if s.maybeRead503(gc) {
 		return
 	}
-	s.mu.Lock()
-	c := s.configLocked(rt.cfgID, false)
-	s.mu.Unlock()
+	c := s.configOr404(gc, rt.cfgID)
 	if c == nil {
-		s.noConfiguration(gc, rt.cfgID)
 		return
 	}
 	s.writeGraph(gc, http.StatusOK, map[string]any{
@@ -638,11 +646,8 @@ func (s *Server) create(gc *graphCall, rt route) {
 		s.graphError(gc, http.StatusBadRequest, "BadRequest", "Unable to read the request body.")
 		return
 	}
-	s.mu.Lock()
-	c := s.configLocked(rt.cfgID, false)
-	s.mu.Unlock()
+	c := s.configOr404(gc, rt.cfgID)
 	if c == nil {
-		s.noConfiguration(gc, rt.cfgID)
 		return
 	}
 	t, intent, msg := parseCreateBody(body)
