@@ -64,22 +64,6 @@ func withBatchLocked(ctx context.Context, pool *pgxpool.Pool, batchID string, fn
 	})
 }
 
-// insertJobs inserts one job per row, in chunks, into tx.
-func insertJobs(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], rows []int, args func(row int) river.JobArgs) error {
-	const chunk = 5000
-	params := make([]river.InsertManyParams, 0, min(len(rows), chunk))
-	for start := 0; start < len(rows); start += chunk {
-		params = params[:0]
-		for _, row := range rows[start:min(start+chunk, len(rows))] {
-			params = append(params, river.InsertManyParams{Args: args(row)})
-		}
-		if _, err := rc.InsertManyFastTx(ctx, tx, params); err != nil {
-			return fmt.Errorf("error inserting jobs: %w", err)
-		}
-	}
-	return nil
-}
-
 const retryUsage = `usage: enqueue retry BATCH [--wait]
 
 Runs the batch's failed and canceled rows again, as new attempts of the same
@@ -119,7 +103,7 @@ func enqueueRetry(ctx context.Context, env *Env, args []string) error {
 		if rows, err = store.RetryItems(ctx, tx, b.ID, live); err != nil {
 			return err
 		}
-		if err := insertJobs(ctx, tx, rc, rows, func(row int) river.JobArgs { return jobs.AssignArgs{Batch: b.ID, Row: row} }); err != nil {
+		if err := jobs.InsertJobs(ctx, tx, rc, len(rows), func(i int) river.JobArgs { return jobs.AssignArgs{Batch: b.ID, Row: rows[i]} }); err != nil {
 			return err
 		}
 		counts, err := store.CountByStatus(ctx, tx, b.ID)
@@ -241,7 +225,7 @@ func enqueueRevert(ctx context.Context, env *Env, args []string) error {
 		if rows, err = store.QueueRevert(ctx, tx, b.ID); err != nil {
 			return err
 		}
-		return insertJobs(ctx, tx, rc, rows, func(row int) river.JobArgs { return jobs.RevertArgs{Batch: b.ID, Row: row} })
+		return jobs.InsertJobs(ctx, tx, rc, len(rows), func(i int) river.JobArgs { return jobs.RevertArgs{Batch: b.ID, Row: rows[i]} })
 	})
 	if err != nil {
 		return err

@@ -105,7 +105,6 @@ func enqueueOne(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], in Inp
 		}
 	}
 	chunk := make([]store.ItemRow, 0, chunkRows)
-	params := make([]river.InsertManyParams, 0, chunkRows)
 	n := 0
 	flush := func() error {
 		if len(chunk) == 0 || !write {
@@ -115,12 +114,9 @@ func enqueueOne(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], in Inp
 		if err := store.CopyItems(ctx, tx, b.ID, chunk); err != nil {
 			return err
 		}
-		params = params[:0]
-		for _, it := range chunk {
-			params = append(params, river.InsertManyParams{Args: AssignArgs{Batch: b.ID, Row: it.Row}})
-		}
-		if _, err := rc.InsertManyFastTx(ctx, tx, params); err != nil {
-			return fmt.Errorf("error inserting jobs: %w", err)
+		err := InsertJobs(ctx, tx, rc, len(chunk), func(i int) river.JobArgs { return AssignArgs{Batch: b.ID, Row: chunk[i].Row} })
+		if err != nil {
+			return err
 		}
 		chunk = chunk[:0]
 		return nil
