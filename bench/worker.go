@@ -19,13 +19,13 @@ import (
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/auth"
-	"github.com/bulkassign/bulkassign/internal/cli"
 	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/graphsim"
 	"github.com/bulkassign/bulkassign/internal/intake"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/testenv"
+	"github.com/bulkassign/bulkassign/internal/worker"
 )
 
 // run is one timed pass of workers over a batch.
@@ -66,11 +66,11 @@ func workerEnv(sim *graphsim.Server, extra map[string]string) config.Env {
 }
 
 // process is one in-process worker "process": its own pool, limiter
-// handles and River client, wired by cli.NewWorkerRuntime exactly as the
+// handles and River client, wired by worker.New exactly as the
 // worker command wires them.
 type process struct {
 	app    string
-	rt     *cli.WorkerRuntime
+	rt     *worker.Runtime
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -101,7 +101,7 @@ func startProcess(ctx context.Context, s *schema, sim *graphsim.Server, app stri
 		pool.Close()
 		return nil, fmt.Errorf("signing in to the simulator: %w", err)
 	}
-	rt, err := cli.NewWorkerRuntime(pool, tokens, gcfg, wcfg, slog.New(slog.DiscardHandler))
+	rt, err := worker.New(pool, tokens, gcfg, wcfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		pool.Close()
 		return nil, err

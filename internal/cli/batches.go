@@ -29,12 +29,12 @@ func enqueueBatches(ctx context.Context, env *Env, args []string) error {
 	if err := checkFormat("-format", *format); err != nil {
 		return err
 	}
-	pool, err := openDB(ctx, env, 2)
+	db, err := openDB(ctx, env, 2)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	list, err := store.ListBatches(ctx, pool, *limit)
+	defer db.Close()
+	list, err := store.ListBatches(ctx, db, *limit)
 	if err != nil {
 		return err
 	}

@@ -12,8 +12,6 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
@@ -54,8 +52,6 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
-func settingError(err error) error { return &exitError{ExitSetting, err} }
-
 func usageError(format string, args ...any) error {
 	return &exitError{ExitSetting, fmt.Errorf(format, args...)}
 }
@@ -74,7 +70,8 @@ func finish(env *Env, prog string, err error) int {
 		code = ee.code
 	}
 	var ce *config.Error
-	if errors.As(err, &ce) {
+	var ue *config.UnusableError
+	if errors.As(err, &ce) || errors.As(err, &ue) {
 		code = ExitSetting
 	}
 	if msg := err.Error(); msg != "" {
@@ -93,50 +90,42 @@ func newLogger(env *Env, level slog.Level) *slog.Logger {
 }
 
 // openDB reads DATABASE_URL and connects.
-func openDB(ctx context.Context, env *Env, maxConns int32) (*pgxpool.Pool, error) {
-	db, err := config.LoadDatabase(env.Getenv)
+func openDB(ctx context.Context, env *Env, maxConns int32) (*store.DB, error) {
+	dbcfg, err := config.LoadDatabase(env.Getenv)
 	if err != nil {
 		return nil, err
 	}
-	pool, err := store.Open(ctx, db.URL, "", maxConns)
-	if err != nil {
-		return nil, err
-	}
-	return pool, nil
+	return store.Connect(ctx, dbcfg.URL, maxConns)
 }
 
 // openMigrated is openDB for commands that need our tables: it refuses a
 // database that lacks them.
-func openMigrated(ctx context.Context, env *Env, maxConns int32) (*pgxpool.Pool, error) {
-	pool, err := openDB(ctx, env, maxConns)
+func openMigrated(ctx context.Context, env *Env, maxConns int32) (*store.DB, error) {
+	dbcfg, err := config.LoadDatabase(env.Getenv)
 	if err != nil {
 		return nil, err
 	}
-	if ok, err := store.MigrationsCurrent(ctx, pool); err != nil || !ok {
-		pool.Close()
-		return nil, errors.New("the database is not migrated: run `worker migrate` first")
-	}
-	return pool, nil
+	return store.ConnectMigrated(ctx, dbcfg.URL, maxConns)
 }
 
-// openBatch opens a pool of maxConns with open (openDB or openMigrated) and
+// openBatch opens the database with open (openDB or openMigrated) and
 // looks up the batch named by pos, a command's positional arguments, which
-// must be that one id. The caller closes the pool.
+// must be that one id. The caller closes the database.
 func openBatch(ctx context.Context, env *Env, cmd string, pos []string,
-	open func(context.Context, *Env, int32) (*pgxpool.Pool, error), maxConns int32) (*pgxpool.Pool, *store.Batch, error) {
+	open func(context.Context, *Env, int32) (*store.DB, error), maxConns int32) (*store.DB, *store.Batch, error) {
 	if len(pos) != 1 {
 		return nil, nil, usageError("%s takes one batch id", cmd)
 	}
-	pool, err := open(ctx, env, maxConns)
+	db, err := open(ctx, env, maxConns)
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := store.GetBatch(ctx, pool, pos[0])
+	b, err := store.GetBatch(ctx, db, pos[0])
 	if err != nil {
-		pool.Close()
+		db.Close()
 		return nil, nil, err
 	}
-	return pool, b, nil
+	return db, b, nil
 }
 
 func newFlagSet(env *Env, name, usage string) *flag.FlagSet {

@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/auth"
 	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/intake"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/ratelimit"
+	"github.com/bulkassign/bulkassign/internal/worker"
 )
 
 // What a dry run finds for a row.
@@ -98,20 +100,20 @@ func enqueueDryRun(ctx context.Context, env *Env, inputs []jobs.Input, output st
 	}
 	// The database holds the fleet's read limit, which a dry run shares
 	// with the workers so that it never pushes the tenant into throttling.
-	pool, err := openMigrated(ctx, env, 4)
+	db, err := openMigrated(ctx, env, 4)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	tokens, err := newTokenSource(ctx, gcfg, pool)
+	defer db.Close()
+	tokens, err := auth.NewTokenSource(ctx, gcfg, db)
 	if err != nil {
 		return err
 	}
-	gc, err := newGraphClient(gcfg, tokens, nil)
+	gc, err := worker.NewGraphClient(gcfg, tokens, nil)
 	if err != nil {
 		return err
 	}
-	lists, err := dryReadLists(ctx, gc, newReadLimiter(pool, wcfg), keys)
+	lists, err := dryReadLists(ctx, gc, worker.NewReadLimiter(db.Pool(), wcfg), keys)
 	if err != nil {
 		return err
 	}

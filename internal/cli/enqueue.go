@@ -101,16 +101,16 @@ func runEnqueue(ctx context.Context, env *Env, args []string) error {
 		return enqueueDryRun(ctx, env, inputs, *output)
 	}
 
-	pool, err := openMigrated(ctx, env, 4)
+	db, err := openMigrated(ctx, env, 4)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	rc, err := jobs.NewInsertClient(pool)
+	defer db.Close()
+	rc, err := jobs.NewInsertClient(db.Pool())
 	if err != nil {
 		return err
 	}
-	out, err := jobs.Enqueue(ctx, pool, rc, inputs)
+	out, err := jobs.Enqueue(ctx, db.Pool(), rc, inputs)
 	var invalid *jobs.InvalidInputError
 	if errors.As(err, &invalid) {
 		for _, r := range invalid.Results {
@@ -140,7 +140,7 @@ func runEnqueue(ctx context.Context, env *Env, args []string) error {
 		for i, e := range out {
 			batches[i] = e.Batch
 		}
-		return waitForBatches(ctx, env, pool, batches, *wf.interval)
+		return waitForBatches(ctx, env, db, batches, *wf.interval)
 	}
 	return nil
 }
@@ -161,19 +161,19 @@ func enqueueStatus(ctx context.Context, env *Env, args []string) error {
 	if err := wf.check(); err != nil {
 		return err
 	}
-	pool, b, err := openBatch(ctx, env, "status", pos, openDB, 2)
+	db, b, err := openBatch(ctx, env, "status", pos, openDB, 2)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	defer db.Close()
 	if *wf.wait {
-		return statusWait(ctx, env, pool, b, *wf.interval)
+		return statusWait(ctx, env, db, b, *wf.interval)
 	}
-	counts, err := store.CountByStatus(ctx, pool, b.ID)
+	counts, err := store.CountByStatus(ctx, db, b.ID)
 	if err != nil {
 		return err
 	}
-	return printStatus(ctx, env, pool, b, counts)
+	return printStatus(ctx, env, db, b, counts)
 }
 
 // writeCounts prints one line per status, then the total and how many are final.

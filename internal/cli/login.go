@@ -40,14 +40,14 @@ func workerLogin(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := openMigrated(ctx, env, 4)
+	db, err := openMigrated(ctx, env, 4)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	d, err := newDelegated(gcfg, pool)
+	defer db.Close()
+	d, err := auth.NewDelegatedSignIn(gcfg, db)
 	if err != nil {
-		return settingError(err)
+		return err
 	}
 	user, err := d.Login(ctx, func(p auth.DeviceCodePrompt) {
 		fmt.Fprintf(env.Stderr, "To sign in, open %s and enter the code %s (valid until %s). Waiting...\n",
@@ -72,12 +72,12 @@ func workerLogout(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := openMigrated(ctx, env, 2)
+	db, err := openMigrated(ctx, env, 2)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	deleted, err := auth.Logout(ctx, pool, gcfg.TenantID, gcfg.ClientID)
+	defer db.Close()
+	deleted, err := auth.SignOut(ctx, gcfg, db)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
@@ -24,14 +23,9 @@ func init() {
 	enqueueCommands["revert"] = enqueueRevert
 }
 
-// registerOps adds the workers of batch operations to a worker process.
-func (r *WorkerRuntime) registerOps(ws *river.Workers) {
-	river.AddWorker(ws, jobs.NewRevertWorker(r.Deps))
-}
-
 // opBatch parses the one batch argument of an operation and opens the
 // database.
-func opBatch(ctx context.Context, env *Env, name, usage string, args []string, withWait bool) (*pgxpool.Pool, *store.Batch, waitFlags, error) {
+func opBatch(ctx context.Context, env *Env, name, usage string, args []string, withWait bool) (*store.DB, *store.Batch, waitFlags, error) {
 	fs := newFlagSet(env, "enqueue "+name, usage)
 	var wf waitFlags
 	if withWait {
@@ -49,14 +43,14 @@ func opBatch(ctx context.Context, env *Env, name, usage string, args []string, w
 		no := false
 		wf.wait = &no
 	}
-	pool, b, err := openBatch(ctx, env, name, pos, openMigrated, 4)
-	return pool, b, wf, err
+	db, b, err := openBatch(ctx, env, name, pos, openMigrated, 4)
+	return db, b, wf, err
 }
 
 // withBatchLocked runs fn in a transaction that holds the batch's row, so
 // that no other operation on the batch interleaves.
-func withBatchLocked(ctx context.Context, pool *pgxpool.Pool, batchID string, fn func(tx pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+func withBatchLocked(ctx context.Context, db *store.DB, batchID string, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, db.Pool(), func(tx pgx.Tx) error {
 		if err := store.LockBatch(ctx, tx, batchID); err != nil {
 			return err
 		}
@@ -75,18 +69,18 @@ flags:
 `
 
 func enqueueRetry(ctx context.Context, env *Env, args []string) error {
-	pool, b, wf, err := opBatch(ctx, env, "retry", retryUsage, args, true)
+	db, b, wf, err := opBatch(ctx, env, "retry", retryUsage, args, true)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	rc, err := jobs.NewInsertClient(pool)
+	defer db.Close()
+	rc, err := jobs.NewInsertClient(db.Pool())
 	if err != nil {
 		return err
 	}
 	var rows []int
 	var left int
-	err = withBatchLocked(ctx, pool, b.ID, func(tx pgx.Tx) error {
+	err = withBatchLocked(ctx, db, b.ID, func(tx pgx.Tx) error {
 		reverts, err := store.CountReverts(ctx, tx, b.ID)
 		if err != nil {
 			return err
@@ -124,7 +118,7 @@ func enqueueRetry(ctx context.Context, env *Env, args []string) error {
 	if !*wf.wait {
 		return nil
 	}
-	return waitForBatches(ctx, env, pool, []*store.Batch{b}, *wf.interval)
+	return waitForBatches(ctx, env, db, []*store.Batch{b}, *wf.interval)
 }
 
 const cancelUsage = `usage: enqueue cancel BATCH
@@ -138,13 +132,13 @@ flags:
 `
 
 func enqueueCancel(ctx context.Context, env *Env, args []string) error {
-	pool, b, _, err := opBatch(ctx, env, "cancel", cancelUsage, args, false)
+	db, b, _, err := opBatch(ctx, env, "cancel", cancelUsage, args, false)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	defer db.Close()
 	var rows, reverts int
-	err = withBatchLocked(ctx, pool, b.ID, func(tx pgx.Tx) error {
+	err = withBatchLocked(ctx, db, b.ID, func(tx pgx.Tx) error {
 		var err error
 		if rows, err = store.CancelItems(ctx, tx, b.ID); err != nil {
 			return err
@@ -161,7 +155,7 @@ func enqueueCancel(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	inFlight, err := store.LiveJobRows(ctx, pool, jobs.AssignArgs{}.Kind(), b.ID)
+	inFlight, err := store.LiveJobRows(ctx, db, jobs.AssignArgs{}.Kind(), b.ID)
 	if err != nil {
 		return err
 	}
@@ -193,18 +187,18 @@ flags:
 `
 
 func enqueueRevert(ctx context.Context, env *Env, args []string) error {
-	pool, b, wf, err := opBatch(ctx, env, "revert", revertUsage, args, true)
+	db, b, wf, err := opBatch(ctx, env, "revert", revertUsage, args, true)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	rc, err := jobs.NewInsertClient(pool)
+	defer db.Close()
+	rc, err := jobs.NewInsertClient(db.Pool())
 	if err != nil {
 		return err
 	}
 	var rows []int
 	var counts store.StatusCounts
-	err = withBatchLocked(ctx, pool, b.ID, func(tx pgx.Tx) error {
+	err = withBatchLocked(ctx, db, b.ID, func(tx pgx.Tx) error {
 		var err error
 		if counts, err = store.CountByStatus(ctx, tx, b.ID); err != nil {
 			return err
@@ -230,7 +224,7 @@ func enqueueRevert(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	reverts, err := store.CountReverts(ctx, pool, b.ID)
+	reverts, err := store.CountReverts(ctx, db, b.ID)
 	if err != nil {
 		return err
 	}
@@ -240,7 +234,7 @@ func enqueueRevert(ctx context.Context, env *Env, args []string) error {
 	} else {
 		fmt.Fprintf(env.Stderr, "enqueue: batch %s: nothing new to revert (%d of %d reverts done)\n", shortID(b.ID), reverts.Final(), reverts.Total())
 	}
-	if n, err := store.CountInDoubt(ctx, pool, b.ID); err != nil {
+	if n, err := store.CountInDoubt(ctx, db, b.ID); err != nil {
 		return err
 	} else if n > 0 {
 		fmt.Fprintf(env.Stderr, "enqueue: batch %s: warning: %d rows ended without a result while their create was in flight; it may have applied unseen: `enqueue retry %s` settles them, then revert again\n",
@@ -249,7 +243,7 @@ func enqueueRevert(ctx context.Context, env *Env, args []string) error {
 	if !*wf.wait {
 		return nil
 	}
-	reverts, took, err := followRevert(ctx, env, pool, b, *wf.interval)
+	reverts, took, err := followRevert(ctx, env, db, b, *wf.interval)
 	if err != nil {
 		return err
 	}

@@ -41,14 +41,14 @@ func enqueueResults(ctx context.Context, env *Env, args []string) error {
 	if err := checkFormat("-format", *format); err != nil {
 		return err
 	}
-	pool, b, err := openBatch(ctx, env, "results", pos, openDB, 2)
+	db, b, err := openBatch(ctx, env, "results", pos, openDB, 2)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	defer db.Close()
 	if *format != "table" {
 		rw := newRecordWriter(env.Stdout, *format, store.ExportColumns)
-		err := store.ExportResults(ctx, pool, b.ID, statuses, func(r *store.ExportRow) error {
+		err := store.ExportResults(ctx, db, b.ID, statuses, func(r *store.ExportRow) error {
 			return rw.write(exportValues(r))
 		})
 		if err != nil {
@@ -57,7 +57,7 @@ func enqueueResults(ctx context.Context, env *Env, args []string) error {
 		return rw.close()
 	}
 
-	reverts, err := store.CountReverts(ctx, pool, b.ID)
+	reverts, err := store.CountReverts(ctx, db, b.ID)
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func enqueueResults(ctx context.Context, env *Env, args []string) error {
 		header += "\tREVERT"
 	}
 	fmt.Fprintln(tw, header)
-	err = store.ExportResults(ctx, pool, b.ID, statuses, func(r *store.ExportRow) error {
+	err = store.ExportResults(ctx, db, b.ID, statuses, func(r *store.ExportRow) error {
 		line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", r.Line, r.ConfigurationID, orDash(r.Path),
 			targetLabel(&r.Result), r.Status, httpLabel(r.HTTPStatus), orDash(r.AssignmentID), orDash(oneLine(errorLabel(&r.Result))))
 		if withRevert {

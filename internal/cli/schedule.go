@@ -111,14 +111,14 @@ func scheduleAdd(ctx context.Context, env *Env, args []string) error {
 	if next.IsZero() {
 		return usageError("--cron %q never fires", *spec)
 	}
-	pool, err := openMigrated(ctx, env, 2)
+	db, err := openMigrated(ctx, env, 2)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	defer db.Close()
 	s := &store.Schedule{Name: name, Cron: strings.TrimSpace(*spec), TimeZone: *tz, Source: file, Format: string(f),
 		Content: content, SHA256: res.SHA256, RowCount: res.Rows, LastRunAt: now, NextRunAt: next}
-	err = store.PutSchedule(ctx, pool, s, *replace)
+	err = store.PutSchedule(ctx, db, s, *replace)
 	if errors.Is(err, store.ErrExists) {
 		return fmt.Errorf("schedule %q exists: add --replace to change it, or remove it first", name)
 	}
@@ -156,12 +156,12 @@ func scheduleList(ctx context.Context, env *Env, args []string) error {
 	if err := parseNoArgs(fs, args, "schedule list"); err != nil {
 		return err
 	}
-	pool, err := openMigrated(ctx, env, 2)
+	db, err := openMigrated(ctx, env, 2)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	list, err := store.ListSchedules(ctx, pool)
+	defer db.Close()
+	list, err := store.ListSchedules(ctx, db)
 	if err != nil {
 		return err
 	}
@@ -192,12 +192,12 @@ func scheduleRemove(ctx context.Context, env *Env, args []string) error {
 	if len(pos) != 1 {
 		return usageError("schedule remove takes one schedule name")
 	}
-	pool, err := openMigrated(ctx, env, 2)
+	db, err := openMigrated(ctx, env, 2)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if err := store.DeleteSchedule(ctx, pool, pos[0]); err != nil {
+	defer db.Close()
+	if err := store.DeleteSchedule(ctx, db, pos[0]); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("no schedule named %q (see enqueue schedule list)", pos[0])
 		}

@@ -11,8 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
@@ -166,13 +164,13 @@ func revertProgress(c store.RevertCounts) progress {
 }
 
 // followBatch follows a batch's rows until all are final.
-func followBatch(ctx context.Context, env *Env, pool *pgxpool.Pool, b *store.Batch, interval time.Duration) (store.StatusCounts, time.Duration, error) {
+func followBatch(ctx context.Context, env *Env, db *store.DB, b *store.Batch, interval time.Duration) (store.StatusCounts, time.Duration, error) {
 	var counts store.StatusCounts
 	start := time.Now()
 	f := &follower{env: env, label: "batch " + shortID(b.ID), interval: interval,
 		hint: "enqueue status " + b.ID + " --wait",
 		poll: func(ctx context.Context) (progress, error) {
-			c, err := store.CountByStatus(ctx, pool, b.ID)
+			c, err := store.CountByStatus(ctx, db, b.ID)
 			if err != nil {
 				return progress{}, err
 			}
@@ -184,13 +182,13 @@ func followBatch(ctx context.Context, env *Env, pool *pgxpool.Pool, b *store.Bat
 }
 
 // followRevert follows a batch's revert until every row's revert is final.
-func followRevert(ctx context.Context, env *Env, pool *pgxpool.Pool, b *store.Batch, interval time.Duration) (store.RevertCounts, time.Duration, error) {
+func followRevert(ctx context.Context, env *Env, db *store.DB, b *store.Batch, interval time.Duration) (store.RevertCounts, time.Duration, error) {
 	var counts store.RevertCounts
 	start := time.Now()
 	f := &follower{env: env, label: "revert " + shortID(b.ID), interval: interval,
 		hint: "enqueue revert " + b.ID + " --wait",
 		poll: func(ctx context.Context) (progress, error) {
-			c, err := store.CountReverts(ctx, pool, b.ID)
+			c, err := store.CountReverts(ctx, db, b.ID)
 			if err != nil {
 				return progress{}, err
 			}
@@ -204,10 +202,10 @@ func followRevert(ctx context.Context, env *Env, pool *pgxpool.Pool, b *store.Ba
 // waitForBatches follows each batch in turn, printing a summary table of
 // each to stderr (stdout keeps its one-batch-id-a-line contract). It fails
 // (exit 1) when any row of any batch ended failed or canceled.
-func waitForBatches(ctx context.Context, env *Env, pool *pgxpool.Pool, batches []*store.Batch, interval time.Duration) error {
+func waitForBatches(ctx context.Context, env *Env, db *store.DB, batches []*store.Batch, interval time.Duration) error {
 	var bad []error
 	for _, b := range batches {
-		counts, took, err := followBatch(ctx, env, pool, b, interval)
+		counts, took, err := followBatch(ctx, env, db, b, interval)
 		if err != nil {
 			return err
 		}
@@ -262,21 +260,21 @@ func writeRevertCounts(w io.Writer, c store.RevertCounts) {
 // statusWait follows the batch, and its revert when one is under way, then
 // prints the status as `enqueue status` does. It fails (exit 1) when any
 // row (or revert) failed or was canceled.
-func statusWait(ctx context.Context, env *Env, pool *pgxpool.Pool, b *store.Batch, interval time.Duration) error {
-	counts, _, err := followBatch(ctx, env, pool, b, interval)
+func statusWait(ctx context.Context, env *Env, db *store.DB, b *store.Batch, interval time.Duration) error {
+	counts, _, err := followBatch(ctx, env, db, b, interval)
 	if err != nil {
 		return err
 	}
-	reverts, err := store.CountReverts(ctx, pool, b.ID)
+	reverts, err := store.CountReverts(ctx, db, b.ID)
 	if err != nil {
 		return err
 	}
 	if reverts.Final() < reverts.Total() {
-		if reverts, _, err = followRevert(ctx, env, pool, b, interval); err != nil {
+		if reverts, _, err = followRevert(ctx, env, db, b, interval); err != nil {
 			return err
 		}
 	}
-	if err := printStatus(ctx, env, pool, b, counts); err != nil {
+	if err := printStatus(ctx, env, db, b, counts); err != nil {
 		return err
 	}
 	outcome := batchOutcome(b, counts)
@@ -288,10 +286,10 @@ func statusWait(ctx context.Context, env *Env, pool *pgxpool.Pool, b *store.Batc
 
 // printStatus is the output of `enqueue status`: the batch, its rows by
 // status and, when it was reverted, its reverts by status.
-func printStatus(ctx context.Context, env *Env, pool *pgxpool.Pool, b *store.Batch, counts store.StatusCounts) error {
+func printStatus(ctx context.Context, env *Env, db *store.DB, b *store.Batch, counts store.StatusCounts) error {
 	fmt.Fprintf(env.Stdout, "batch %s  %s  %d rows  enqueued %s\n", b.ID, b.Source, b.RowCount, b.CreatedAt.Local().Format("2006-01-02 15:04:05"))
 	writeCounts(env.Stdout, counts)
-	reverts, err := store.CountReverts(ctx, pool, b.ID)
+	reverts, err := store.CountReverts(ctx, db, b.ID)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/bulkassign/bulkassign/internal/httpapi"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/testenv"
+	"github.com/bulkassign/bulkassign/internal/worker"
 )
 
 var httpClient = &http.Client{Timeout: 20 * time.Second}
@@ -50,7 +51,7 @@ func get(t *testing.T, url, user, password string) (int, string, http.Header) {
 }
 
 // serving waits for the runtime to be up and returns its HTTP base URL.
-func serving(t *testing.T, rt *cli.WorkerRuntime) string {
+func serving(t *testing.T, rt *worker.Runtime) string {
 	t.Helper()
 	select {
 	case <-rt.Ready():

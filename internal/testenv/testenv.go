@@ -24,13 +24,13 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/bulkassign/bulkassign/internal/auth"
-	"github.com/bulkassign/bulkassign/internal/cli"
 	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/graphsim"
 	"github.com/bulkassign/bulkassign/internal/intake"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/store"
 	"github.com/bulkassign/bulkassign/internal/testdb"
+	"github.com/bulkassign/bulkassign/internal/worker"
 )
 
 // Main is for TestMain: it makes every TLS client of the process trust the
@@ -136,7 +136,7 @@ type WorkerOptions struct {
 
 // StartWorker starts a worker runtime and returns a stop function (also
 // registered as cleanup) and the runtime.
-func (h *Harness) StartWorker(t testing.TB, o WorkerOptions) (*cli.WorkerRuntime, func()) {
+func (h *Harness) StartWorker(t testing.TB, o WorkerOptions) (*worker.Runtime, func()) {
 	t.Helper()
 	env := h.Env(o.Extra)
 	wcfg, err := config.LoadWorker(env)
@@ -161,7 +161,7 @@ func (h *Harness) StartWorker(t testing.TB, o WorkerOptions) (*cli.WorkerRuntime
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	rt, err := cli.NewWorkerRuntime(pool, tokens, gcfg, wcfg, logger)
+	rt, err := worker.New(pool, tokens, gcfg, wcfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,168 @@
+// Package worker is the worker process's runtime: it wires the River
+// client, the Graph client, the fleet's limiters, the schedule tick and the
+// HTTP endpoints, and runs them until told to stop. The worker command
+// (internal/cli) parses its settings and calls Open and Run; tests and
+// benchmarks call New with their own pool and token source.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/bulkassign/bulkassign/internal/auth"
+	"github.com/bulkassign/bulkassign/internal/config"
+	"github.com/bulkassign/bulkassign/internal/graph"
+	"github.com/bulkassign/bulkassign/internal/httpapi"
+	"github.com/bulkassign/bulkassign/internal/jobs"
+	"github.com/bulkassign/bulkassign/internal/ratelimit"
+	"github.com/bulkassign/bulkassign/internal/store"
+)
+
+// Runtime is a configured worker process: River client, Graph client and
+// the fleet's limiters.
+type Runtime struct {
+	Pool   *pgxpool.Pool
+	Logger *slog.Logger
+	Deps   *jobs.Deps
+	// Metrics are served at /metrics.
+	Metrics *httpapi.Metrics
+	// Schedule tunes the schedule tick; tests shorten it and set its clock
+	// before Run.
+	Schedule jobs.ScheduleConfig
+	ready    chan struct{}
+	httpAddr string
+	cfg      config.Worker
+	worker   *jobs.AssignWorker
+}
+
+// Open signs in as the settings say (auth.NewTokenSource) and wires a
+// worker on db, which must stay open until Run returns.
+func Open(ctx context.Context, db *store.DB, gcfg config.Graph, wcfg config.Worker, logger *slog.Logger) (*Runtime, error) {
+	tokens, err := auth.NewTokenSource(ctx, gcfg, db)
+	if err != nil {
+		return nil, err
+	}
+	return New(db.Pool(), tokens, gcfg, wcfg, logger)
+}
+
+// New wires the worker's parts on pool, calling Graph with tokens.
+func New(pool *pgxpool.Pool, tokens graph.TokenSource, gcfg config.Graph, wcfg config.Worker, logger *slog.Logger) (*Runtime, error) {
+	m := httpapi.NewMetrics(pool)
+	gc, err := NewGraphClient(gcfg, tokens, m.ObserveGraph)
+	if err != nil {
+		return nil, err
+	}
+	deps := &jobs.Deps{
+		Pool:      pool,
+		Graph:     gc,
+		Writes:    ratelimit.New(pool, ratelimit.Config{Name: "graph_write", Rate: wcfg.WriteRate}),
+		Reads:     NewReadLimiter(pool, wcfg),
+		Logger:    logger,
+		OnOutcome: m.RowFinished,
+		OnWait:    m.Waited,
+		Settings: jobs.Settings{
+			Patience:   wcfg.Patience,
+			MaxErrors:  wcfg.MaxErrors,
+			JobTimeout: wcfg.JobTimeout,
+		},
+	}
+	return &Runtime{Pool: pool, Logger: logger, Deps: deps, Metrics: m, ready: make(chan struct{}), cfg: wcfg, worker: jobs.NewAssignWorker(deps)}, nil
+}
+
+// NewGraphClient is the Graph client of every process that calls Graph
+// (workers, dry runs); observe, when not nil, sees every response. A base
+// URL the client refuses is a config.UnusableError.
+func NewGraphClient(gcfg config.Graph, tokens graph.TokenSource, observe func(*graph.Response)) (*graph.Client, error) {
+	gc, err := graph.New(graph.Options{BaseURL: gcfg.BaseURL, Tokens: tokens, Timeout: gcfg.Timeout, UserAgent: "bulkassign", Observe: observe})
+	if err != nil {
+		return nil, config.Unusable(err)
+	}
+	return gc, nil
+}
+
+// NewReadLimiter is the fleet's Graph read limit. Every process that reads
+// (workers, dry runs) shares the one bucket in the database, so all must
+// configure it alike.
+func NewReadLimiter(pool *pgxpool.Pool, wcfg config.Worker) *ratelimit.Limiter {
+	return ratelimit.New(pool, ratelimit.Config{Name: "graph_read", Rate: wcfg.ReadRate, Burst: max(1, wcfg.ReadRate/10)})
+}
+
+// Ready is closed once Run serves (River started, HTTP listening), or has
+// failed to.
+func (r *Runtime) Ready() <-chan struct{} { return r.ready }
+
+// HTTPAddr is the address the HTTP server listens on once Ready; "" when
+// it is off or failed to start.
+func (r *Runtime) HTTPAddr() string { return r.httpAddr }
+
+// Run works rows until ctx ends, then stops gracefully: no new rows are
+// taken and running ones get up to the job timeout to finish; after that
+// they are cancelled (and snooze, spending no attempt).
+func (r *Runtime) Run(ctx context.Context) error {
+	readyOnce := sync.OnceFunc(func() { close(r.ready) })
+	defer readyOnce()
+	client, err := jobs.NewClient(r.Pool, r.worker, jobs.ClientConfig{
+		Workers:     r.cfg.Concurrency,
+		RescueAfter: r.cfg.RescueAfter,
+		Logger:      r.Logger.With("component", "river"),
+		Register: func(w *river.Workers) {
+			river.AddWorker(w, jobs.NewScheduleWorker(r.Pool, r.Logger.With("component", "schedule"), r.Schedule))
+			river.AddWorker(w, jobs.NewRevertWorker(r.Deps))
+		},
+		PeriodicJobs: []*river.PeriodicJob{jobs.NewScheduleTick(r.Schedule)},
+	})
+	if err != nil {
+		return err
+	}
+	if err := client.Queues().Add(jobs.QueueSchedule, river.QueueConfig{MaxWorkers: 1}); err != nil {
+		return fmt.Errorf("error adding the schedule queue: %w", err)
+	}
+	// Listen before working rows: a taken port stops the worker at start.
+	if r.cfg.HTTPAddr != "" {
+		srv, err := httpapi.Start(httpapi.Config{Addr: r.cfg.HTTPAddr, User: r.cfg.HTTPUser, Password: r.cfg.HTTPPassword,
+			Pool: r.Pool, River: client, Metrics: r.Metrics, Logger: r.Logger.With("component", "http")})
+		if err != nil {
+			return err
+		}
+		r.httpAddr = srv.Addr()
+		// Deferred: probes and scrapes keep answering while rows drain.
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				r.Logger.Warn("HTTP server did not stop cleanly", "error", err)
+			}
+		}()
+	}
+	// River runs on its own context so that ctx ending starts a graceful
+	// stop instead of cancelling in-flight Graph calls.
+	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("error starting River: %w", err)
+	}
+	r.Logger.Info("worker started", "concurrency", r.cfg.Concurrency, "write_rate", r.cfg.WriteRate, "read_rate", r.cfg.ReadRate,
+		"job_timeout", r.cfg.JobTimeout, "rescue_after", r.cfg.RescueAfter, "http", r.httpAddr)
+	readyOnce()
+	select {
+	case <-ctx.Done():
+	case <-client.Stopped():
+		return errors.New("River stopped unexpectedly")
+	}
+	r.Logger.Info("stopping: finishing rows in flight")
+	stopCtx, cancel := context.WithTimeout(context.Background(), r.cfg.JobTimeout)
+	defer cancel()
+	if err := client.Stop(stopCtx); err != nil {
+		r.Logger.Warn("rows still running at the deadline are cancelled", "error", err)
+		hard, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel2()
+		_ = client.StopAndCancel(hard)
+	}
+	r.Logger.Info("worker stopped")
+	return nil
+}
