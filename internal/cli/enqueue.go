@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/batchop"
 	"github.com/bulkassign/bulkassign/internal/intake"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/store"
@@ -106,11 +107,7 @@ func runEnqueue(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer db.Close()
-	rc, err := jobs.NewInsertClient(db.Pool())
-	if err != nil {
-		return err
-	}
-	out, err := jobs.Enqueue(ctx, db.Pool(), rc, inputs)
+	out, err := batchop.Enqueue(ctx, db, inputs)
 	var invalid *jobs.InvalidInputError
 	if errors.As(err, &invalid) {
 		for _, r := range invalid.Results {
