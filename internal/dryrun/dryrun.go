@@ -1,0 +1,255 @@
+// Package dryrun tells what enqueueing lists would do to each row, writing
+// nothing: it reads the existing assignments of every configuration path
+// the rows name (once each, within the fleet's read limit) and compares
+// each row's target with them. `enqueue --dry-run` (internal/cli) prints
+// the report.
+package dryrun
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/auth"
+	"github.com/bulkassign/bulkassign/internal/config"
+	"github.com/bulkassign/bulkassign/internal/graph"
+	"github.com/bulkassign/bulkassign/internal/intake"
+	"github.com/bulkassign/bulkassign/internal/jobs"
+	"github.com/bulkassign/bulkassign/internal/ratelimit"
+	"github.com/bulkassign/bulkassign/internal/store"
+	"github.com/bulkassign/bulkassign/internal/worker"
+)
+
+// Result is what a dry run finds for a row.
+type Result string
+
+const (
+	WouldCreate           Result = "would_create"
+	AlreadyAssigned       Result = "already_assigned"
+	ConfigurationNotFound Result = "configuration_not_found"
+	ReadFailed            Result = "read_failed" // the row's list could not be read: not checked
+)
+
+// readers is how many lists a dry run reads at once; the fleet's read
+// limit (GRAPH_READ_RATE) paces them.
+const readers = 4
+
+// Row is one input row.
+type Row struct {
+	Source string // the input's name
+	Line   int
+	Spec   assign.Spec
+}
+
+// key is one configuration path, whose assignments are read once.
+type key struct {
+	cfg  string
+	path assign.Path
+}
+
+// list is what Graph said of one configuration path.
+type list struct {
+	found bool
+	keys  map[string]string // target key → assignment id
+	err   string            // the read failed: why
+}
+
+// Plan is a dry run's input: every row, and the configuration paths they
+// name.
+type Plan struct {
+	Rows []Row
+	// Intake is each input's intake result, with its warnings and invalid
+	// rows.
+	Intake []*intake.Result
+	keys   []key // each once, in order of first use
+}
+
+// NewPlan reads and validates the inputs, as enqueue would.
+func NewPlan(inputs []jobs.Input) (*Plan, error) {
+	p := &Plan{}
+	seen := map[key]bool{}
+	for _, in := range inputs {
+		res, err := intake.Reader{Name: in.Name, Format: in.Format}.Read(in.Reader, func(r intake.Row) error {
+			p.Rows = append(p.Rows, Row{Source: in.Name, Line: r.Line, Spec: r.Spec})
+			k := key{r.Spec.ConfigurationID, r.Spec.Path}
+			if !seen[k] {
+				seen[k] = true
+				p.keys = append(p.keys, k)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		p.Intake = append(p.Intake, res)
+	}
+	return p, nil
+}
+
+// Invalid reports whether some input has invalid rows; such a plan is not
+// run.
+func (p *Plan) Invalid() bool {
+	for _, r := range p.Intake {
+		if r.Err() != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Outcome is what a row would come to.
+type Outcome struct {
+	Row
+	Result       Result
+	AssignmentID string // the existing assignment, when AlreadyAssigned
+	Why          string // when ConfigurationNotFound or ReadFailed
+}
+
+// Report is a dry run's finding: an outcome per row, in input order.
+type Report struct {
+	Rows   []Outcome
+	Counts map[Result]int
+	// Lists is how many assignment lists were read.
+	Lists int
+}
+
+// Run signs in as the settings say and reads every list the plan names,
+// within the fleet's read limit, which it shares with the workers (its
+// bucket is in db) so that a dry run never pushes the tenant into
+// throttling. It writes nothing but its turns at the read limit.
+func Run(ctx context.Context, db *store.DB, gcfg config.Graph, wcfg config.Worker, p *Plan) (*Report, error) {
+	tokens, err := auth.NewTokenSource(ctx, gcfg, db)
+	if err != nil {
+		return nil, err
+	}
+	gc, err := worker.NewGraphClient(gcfg, tokens, nil)
+	if err != nil {
+		return nil, err
+	}
+	lists, err := readLists(ctx, gc, worker.NewReadLimiter(db.Pool(), wcfg), p.keys)
+	if err != nil {
+		return nil, err
+	}
+	return newReport(p.Rows, lists), nil
+}
+
+// readLists reads every list, readers at a time.
+func readLists(ctx context.Context, gc *graph.Client, reads *ratelimit.Limiter, keys []key) (map[key]*list, error) {
+	out := make(map[key]*list, len(keys))
+	var mu sync.Mutex
+	work := make(chan key)
+	var wg sync.WaitGroup
+	for range min(readers, len(keys)) {
+		wg.Go(func() {
+			for k := range work {
+				l := readList(ctx, gc, reads, k)
+				mu.Lock()
+				out[k] = l
+				mu.Unlock()
+			}
+		})
+	}
+	for _, k := range keys {
+		select {
+		case work <- k:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("dry run interrupted: %w", err)
+	}
+	return out, nil
+}
+
+// readList reads one list, waiting out throttling and retrying transient
+// failures a few times (a dry run has no queue to come back later). It is
+// the dry run's one Graph read.
+func readList(ctx context.Context, gc *graph.Client, reads *ratelimit.Limiter, k key) *list {
+	const maxErrors, maxThrottles = 4, 20
+	wait := func(ctx context.Context) error {
+		_, err := reads.Wait(ctx, 5*time.Minute)
+		return err
+	}
+	var errs, throttles int
+	for {
+		found, resp := gc.ListAssignments(ctx, k.cfg, k.path, wait)
+		switch {
+		case resp.Err == nil && resp.StatusCode == http.StatusOK:
+			l := &list{found: true, keys: make(map[string]string, len(found))}
+			for _, a := range found {
+				l.keys[a.Target.Key()] = a.ID
+			}
+			return l
+		case resp.StatusCode == http.StatusNotFound:
+			return &list{err: fmt.Sprintf("HTTP 404 %s (request-id %s)", resp.ErrorCode, resp.RequestID)}
+		case ctx.Err() != nil:
+			return &list{found: true, err: ctx.Err().Error()}
+		}
+		var delay time.Duration
+		switch dec := graph.Classify(resp); dec.Action {
+		case graph.Throttle:
+			if throttles++; throttles > maxThrottles {
+				return &list{found: true, err: "still throttled after " + fmt.Sprint(maxThrottles) + " tries: " + resp.Error()}
+			}
+			pause, err := reads.Throttled(ctx, resp.RetryAfter)
+			if err != nil {
+				return &list{found: true, err: err.Error()}
+			}
+			delay = pause
+		case graph.Retry, graph.Reconcile:
+			if errs++; errs >= maxErrors {
+				return &list{found: true, err: fmt.Sprintf("gave up after %d failed reads: %s", errs, resp.Error())}
+			}
+			delay = max(time.Second<<(errs-1), resp.RetryAfter)
+		default:
+			msg := resp.Error()
+			if dec.SignInAgain || resp.StatusCode == http.StatusForbidden {
+				msg += " (" + dec.Why + ")"
+			}
+			return &list{found: true, err: msg}
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// newReport is the outcome of every row, given the lists.
+func newReport(rows []Row, lists map[key]*list) *Report {
+	rep := &Report{Rows: make([]Outcome, len(rows)), Counts: map[Result]int{}, Lists: len(lists)}
+	for i := range rows {
+		o := outcome(rows[i], lists)
+		rep.Rows[i] = o
+		rep.Counts[o.Result]++
+	}
+	return rep
+}
+
+// outcome is what a row would come to, given the lists.
+func outcome(r Row, lists map[key]*list) Outcome {
+	o := Outcome{Row: r}
+	l := lists[key{r.Spec.ConfigurationID, r.Spec.Path}]
+	switch {
+	case l == nil:
+		o.Result, o.Why = ReadFailed, "not read"
+	case !l.found:
+		o.Result, o.Why = ConfigurationNotFound, l.err
+	case l.err != "":
+		o.Result, o.Why = ReadFailed, l.err
+	default:
+		if id, ok := l.keys[r.Spec.Target.Key()]; ok {
+			o.Result, o.AssignmentID = AlreadyAssigned, id
+		} else {
+			o.Result = WouldCreate
+		}
+	}
+	return o
+}
