@@ -9,10 +9,6 @@ import (
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
-func init() {
-	enqueueCommands["batches"] = enqueueBatches
-}
-
 var batchColumns = []string{"batch_id", "source", "enqueued_at", "rows", "duplicate_rows", "queued", "running", "retrying",
 	"created", "already_assigned", "failed", "canceled", "revert_pending", "reverted", "revert_failed", "revert_canceled"}
 

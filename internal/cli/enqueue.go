@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,43 +17,9 @@ import (
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
-const enqueueUsage = `usage: enqueue [flags] FILE...           enqueue lists (CSV, JSON, NDJSON; "-" is stdin) as batches
-       enqueue --dry-run FILE...         report what enqueueing would do; writes nothing
-       enqueue status BATCH [--wait]     counts of a batch's rows by status
-       enqueue results BATCH             one line per row (--format table|csv|json, --status S,...)
-       enqueue batches [--limit N]       recent batches with their counts
-       enqueue retry BATCH [--wait]      run the failed and canceled rows again
-       enqueue cancel BATCH              stop the rows not yet final
-       enqueue revert BATCH [--wait]     delete the assignments the batch created
-       enqueue schedule add|list|remove  enqueue a list at cron times (enqueue schedule -h)
-
-BATCH is a batch id or its first 8 or more characters.
-
-Every file is validated whole before anything is written; one invalid row
-rejects them all (exit 1). On success each batch id is printed on its own
-line of stdout, the last line being the last file's batch.
-
-flags:
-`
-
-// enqueueCommands are the subcommands of enqueue, by name. Files that add
-// one register it in init.
-var enqueueCommands = map[string]func(ctx context.Context, env *Env, args []string) error{
-	"status": enqueueStatus,
-}
-
-// Enqueue runs the enqueue command and returns its exit code.
-func Enqueue(ctx context.Context, env *Env, args []string) int {
-	return finish(env, "enqueue", runEnqueue(ctx, env, args))
-}
-
-func runEnqueue(ctx context.Context, env *Env, args []string) error {
-	if len(args) > 0 {
-		if cmd, ok := enqueueCommands[args[0]]; ok {
-			return cmd(ctx, env, args[1:])
-		}
-	}
-	fs := newFlagSet(env, "enqueue", enqueueUsage)
+// enqueueLists is enqueue without a subcommand: it enqueues lists, or with
+// --dry-run reports what enqueueing them would do.
+func enqueueLists(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
 	format := fs.String("format", "", "input format for every file: csv, json, ndjson (default: by extension; stdin is sniffed)")
 	wf := addWaitFlags(fs, "the batches")
 	dryRun := fs.Bool("dry-run", false, "validate, read the existing assignments and report per row what would happen; write nothing")

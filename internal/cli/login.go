@@ -9,11 +9,6 @@ import (
 	"github.com/bulkassign/bulkassign/internal/config"
 )
 
-func init() {
-	workerCommands["login"] = workerLogin
-	workerCommands["logout"] = workerLogout
-}
-
 const loginUsage = `usage: worker login
 
 Signs in as yourself (device code: open the page shown and enter the code)

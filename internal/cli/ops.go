@@ -11,12 +11,6 @@ import (
 
 // The commands of package batchop: retry, cancel and revert a batch.
 
-func init() {
-	enqueueCommands["retry"] = enqueueRetry
-	enqueueCommands["cancel"] = enqueueCancel
-	enqueueCommands["revert"] = enqueueRevert
-}
-
 // opBatch parses the one batch argument of an operation and opens the
 // database.
 func opBatch(ctx context.Context, env *Env, name, usage string, args []string, withWait bool) (*store.DB, *store.Batch, waitFlags, error) {

@@ -16,10 +16,6 @@ import (
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
-func init() {
-	enqueueCommands["results"] = enqueueResults
-}
-
 const resultsUsage = `usage: enqueue results BATCH [--format table|csv|json] [--status STATUS[,STATUS...]]
 
 One line per row of the batch, in input order. csv and json carry every

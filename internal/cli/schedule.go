@@ -17,10 +17,6 @@ import (
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
-func init() {
-	enqueueCommands["schedule"] = enqueueSchedule
-}
-
 const scheduleUsage = `usage: enqueue schedule add NAME --cron "0 2 * * *" [--tz Europe/Berlin] FILE
        enqueue schedule list
        enqueue schedule remove NAME

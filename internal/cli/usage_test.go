@@ -10,37 +10,82 @@ import (
 	"github.com/bulkassign/bulkassign/internal/config"
 )
 
-// TestUsageListsEverySubcommand keeps -h in step with the registered
-// subcommands: a command added in its own file's init must be named in
-// the usage too.
+// help runs a program with -h and returns what it printed.
+func help(t *testing.T, p *program) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	env := &Env{Getenv: config.MapEnv(nil), Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr}
+	if code := p.main(context.Background(), env, []string{"-h"}); code != ExitOK {
+		t.Fatalf("%s -h exited %d, want %d; stderr:\n%s", p.name, code, ExitOK, &stderr)
+	}
+	return stderr.String()
+}
+
+// TestUsageListsEverySubcommand keeps -h in step with the command table.
 func TestUsageListsEverySubcommand(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		prog     string
-		main     func(context.Context, *Env, []string) int
-		commands map[string]func(context.Context, *Env, []string) error
-	}{
-		{"enqueue", Enqueue, enqueueCommands},
-		{"worker", Worker, workerCommands},
-	}
-	for _, tt := range tests {
-		t.Run(tt.prog, func(t *testing.T) {
+	for _, p := range []*program{enqueueProgram(), workerProgram()} {
+		t.Run(p.name, func(t *testing.T) {
 			t.Parallel()
-			var stdout, stderr bytes.Buffer
-			env := &Env{Getenv: config.MapEnv(nil), Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr}
-			if code := tt.main(context.Background(), env, []string{"-h"}); code != ExitOK {
-				t.Fatalf("%s -h exited %d, want %d; stderr:\n%s", tt.prog, code, ExitOK, &stderr)
+			usage := help(t, p)
+			if len(p.commands) == 0 {
+				t.Fatalf("no %s subcommands listed", p.name)
 			}
-			usage := stderr.String()
-			if len(tt.commands) == 0 {
-				t.Fatalf("no %s subcommands registered", tt.prog)
-			}
-			for name := range tt.commands {
-				line := regexp.MustCompile(`(?m)^(usage: | {7})` + tt.prog + ` ` + regexp.QuoteMeta(name) + `\b`)
+			seen := map[string]bool{}
+			for _, c := range p.commands {
+				if seen[c.name] || c.run == nil || c.about == "" {
+					t.Errorf("%s %s: listed twice, or without a body or a line of usage", p.name, c.name)
+				}
+				seen[c.name] = true
+				line := regexp.MustCompile(`(?m)^(usage: | {7})` + p.name + ` ` + regexp.QuoteMeta(c.name) + `\b.*  ` + regexp.QuoteMeta(c.about) + `$`)
 				if !line.MatchString(usage) {
-					t.Errorf("%s -h has no line for %q; got:\n%s", tt.prog, name, usage)
+					t.Errorf("%s -h has no line for %q; got:\n%s", p.name, c.name, usage)
 				}
 			}
 		})
+	}
+}
+
+func TestUsageText(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		p    *program
+		want string
+	}{
+		{enqueueProgram(), `usage: enqueue [flags] FILE...           enqueue lists (CSV, JSON, NDJSON; "-" is stdin) as batches
+       enqueue --dry-run FILE...         report what enqueueing would do; writes nothing
+       enqueue status BATCH [--wait]     counts of a batch's rows by status
+       enqueue results BATCH             one line per row (--format table|csv|json, --status S,...)
+       enqueue batches [--limit N]       recent batches with their counts
+       enqueue retry BATCH [--wait]      run the failed and canceled rows again
+       enqueue cancel BATCH              stop the rows not yet final
+       enqueue revert BATCH [--wait]     delete the assignments the batch created
+       enqueue schedule add|list|remove  enqueue a list at cron times (enqueue schedule -h)
+
+BATCH is a batch id or its first 8 or more characters.
+
+Every file is validated whole before anything is written; one invalid row
+rejects them all (exit 1). On success each batch id is printed on its own
+line of stdout, the last line being the last file's batch.
+
+flags:
+`},
+		{workerProgram(), `usage: worker          work queued rows until SIGINT or SIGTERM
+       worker migrate  apply River's and bulkassign's migrations (idempotent)
+       worker login    sign in as yourself (device code) for AZURE_SIGNIN=delegated
+       worker logout   delete the stored sign-in
+
+Settings come from the environment; see the README.
+
+flags:
+`},
+	}
+	for _, tt := range tests {
+		if got := tt.p.usage(); got != tt.want {
+			t.Errorf("%s usage:\n%s\nwant:\n%s", tt.p.name, got, tt.want)
+		}
+		if got := help(t, tt.p); !strings.HasPrefix(got, tt.want) {
+			t.Errorf("%s -h:\n%s\nwant it to start with the usage", tt.p.name, got)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 
@@ -10,35 +11,8 @@ import (
 	"github.com/bulkassign/bulkassign/internal/worker"
 )
 
-const workerUsage = `usage: worker            work queued rows until SIGINT or SIGTERM
-       worker migrate    apply River's and bulkassign's migrations (idempotent)
-       worker login      sign in as yourself (device code) for AZURE_SIGNIN=delegated
-       worker logout     delete the stored sign-in
-
-Settings come from the environment; see the README.
-
-flags:
-`
-
-// workerCommands are the subcommands of worker, by name.
-var workerCommands = map[string]func(ctx context.Context, env *Env, args []string) error{
-	"migrate": workerMigrate,
-}
-
-// Worker runs the worker command and returns its exit code. ctx ending is
-// the signal to stop: in-flight rows finish (up to the job timeout), then
-// the worker exits.
-func Worker(ctx context.Context, env *Env, args []string) int {
-	return finish(env, "worker", runWorker(ctx, env, args))
-}
-
-func runWorker(ctx context.Context, env *Env, args []string) error {
-	if len(args) > 0 {
-		if cmd, ok := workerCommands[args[0]]; ok {
-			return cmd(ctx, env, args[1:])
-		}
-	}
-	fs := newFlagSet(env, "worker", workerUsage)
+// runWorker is worker without a subcommand: it works rows until ctx ends.
+func runWorker(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
 	verbose := fs.Bool("v", false, "log every Graph call (debug level)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
