@@ -1,6 +1,14 @@
 // Package cli holds the worker and enqueue commands as importable code:
 // cmd/*/main.go only call Worker or Enqueue, so every command runs
 // in-process in tests with its own environment and output.
+//
+// A command parses its flags and settings, calls the package that owns
+// the work and prints the result; every subcommand is listed in
+// commands.go. The work lives elsewhere: the worker runtime in
+// internal/worker, enqueue, retry, cancel and revert in internal/batchop,
+// the dry run's reading in internal/dryrun, signing in in internal/auth,
+// and every query in internal/store. Commands hold the database as a
+// *store.DB and never touch pgx, River or Graph themselves.
 package cli
 
 import (
