@@ -90,11 +90,21 @@ func finish(env *Env, prog string, err error) int {
 
 // newLogger logs JSON when stderr is not a terminal, text when it is.
 func newLogger(env *Env, level slog.Level) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationText}
 	if env.StderrIsTerminal {
 		return slog.New(slog.NewTextHandler(env.Stderr, opts))
 	}
 	return slog.New(slog.NewJSONHandler(env.Stderr, opts))
+}
+
+// durationText writes a duration as "9s": the JSON handler would write its
+// nanoseconds (9000000000), which no reader of a log line can take in.
+// Handlers call it for every attribute, inside groups too.
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // openDB reads DATABASE_URL and connects.
