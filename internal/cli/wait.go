@@ -210,21 +210,46 @@ func waitForBatches(ctx context.Context, env *Env, db *store.DB, batches []*stor
 			return err
 		}
 		writeBatchSummary(env.Stderr, b, counts, took)
-		if err := batchOutcome(b, counts); err != nil {
+		rc, err := retryCounts(ctx, db, b, counts)
+		if err != nil {
+			return err
+		}
+		if err := batchOutcome(b, counts, rc); err != nil {
 			bad = append(bad, err)
 		}
 	}
 	return errors.Join(bad...)
 }
 
-// batchOutcome is nil when every row ended created or already_assigned.
-func batchOutcome(b *store.Batch, c store.StatusCounts) error {
+// retryCounts counts the rows a retry can help, when some failed or were
+// canceled (for batchOutcome).
+func retryCounts(ctx context.Context, db *store.DB, b *store.Batch, c store.StatusCounts) (store.RetryCounts, error) {
+	if c[assign.StatusFailed]+c[assign.StatusCanceled] == 0 {
+		return store.RetryCounts{}, nil
+	}
+	return store.CountRetryable(ctx, db, b.ID)
+}
+
+// batchOutcome is nil when every row ended created or already_assigned. It
+// suggests a retry only for rows it can help: a row whose configuration
+// does not exist fails again until its list is fixed.
+func batchOutcome(b *store.Batch, c store.StatusCounts, rc store.RetryCounts) error {
 	failed, canceled := c[assign.StatusFailed], c[assign.StatusCanceled]
 	if failed+canceled == 0 {
 		return nil
 	}
-	return fmt.Errorf("batch %s: %d rows failed and %d were canceled: `enqueue results %s --status failed,canceled` lists them; `enqueue retry %s` runs them again",
-		shortID(b.ID), failed, canceled, shortID(b.ID), shortID(b.ID))
+	id := shortID(b.ID)
+	msg := fmt.Sprintf("batch %s: %d rows failed and %d were canceled: `enqueue results %s --status failed,canceled` lists them", id, failed, canceled, id)
+	notFound := fmt.Sprintf("%d rows name a configuration that does not exist (HTTP 404) and fail the same way on a retry: fix their configuration ids in the list and enqueue it again", rc.NotFound)
+	switch {
+	case rc.NotFound == 0:
+		msg += fmt.Sprintf("; `enqueue retry %s` runs them again", id)
+	case rc.Retryable == 0:
+		msg += "; " + notFound
+	default:
+		msg += fmt.Sprintf("; `enqueue retry %s` runs the other %d again; %s", id, rc.Retryable, notFound)
+	}
+	return errors.New(msg)
 }
 
 // revertOutcome is nil when every queued revert ended reverted.
@@ -277,7 +302,11 @@ func statusWait(ctx context.Context, env *Env, db *store.DB, b *store.Batch, int
 	if err := printStatus(ctx, env, db, b, counts); err != nil {
 		return err
 	}
-	outcome := batchOutcome(b, counts)
+	rc, err := retryCounts(ctx, db, b, counts)
+	if err != nil {
+		return err
+	}
+	outcome := batchOutcome(b, counts, rc)
 	if reverts.Total() > 0 {
 		outcome = errors.Join(outcome, revertOutcome(b, reverts))
 	}

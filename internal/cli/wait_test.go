@@ -131,8 +131,11 @@ func TestEnqueueWaitPlainLines(t *testing.T) {
 					t.Errorf("summary lacks a line %q %d\nstderr:\n%s", s, counts[s], r.stderr)
 				}
 			}
-			if tc.wantFailed > 0 && !strings.Contains(r.stderr, "enqueue retry "+batch[:8]) {
-				t.Errorf("stderr does not point to enqueue retry:\n%s", r.stderr)
+			// The rows failed on a configuration that does not exist: a
+			// retry cannot help them, their list needs fixing.
+			if tc.wantFailed > 0 && (strings.Contains(r.stderr, "enqueue retry") ||
+				!strings.Contains(r.stderr, strconv.Itoa(tc.wantFailed)+" rows name a configuration that does not exist (HTTP 404)")) {
+				t.Errorf("stderr does not point to fixing the list, or suggests enqueue retry:\n%s", r.stderr)
 			}
 			t.Logf("figure: %s: %d progress lines, last %q", tc.name, len(progress), progress[len(progress)-1])
 		})
@@ -210,5 +213,37 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestOutcomeSuggestsRetryOnlyWhereItHelps(t *testing.T) {
+	t.Parallel()
+	// 30 rows on 3 configurations, the third missing: 10 rows fail 404.
+	h := newTenant(t, 2)
+	h.StartWorker(t, fastWorker)
+	file := testenv.WriteFile(t, "outcome.csv", testenv.GroupCSV(30, 3))
+	r := enqueue(t, h, false, file, "--wait", "--progress-interval", "100ms")
+	batch := strings.TrimSpace(r.stdout)
+	wantRun(t, r, cli.ExitFailed, "batch "+batch[:8]+": 10 rows failed and 0 were canceled: `enqueue results "+batch[:8]+
+		" --status failed,canceled` lists them; 10 rows name a configuration that does not exist (HTTP 404) and fail the same way on a retry: fix their configuration ids in the list and enqueue it again")
+	if strings.Contains(r.stderr, "enqueue retry") {
+		t.Fatalf("a retry is suggested for rows it cannot help:\n%s", r.stderr)
+	}
+
+	// Two rows that exist failed otherwise (as a worker leaves a row that
+	// ran out of patience on 503s): those a retry can help.
+	if _, err := h.DB.Pool.Exec(context.Background(), `UPDATE items SET status = 'failed', http_status = 503,
+		error_code = 'ServiceUnavailable' WHERE batch_id = $1 AND row IN (1, 2)`, batch); err != nil {
+		t.Fatal(err)
+	}
+	r = enqueue(t, h, false, "status", batch[:8], "--wait", "--progress-interval", "100ms")
+	wantRun(t, r, cli.ExitFailed, "12 rows failed and 0 were canceled: `enqueue results "+batch[:8]+" --status failed,canceled` lists them; `enqueue retry "+
+		batch[:8]+"` runs the other 2 again; 10 rows name a configuration that does not exist (HTTP 404)")
+	r = enqueue(t, h, false, "retry", batch[:8], "--wait", "--progress-interval", "100ms")
+	wantRun(t, r, cli.ExitFailed, "12 failed or canceled rows queued again")
+	wantRun(t, r, cli.ExitFailed, "10 rows failed and 0 were canceled")
+	// Rows 1 and 2 had in fact been created: the retry finds them.
+	if c := counts(t, h, batch); c[assign.StatusCreated] != 18 || c[assign.StatusAlreadyAssigned] != 2 || c[assign.StatusFailed] != 10 {
+		t.Fatalf("after retry: %v, want 18 created, 2 already assigned and 10 failed", c)
 	}
 }
