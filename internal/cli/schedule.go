@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,7 +26,8 @@ add validates FILE as enqueue does and stores it: at every time the cron
 expression (minute hour day-of-month month day-of-week, in --tz, default UTC)
 names, the worker fleet enqueues it as a fresh batch, once. A time missed
 while no worker ran is caught up once when one starts. --replace changes an
-existing schedule's list or times.
+existing schedule's list or times; it keeps the schedule's time zone unless
+--tz is given.
 `
 
 // maxScheduleBytes bounds a stored list: it is read whole into memory by
@@ -57,7 +59,7 @@ func enqueueSchedule(ctx context.Context, env *Env, args []string) error {
 func scheduleAdd(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "enqueue schedule add", scheduleUsage+"\nflags:\n")
 	spec := fs.String("cron", "", `when to run, as a 5-field cron expression, e.g. "0 2 * * *" (02:00 daily)`)
-	tz := fs.String("tz", "UTC", "IANA time zone of the cron expression, e.g. Europe/Berlin")
+	tz := fs.String("tz", "UTC", "IANA time zone of the cron expression, e.g. Europe/Berlin (with --replace: default the replaced schedule's)")
 	format := fs.String("format", "", "input format: csv, json, ndjson (default: by extension)")
 	replace := fs.Bool("replace", false, "replace the schedule of that name if there is one")
 	pos, err := parseFlags(fs, args)
@@ -112,7 +114,21 @@ func scheduleAdd(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer db.Close()
-	s := &store.Schedule{Name: name, Cron: strings.TrimSpace(*spec), TimeZone: *tz, Source: file, Format: string(f),
+	// A replaced schedule keeps its zone unless --tz says otherwise: its
+	// times were meant there.
+	zone, kept := *tz, false
+	if *replace && !flagGiven(fs, "tz") {
+		if zone, kept, err = scheduleZone(ctx, db, name, zone); err != nil {
+			return err
+		}
+		if kept {
+			if sched, err = jobs.ParseSchedule(*spec, zone); err != nil {
+				return fmt.Errorf("schedule %q: its time zone %q: %w", name, zone, err)
+			}
+			next = sched.Next(now)
+		}
+	}
+	s := &store.Schedule{Name: name, Cron: strings.TrimSpace(*spec), TimeZone: zone, Source: file, Format: string(f),
 		Content: content, SHA256: res.SHA256, RowCount: res.Rows, LastRunAt: now, NextRunAt: next}
 	err = store.PutSchedule(ctx, db, s, *replace)
 	if errors.Is(err, store.ErrExists) {
@@ -125,9 +141,36 @@ func scheduleAdd(ctx context.Context, env *Env, args []string) error {
 	if *replace {
 		verb = "stored"
 	}
+	inZone := zone
+	if kept {
+		inZone += " (kept from the replaced schedule; --tz changes it)"
+	}
 	fmt.Fprintf(env.Stdout, "schedule %s %s: %d rows from %s, %q in %s; next run %s\n",
-		name, verb, res.Rows, file, s.Cron, *tz, formatScheduleTime(next, *tz))
+		name, verb, res.Rows, file, s.Cron, inZone, formatScheduleTime(next, zone))
 	return nil
+}
+
+// scheduleZone is the time zone of the schedule called name, and whether
+// there is one; def when there is none.
+func scheduleZone(ctx context.Context, db *store.DB, name, def string) (string, bool, error) {
+	list, err := store.ListSchedules(ctx, db)
+	if err != nil {
+		return "", false, err
+	}
+	for _, s := range list {
+		if s.Name == name {
+			return s.TimeZone, true, nil
+		}
+	}
+	return def, false, nil
+}
+
+// flagGiven reports whether the flag called name was set on the command
+// line (not left at its default).
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 // readList reads a whole list file, refusing one too large to keep.
