@@ -76,11 +76,11 @@ func (m *Metrics) ObserveGraph(r *graph.Response) {
 	if r.StatusCode != 0 {
 		code = strconv.Itoa(r.StatusCode)
 	}
-	m.calls.Inc(r.Op, code)
+	m.calls.Inc(string(r.Op), code)
 	if r.StatusCode == 429 {
-		m.throttled.Inc(r.Op)
+		m.throttled.Inc(string(r.Op))
 	}
-	m.latency.Observe(r.Duration.Seconds(), r.Op)
+	m.latency.Observe(r.Duration.Seconds(), string(r.Op))
 }
 
 // Waited is jobs.Deps.OnWait.
