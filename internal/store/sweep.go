@@ -26,7 +26,7 @@ func Sweep(ctx context.Context, q Querier, assignKind, revertKind string) (Sweep
 			RETURNING (SELECT swept_until FROM sweeps WHERE name = 'jobs') AS since
 		), ended AS (
 			SELECT j.kind, j.state, (j.args->>'batch')::uuid AS batch_id, (j.args->>'row')::int AS row,
-				j.attempt, j.errors -> -1 ->> 'error' AS last_error
+				j.attempt, j.errors[array_upper(j.errors, 1)] ->> 'error' AS last_error
 			FROM river_job j, mark
 			WHERE j.state IN ('discarded', 'cancelled') AND j.kind IN ($1, $2)
 				AND j.finalized_at > coalesce(mark.since - interval '5 minutes', '-infinity')
