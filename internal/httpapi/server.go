@@ -38,8 +38,9 @@ type Config struct {
 	User, Password string
 	Pool           *pgxpool.Pool
 	// River is the worker's client; River UI browses its database.
-	River   *river.Client[pgx.Tx]
-	Metrics *Metrics
+	River *river.Client[pgx.Tx]
+	// Metrics, when set, is served at /metrics (metrics.Metrics.Handler).
+	Metrics http.Handler
 	Logger  *slog.Logger
 }
 
@@ -97,10 +98,7 @@ func Start(cfg Config) (*Server, error) {
 		fmt.Fprintln(w, "ok")
 	})
 	if cfg.Metrics != nil {
-		cfg.Metrics.Registry.OnError = func(name string, err error) {
-			logger.Warn("metric left out of the scrape", "metric", name, "error", err)
-		}
-		mux.Handle("GET /metrics", cfg.Metrics.Registry)
+		mux.Handle("GET /metrics", cfg.Metrics)
 	}
 
 	uiCtx, stopUI := context.WithCancel(context.Background())
