@@ -173,6 +173,7 @@ func (r *WorkerRuntime) Run(ctx context.Context) error {
 			r.registerOps(w) // ops.go: the revert worker
 		},
 		PeriodicJobs: []*river.PeriodicJob{jobs.NewScheduleTick(r.Schedule)},
+		Plugins:      r.Metrics.RiverPlugins(),
 	})
 	if err != nil {
 		return err

@@ -169,7 +169,18 @@ func TestWorkerObservability(t *testing.T) {
 		if m["bulkassign_limit_waits_total"] < 1 || m["bulkassign_limit_wait_seconds_total"] <= 0 {
 			t.Errorf("limit waits = %v (%v s), want some", m["bulkassign_limit_waits_total"], m["bulkassign_limit_wait_seconds_total"])
 		}
-		for _, name := range []string{"go_goroutines", "process_cpu_seconds_total"} {
+		// River's own job metrics (otelriver) and Go's, in the same scrape:
+		// every row's job was worked once or more by this worker.
+		var worked float64
+		for series, v := range m {
+			if strings.HasPrefix(series, "river_work_count_total{") && strings.Contains(series, `kind="`+(jobs.AssignArgs{}).Kind()+`"`) {
+				worked += v
+			}
+		}
+		if worked < rows {
+			t.Errorf("river_work_count_total for assignment jobs = %v, want at least %d", worked, rows)
+		}
+		for _, name := range []string{"river_job_get_available_duration_seconds_count{queue=\"" + jobs.QueueAssign + "\"}", "go_goroutines", "process_cpu_seconds_total"} {
 			if _, ok := m[name]; !ok {
 				t.Errorf("/metrics lacks %s", name)
 			}

@@ -1,6 +1,7 @@
 // Package metrics owns one worker process's metrics: bulkassign's own
-// (rows, Graph requests, the fleet's limits, queue depth) and the Go
-// runtime and process collectors, all in one non-global Prometheus
+// (rows, Graph requests, the fleet's limits, queue depth), River's job
+// metrics (otelriver, through OpenTelemetry's Prometheus exporter), and the
+// Go runtime and process collectors, all in one non-global Prometheus
 // registry served by Handler.
 //
 // The registry is the process's own rather than prometheus.DefaultRegisterer
@@ -19,6 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/riverqueue/rivercontrib/otelriver"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/graph"
@@ -39,11 +45,17 @@ type Metrics struct {
 	waited    prometheus.Counter
 	waits     prometheus.Counter
 	latency   *prometheus.HistogramVec
+	river     *otelriver.Middleware
 }
 
 // latencyBuckets span a fast list (tens of ms) to a create answered at
 // Graph's timeout.
 var latencyBuckets = []float64{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+// riverBuckets are for River's durations in seconds: a fetch of available
+// jobs (milliseconds) to a row worked up to the job timeout. OpenTelemetry's
+// default buckets (0 to 10000) are meant for milliseconds.
+var riverBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 
 // queueScrapeTimeout bounds the queue-depth query of one scrape.
 const queueScrapeTimeout = 2 * time.Second
@@ -99,6 +111,28 @@ func New(pool *pgxpool.Pool, logger *slog.Logger) *Metrics {
 			"Assignment jobs in River's queue that are not final, by state (fleet-wide).", []string{"state"}, nil)})
 	}
 
+	// River's metrics: otelriver records them on an OpenTelemetry meter
+	// whose reader is the Prometheus exporter, registered in reg. Scope
+	// labels and target_info are left out: they would repeat the same
+	// constants on every series.
+	exporter, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
+	if err != nil {
+		// Only a name clash within reg fails here: a programming error,
+		// like MustRegister's.
+		panic(fmt.Sprintf("metrics: registering River's exporter: %v", err))
+	}
+	provider := sdkmetric.NewMeterProvider(
+		sdkmetric.WithReader(exporter),
+		sdkmetric.WithView(sdkmetric.NewView(
+			sdkmetric.Instrument{Name: "river.*duration*", Kind: sdkmetric.InstrumentKindHistogram},
+			sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: riverBuckets}},
+		)),
+	)
+	m.river = otelriver.NewMiddleware(&otelriver.MiddlewareConfig{
+		DurationUnit:   "s",
+		MeterProvider:  provider,
+		TracerProvider: tracenoop.NewTracerProvider(), // metrics only: no spans
+	})
 	return m
 }
 
@@ -123,6 +157,12 @@ func (m *Metrics) Waited(d time.Duration) {
 	m.waited.Add(d.Seconds())
 	m.waits.Inc()
 }
+
+// RiverPlugins are for river.Config.Plugins: otelriver's middleware, which
+// records jobs worked and inserted, and, as a hook, River's fetch metrics.
+// (Installed through river.Config.Middleware instead, River would skip its
+// hook side.)
+func (m *Metrics) RiverPlugins() []rivertype.Plugin { return []rivertype.Plugin{m.river} }
 
 // Handler serves the registry in Prometheus's text format. A metric that cannot be collected is logged and left out;
 // promhttp_metric_handler_errors_total counts such scrapes.

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/graph"
@@ -100,8 +101,17 @@ func find(t *testing.T, series map[string]float64, name string, labels ...string
 	return series[found[0]]
 }
 
+type pingArgs struct{}
+
+func (pingArgs) Kind() string { return "metrics_test_ping" }
+
+type pingWorker struct{ river.WorkerDefaults[pingArgs] }
+
+func (pingWorker) Work(context.Context, *river.Job[pingArgs]) error { return nil }
+
 // TestScrape serves a worker's metrics over HTTP after the domain hooks
-// were called; every family must be in the one scrape.
+// were called and a real River client, with RiverPlugins, worked a job on
+// the test database; every family must be in the one scrape.
 func TestScrape(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -119,6 +129,40 @@ func TestScrape(t *testing.T) {
 	m.Waited(1500 * time.Millisecond)
 	m.Waited(500 * time.Millisecond)
 
+	// A real River client works one job through otelriver.
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &pingWorker{})
+	client, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
+		Workers:           workers,
+		Plugins:           m.RiverPlugins(),
+		FetchPollInterval: 100 * time.Millisecond,
+		Logger:            slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	completed, cancelSub := client.Subscribe(river.EventKindJobCompleted)
+	defer cancelSub()
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_ = client.Stop(sctx)
+	}()
+	if _, err := client.Insert(ctx, pingArgs{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-completed:
+		if ev.Job.Kind != (pingArgs{}).Kind() {
+			t.Fatalf("completed %s, want the ping", ev.Job.Kind)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("River did not work the job in 30s")
+	}
 	// Assignment rows waiting an hour: the queue depth counts them.
 	ic, err := jobs.NewInsertClient(db.Pool)
 	if err != nil {
@@ -130,7 +174,7 @@ func TestScrape(t *testing.T) {
 		}
 	}
 
-	_, s := scrape(t, srv.URL)
+	body, s := scrape(t, srv.URL)
 
 	t.Run("Bulkassign", func(t *testing.T) {
 		for _, c := range []struct {
@@ -175,6 +219,40 @@ func TestScrape(t *testing.T) {
 			"promhttp_metric_handler_errors_total"} {
 			if !has(s, name) {
 				t.Errorf("the scrape lacks %s", name)
+			}
+		}
+	})
+
+	t.Run("River", func(t *testing.T) {
+		kind := `kind="` + (pingArgs{}).Kind() + `"`
+		if got := find(t, s, "river_work_count_total", kind, `status="ok"`, `queue="default"`, `attempt="1"`); got != 1 {
+			t.Errorf("river_work_count_total for the ping = %v, want 1", got)
+		}
+		if got := find(t, s, "river_work_duration_histogram_seconds_count", kind); got != 1 {
+			t.Errorf("river_work_duration_histogram_seconds_count = %v, want 1", got)
+		}
+		// Our seconds buckets, not OpenTelemetry's millisecond defaults.
+		if got := find(t, s, "river_work_duration_histogram_seconds_bucket", kind, `le="60"`); got != 1 {
+			t.Errorf("river_work_duration_histogram_seconds_bucket{le=60} = %v, want 1", got)
+		}
+		find(t, s, "river_work_duration_seconds", kind)
+		if got := find(t, s, "river_insert_count_total", `status="ok"`, `unique_skipped_as_duplicate="false"`); got != 1 {
+			t.Errorf("river_insert_count_total = %v, want 1 (the ping; the rows came through another client)", got)
+		}
+		for _, name := range []string{"river_insert_many_count_total", "river_insert_many_duration_seconds",
+			"river_insert_many_duration_histogram_seconds_count",
+			// The hook side of otelriver: River calls it only for Plugins.
+			"river_job_get_available_duration_seconds_count", "river_job_get_available_count_count"} {
+			if !has(s, name) {
+				t.Errorf("the scrape lacks %s", name)
+			}
+		}
+		if got := find(t, s, "river_job_get_available_duration_seconds_bucket", `queue="default"`, `le="0.001"`); got < 0 {
+			t.Errorf("no seconds buckets on river_job_get_available_duration_seconds")
+		}
+		for _, unwanted := range []string{"otel_scope_name", "target_info"} {
+			if strings.Contains(body, unwanted) {
+				t.Errorf("the scrape carries %s", unwanted)
 			}
 		}
 	})
