@@ -27,12 +27,15 @@ import (
 	"github.com/bulkassign/bulkassign/internal/testenv"
 )
 
+// httpClient bounds a scrape: a hung handler fails the test, not the run.
+var httpClient = &http.Client{Timeout: 30 * time.Second}
+
 // scrape GETs url over HTTP, checks the body parses as Prometheus's text
 // format, and returns it with its series → value ("name{labels}" as
 // written, labels sorted by name).
 func scrape(t *testing.T, url string) (string, map[string]float64) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := httpClient.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
