@@ -15,6 +15,7 @@ import (
 	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/httpapi"
 	"github.com/bulkassign/bulkassign/internal/jobs"
+	"github.com/bulkassign/bulkassign/internal/metrics"
 	"github.com/bulkassign/bulkassign/internal/ratelimit"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
@@ -98,7 +99,7 @@ type WorkerRuntime struct {
 	Logger *slog.Logger
 	Deps   *jobs.Deps
 	// Metrics are served at /metrics.
-	Metrics *httpapi.Metrics
+	Metrics *metrics.Metrics
 	// Schedule tunes the schedule tick; tests shorten it and set its clock
 	// before Run.
 	Schedule jobs.ScheduleConfig
@@ -110,7 +111,7 @@ type WorkerRuntime struct {
 
 // NewWorkerRuntime wires the worker's parts.
 func NewWorkerRuntime(pool *pgxpool.Pool, tokens graph.TokenSource, gcfg config.Graph, wcfg config.Worker, logger *slog.Logger) (*WorkerRuntime, error) {
-	m := httpapi.NewMetrics(pool)
+	m := metrics.New(pool, logger.With("component", "metrics"))
 	gc, err := newGraphClient(gcfg, tokens, m.ObserveGraph)
 	if err != nil {
 		return nil, err
@@ -172,6 +173,7 @@ func (r *WorkerRuntime) Run(ctx context.Context) error {
 			r.registerOps(w) // ops.go: the revert worker
 		},
 		PeriodicJobs: []*river.PeriodicJob{jobs.NewScheduleTick(r.Schedule)},
+		Plugins:      r.Metrics.RiverPlugins(),
 	})
 	if err != nil {
 		return err
@@ -182,7 +184,7 @@ func (r *WorkerRuntime) Run(ctx context.Context) error {
 	// Listen before working rows: a taken port stops the worker at start.
 	if r.cfg.HTTPAddr != "" {
 		srv, err := httpapi.Start(httpapi.Config{Addr: r.cfg.HTTPAddr, User: r.cfg.HTTPUser, Password: r.cfg.HTTPPassword,
-			Pool: r.Pool, River: client, Metrics: r.Metrics, Logger: r.Logger.With("component", "http")})
+			Pool: r.Pool, River: client, Metrics: r.Metrics.Handler(), Logger: r.Logger.With("component", "http")})
 		if err != nil {
 			return err
 		}

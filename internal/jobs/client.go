@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // ClientConfig sets up a working River client.
@@ -27,6 +28,8 @@ type ClientConfig struct {
 	// Extra workers and periodic jobs (revert, schedules) are added here.
 	Register     func(*river.Workers)
 	PeriodicJobs []*river.PeriodicJob
+	// Plugins are River hooks and middleware together (metrics).
+	Plugins []rivertype.Plugin
 }
 
 // NewClient returns a River client that works assignment rows with w.
@@ -62,6 +65,7 @@ func NewClient(pool *pgxpool.Pool, w *AssignWorker, cfg ClientConfig) (*river.Cl
 		FetchPollInterval:    cfg.FetchPollInterval,
 		PeriodicJobs:         append([]*river.PeriodicJob{newSweepJob()}, cfg.PeriodicJobs...),
 		Logger:               logger,
+		Plugins:              cfg.Plugins,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("error creating River client: %w", err)
