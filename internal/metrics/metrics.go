@@ -145,11 +145,11 @@ func (m *Metrics) ObserveGraph(r *graph.Response) {
 	if r.StatusCode != 0 {
 		code = strconv.Itoa(r.StatusCode)
 	}
-	m.calls.WithLabelValues(r.Op, code).Inc()
+	m.calls.WithLabelValues(string(r.Op), code).Inc()
 	if r.StatusCode == http.StatusTooManyRequests {
-		m.throttled.WithLabelValues(r.Op).Inc()
+		m.throttled.WithLabelValues(string(r.Op)).Inc()
 	}
-	m.latency.WithLabelValues(r.Op).Observe(r.Duration.Seconds())
+	m.latency.WithLabelValues(string(r.Op)).Observe(r.Duration.Seconds())
 }
 
 // Waited is jobs.Deps.OnWait.
