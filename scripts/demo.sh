@@ -11,6 +11,9 @@ mkdir -p "$demo" bin
 
 base=$(bash scripts/postgres.sh)
 db=bulkassign_demo
+# The demo owns this database: every run drops it and starts afresh. Say so
+# before doing it (the host only: the URL may hold a password).
+echo "== dropping database $db on ${base##*@} if it exists, and creating it again (anything in it is lost)"
 psql "$base/postgres" -qX -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
 export DATABASE_URL="$base/$db?sslmode=disable"
 

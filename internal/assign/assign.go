@@ -340,31 +340,6 @@ func (s Spec) Key() string {
 	return s.ConfigurationID + "|" + string(s.Path) + "|" + s.Target.Key()
 }
 
-// Status is where a row stands. The last four are final.
-type Status string
-
-const (
-	StatusQueued          Status = "queued"
-	StatusRunning         Status = "running"
-	StatusRetrying        Status = "retrying"
-	StatusCreated         Status = "created"
-	StatusAlreadyAssigned Status = "already_assigned"
-	StatusFailed          Status = "failed"
-	StatusCanceled        Status = "canceled"
-)
-
-// Statuses lists every status, non-final first.
-var Statuses = []Status{StatusQueued, StatusRunning, StatusRetrying, StatusCreated, StatusAlreadyAssigned, StatusFailed, StatusCanceled}
-
-// Final reports whether no more work will be done for a row in this status.
-func (s Status) Final() bool {
-	switch s {
-	case StatusCreated, StatusAlreadyAssigned, StatusFailed, StatusCanceled:
-		return true
-	}
-	return false
-}
-
 // NewID returns a random (version 4) GUID in canonical form: batch ids and
 // client-request-ids.
 func NewID() string {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/batchop"
 	"github.com/bulkassign/bulkassign/internal/intake"
 	"github.com/bulkassign/bulkassign/internal/jobs"
@@ -200,7 +201,7 @@ func TestRevert(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !slices.Equal(res.Queued, []int{1, 2}) || res.AlreadyAssigned != 1 || res.InDoubt != 1 ||
-			res.Reverts.Total() != 2 || res.Reverts[store.RevertQueued] != 2 {
+			res.Reverts.Total() != 2 || res.Reverts[assign.RevertQueued] != 2 {
 			t.Fatalf("revert: %+v, want rows 1 and 2 queued, 1 already assigned, 1 in doubt", res)
 		}
 		if n := b.jobs(t, revertKind, "available"); n != 2 {

@@ -38,11 +38,11 @@ func enqueueBatches(ctx context.Context, env *Env, args []string) error {
 		rw := newRecordWriter(env.Stdout, *format, batchColumns)
 		for _, s := range list {
 			c, r := s.Counts, s.Reverts
-			pending := r[store.RevertQueued] + r[store.RevertRunning] + r[store.RevertRetrying]
+			pending := r[assign.RevertQueued] + r[assign.RevertRunning] + r[assign.RevertRetrying]
 			err := rw.write([]any{s.ID, s.Source, s.CreatedAt.UTC(), s.RowCount, s.DuplicateRows,
 				c[assign.StatusQueued], c[assign.StatusRunning], c[assign.StatusRetrying], c[assign.StatusCreated],
 				c[assign.StatusAlreadyAssigned], c[assign.StatusFailed], c[assign.StatusCanceled],
-				pending, r[store.RevertReverted], r[store.RevertFailed], r[store.RevertCanceled]})
+				pending, r[assign.RevertReverted], r[assign.RevertFailed], r[assign.RevertCanceled]})
 			if err != nil {
 				return err
 			}
@@ -56,7 +56,7 @@ func enqueueBatches(ctx context.Context, env *Env, args []string) error {
 		pending := c[assign.StatusQueued] + c[assign.StatusRunning] + c[assign.StatusRetrying]
 		reverted := "-"
 		if s.Reverts.Total() > 0 {
-			reverted = fmt.Sprintf("%d/%d", s.Reverts[store.RevertReverted], s.Reverts.Total())
+			reverted = fmt.Sprintf("%d/%d", s.Reverts[assign.RevertReverted], s.Reverts.Total())
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", s.ID, s.CreatedAt.Local().Format("2006-01-02 15:04:05"),
 			s.RowCount, pending, c[assign.StatusCreated], c[assign.StatusAlreadyAssigned], c[assign.StatusFailed],

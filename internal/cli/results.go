@@ -120,7 +120,7 @@ func checkFormat(flagName, f string) error {
 }
 
 func revertLabel(r *store.ExportRow) string {
-	if r.RevertStatus == store.RevertNone {
+	if r.RevertStatus == assign.RevertNone {
 		return ""
 	}
 	s := string(r.RevertStatus)

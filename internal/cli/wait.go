@@ -154,10 +154,10 @@ func batchProgress(c store.StatusCounts) progress {
 
 func revertProgress(c store.RevertCounts) progress {
 	p := progress{total: c.Total(), done: c.Final(), parts: []part{
-		{"reverted", "reverted", c[store.RevertReverted]},
-		{"failed", "failed", c[store.RevertFailed]},
+		{"reverted", "reverted", c[assign.RevertReverted]},
+		{"failed", "failed", c[assign.RevertFailed]},
 	}}
-	if n := c[store.RevertCanceled]; n > 0 {
+	if n := c[assign.RevertCanceled]; n > 0 {
 		p.parts = append(p.parts, part{"canceled", "canceled", n})
 	}
 	return p
@@ -254,7 +254,7 @@ func batchOutcome(b *store.Batch, c store.StatusCounts, rc store.RetryCounts) er
 
 // revertOutcome is nil when every queued revert ended reverted.
 func revertOutcome(b *store.Batch, c store.RevertCounts) error {
-	failed, canceled := c[store.RevertFailed], c[store.RevertCanceled]
+	failed, canceled := c[assign.RevertFailed], c[assign.RevertCanceled]
 	if failed+canceled == 0 {
 		return nil
 	}
@@ -275,7 +275,7 @@ func writeRevertSummary(w io.Writer, b *store.Batch, c store.RevertCounts, took 
 // writeRevertCounts prints one line per revert status, then the total.
 func writeRevertCounts(w io.Writer, c store.RevertCounts) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	for _, s := range store.RevertStatuses {
+	for _, s := range assign.RevertStatuses {
 		fmt.Fprintf(tw, "revert %s\t%d\t\n", s, c[s])
 	}
 	fmt.Fprintf(tw, "%s\t%d\t\n", strings.Repeat("-", 16), c.Total())

@@ -6,6 +6,7 @@ package config
 import (
 	"encoding/base64"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -264,14 +265,28 @@ func get(env Env, k, def string) string {
 	return def
 }
 
+// Bounds of a rate setting: 0 turns the limit off; otherwise at least one
+// request in about 17 minutes (a slower rate overflows the waits computed
+// from it) and at most 10,000 a second.
+const (
+	minRate = 0.001
+	maxRate = 10000
+)
+
+// float reads a rate in requests per second. NaN and the infinities are
+// refused with the rest: the rate feeds the fleet's shared token bucket,
+// which one NaN would poison for every worker.
 func float(env Env, k string, def float64) (float64, error) {
 	v := get(env, k, "")
 	if v == "" {
 		return def, nil
 	}
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < 0 || f > 10000 {
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, &Error{k, fmt.Sprintf("%q is not a number of requests per second (0 turns the limit off)", v)}
+	}
+	if f != 0 && (f < minRate || f > maxRate) {
+		return 0, &Error{k, fmt.Sprintf("%q is out of range: want 0 (no limit) or %g to %g requests per second", v, float64(minRate), float64(maxRate))}
 	}
 	return f, nil
 }

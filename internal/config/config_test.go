@@ -136,3 +136,60 @@ func TestLoadDelegated(t *testing.T) {
 		t.Fatalf("LoadDelegated without client id: %v, want an AZURE_CLIENT_ID error", err)
 	}
 }
+
+// TestRatesRefuseNaNInfAndOutOfRange covers every float setting: each bad
+// value is one line naming the variable (the command exits 2), and a NaN
+// never reaches the fleet's token bucket.
+func TestRatesRefuseNaNInfAndOutOfRange(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"GRAPH_WRITE_RATE", "GRAPH_READ_RATE"} {
+		for _, tc := range []struct {
+			value string
+			want  float64 // when ok
+			ok    bool
+		}{
+			{"0", 0, true},
+			{"2.5", 2.5, true},
+			{" 7 ", 7, true},
+			{"0.001", 0.001, true},
+			{"10000", 10000, true},
+			{"1e4", 10000, true},
+			{"NaN", 0, false},
+			{"nan", 0, false},
+			{"Inf", 0, false},
+			{"+Inf", 0, false},
+			{"-Inf", 0, false},
+			{"infinity", 0, false},
+			{"1e400", 0, false},
+			{"-1e400", 0, false},
+			{"-1", 0, false},
+			{"-0.5", 0, false},
+			{"10000.5", 0, false},
+			{"0x1p-1074", 0, false}, // 5e-324: 1/rate overflows a time.Duration
+			{"0.0001", 0, false},
+			{"five", 0, false},
+		} {
+			t.Run(v+"="+tc.value, func(t *testing.T) {
+				w, err := config.LoadWorker(config.MapEnv(map[string]string{v: tc.value}))
+				got := w.WriteRate
+				if v == "GRAPH_READ_RATE" {
+					got = w.ReadRate
+				}
+				if tc.ok {
+					if err != nil || got != tc.want {
+						t.Fatalf("%s=%q: %v, %v; want %v", v, tc.value, got, err, tc.want)
+					}
+					return
+				}
+				var ce *config.Error
+				if !errors.As(err, &ce) || ce.Var != v {
+					t.Fatalf("%s=%q: rate %v, err %v; want a *config.Error naming %s", v, tc.value, got, err, v)
+				}
+				msg := err.Error()
+				if strings.Contains(msg, "\n") || !strings.HasPrefix(msg, v+": \""+strings.TrimSpace(tc.value)+"\" ") {
+					t.Fatalf("%s=%q: message %q, want one line quoting the value", v, tc.value, msg)
+				}
+			})
+		}
+	}
+}

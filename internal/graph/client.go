@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -23,6 +24,8 @@ import (
 	"time"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/backoff"
+	"github.com/bulkassign/bulkassign/internal/text"
 )
 
 // TokenSource hands out access tokens for Graph.
@@ -147,8 +150,8 @@ func (c *Client) Origin() string { return c.base.Scheme + "://" + c.base.Host }
 // Response is one Graph exchange reduced to what decides its fate.
 type Response struct {
 	Method          string
-	Op              string // "list", "create", "delete"
-	StatusCode      int    // 0 when no response arrived
+	Op              Op
+	StatusCode      int // 0 when no response arrived
 	RequestID       string
 	ClientRequestID string
 	RetryAfter      time.Duration // -1 when Graph sent none
@@ -157,8 +160,32 @@ type Response struct {
 	Claims          string // claims challenge from WWW-Authenticate, if any
 	Err             error  // transport or token error
 	Sent            bool   // the request was written to the wire (a create may have applied)
-	Renewed         bool   // a 401 was answered by renewing the token once
-	Duration        time.Duration
+	// Held is set when the request was never sent because the caller's
+	// wait (the fleet's limit) declined or was interrupted.
+	Held     *Hold
+	Duration time.Duration
+}
+
+// Hold says why a request was held back before it left.
+type Hold struct {
+	// Delay is when the limit expects to admit it; 0 when unknown (a
+	// shutdown).
+	Delay time.Duration
+}
+
+// delayer is implemented by wait errors that know when to come back
+// (ratelimit.WaitTooLongError).
+type delayer interface{ RetryDelay() time.Duration }
+
+// NotSent is the Response of a request of op held back by err, the error
+// of the caller's wait: nothing reached Graph.
+func NotSent(method string, op Op, err error) *Response {
+	h := &Hold{}
+	var d delayer
+	if errors.As(err, &d) {
+		h.Delay = max(d.RetryDelay(), 0)
+	}
+	return &Response{Method: method, Op: op, Err: err, Held: h, RetryAfter: -1}
 }
 
 // Error describes a failed exchange without any secret in it.
@@ -190,24 +217,37 @@ type Assignment struct {
 // maxBody bounds what is read of any answer.
 const maxBody = 16 << 20
 
+// MaxPages bounds the pages of one list: at Graph's page sizes it is far
+// more assignments than a configuration can hold, and it stops a
+// @odata.nextLink chain that never ends.
+const MaxPages = 1000
+
 // ListAssignments reads every assignment on a configuration path, following
 // @odata.nextLink. wait, when set, is called before each page (the read
 // limit). Targets of types bulkassign does not know are skipped.
 func (c *Client) ListAssignments(ctx context.Context, cfgID string, p assign.Path, wait func(context.Context) error) ([]Assignment, *Response) {
 	next := c.base.String() + p.AssignmentsPath(cfgID)
 	var out []Assignment
-	for next != "" {
+	seen := map[string]bool{}
+	for pages := 0; next != ""; pages++ {
+		if pages == MaxPages || seen[next] {
+			// A chain that loops (or never ends) is a Graph fault: retrying
+			// later may find it mended.
+			return nil, &Response{Method: http.MethodGet, Op: OpList, RetryAfter: -1,
+				Err: fmt.Errorf("@odata.nextLink chain loops or exceeds %d pages", MaxPages)}
+		}
+		seen[next] = true
 		if wait != nil {
 			if err := wait(ctx); err != nil {
-				return nil, &Response{Method: http.MethodGet, Op: "list", Err: err, RetryAfter: -1}
+				return nil, NotSent(http.MethodGet, OpList, err)
 			}
 		}
 		u, err := url.Parse(next)
 		if err != nil || u.Scheme+"://"+u.Host != c.Origin() {
 			// Never send the token to a host other than Graph's.
-			return nil, &Response{Method: http.MethodGet, Op: "list", RetryAfter: -1, Err: fmt.Errorf("@odata.nextLink %q leaves %s", next, c.Origin())}
+			return nil, &Response{Method: http.MethodGet, Op: OpList, RetryAfter: -1, Err: fmt.Errorf("@odata.nextLink leaves %s", c.Origin())}
 		}
-		resp, body := c.do(ctx, http.MethodGet, "list", next, nil, "")
+		resp, body := c.do(ctx, http.MethodGet, OpList, next, nil, "")
 		if resp.StatusCode != http.StatusOK {
 			return nil, resp
 		}
@@ -242,9 +282,9 @@ func (c *Client) CreateAssignment(ctx context.Context, cfgID string, p assign.Pa
 		Target    assign.Target `json:"target"`
 	}{"#microsoft.graph.deviceConfigurationAssignment", t})
 	if err != nil {
-		return nil, &Response{Method: http.MethodPost, Op: "create", Err: err, RetryAfter: -1}
+		return nil, &Response{Method: http.MethodPost, Op: OpCreate, Err: err, RetryAfter: -1}
 	}
-	resp, rb := c.do(ctx, http.MethodPost, "create", c.base.String()+p.AssignmentsPath(cfgID), body, clientRequestID)
+	resp, rb := c.do(ctx, http.MethodPost, OpCreate, c.base.String()+p.AssignmentsPath(cfgID), body, clientRequestID)
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
 		return nil, resp
 	}
@@ -261,12 +301,12 @@ func (c *Client) CreateAssignment(ctx context.Context, cfgID string, p assign.Pa
 
 // DeleteAssignment removes one assignment.
 func (c *Client) DeleteAssignment(ctx context.Context, cfgID string, p assign.Path, assignmentID, clientRequestID string) *Response {
-	resp, _ := c.do(ctx, http.MethodDelete, "delete", c.base.String()+p.AssignmentsPath(cfgID)+"/"+url.PathEscape(assignmentID), nil, clientRequestID)
+	resp, _ := c.do(ctx, http.MethodDelete, OpDelete, c.base.String()+p.AssignmentsPath(cfgID)+"/"+url.PathEscape(assignmentID), nil, clientRequestID)
 	return resp
 }
 
 // do sends one request, renewing the token once on 401.
-func (c *Client) do(ctx context.Context, method, op, u string, body []byte, clientRequestID string) (*Response, []byte) {
+func (c *Client) do(ctx context.Context, method string, op Op, u string, body []byte, clientRequestID string) (*Response, []byte) {
 	if clientRequestID == "" {
 		clientRequestID = NewRequestID()
 	}
@@ -275,12 +315,11 @@ func (c *Client) do(ctx context.Context, method, op, u string, body []byte, clie
 		// A token can be revoked long before it expires (continuous access
 		// evaluation): renew it, bypassing the cache, once.
 		resp, rb = c.send(ctx, method, op, u, body, clientRequestID, TokenOptions{Fresh: true, Claims: resp.Claims})
-		resp.Renewed = true
 	}
 	return resp, rb
 }
 
-func (c *Client) send(ctx context.Context, method, op, u string, body []byte, clientRequestID string, topts TokenOptions) (*Response, []byte) {
+func (c *Client) send(ctx context.Context, method string, op Op, u string, body []byte, clientRequestID string, topts TokenOptions) (*Response, []byte) {
 	start := time.Now()
 	resp := &Response{Method: method, Op: op, ClientRequestID: clientRequestID, RetryAfter: -1}
 	defer func() {
@@ -292,8 +331,12 @@ func (c *Client) send(ctx context.Context, method, op, u string, body []byte, cl
 	token, err := c.opts.Tokens.Token(ctx, topts)
 	if err != nil {
 		resp.Err = fmt.Errorf("%w: %w", ErrTokenAcquisition, err)
+		if ctx.Err() != nil {
+			resp.Held = &Hold{} // shutting down before the request left
+		}
 		return resp, nil
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { resp.Sent = true }})
@@ -317,13 +360,16 @@ func (c *Client) send(ctx context.Context, method, op, u string, body []byte, cl
 	hr, err := c.http.Do(req)
 	if err != nil {
 		resp.Err = scrubURLError(err)
+		if !resp.Sent && parent.Err() != nil {
+			resp.Held = &Hold{} // shutting down before the request left
+		}
 		return resp, nil
 	}
 	defer hr.Body.Close()
 	resp.StatusCode = hr.StatusCode
-	resp.RequestID = hr.Header.Get("request-id")
+	resp.RequestID = text.Short(hr.Header.Get("request-id"))
 	if id := hr.Header.Get("client-request-id"); id != "" {
-		resp.ClientRequestID = id
+		resp.ClientRequestID = text.Short(id)
 	}
 	resp.RetryAfter = ParseRetryAfter(hr.Header.Get("Retry-After"), time.Now())
 	rb, err := io.ReadAll(io.LimitReader(hr.Body, maxBody))
@@ -366,13 +412,9 @@ func parseError(b []byte) (code, msg string) {
 		} `json:"error"`
 	}
 	if json.Unmarshal(b, &e) == nil && e.Error.Code != "" {
-		return e.Error.Code, e.Error.Message
+		return text.Short(e.Error.Code), text.Message(e.Error.Message)
 	}
-	s := strings.TrimSpace(string(b))
-	if len(s) > 300 {
-		s = s[:300]
-	}
-	return "", s
+	return "", text.Bound(strings.TrimSpace(string(b)), 300)
 }
 
 func innerRequestID(b []byte) string {
@@ -384,23 +426,37 @@ func innerRequestID(b []byte) string {
 		} `json:"error"`
 	}
 	_ = json.Unmarshal(b, &e)
-	return e.Error.Inner.RequestID
+	return text.Short(e.Error.Inner.RequestID)
 }
 
-// ParseRetryAfter reads a Retry-After header in seconds or as an HTTP date.
-// It returns -1 when the header is absent or unreadable.
+// MaxRetryAfter caps what a Retry-After may ask for (backoff.MaxWait):
+// Intune's windows are 20 s long; a server asking for more (a date in year
+// 9999, a misconfigured proxy) is answered by trying again after the cap,
+// which costs at most one more 429, instead of pausing the fleet for ever.
+const MaxRetryAfter = backoff.MaxWait
+
+// ParseRetryAfter reads a Retry-After header in seconds or as an HTTP date,
+// clamped to [0, MaxRetryAfter]. It returns -1 when the header is absent or
+// unreadable.
 func ParseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return -1
 	}
 	if n, err := strconv.ParseFloat(v, 64); err == nil {
-		if n < 0 {
+		if n < 0 || math.IsNaN(n) {
 			return -1
+		}
+		if n >= MaxRetryAfter.Seconds() {
+			return MaxRetryAfter
 		}
 		return time.Duration(n * float64(time.Second))
 	}
 	if t, err := http.ParseTime(v); err == nil {
+		// Compare before subtracting: Sub saturates, but say so plainly.
+		if t.After(now.Add(MaxRetryAfter)) {
+			return MaxRetryAfter
+		}
 		return max(t.Sub(now), 0)
 	}
 	return -1

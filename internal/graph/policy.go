@@ -3,17 +3,32 @@ package graph
 import (
 	"errors"
 	"net/http"
+	"time"
 )
 
-// Action is what the worker does with a Graph answer.
+// Op is the Graph operation a request performs; the same status means
+// different things for different operations (a 404 on a delete means the
+// assignment is already gone, on a list that the configuration does not
+// exist).
+type Op string
+
+const (
+	OpList   Op = "list"
+	OpCreate Op = "create"
+	OpDelete Op = "delete"
+)
+
+// Action is what the caller does with a Graph answer.
 type Action string
 
 const (
-	// Succeed: the request did what was asked.
+	// Succeed: the request did what was asked (or the state it asked for
+	// already holds).
 	Succeed Action = "succeed"
 	// Fail: Graph refused for good; the row ends failed with Graph's code.
 	Fail Action = "fail"
 	// Reconcile: the state is unclear (409); re-read the list and decide.
+	// It spends an attempt like Retry.
 	Reconcile Action = "reconcile"
 	// Throttle: wait (Retry-After, else backoff) without using an attempt,
 	// and slow the whole fleet.
@@ -21,40 +36,60 @@ const (
 	// Retry: a transient failure; retry with backoff, using an attempt. For
 	// a create, Ambiguous says it may have applied: re-read before re-posting.
 	Retry Action = "retry"
+	// Wait: the request was never sent because the fleet's limit (or a
+	// shutdown) held it back; come back later without using an attempt.
+	Wait Action = "wait"
 )
 
 // Rule is one row of the response policy.
 type Rule struct {
-	// Status is the HTTP status; 0 means no answer (transport error).
+	// Op is the operation the row is for; "" is every operation.
+	Op Op
+	// Status is the HTTP status; 0 means no answer (transport error),
+	// and statusNotSent a request held back before it left.
 	Status int
 	Action Action
-	// Ambiguous, for a create, means the create may have been applied.
+	// Ambiguous, for a create or delete, means it may have been applied.
 	Ambiguous bool
+	// Gone says the object addressed does not exist: a list or create on
+	// a configuration that is not there (every row on that path fails the
+	// same way, so callers may remember it).
+	Gone bool
 	// Why is recorded with failures and shown in the README's table.
 	Why string
 }
 
-// Policy is the whole response policy, in one place. The worker consults it
-// through Classify; statuses not listed fall back to the 4xx/5xx rows.
+// statusNotSent is the pseudo-status of a request that was held back by
+// the fleet's limit or a shutdown: nothing reached Graph.
+const statusNotSent = -1
+
+// Policy is the whole response policy, in one place: every answer of every
+// operation is one row. Rows with an Op come before the rows for every
+// operation; statuses not listed fall back to the 2xx/4xx/5xx rows.
 var Policy = []Rule{
+	{Op: OpList, Status: 200, Action: Succeed, Why: "listed"},
+	{Op: OpList, Status: 404, Action: Fail, Gone: true, Why: "not found: the configuration (or path) does not exist"},
+	{Op: OpCreate, Status: 201, Action: Succeed, Why: "created"},
+	{Op: OpCreate, Status: 404, Action: Fail, Gone: true, Why: "not found: the configuration (or path) does not exist"},
+	{Op: OpDelete, Status: 204, Action: Succeed, Why: "deleted"},
+	{Op: OpDelete, Status: 404, Action: Succeed, Why: "already gone: deleted before, or by someone else"},
 	{Status: 200, Action: Succeed, Why: "ok"},
-	{Status: 201, Action: Succeed, Why: "created"},
-	{Status: 204, Action: Succeed, Why: "deleted"},
 	{Status: 400, Action: Fail, Why: "Graph rejected the request"},
 	{Status: 401, Action: Fail, Why: "authentication failed again after renewing the token"},
 	{Status: 403, Action: Fail, Why: "permission denied: the app or user needs DeviceManagementConfiguration.ReadWrite.All"},
-	{Status: 404, Action: Fail, Why: "not found: the configuration (or path) does not exist"},
 	{Status: 405, Action: Fail, Why: "method not allowed on this path"},
 	{Status: 409, Action: Reconcile, Ambiguous: true, Why: "conflict: re-read the assignments and decide"},
 	{Status: 429, Action: Throttle, Why: "throttled"},
 	{Status: 500, Action: Retry, Ambiguous: true, Why: "Graph internal error"},
 	{Status: 502, Action: Retry, Ambiguous: true, Why: "bad gateway"},
 	{Status: 503, Action: Retry, Ambiguous: true, Why: "service unavailable"},
-	{Status: 504, Action: Retry, Ambiguous: true, Why: "gateway timeout: the create may have applied"},
+	{Status: 504, Action: Retry, Ambiguous: true, Why: "gateway timeout: the request may have applied"},
 	{Status: 0, Action: Retry, Ambiguous: true, Why: "no answer (timeout or connection lost)"},
+	{Status: statusNotSent, Action: Wait, Why: "not sent: waiting for the fleet's rate limit"},
 }
 
 var (
+	other2xx = Rule{Action: Succeed, Why: "ok"}
 	other4xx = Rule{Action: Fail, Why: "Graph rejected the request"}
 	other5xx = Rule{Action: Retry, Ambiguous: true, Why: "Graph server error"}
 )
@@ -62,39 +97,51 @@ var (
 // Decision is the policy applied to one Response.
 type Decision struct {
 	Rule
-	// Permanent token failures (a wrong credential, a sign-in that needs a
-	// person) end the row instead of retrying.
+	// SignInAgain: the token could not be had and only a person can fix
+	// it; the row ends instead of retrying.
 	SignInAgain bool
+	// Delay is how long a Wait should last (the limiter's estimate); 0
+	// when unknown.
+	Delay time.Duration
 }
 
-// Classify applies the policy to a response.
+// Classify applies the policy to a response of r.Op.
 func Classify(r *Response) Decision {
-	if r.StatusCode == 0 {
-		if errors.Is(r.Err, ErrSignInAgain) {
-			return Decision{Rule: Rule{Action: Fail, Why: ErrSignInAgain.Error()}, SignInAgain: true}
-		}
-		rule := lookup(0)
+	switch {
+	case r.Err != nil && !r.Sent && r.Held != nil:
+		d := Decision{Rule: lookup(r.Op, statusNotSent)}
+		d.Delay = r.Held.Delay
+		return d
+	case r.Err != nil && errors.Is(r.Err, ErrSignInAgain):
+		return Decision{Rule: Rule{Op: r.Op, Action: Fail, Why: ErrSignInAgain.Error()}, SignInAgain: true}
+	case r.Err != nil || r.StatusCode == 0:
+		// An answer that did not arrive whole is no answer.
+		rule := lookup(r.Op, 0)
 		// A request that never reached the wire cannot have applied.
 		rule.Ambiguous = r.Sent
 		return Decision{Rule: rule}
 	}
-	rule := lookup(r.StatusCode)
-	rule.Status = r.StatusCode
-	return Decision{Rule: rule}
+	return Decision{Rule: lookup(r.Op, r.StatusCode)}
 }
 
-func lookup(status int) Rule {
+func lookup(op Op, status int) Rule {
 	for _, rule := range Policy {
-		if rule.Status == status {
+		if rule.Status == status && (rule.Op == op || rule.Op == "") {
 			return rule
 		}
 	}
+	var r Rule
 	switch {
 	case status >= 200 && status < 300:
-		return Rule{Status: status, Action: Succeed, Why: http.StatusText(status)}
+		r = other2xx
 	case status >= 500:
-		return other5xx
+		r = other5xx
 	default:
-		return other4xx
+		r = other4xx
 	}
+	r.Op, r.Status = op, status
+	if status >= 200 && status < 300 {
+		r.Why = http.StatusText(status)
+	}
+	return r
 }

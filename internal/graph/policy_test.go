@@ -11,6 +11,12 @@ import (
 	"github.com/bulkassign/bulkassign/internal/assign"
 )
 
+// waitTooLong stands for the fleet limiter's error: it knows when to come back.
+type waitTooLong struct{ d time.Duration }
+
+func (w waitTooLong) Error() string             { return "next grant in " + w.d.String() }
+func (w waitTooLong) RetryDelay() time.Duration { return w.d }
+
 // TestClassify is one case per row of the response policy, written out
 // independently of the Policy table so that a change to the table shows here.
 func TestClassify(t *testing.T) {
@@ -20,51 +26,64 @@ func TestClassify(t *testing.T) {
 		resp          Response
 		wantAction    Action
 		wantAmbiguous bool
+		wantGone      bool
 		wantSignIn    bool
 	}{
-		{"201 created", Response{StatusCode: 201}, Succeed, false, false},
-		{"200 ok", Response{StatusCode: 200}, Succeed, false, false},
-		{"204 deleted", Response{StatusCode: 204}, Succeed, false, false},
-		{"400 bad request", Response{StatusCode: 400}, Fail, false, false},
-		{"401 after renewal", Response{StatusCode: 401}, Fail, false, false},
-		{"403 permission", Response{StatusCode: 403}, Fail, false, false},
-		{"404 not found", Response{StatusCode: 404}, Fail, false, false},
-		{"405 method", Response{StatusCode: 405}, Fail, false, false},
-		{"409 conflict", Response{StatusCode: 409}, Reconcile, true, false},
-		{"429 throttled", Response{StatusCode: 429}, Throttle, false, false},
-		{"500 internal", Response{StatusCode: 500}, Retry, true, false},
-		{"502 bad gateway", Response{StatusCode: 502}, Retry, true, false},
-		{"503 unavailable", Response{StatusCode: 503}, Retry, true, false},
-		{"504 gateway timeout", Response{StatusCode: 504}, Retry, true, false},
-		{"other 4xx", Response{StatusCode: 422}, Fail, false, false},
-		{"other 5xx", Response{StatusCode: 507}, Retry, true, false},
-		{"reset after send", Response{Err: errors.New("connection reset"), Sent: true}, Retry, true, false},
-		{"refused before send", Response{Err: errors.New("connection refused")}, Retry, false, false},
-		{"sign in again", Response{Err: fmt.Errorf("%w: %w", ErrTokenAcquisition, ErrSignInAgain)}, Fail, false, true},
-		{"token refused, retryable", Response{Err: fmt.Errorf("%w: sign-in failed: AADSTS90033", ErrTokenAcquisition)}, Retry, false, false},
+		{"list 200", Response{Op: OpList, StatusCode: 200}, Succeed, false, false, false},
+		{"list 404: no such configuration", Response{Op: OpList, StatusCode: 404}, Fail, false, true, false},
+		{"create 201", Response{Op: OpCreate, StatusCode: 201}, Succeed, false, false, false},
+		{"create 404: no such configuration", Response{Op: OpCreate, StatusCode: 404}, Fail, false, true, false},
+		{"delete 204", Response{Op: OpDelete, StatusCode: 204}, Succeed, false, false, false},
+		{"delete 404: already gone", Response{Op: OpDelete, StatusCode: 404}, Succeed, false, false, false},
+		{"create 200", Response{Op: OpCreate, StatusCode: 200}, Succeed, false, false, false},
+		{"400 bad request", Response{Op: OpCreate, StatusCode: 400}, Fail, false, false, false},
+		{"401 after renewal", Response{Op: OpList, StatusCode: 401}, Fail, false, false, false},
+		{"403 permission", Response{Op: OpCreate, StatusCode: 403}, Fail, false, false, false},
+		{"405 method", Response{Op: OpDelete, StatusCode: 405}, Fail, false, false, false},
+		{"409 conflict", Response{Op: OpCreate, StatusCode: 409}, Reconcile, true, false, false},
+		{"429 throttled", Response{Op: OpList, StatusCode: 429}, Throttle, false, false, false},
+		{"500 internal", Response{Op: OpCreate, StatusCode: 500}, Retry, true, false, false},
+		{"502 bad gateway", Response{Op: OpCreate, StatusCode: 502}, Retry, true, false, false},
+		{"503 unavailable", Response{Op: OpDelete, StatusCode: 503}, Retry, true, false, false},
+		{"504 gateway timeout", Response{Op: OpCreate, StatusCode: 504}, Retry, true, false, false},
+		{"other 2xx", Response{Op: OpCreate, StatusCode: 202}, Succeed, false, false, false},
+		{"other 4xx", Response{Op: OpCreate, StatusCode: 422}, Fail, false, false, false},
+		{"other 5xx", Response{Op: OpCreate, StatusCode: 507}, Retry, true, false, false},
+		{"reset after send", Response{Op: OpCreate, Err: errors.New("connection reset"), Sent: true}, Retry, true, false, false},
+		{"refused before send", Response{Op: OpCreate, Err: errors.New("connection refused")}, Retry, false, false, false},
+		{"200 whose body was cut", Response{Op: OpList, StatusCode: 200, Err: errors.New("unexpected EOF"), Sent: true}, Retry, true, false, false},
+		{"held back by the limit", *NotSent("POST", OpCreate, waitTooLong{3 * time.Second}), Wait, false, false, false},
+		{"held back by shutdown", *NotSent("GET", OpList, context.Canceled), Wait, false, false, false},
+		{"sign in again", Response{Op: OpCreate, Err: fmt.Errorf("%w: %w", ErrTokenAcquisition, ErrSignInAgain)}, Fail, false, false, true},
+		{"token refused, retryable", Response{Op: OpCreate, Err: fmt.Errorf("%w: sign-in failed: AADSTS90033", ErrTokenAcquisition)}, Retry, false, false, false},
 	}
+	covered := map[Rule]bool{}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
 			got := Classify(&tt.resp)
-			if got.Action != tt.wantAction || got.Ambiguous != tt.wantAmbiguous || got.SignInAgain != tt.wantSignIn {
-				t.Errorf("Classify(%d, err=%v) = %s ambiguous=%v signIn=%v, want %s ambiguous=%v signIn=%v",
-					tt.resp.StatusCode, tt.resp.Err, got.Action, got.Ambiguous, got.SignInAgain, tt.wantAction, tt.wantAmbiguous, tt.wantSignIn)
+			if got.Action != tt.wantAction || got.Ambiguous != tt.wantAmbiguous || got.Gone != tt.wantGone || got.SignInAgain != tt.wantSignIn {
+				t.Errorf("Classify(%s %d, err=%v) = %s ambiguous=%v gone=%v signIn=%v, want %s ambiguous=%v gone=%v signIn=%v",
+					tt.resp.Op, tt.resp.StatusCode, tt.resp.Err, got.Action, got.Ambiguous, got.Gone, got.SignInAgain,
+					tt.wantAction, tt.wantAmbiguous, tt.wantGone, tt.wantSignIn)
 			}
 			if got.Why == "" {
-				t.Errorf("Classify(%d) has no reason", tt.resp.StatusCode)
+				t.Errorf("Classify(%s %d) has no reason", tt.resp.Op, tt.resp.StatusCode)
+			}
+			for _, r := range Policy {
+				if r.Status == got.Status && r.Action == got.Action && (r.Op == "" || r.Op == tt.resp.Op) && r.Why == got.Why {
+					covered[r] = true
+				}
 			}
 		})
 	}
-	// Every explicit row of the table is covered above.
-	covered := map[int]bool{}
-	for _, tt := range tests {
-		covered[tt.resp.StatusCode] = true
-	}
+	// Every row of the table is exercised above.
 	for _, r := range Policy {
-		if !covered[r.Status] {
-			t.Errorf("policy row for status %d has no test", r.Status)
+		if !covered[r] {
+			t.Errorf("policy row %+v has no test", r)
 		}
+	}
+	if d := Classify(NotSent("POST", OpCreate, fmt.Errorf("wrapped: %w", waitTooLong{3 * time.Second}))); d.Delay != 3*time.Second {
+		t.Errorf("a held request's delay = %s, want 3s", d.Delay)
 	}
 }
 
@@ -83,6 +102,11 @@ func TestParseRetryAfter(t *testing.T) {
 		{"soon", -1},
 		{now.Add(7 * time.Second).Format(http.TimeFormat), 7 * time.Second},
 		{now.Add(-7 * time.Second).Format(http.TimeFormat), 0},
+		// Hostile answers are capped, never negative, never for ever.
+		{"Fri, 31 Dec 9999 23:59:59 GMT", MaxRetryAfter},
+		{"1e300", MaxRetryAfter},
+		{"NaN", -1},
+		{"86400", MaxRetryAfter},
 	}
 	for _, tt := range tests {
 		if got := ParseRetryAfter(tt.in, now); got != tt.want {

@@ -511,7 +511,10 @@ func (s *Server) admitWrite(gc *graphCall) bool {
 	if ok {
 		return true
 	}
-	if !omit {
+	switch {
+	case s.limit.RetryAfter != "":
+		gc.w.Header().Set("Retry-After", s.limit.RetryAfter)
+	case !omit:
 		gc.w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
 	}
 	s.graphError(gc, http.StatusTooManyRequests, "TooManyRequests", "Too many requests: the tenant's write limit for Intune device configuration was exceeded. Retry later.")

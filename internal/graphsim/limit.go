@@ -36,6 +36,9 @@ type Limit struct {
 	// following windows (at most N of it); a bucket goes into debt (at most
 	// Burst tokens below zero).
 	CountRejected bool
+	// RetryAfter, when set, is sent verbatim as every 429's Retry-After
+	// (hostile values such as a date in year 9999, for tests).
+	RetryAfter string
 }
 
 // Enabled reports whether l throttles at all.

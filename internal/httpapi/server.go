@@ -38,9 +38,70 @@ type Config struct {
 	User, Password string
 	Pool           *pgxpool.Pool
 	// River is the worker's client; River UI browses its database.
-	River   *river.Client[pgx.Tx]
-	Metrics *Metrics
+	River *river.Client[pgx.Tx]
+	// Metrics, when set, is served at /metrics (metrics.Metrics.Handler).
+	Metrics http.Handler
 	Logger  *slog.Logger
+	// Limits bound what one client can hold of the server; zero fields
+	// take DefaultLimits'.
+	Limits Limits
+}
+
+// Limits are the server's timeouts and header size limit.
+type Limits struct {
+	// ReadHeaderTimeout: time to send a request's headers.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout: time to send a whole request, headers and body. A
+	// request that announces a body and never sends it is cut off here.
+	ReadTimeout time.Duration
+	// WriteTimeout: from the end of the request's headers to the end of
+	// its response. It bounds the slowest handler: a River UI page on a
+	// large river_job table, or a scrape.
+	WriteTimeout time.Duration
+	// IdleTimeout: how long a kept-alive connection may wait for its next
+	// request.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes: the most a request's headers may take.
+	MaxHeaderBytes int
+}
+
+// DefaultLimits are generous for what the server answers and short for a
+// client that holds a connection open:
+//   - 10 s for headers and 30 s for a whole request: bodies here are River
+//     UI's job actions (a few job IDs as JSON), sent at once;
+//   - 60 s to answer: the queue-depth query of a scrape is capped at 2 s and
+//     Prometheus gives up after its scrape_timeout (10 s by default); River
+//     UI answers with ordinary queries, no streaming or long polling, but a
+//     job list or count over a large river_job table can take seconds;
+//   - 2 min idle between kept-alive requests (a scrape interval fits);
+//   - 64 KiB of headers: basic auth and a browser's usual headers fit many
+//     times over (Go's default is 1 MiB).
+var DefaultLimits = Limits{
+	ReadHeaderTimeout: 10 * time.Second,
+	ReadTimeout:       30 * time.Second,
+	WriteTimeout:      60 * time.Second,
+	IdleTimeout:       2 * time.Minute,
+	MaxHeaderBytes:    64 << 10,
+}
+
+func (l Limits) orDefaults() Limits {
+	d := DefaultLimits
+	if l.ReadHeaderTimeout > 0 {
+		d.ReadHeaderTimeout = l.ReadHeaderTimeout
+	}
+	if l.ReadTimeout > 0 {
+		d.ReadTimeout = l.ReadTimeout
+	}
+	if l.WriteTimeout > 0 {
+		d.WriteTimeout = l.WriteTimeout
+	}
+	if l.IdleTimeout > 0 {
+		d.IdleTimeout = l.IdleTimeout
+	}
+	if l.MaxHeaderBytes > 0 {
+		d.MaxHeaderBytes = l.MaxHeaderBytes
+	}
+	return d
 }
 
 // Server is a running HTTP server.
@@ -90,17 +151,17 @@ func Start(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if err := ready(r.Context(), cfg.Pool); err != nil {
+			// The client gets the public reason only: pgx's errors name
+			// the database user, database and host.
+			logger.Warn("not ready", "error", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, "not ready:", err)
+			fmt.Fprintln(w, "not ready:", publicReason(err))
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	})
 	if cfg.Metrics != nil {
-		cfg.Metrics.Registry.OnError = func(name string, err error) {
-			logger.Warn("metric left out of the scrape", "metric", name, "error", err)
-		}
-		mux.Handle("GET /metrics", cfg.Metrics.Registry)
+		mux.Handle("GET /metrics", cfg.Metrics)
 	}
 
 	uiCtx, stopUI := context.WithCancel(context.Background())
@@ -130,9 +191,18 @@ func Start(cfg Config) (*Server, error) {
 		stopUI()
 		return nil, fmt.Errorf("WORKER_HTTP_ADDR: cannot listen on %s: %w", cfg.Addr, err)
 	}
+	lim := cfg.Limits.orDefaults()
 	s := &Server{
-		ln:     ln,
-		srv:    &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)},
+		ln: ln,
+		srv: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: lim.ReadHeaderTimeout,
+			ReadTimeout:       lim.ReadTimeout,
+			WriteTimeout:      lim.WriteTimeout,
+			IdleTimeout:       lim.IdleTimeout,
+			MaxHeaderBytes:    lim.MaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		},
 		stopUI: stopUI,
 		served: make(chan error, 1),
 	}
@@ -155,19 +225,43 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// notReady is a reason the worker cannot work rows: public is what a
+// probe is told, err (for the log) may name the database's user and host.
+type notReady struct {
+	public string
+	err    error
+}
+
+func (e *notReady) Error() string {
+	if e.err == nil {
+		return e.public
+	}
+	return e.public + ": " + e.err.Error()
+}
+
+func (e *notReady) Unwrap() error { return e.err }
+
+// publicReason is what a probe may be told of err.
+func publicReason(err error) string {
+	if nr, ok := errors.AsType[*notReady](err); ok {
+		return nr.public
+	}
+	return "internal error"
+}
+
 // ready reports why the worker cannot work rows, if it cannot.
 func ready(ctx context.Context, pool *pgxpool.Pool) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := pool.Ping(ctx); err != nil {
-		return fmt.Errorf("database unreachable: %w", err)
+		return &notReady{"database unreachable", err}
 	}
 	ok, err := store.MigrationsCurrent(ctx, pool)
 	if err != nil {
-		return fmt.Errorf("cannot read migrations: %w", err)
+		return &notReady{"cannot read migrations", err}
 	}
 	if !ok {
-		return errors.New("database migrations are not current: run `worker migrate`")
+		return &notReady{"database migrations are not current: run `worker migrate`", nil}
 	}
 	return nil
 }

@@ -149,12 +149,12 @@ func TestWorkerObservability(t *testing.T) {
 			{`bulkassign_rows_total{status="created"}`, rows - perConfig},
 			{`bulkassign_rows_total{status="failed"}`, perConfig},
 			{`bulkassign_rows_total{status="already_assigned"}`, 0},
-			{`bulkassign_graph_requests_total{op="create",code="201"}`, float64(post.S2xx)},
-			{`bulkassign_graph_requests_total{op="create",code="429"}`, float64(post.S429)},
-			{`bulkassign_graph_requests_total{op="create",code="503"}`, float64(post.S5xx)},
+			{`bulkassign_graph_requests_total{code="201",op="create"}`, float64(post.S2xx)},
+			{`bulkassign_graph_requests_total{code="429",op="create"}`, float64(post.S429)},
+			{`bulkassign_graph_requests_total{code="503",op="create"}`, float64(post.S5xx)},
 			// Lists: one per configuration, and again after a create in doubt.
-			{`bulkassign_graph_requests_total{op="list",code="200"}`, float64(getc.S2xx)},
-			{`bulkassign_graph_requests_total{op="list",code="404"}`, float64(getc.S4xx)},
+			{`bulkassign_graph_requests_total{code="200",op="list"}`, float64(getc.S2xx)},
+			{`bulkassign_graph_requests_total{code="404",op="list"}`, float64(getc.S4xx)},
 			{`bulkassign_graph_throttled_total{op="create"}`, float64(st.Throttled)},
 			{`bulkassign_graph_request_duration_seconds_count{op="create"}`, float64(post.S2xx + post.S429 + post.S5xx)},
 			{`bulkassign_graph_request_duration_seconds_bucket{op="create",le="+Inf"}`, float64(post.S2xx + post.S429 + post.S5xx)},
@@ -169,6 +169,22 @@ func TestWorkerObservability(t *testing.T) {
 		// 40 rows at 30 writes/s from a bucket of 1.5: some waited.
 		if m["bulkassign_limit_waits_total"] < 1 || m["bulkassign_limit_wait_seconds_total"] <= 0 {
 			t.Errorf("limit waits = %v (%v s), want some", m["bulkassign_limit_waits_total"], m["bulkassign_limit_wait_seconds_total"])
+		}
+		// River's own job metrics (otelriver) and Go's, in the same scrape:
+		// every row's job was worked once or more by this worker.
+		var worked float64
+		for series, v := range m {
+			if strings.HasPrefix(series, "river_work_count_total{") && strings.Contains(series, `kind="`+(jobs.AssignArgs{}).Kind()+`"`) {
+				worked += v
+			}
+		}
+		if worked < rows {
+			t.Errorf("river_work_count_total for assignment jobs = %v, want at least %d", worked, rows)
+		}
+		for _, name := range []string{"river_job_get_available_duration_seconds_count{queue=\"" + jobs.QueueAssign + "\"}", "go_goroutines", "process_cpu_seconds_total"} {
+			if _, ok := m[name]; !ok {
+				t.Errorf("/metrics lacks %s", name)
+			}
 		}
 	})
 

@@ -8,20 +8,14 @@ import (
 	"strings"
 )
 
-// CSV columns, in documentation order.
-const (
-	colConfigurationID = iota
-	colTargetType
-	colGroupID
-	colCollectionID
-	colFilterID
-	colFilterType
-	colPath
-	numColumns
-)
-
 // Columns are the CSV column names, in documentation order.
-var Columns = []string{"configuration_id", "target_type", "group_id", "collection_id", "filter_id", "filter_type", "path"}
+var Columns = func() []string {
+	c := make([]string, numFields)
+	for f, n := range fieldNames {
+		c[f] = n.csv
+	}
+	return c
+}()
 
 // maxRecord bounds the bytes of one CSV record: encoding/csv holds a whole
 // record in memory, and a stray quote would make the rest of the file one.
@@ -63,7 +57,7 @@ func (st *state) readCSV(r io.Reader) error {
 	}
 	lim.n = 0
 	hline, _ := cr.FieldPos(0)
-	var idx [numColumns]int // column of each field, or -1
+	var idx [numFields]int // column of each field, or -1
 	if !st.csvHeader(hline, header, &idx) {
 		return errStop
 	}
@@ -92,23 +86,14 @@ func (st *state) readCSV(r io.Reader) error {
 			st.invalid(line, fmt.Sprintf("row has %d fields, the header has %d", len(rec), ncol))
 			continue
 		}
-		get := func(c int) string {
-			if i := idx[c]; i >= 0 {
-				return strings.TrimSpace(rec[i])
+		f = fields{}
+		for c, i := range idx {
+			if i >= 0 {
+				f.v[c] = strings.TrimSpace(rec[i])
 			}
-			return ""
-		}
-		f = fields{
-			configurationID: get(colConfigurationID),
-			targetType:      get(colTargetType),
-			groupID:         get(colGroupID),
-			collectionID:    get(colCollectionID),
-			filterID:        get(colFilterID),
-			filterType:      get(colFilterType),
-			path:            get(colPath),
 		}
 		st.chk.reset()
-		spec := st.chk.spec(&f, &csvNames)
+		spec := st.chk.spec(&f, &csvVocab)
 		if !st.chk.ok() {
 			st.invalid(line, st.chk.String())
 			continue
@@ -119,42 +104,59 @@ func (st *state) readCSV(r io.Reader) error {
 	}
 }
 
-// csvHeader maps the header's columns into idx, recording every problem on
-// the header line; false if there was any.
-func (st *state) csvHeader(line int, header []string, idx *[numColumns]int) bool {
+// csvHeader maps the header's columns into idx, recording the problems on
+// the header line (the first maxNamed, then a count, then a missing
+// configuration_id); false if there was any.
+func (st *state) csvHeader(line int, header []string, idx *[numFields]int) bool {
 	for i := range idx {
 		idx[i] = -1
 	}
-	ok := true
+	ok, listed, more := true, 0, 0
+	// problem counts one; true when it is to be listed.
+	problem := func() bool {
+		ok = false
+		if listed == maxNamed {
+			more++
+			return false
+		}
+		listed++
+		return true
+	}
 	for i, h := range header {
-		name := strings.ToLower(strings.TrimSpace(h))
+		name := strings.TrimSpace(h)
 		c := -1
 		for j, known := range Columns {
-			if name == known {
+			if strings.EqualFold(name, known) {
 				c = j
 				break
 			}
 		}
 		switch {
 		case name == "":
-			st.fatal(line, fmt.Sprintf("column %d has no name in the header", i+1))
-			ok = false
-		case c < 0:
-			msg := fmt.Sprintf("unknown column %q (columns are %s)", h, strings.Join(Columns, ", "))
-			if strings.ContainsAny(h, ";\t") {
-				msg += "; columns must be separated by commas"
+			if problem() {
+				st.fatal(line, fmt.Sprintf("column %d has no name in the header", i+1))
 			}
-			st.fatal(line, msg)
-			ok = false
+		case c < 0:
+			if problem() {
+				msg := fmt.Sprintf("unknown column %s (columns are %s)", shown("", h), strings.Join(Columns, ", "))
+				if strings.ContainsAny(h, ";\t") {
+					msg += "; columns must be separated by commas"
+				}
+				st.fatal(line, msg)
+			}
 		case idx[c] >= 0:
-			st.fatal(line, fmt.Sprintf("duplicate column %q (columns %d and %d)", Columns[c], idx[c]+1, i+1))
-			ok = false
+			if problem() {
+				st.fatal(line, fmt.Sprintf("duplicate column %q (columns %d and %d)", Columns[c], idx[c]+1, i+1))
+			}
 		default:
 			idx[c] = i
 		}
 	}
-	if idx[colConfigurationID] < 0 {
-		st.fatal(line, "missing required column configuration_id")
+	if more > 0 {
+		st.fatal(line, "... and "+count(more, "more problem")+" with the header")
+	}
+	if idx[fieldConfigurationID] < 0 {
+		st.fatal(line, "missing required column "+Columns[fieldConfigurationID])
 		ok = false
 	}
 	return ok

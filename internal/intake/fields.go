@@ -2,7 +2,9 @@ package intake
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 )
@@ -14,21 +16,41 @@ const maxValueLen = 256
 // zeroGUID is how Graph writes "no filter" in a filter id.
 const zeroGUID = "00000000-0000-0000-0000-000000000000"
 
+// field is one value of a row, whatever the syntax of the input.
+type field uint8
+
+const (
+	fieldConfigurationID field = iota
+	fieldTargetType
+	fieldGroupID
+	fieldCollectionID
+	fieldFilterID
+	fieldFilterType
+	fieldPath
+	numFields
+)
+
+// fieldNames is the one table of what each field is called: its CSV
+// column and its JSON key (the target's keys with "target."). The CSV
+// columns are in documentation order. Every message names a field through
+// it, so that a row is told about in the words of its own input.
+var fieldNames = [numFields]struct{ csv, json string }{
+	fieldConfigurationID: {"configuration_id", "configurationId"},
+	fieldTargetType:      {"target_type", "target.@odata.type"},
+	fieldGroupID:         {"group_id", "target.groupId"},
+	fieldCollectionID:    {"collection_id", "target.collectionId"},
+	fieldFilterID:        {"filter_id", "target.deviceAndAppManagementAssignmentFilterId"},
+	fieldFilterType:      {"filter_type", "target.deviceAndAppManagementAssignmentFilterType"},
+	fieldPath:            {"path", "path"},
+}
+
 // fields is one row's raw values, trimmed, before validation. The empty
 // string means absent.
 type fields struct {
-	configurationID string
-	path            string
-	targetType      string // CSV short form ("group"); empty means group
-	odataType       string // JSON "@odata.type"; used when odata is set
-	odata           bool   // the target type comes from odataType
-	target          targetState
-	typeErr         bool // configurationId was not a string (already reported)
-	odataTypeErr    bool // @odata.type was not a string (already reported)
-	groupID         string
-	collectionID    string
-	filterID        string
-	filterType      string
+	v [numFields]string
+	// typeErr marks a JSON value that was not a string (already reported).
+	typeErr [numFields]bool
+	target  targetState
 }
 
 // targetState says whether a JSON row had a usable target object.
@@ -52,107 +74,239 @@ var odataTypes = func() map[string]assign.TargetType {
 	return m
 }()
 
-// names are the field names used in messages: the CSV column names or the
-// JSON keys. The assign parsers name their own fields (path, target_type,
-// collection_id, filter_type and the Validate messages) in CSV vocabulary.
-type names struct {
-	configurationID, groupID, filterID string
+// vocab is the words of one syntax: field names, and how a target type
+// is written (CSV's short form or JSON's @odata.type).
+type vocab struct {
+	json  bool
+	names [numFields]string
 }
 
-var (
-	csvNames  = names{"configuration_id", "group_id", "filter_id"}
-	jsonNames = names{"configurationId", "target.groupId", "target.deviceAndAppManagementAssignmentFilterId"}
-)
+var csvVocab, jsonVocab = func() (c, j vocab) {
+	j.json = true
+	for f, n := range fieldNames {
+		c.names[f], j.names[f] = n.csv, n.json
+	}
+	return
+}()
+
+func (v *vocab) name(f field) string { return v.names[f] }
+
+// typeName is target type t as the input writes it.
+func (v *vocab) typeName(t assign.TargetType) string {
+	if v.json {
+		return t.ODataType()
+	}
+	return string(t)
+}
+
+// badType is the message for a target type the input wrote as s.
+func (v *vocab) badType(s string) string {
+	if v.json {
+		return fmt.Sprintf("%s %q is not a supported assignment target", v.name(fieldTargetType), s)
+	}
+	return fmt.Sprintf("%s %q is not one of %s", v.name(fieldTargetType), s, typeList)
+}
+
+var typeList, pathList = func() (types, paths string) {
+	t := make([]string, len(assign.TargetTypes))
+	for i, tt := range assign.TargetTypes {
+		t[i] = string(tt)
+	}
+	p := make([]string, 0, len(assign.Paths))
+	for _, pp := range assign.Paths[1:] {
+		p = append(p, string(pp))
+	}
+	return strings.Join(t, ", "), strings.Join(p, ", ")
+}()
+
+// maxNamed is how many unknown or repeated keys of a JSON row, or problems
+// with a CSV header, are listed; the rest are only counted, so that neither
+// the messages nor the memory they take grow with the input.
+const maxNamed = 5
+
+// maxKeyShown bounds the bytes of a key or column name quoted in a message.
+const maxKeyShown = 64
+
+// shown quotes prefix+s for a message, s cut to maxKeyShown bytes (at the
+// start of a character) and followed by its length when it is longer.
+func shown[T string | []byte](prefix string, s T) string {
+	if len(s) <= maxKeyShown {
+		return strconv.Quote(prefix + string(s))
+	}
+	n := maxKeyShown
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return fmt.Sprintf("%q... (%d bytes)", prefix+string(s[:n]), len(s))
+}
 
 // check accumulates the problems of one row; a row may have several, they
 // are reported together on its line.
-type check struct{ msgs []string }
+type check struct {
+	msgs []string
+	// keys counts the row's unknown and repeated keys; moreUnknown and
+	// moreDup those past maxNamed, not listed.
+	keys, moreUnknown, moreDup int
+}
 
 func (c *check) add(msg string)   { c.msgs = append(c.msgs, msg) }
 func (c *check) addErr(err error) { c.msgs = append(c.msgs, err.Error()) }
 func (c *check) ok() bool         { return len(c.msgs) == 0 }
-func (c *check) reset()           { c.msgs = c.msgs[:0] }
 func (c *check) String() string   { return strings.Join(c.msgs, "; ") }
 
+func (c *check) reset() {
+	c.msgs = c.msgs[:0]
+	c.keys, c.moreUnknown, c.moreDup = 0, 0, 0
+}
+
+// listKey counts an unknown (dup false) or repeated key: true when it is
+// among the first maxNamed, which the caller then adds a message for.
+func (c *check) listKey(dup bool) bool {
+	c.keys++
+	if c.keys <= maxNamed {
+		return true
+	}
+	if dup {
+		c.moreDup++
+	} else {
+		c.moreUnknown++
+	}
+	return false
+}
+
+// endKeys adds a message counting the keys listKey did not list.
+func (c *check) endKeys() {
+	u, d := c.moreUnknown, c.moreDup
+	switch {
+	case u > 0 && d > 0:
+		c.add("... and " + count(u, "more unknown key") + " and " + count(d, "more duplicate key"))
+	case u > 0:
+		c.add("... and " + count(u, "more unknown key"))
+	case d > 0:
+		c.add("... and " + count(d, "more duplicate key"))
+	}
+}
+
+// count is "1 thing" or "n things".
+func count(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return strconv.Itoa(n) + " " + thing + "s"
+}
+
 // tooLong reports (and records) a value too long to be valid.
-func (c *check) tooLong(field, v string) bool {
-	if len(v) > maxValueLen {
-		c.add(fmt.Sprintf("%s is too long (%d bytes)", field, len(v)))
+func (c *check) tooLong(v *vocab, f field, s string) bool {
+	if len(s) > maxValueLen {
+		c.add(fmt.Sprintf("%s is too long (%d bytes)", v.name(f), len(s)))
 		return true
 	}
 	return false
 }
 
-// spec validates f and returns the canonical Spec; problems go to c.
-func (c *check) spec(f *fields, n *names) assign.Spec {
+// spec validates f, read in vocabulary v, and returns the canonical Spec;
+// problems go to c. The assign parsers decide what is valid; the messages
+// are intake's, in the input's words.
+func (c *check) spec(f *fields, v *vocab) assign.Spec {
 	var s assign.Spec
 	var err error
-	if f.configurationID == "" {
-		if !f.typeErr {
-			c.add(n.configurationID + " is required")
+	if cfg := f.v[fieldConfigurationID]; cfg == "" {
+		if !f.typeErr[fieldConfigurationID] {
+			c.add(v.name(fieldConfigurationID) + " is required")
 		}
-	} else if !c.tooLong(n.configurationID, f.configurationID) {
-		if s.ConfigurationID, err = assign.ParseGUID(n.configurationID, f.configurationID); err != nil {
+	} else if !c.tooLong(v, fieldConfigurationID, cfg) {
+		if s.ConfigurationID, err = assign.ParseGUID(v.name(fieldConfigurationID), cfg); err != nil {
 			c.addErr(err)
 		}
 	}
-	if f.path != "" && !c.tooLong("path", f.path) {
-		if s.Path, err = assign.ParsePath(f.path); err != nil {
-			c.addErr(err)
+	if p := f.v[fieldPath]; p != "" && !c.tooLong(v, fieldPath, p) {
+		if s.Path, err = assign.ParsePath(p); err != nil {
+			c.add(fmt.Sprintf("%s %q is not one of the assignment paths (empty, %s)", v.name(fieldPath), p, pathList))
 		}
 	}
 	t := &s.Target
-	if f.odata {
+	tt := f.v[fieldTargetType]
+	if v.json {
 		switch {
 		case f.target == targetMissing:
 			c.add("target is required")
-		case f.target == targetBad || f.odataTypeErr:
+		case f.target == targetBad || f.typeErr[fieldTargetType]:
 			// reported by the JSON reader
-		case f.odataType == "":
-			c.add("target.@odata.type is required")
-		case !c.tooLong("target.@odata.type", f.odataType):
-			tt, ok := odataTypes[f.odataType]
+		case tt == "":
+			c.add(v.name(fieldTargetType) + " is required")
+		case !c.tooLong(v, fieldTargetType, tt):
+			typ, ok := odataTypes[tt]
 			if !ok {
-				tt, ok = assign.TargetTypeFromOData(f.odataType)
+				typ, ok = assign.TargetTypeFromOData(tt)
 			}
 			if !ok {
-				// Same wording as assign.Target.UnmarshalJSON.
-				c.add(fmt.Sprintf("target @odata.type %q is not a supported assignment target", f.odataType))
+				c.add(v.badType(tt))
 			}
-			t.Type = tt
+			t.Type = typ
 		}
-	} else if !c.tooLong("target_type", f.targetType) {
-		if t.Type, err = assign.ParseTargetType(f.targetType); err != nil {
+	} else if !c.tooLong(v, fieldTargetType, tt) {
+		if t.Type, err = assign.ParseTargetType(tt); err != nil {
+			c.add(v.badType(tt))
+		}
+	}
+	if g := f.v[fieldGroupID]; g != "" && !c.tooLong(v, fieldGroupID, g) {
+		if t.GroupID, err = assign.ParseGUID(v.name(fieldGroupID), g); err != nil {
 			c.addErr(err)
 		}
 	}
-	if f.groupID != "" && !c.tooLong(n.groupID, f.groupID) {
-		if t.GroupID, err = assign.ParseGUID(n.groupID, f.groupID); err != nil {
-			c.addErr(err)
+	if id := f.v[fieldCollectionID]; id != "" && !c.tooLong(v, fieldCollectionID, id) {
+		if t.CollectionID, err = assign.ParseCollectionID(id); err != nil {
+			c.add(fmt.Sprintf("%s %q is not a Configuration Manager collection id (site code and 5 hex digits, e.g. SMS00001)",
+				v.name(fieldCollectionID), id))
 		}
 	}
-	if f.collectionID != "" && !c.tooLong("collection_id", f.collectionID) {
-		if t.CollectionID, err = assign.ParseCollectionID(f.collectionID); err != nil {
-			c.addErr(err)
-		}
-	}
-	if f.filterID != "" && !c.tooLong(n.filterID, f.filterID) {
-		if t.FilterID, err = assign.ParseGUID(n.filterID, f.filterID); err != nil {
+	if id := f.v[fieldFilterID]; id != "" && !c.tooLong(v, fieldFilterID, id) {
+		if t.FilterID, err = assign.ParseGUID(v.name(fieldFilterID), id); err != nil {
 			c.addErr(err)
 		}
 		if t.FilterID == zeroGUID {
 			t.FilterID = ""
 		}
 	}
-	if !c.tooLong("filter_type", f.filterType) {
-		if t.FilterType, err = assign.ParseFilterType(f.filterType); err != nil {
-			c.addErr(err)
+	if ft := f.v[fieldFilterType]; !c.tooLong(v, fieldFilterType, ft) {
+		if t.FilterType, err = assign.ParseFilterType(ft); err != nil {
+			c.add(fmt.Sprintf("%s %q is not include or exclude", v.name(fieldFilterType), ft))
 		}
 	}
 	if c.ok() {
 		if err := t.Validate(); err != nil {
-			c.addErr(err)
+			c.add(v.targetProblem(t, err))
 		}
 	}
 	return s
+}
+
+// targetProblem words what is wrong with t, which assign.Target.Validate
+// refused with err, in the vocabulary of v. Validate decides; this follows
+// its order of checks to name the fields (TestTargetProblem keeps the CSV
+// wording equal to Validate's), and falls back to err for a check it does
+// not know.
+func (v *vocab) targetProblem(t *assign.Target, err error) string {
+	typ := v.name(fieldTargetType) + " " + v.typeName(t.Type)
+	group, coll := v.name(fieldGroupID), v.name(fieldCollectionID)
+	filterID, filterType := v.name(fieldFilterID), v.name(fieldFilterType)
+	switch {
+	case !t.Type.Valid():
+		return v.badType(string(t.Type))
+	case (t.Type == assign.TargetGroup || t.Type == assign.TargetExclusionGroup) && t.GroupID == "":
+		return group + " is required for " + typ
+	case t.Type != assign.TargetGroup && t.Type != assign.TargetExclusionGroup && t.GroupID != "":
+		return group + " is not allowed for " + typ
+	case t.Type == assign.TargetConfigMgrCollection && t.CollectionID == "":
+		return coll + " is required for " + typ
+	case t.Type != assign.TargetConfigMgrCollection && t.CollectionID != "":
+		return coll + " is not allowed for " + typ
+	case t.FilterID == "" && t.FilterType != assign.FilterNone:
+		return fmt.Sprintf("%s %s needs a %s", filterType, t.FilterType, filterID)
+	case t.FilterID != "" && t.FilterType == assign.FilterNone:
+		return fmt.Sprintf("%s needs a %s (include or exclude)", filterID, filterType)
+	case t.FilterID != "" && t.Type == assign.TargetExclusionGroup:
+		return filterID + " is not allowed for " + typ
+	}
+	return err.Error()
 }

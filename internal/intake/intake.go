@@ -25,8 +25,12 @@
 //	{"configurationId": "…", "path": "…", "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget",
 //	 "groupId": "…", "deviceAndAppManagementAssignmentFilterId": "…", "deviceAndAppManagementAssignmentFilterType": "include"}}
 //
-// Keys are matched exactly; unknown and repeated keys are errors. Optional
-// keys may be absent, null or "".
+// Keys are matched exactly; unknown and repeated keys are errors (a row
+// lists the first five, then counts the rest). Optional keys may be absent,
+// null or "".
+//
+// Messages name fields in the input's own words: CSV columns for CSV, JSON
+// keys (target.groupId) and @odata.type values for JSON.
 package intake
 
 import (
@@ -139,7 +143,8 @@ type Result struct {
 	Invalid int
 	// Problems lists errors: the first MaxProblems invalid rows, and always
 	// every file-wide problem (bad header, syntax error, no rows), so that
-	// Invalid-len(Problems) unlisted errors are all invalid rows.
+	// Invalid-len(Problems) unlisted errors are all invalid rows. A bad
+	// header lists its first five problems, then one counting the rest.
 	Problems []Problem
 	// Warnings lists the first MaxProblems duplicate rows.
 	Warnings []Problem

@@ -381,11 +381,26 @@ func validNumber(b []byte) bool {
 	return i == n
 }
 
-// Keys of a row object and of its target.
-var (
-	rowKeys    = []string{"configurationId", "path", "target"}
-	targetKeys = []string{"@odata.type", "groupId", "collectionId", "deviceAndAppManagementAssignmentFilterId", "deviceAndAppManagementAssignmentFilterType"}
-)
+// jsonKey is a key of a row object or of its target: the JSON key of a
+// field, or "target" (field numFields).
+type jsonKey struct {
+	name  string
+	field field
+}
+
+// Keys of a row object and of its target, from fieldNames.
+var rowKeys, targetKeys = func() (row, target []jsonKey) {
+	for f, n := range fieldNames {
+		if k, ok := strings.CutPrefix(n.json, targetPrefix); ok {
+			target = append(target, jsonKey{k, field(f)})
+		} else {
+			row = append(row, jsonKey{n.json, field(f)})
+		}
+	}
+	return append(row, jsonKey{"target", numFields}), target
+}()
+
+const targetPrefix = "target."
 
 // readJSON reads a JSON array of objects or a stream of objects.
 func (st *state) readJSON(r io.Reader, ndjson bool) error {
@@ -491,11 +506,12 @@ func (st *state) jsonValue(s *scanner) error {
 		st.invalid(line, fmt.Sprintf("expected an object, found %s", kind))
 		return nil
 	}
-	f := fields{odata: true}
+	var f fields
 	if err := st.jsonObject(s, rowKeys, "", &f); err != nil {
 		return err
 	}
-	spec := st.chk.spec(&f, &jsonNames)
+	st.chk.endKeys()
+	spec := st.chk.spec(&f, &jsonVocab)
 	if !st.chk.ok() {
 		st.invalid(line, st.chk.String())
 		return nil
@@ -503,9 +519,9 @@ func (st *state) jsonValue(s *scanner) error {
 	return st.row(line, spec)
 }
 
-// jsonObject reads a row object (prefix "") or its target (prefix "target.")
-// into f. Problems that do not break the syntax go to st.chk.
-func (st *state) jsonObject(s *scanner, keys []string, prefix string, f *fields) error {
+// jsonObject reads a row object (prefix "") or its target (prefix
+// targetPrefix) into f. Problems that do not break the syntax go to st.chk.
+func (st *state) jsonObject(s *scanner, keys []jsonKey, prefix string, f *fields) error {
 	s.pos++ // '{'
 	if err := s.ws(); err != nil {
 		return err
@@ -516,97 +532,92 @@ func (st *state) jsonObject(s *scanner, keys []string, prefix string, f *fields)
 	}
 	if c, ok := s.peek(); ok && c == '}' {
 		s.pos++
-	} else {
-		for {
-			if c, ok := s.peek(); !ok || c != '"' {
-				return s.fail("a key string")
-			}
-			kb, err := s.readString()
-			if err != nil {
-				return err
-			}
-			k := -1
-			for i, key := range keys {
-				if string(kb) == key {
-					k = i
-					break
-				}
-			}
-			var unknown string
-			if k < 0 {
-				unknown = string(kb)
-			}
-			if err := s.colon(); err != nil {
-				return err
-			}
-			switch {
-			case k < 0:
-				if _, err := s.skipValue(1); err != nil {
-					return err
-				}
-				msg := fmt.Sprintf("unknown key %q", prefix+unknown)
-				for _, key := range keys {
-					if strings.EqualFold(key, unknown) {
-						msg += fmt.Sprintf(" (did you mean %q?)", prefix+key)
-					}
-				}
-				st.chk.add(msg)
-			case seen[k]:
-				if _, err := s.skipValue(1); err != nil {
-					return err
-				}
-				st.chk.add(fmt.Sprintf("duplicate key %q", prefix+keys[k]))
-			case prefix == "" && keys[k] == "target":
-				seen[k] = true
-				c, ok := s.peek()
-				if ok && c == '{' {
-					f.target = targetObject
-					if err := st.jsonObject(s, targetKeys, "target.", f); err != nil {
-						return err
-					}
-					break
-				}
-				kind, err := s.skipValue(1)
-				if err != nil {
-					return err
-				}
-				if kind != "null" {
-					st.chk.add(fmt.Sprintf("target must be an object, not %s", kind))
-					f.target = targetBad
-				}
-			default:
-				seen[k] = true
-				v, typeErr, err := st.jsonString(s, prefix+keys[k])
-				if err != nil {
-					return err
-				}
-				switch keys[k] {
-				case "configurationId":
-					f.configurationID, f.typeErr = v, typeErr
-				case "path":
-					f.path = v
-				case "@odata.type":
-					f.odataType, f.odataTypeErr = v, typeErr
-				case "groupId":
-					f.groupID = v
-				case "collectionId":
-					f.collectionID = v
-				case "deviceAndAppManagementAssignmentFilterId":
-					f.filterID = v
-				case "deviceAndAppManagementAssignmentFilterType":
-					f.filterType = v
-				}
-			}
-			end, err := s.next('}')
-			if err != nil {
-				return err
-			}
-			if end {
+		return nil
+	}
+	for {
+		if c, ok := s.peek(); !ok || c != '"' {
+			return s.fail("a key string")
+		}
+		kb, err := s.readString()
+		if err != nil {
+			return err
+		}
+		k := -1
+		for i, key := range keys {
+			if string(kb) == key.name {
+				k = i
 				break
 			}
 		}
+		// kb is only good until the next string is read: word the message
+		// now, and only for the keys listed.
+		var msg string
+		switch {
+		case k < 0:
+			if st.chk.listKey(false) {
+				msg = unknownKey(prefix, kb, keys)
+			}
+		case seen[k]:
+			if st.chk.listKey(true) {
+				msg = fmt.Sprintf("duplicate key %q", prefix+keys[k].name)
+			}
+		}
+		if err := s.colon(); err != nil {
+			return err
+		}
+		switch {
+		case k < 0 || seen[k]:
+			if _, err := s.skipValue(1); err != nil {
+				return err
+			}
+			if msg != "" {
+				st.chk.add(msg)
+			}
+		case keys[k].field == numFields: // "target"
+			seen[k] = true
+			c, ok := s.peek()
+			if ok && c == '{' {
+				f.target = targetObject
+				if err := st.jsonObject(s, targetKeys, targetPrefix, f); err != nil {
+					return err
+				}
+				break
+			}
+			kind, err := s.skipValue(1)
+			if err != nil {
+				return err
+			}
+			if kind != "null" {
+				st.chk.add(fmt.Sprintf("target must be an object, not %s", kind))
+				f.target = targetBad
+			}
+		default:
+			seen[k] = true
+			fd := keys[k].field
+			if f.v[fd], f.typeErr[fd], err = st.jsonString(s, prefix+keys[k].name); err != nil {
+				return err
+			}
+		}
+		end, err := s.next('}')
+		if err != nil {
+			return err
+		}
+		if end {
+			return nil
+		}
 	}
-	return nil
+}
+
+// unknownKey is the message for key kb, which is not one of keys, with a
+// suggestion when it differs from a known key only in case.
+func unknownKey(prefix string, kb []byte, keys []jsonKey) string {
+	msg := "unknown key " + shown(prefix, kb)
+	for _, key := range keys {
+		if len(kb) <= maxKeyShown && strings.EqualFold(key.name, string(kb)) {
+			msg += fmt.Sprintf(" (did you mean %q?)", prefix+key.name)
+		}
+	}
+	return msg
 }
 
 // jsonString reads a value that must be a string or null (""), trimmed;

@@ -15,12 +15,13 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/backoff"
 	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/ratelimit"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
-// Settings tune the AssignWorker. Zero values take the defaults.
+// Settings tune the workers. Zero values take the defaults.
 type Settings struct {
 	// MaxWait is the longest a job waits in process for the fleet's write
 	// or read budget; beyond it the job snoozes (no attempt used). Default 10 s.
@@ -34,11 +35,15 @@ type Settings struct {
 	// RetryBase and RetryMax bound the backoff between failed attempts
 	// (when Graph gives no Retry-After). Defaults 2 s and 5 min.
 	RetryBase, RetryMax time.Duration
-	// JobTimeout bounds one run of a job; default 45 s. It must stay well
-	// below River's RescueStuckJobsAfter so a rescued job never overlaps a
-	// live one.
+	// JobTimeout bounds one run of a job; default 45 s. A run holds its row
+	// for JobTimeout + RunMargin, so a second run of the same row (a job
+	// River rescued early) never posts beside a live one.
 	JobTimeout time.Duration
 }
+
+// RunMargin is how long past its job timeout a run keeps holding its row:
+// room for the last statements of a run that was cut off at the timeout.
+const RunMargin = 15 * time.Second
 
 func (s *Settings) withDefaults() {
 	if s.MaxWait <= 0 {
@@ -61,6 +66,9 @@ func (s *Settings) withDefaults() {
 	}
 }
 
+// retry is the backoff between failed attempts.
+func (s *Settings) retry() backoff.Policy { return backoff.Policy{Base: s.RetryBase, Max: s.RetryMax} }
+
 // Deps is what the workers need.
 type Deps struct {
 	Pool     *pgxpool.Pool
@@ -73,6 +81,8 @@ type Deps struct {
 	OnOutcome func(status assign.Status)
 	// OnWait, when set, is told how long a job waited for the limits.
 	OnWait func(time.Duration)
+
+	logged403 sync.Map // batch id → struct{}: permission failures are logged loudly once
 }
 
 // withDefaults fills in what a worker built on d needs and was not given.
@@ -107,30 +117,19 @@ func completeWith[T river.JobArgs](ctx context.Context, pool *pgxpool.Pool, job 
 	})
 }
 
-// noAnswerCode is the error_code of a request that got no HTTP answer.
-func noAnswerCode(err error) string {
-	switch {
-	case errors.Is(err, graph.ErrSignInAgain):
-		return "SignInAgain" // only a person can fix it: `worker login`
-	case errors.Is(err, graph.ErrTokenAcquisition):
-		return "SignInFailed"
-	}
-	return "NoResponse"
-}
-
 // AssignWorker creates one assignment per item, never twice.
 //
-// The sequence for a row is: read what exists on its configuration path
-// (once per batch, shared by the fleet); a matching target ends the row
-// already_assigned; otherwise wait for the fleet's write budget, record the
-// intent, POST, and classify the answer with graph.Classify. An answer that
-// leaves the create in doubt keeps the intent, and the next attempt re-reads
-// Graph before it may post again: a match then means this row created it.
+// The sequence for a row is: hold the row for this run (a second run backs
+// off); read what exists on its configuration path (once per batch, shared
+// by the fleet); a matching target ends the row already_assigned; otherwise
+// wait for the fleet's write budget, claim the target across batches and
+// record the intent (one transaction), POST, and settle the answer with the
+// response policy. An answer that leaves the create in doubt keeps the
+// intent, and the next attempt re-reads Graph before it may post again: a
+// match then means this row created it.
 type AssignWorker struct {
 	river.WorkerDefaults[AssignArgs]
 	d *Deps
-
-	logged403 sync.Map // batch id → struct{}: permission failures are logged loudly once
 }
 
 // NewAssignWorker returns the worker with defaults applied to d.Settings.
@@ -142,41 +141,58 @@ func NewAssignWorker(d *Deps) *AssignWorker {
 // Timeout bounds one run of the job.
 func (w *AssignWorker) Timeout(*river.Job[AssignArgs]) time.Duration { return w.d.Settings.JobTimeout }
 
+// assignRun is one run of one row.
+type assignRun struct {
+	w   *AssignWorker
+	job *river.Job[AssignArgs]
+	it  *store.Item
+	run string // this run's hold on the row
+	log *slog.Logger
+}
+
 // Work processes one row.
 func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) error {
 	a := job.Args
-	it, err := store.MarkRunning(ctx, w.d.Pool, a.Batch, a.Row)
-	if errors.Is(err, store.ErrNotFound) {
+	run := assign.NewID()
+	it, err := store.StartRun(ctx, w.d.Pool, a.Batch, a.Row, run, w.d.Settings.JobTimeout+RunMargin)
+	var held *store.HeldError
+	switch {
+	case errors.As(err, &held):
+		// Another run of this row is live (River rescued the job while the
+		// first run still works it): come back when its hold ends.
+		return river.JobSnooze(backoff.Clamp(held.Left + time.Second))
+	case errors.Is(err, store.ErrNotFound):
 		return river.JobCancel(err) // the batch was deleted
-	}
-	if err != nil {
+	case err != nil:
 		return err
 	}
 	if it.Status.Final() {
 		// Canceled (or finished by an earlier run whose completion was lost).
 		return completeWith(ctx, w.d.Pool, job, nil)
 	}
-	log := w.d.Logger.With("batch", a.Batch, "row", a.Row, "line", it.Line, "configuration", it.Spec.ConfigurationID)
-
-	if waited := time.Since(*it.StartedAt); waited > w.d.Settings.Patience {
-		return w.finish(ctx, job, it, log, store.Outcome{Status: assign.StatusFailed, ErrorCode: "PatienceExceeded",
-			ErrorMessage: fmt.Sprintf("gave up after %s without a final answer from Graph (GRAPH_PATIENCE)", waited.Round(time.Second)),
-			KeepIntent:   it.IntentRequestID != ""})
+	r := &assignRun{w: w, job: job, it: it, run: run,
+		log: w.d.Logger.With("batch", a.Batch, "row", a.Row, "line", it.Line, "configuration", it.Spec.ConfigurationID)}
+	if v := w.d.outOfPatience(it.Elapsed); v != nil {
+		return r.finish(ctx, *v)
 	}
+	return r.work(ctx, it.IntentRequestID != "")
+}
 
-	// What exists already? After a create whose answer was lost, read Graph
-	// afresh rather than trust the batch's list.
-	key := store.ListKey{BatchID: a.Batch, ConfigurationID: it.Spec.ConfigurationID, Path: it.Spec.Path}
-	list, resp, err := w.assignments(ctx, key, it.IntentRequestID != "", log)
+// work reads, claims and posts; fresh reads Graph rather than the batch's
+// list (a create of ours, or of another row, may have applied unseen).
+func (r *assignRun) work(ctx context.Context, fresh bool) error {
+	d, it := r.w.d, r.it
+	key := store.ListKey{BatchID: it.BatchID, ConfigurationID: it.Spec.ConfigurationID, Path: it.Spec.Path}
+	list, resp, err := r.w.assignments(ctx, key, fresh, r.log)
 	if err != nil {
 		return err
 	}
 	if resp != nil {
-		return w.afterFailure(ctx, job, it, log, resp, false)
+		return d.settle(ctx, r.rowRun(graph.OpList), resp, d.Reads)
 	}
 	if !list.Found {
-		return w.finish(ctx, job, it, log, store.Outcome{Status: assign.StatusFailed, HTTPStatus: list.HTTPStatus,
-			ErrorCode: list.ErrorCode, ErrorMessage: list.ErrorMessage, RequestID: list.RequestID})
+		return r.finish(ctx, verdict{Final: true, HTTPStatus: list.HTTPStatus, ErrorCode: list.ErrorCode,
+			ErrorMessage: list.ErrorMessage, RequestID: list.RequestID})
 	}
 	if id, ok := list.Keys[it.Spec.Target.Key()]; ok {
 		o := store.Outcome{Status: assign.StatusAlreadyAssigned, AssignmentID: id, HTTPStatus: http.StatusOK, RequestID: list.RequestID}
@@ -184,31 +200,115 @@ func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) err
 			// Our earlier create applied although its answer was lost.
 			o.Status, o.HTTPStatus = assign.StatusCreated, http.StatusCreated
 		}
-		return w.finish(ctx, job, it, log, o)
+		return r.done(ctx, o)
 	}
 
-	// Wait for the fleet's write budget.
-	if err := w.d.wait(ctx, w.d.Writes); err != nil {
-		return w.snoozeForWait(ctx, it, err)
+	// Wait for the fleet's write budget, then claim the target and record
+	// the intent in one transaction.
+	if err := d.wait(ctx, d.Writes); err != nil {
+		return d.settle(ctx, r.rowRun(graph.OpCreate), graph.NotSent(http.MethodPost, graph.OpCreate, err), d.Writes)
 	}
 	crid := graph.NewRequestID()
-	if err := store.RecordIntent(ctx, w.d.Pool, a.Batch, a.Row, crid); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return completeWith(ctx, w.d.Pool, job, nil) // canceled meanwhile
-		}
+	claim, err := store.Claim(ctx, d.Pool, store.ClaimRequest{BatchID: it.BatchID, Row: it.Row, Run: r.run, Spec: it.Spec,
+		ClientRequestID: crid, ListReadAt: list.ReadAt})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return completeWith(ctx, d.Pool, r.job, nil) // canceled, or another run took the row meanwhile
+	case err != nil:
 		return err
 	}
-	created, resp := w.d.Graph.CreateAssignment(ctx, it.Spec.ConfigurationID, it.Spec.Path, it.Spec.Target, crid)
-	log.Debug("graph create", "status", resp.StatusCode, "request_id", resp.RequestID, "client_request_id", resp.ClientRequestID, "duration", resp.Duration)
+	switch claim.Verdict {
+	case store.HolderCreated:
+		return r.done(ctx, store.Outcome{Status: assign.StatusAlreadyAssigned, AssignmentID: claim.Holder.AssignmentID})
+	case store.HolderBusy:
+		// Another batch's row is creating the same target: wait for it
+		// rather than post beside it.
+		r.log.Info("target claimed by another row; waiting for it", "holder_batch", claim.Holder.BatchID, "holder_row", claim.Holder.Row)
+		return d.settle(ctx, r.rowRun(graph.OpCreate), graph.NotSent(http.MethodPost, graph.OpCreate, claimWait), d.Writes)
+	case store.ReadFirst:
+		if fresh {
+			return fmt.Errorf("target claim of %s/%d: taken over twice in one run", it.BatchID, it.Row)
+		}
+		return r.work(ctx, true)
+	}
+
+	created, resp := d.Graph.CreateAssignment(ctx, it.Spec.ConfigurationID, it.Spec.Path, it.Spec.Target, crid)
+	r.log.Debug("graph create", "status", resp.StatusCode, "request_id", resp.RequestID, "client_request_id", resp.ClientRequestID, "duration", resp.Duration)
 	if created != nil {
-		return w.finish(ctx, job, it, log, store.Outcome{Status: assign.StatusCreated, HTTPStatus: resp.StatusCode,
+		return r.done(ctx, store.Outcome{Status: assign.StatusCreated, HTTPStatus: resp.StatusCode,
 			AssignmentID: created.ID, RequestID: resp.RequestID})
 	}
-	return w.afterFailure(ctx, job, it, log, resp, true)
+	it.IntentRequestID = crid // the create may be in doubt from here on
+	return d.settle(ctx, r.rowRun(graph.OpCreate), resp, d.Writes)
+}
+
+// claimWait is the wait of a row whose target another row is creating.
+var claimWait = waitFor(2 * time.Second)
+
+type waitFor time.Duration
+
+func (w waitFor) Error() string             { return "waiting for another row creating the same target" }
+func (w waitFor) RetryDelay() time.Duration { return time.Duration(w) }
+
+// rowRun is the run as settle sees it, for an answer to op.
+func (r *assignRun) rowRun(op graph.Op) *rowRun {
+	return &rowRun{batchID: r.it.BatchID, errors: r.it.Errors, elapsed: r.it.Elapsed, log: r.log,
+		record: func(ctx context.Context, v verdict) error {
+			_, err := store.RecordOutcome(ctx, r.w.d.Pool, r.it.BatchID, r.it.Row, r.run, r.outcome(op, v))
+			return err
+		},
+		finish: func(ctx context.Context, v verdict) error { return r.done(ctx, r.outcome(op, v)) },
+	}
+}
+
+// outcome maps a verdict onto the row. Only a create that may have applied
+// keeps (or sets) the intent; a failed read keeps whatever the row had.
+func (r *assignRun) outcome(op graph.Op, v verdict) store.Outcome {
+	o := store.Outcome{Status: assign.StatusRetrying, HTTPStatus: v.HTTPStatus, ErrorCode: v.ErrorCode,
+		ErrorMessage: v.ErrorMessage, RequestID: v.RequestID, CountError: v.CountError}
+	if v.Final {
+		o.Status = assign.StatusFailed
+	}
+	o.KeepIntent = r.it.IntentRequestID != ""
+	if op == graph.OpCreate {
+		// A create Graph answered (4xx, 429) did not apply; one held back
+		// never left; an earlier intent stays until a read settles it.
+		o.KeepIntent = o.KeepIntent && (v.Decision.Ambiguous || v.Decision.Action == graph.Wait)
+	}
+	return o
+}
+
+// finish ends the row failed with v (before any create of this run).
+func (r *assignRun) finish(ctx context.Context, v verdict) error {
+	v.Final = true
+	return r.done(ctx, r.outcome(graph.OpList, v))
+}
+
+// done records a final outcome and completes the job in one transaction:
+// a row can never be done in River without its outcome, nor the reverse.
+func (r *assignRun) done(ctx context.Context, o store.Outcome) error {
+	err := completeWith(ctx, r.w.d.Pool, r.job, func(tx pgx.Tx) error {
+		_, err := store.RecordOutcome(ctx, tx, r.it.BatchID, r.it.Row, r.run, o)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("error recording outcome %s: %w", o.Status, err)
+	}
+	attrs := []any{"status", o.Status, "assignment_id", o.AssignmentID, "http_status", o.HTTPStatus, "request_id", o.RequestID}
+	if o.Status == assign.StatusFailed {
+		r.log.Warn("row failed", append(attrs, "error_code", o.ErrorCode, "error", o.ErrorMessage)...)
+	} else {
+		r.log.Info("row done", attrs...)
+	}
+	if r.w.d.OnOutcome != nil {
+		r.w.d.OnOutcome(o.Status)
+	}
+	return nil
 }
 
 // assignments returns the batch's list for key, reading it from Graph when
-// the batch has none yet (or fresh is set). A non-nil Response is a failed read.
+// the batch has none yet (or fresh is set). A non-nil Response is a failed
+// read; a read that finds no such configuration is kept as such.
 func (w *AssignWorker) assignments(ctx context.Context, key store.ListKey, fresh bool, log *slog.Logger) (*store.AssignmentList, *graph.Response, error) {
 	if !fresh {
 		l, err := store.GetList(ctx, w.d.Pool, key)
@@ -232,21 +332,11 @@ func (w *AssignWorker) assignments(ctx context.Context, key store.ListKey, fresh
 				return err
 			}
 		}
-		found, r := w.d.Graph.ListAssignments(ctx, key.ConfigurationID, key.Path, func(ctx context.Context) error {
-			return w.d.wait(ctx, w.d.Reads)
-		})
+		l, r := readList(ctx, w.d.Graph, key.ConfigurationID, key.Path, func(ctx context.Context) error { return w.d.wait(ctx, w.d.Reads) })
 		log.Debug("graph list", "status", r.StatusCode, "request_id", r.RequestID, "client_request_id", r.ClientRequestID,
-			"duration", r.Duration, "assignments", len(found))
-		l := &store.AssignmentList{Found: true, RequestID: r.RequestID, Keys: map[string]string{}}
-		switch {
-		case r.StatusCode == http.StatusOK && r.Err == nil:
-			for _, a := range found {
-				l.Keys[a.Target.Key()] = a.ID
-			}
-		case r.StatusCode == http.StatusNotFound:
-			l.Found, l.HTTPStatus, l.ErrorCode, l.ErrorMessage = false, r.StatusCode, r.ErrorCode, r.ErrorMessage
-		default:
-			resp = r
+			"duration", r.Duration, "assignments", len(l.Keys))
+		if !l.Found && l.HTTPStatus == 0 {
+			resp = r // a failed read: settle decides
 			return nil
 		}
 		list = l
@@ -258,124 +348,25 @@ func (w *AssignWorker) assignments(ctx context.Context, key store.ListKey, fresh
 	return list, resp, nil
 }
 
-// snoozeForWait reschedules a row whose wait for the limits ran out (or was
-// interrupted by shutdown) without spending an attempt.
-func (w *AssignWorker) snoozeForWait(ctx context.Context, it *store.Item, err error) error {
-	var tooLong *ratelimit.WaitTooLongError
-	switch {
-	case errors.As(err, &tooLong):
-		w.markRetrying(ctx, it)
-		return w.snooze(it, tooLong.Delay)
-	case ctx.Err() != nil:
-		w.markRetrying(ctx, it)
-		return w.snooze(it, time.Second)
-	}
-	return err // the database behind the limiter failed: River retries
-}
-
-func (w *AssignWorker) markRetrying(ctx context.Context, it *store.Item) {
-	_, _ = store.RecordOutcome(context.WithoutCancel(ctx), w.d.Pool, it.BatchID, it.Row, store.Outcome{
-		Status: assign.StatusRetrying, KeepIntent: true, ErrorCode: "Waiting", ErrorMessage: "waiting for the fleet's Graph rate limit"})
-}
-
-// afterFailure applies the response policy to a failed read or create.
-func (w *AssignWorker) afterFailure(ctx context.Context, job *river.Job[AssignArgs], it *store.Item, log *slog.Logger, resp *graph.Response, write bool) error {
-	var tooLong *ratelimit.WaitTooLongError
-	if errors.As(resp.Err, &tooLong) || (resp.StatusCode == 0 && !resp.Sent && ctx.Err() != nil) {
-		return w.snoozeForWait(ctx, it, resp.Err)
-	}
-	dec := graph.Classify(resp)
-	// Only a create that may have applied keeps (or sets) the intent; a
-	// failed read keeps whatever intent the row had.
-	keep := !write && it.IntentRequestID != "" || write && dec.Ambiguous
-	o := store.Outcome{HTTPStatus: resp.StatusCode, ErrorCode: resp.ErrorCode, ErrorMessage: resp.ErrorMessage,
-		RequestID: resp.RequestID, KeepIntent: keep}
-	if resp.Err != nil {
-		o.ErrorCode, o.ErrorMessage = noAnswerCode(resp.Err), resp.Err.Error()
-	}
-	switch dec.Action {
-	case graph.Throttle:
-		limiter := w.d.Writes
-		if !write {
-			limiter = w.d.Reads
+// readList reads one configuration path's assignments and reduces the
+// answer with the response policy: a list (Found), a configuration that
+// does not exist (not Found, with Graph's status and code), or neither
+// (not Found, HTTPStatus 0: the returned Response says why). The workers
+// and the dry run read through it.
+func readList(ctx context.Context, gc *graph.Client, cfgID string, p assign.Path, wait func(context.Context) error) (*store.AssignmentList, *graph.Response) {
+	found, r := gc.ListAssignments(ctx, cfgID, p, wait)
+	l := &store.AssignmentList{RequestID: r.RequestID, Keys: map[string]string{}}
+	switch dec := graph.Classify(r); {
+	case dec.Action == graph.Succeed:
+		l.Found = true
+		for _, a := range found {
+			l.Keys[a.Target.Key()] = a.ID
 		}
-		pause, err := limiter.Throttled(ctx, resp.RetryAfter)
-		if err != nil {
-			return err
+	case dec.Gone:
+		l.HTTPStatus, l.ErrorCode, l.ErrorMessage = r.StatusCode, r.ErrorCode, r.ErrorMessage
+		if l.ErrorMessage == "" {
+			l.ErrorMessage = dec.Why
 		}
-		o.Status = assign.StatusRetrying
-		if _, err := store.RecordOutcome(ctx, w.d.Pool, it.BatchID, it.Row, o); err != nil {
-			return err
-		}
-		log.Info("graph throttled", "op", resp.Op, "retry_after", resp.RetryAfter, "pause", pause, "request_id", resp.RequestID)
-		return w.snooze(it, pause+jittered(100*time.Millisecond, 100*time.Millisecond, 1))
-
-	case graph.Fail:
-		o.Status = assign.StatusFailed
-		if o.ErrorMessage == "" {
-			o.ErrorMessage = dec.Why
-		}
-		if resp.StatusCode == http.StatusForbidden {
-			if _, loaded := w.logged403.LoadOrStore(it.BatchID, struct{}{}); !loaded {
-				log.Error("PERMISSION DENIED by Graph: grant DeviceManagementConfiguration.ReadWrite.All (admin consent) to this app or user; the batch's remaining rows will fail the same way",
-					"error_code", resp.ErrorCode, "request_id", resp.RequestID)
-			}
-		}
-		return w.finish(ctx, job, it, log, o)
-
-	default: // Retry, Reconcile
-		errorsSoFar := it.Errors + 1
-		if errorsSoFar >= w.d.Settings.MaxErrors {
-			o.Status = assign.StatusFailed
-			o.ErrorMessage = fmt.Sprintf("gave up after %d failed attempts: %s", errorsSoFar, resp.Error())
-			o.CountError = true
-			return w.finish(ctx, job, it, log, o)
-		}
-		o.Status, o.CountError = assign.StatusRetrying, true
-		if _, err := store.RecordOutcome(ctx, w.d.Pool, it.BatchID, it.Row, o); err != nil {
-			return err
-		}
-		delay := jittered(w.d.Settings.RetryBase, w.d.Settings.RetryMax, errorsSoFar)
-		delay = max(delay, resp.RetryAfter)
-		log.Warn("graph request failed; will retry", "op", resp.Op, "status", resp.StatusCode, "request_id", resp.RequestID,
-			"client_request_id", resp.ClientRequestID, "error", resp.Error(),
-			"ambiguous", write && dec.Ambiguous, "retry_in", delay, "errors", errorsSoFar)
-		return w.snooze(it, delay)
 	}
-}
-
-// snooze reschedules the row after d, but no later than the end of its
-// patience, so a row told to wait an hour still ends when its patience does.
-func (w *AssignWorker) snooze(it *store.Item, d time.Duration) error {
-	if it.StartedAt != nil {
-		left := time.Until(it.StartedAt.Add(w.d.Settings.Patience)) + 100*time.Millisecond
-		d = min(d, max(left, 0))
-	}
-	return river.JobSnooze(d)
-}
-
-// finish records a final outcome and completes the job in one transaction:
-// a row can never be done in River without its outcome, nor the reverse.
-func (w *AssignWorker) finish(ctx context.Context, job *river.Job[AssignArgs], it *store.Item, log *slog.Logger, o store.Outcome) error {
-	// The batch's list of existing assignments is not updated with this
-	// create: intake removed duplicate rows, so no later row of the batch
-	// can match it, and rewriting the list's JSON per row cost O(n²) per
-	// configuration (BENCHMARKS.md).
-	err := completeWith(ctx, w.d.Pool, job, func(tx pgx.Tx) error {
-		_, err := store.RecordOutcome(ctx, tx, it.BatchID, it.Row, o)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("error recording outcome %s: %w", o.Status, err)
-	}
-	attrs := []any{"status", o.Status, "assignment_id", o.AssignmentID, "http_status", o.HTTPStatus, "request_id", o.RequestID}
-	if o.Status == assign.StatusFailed {
-		log.Warn("row failed", append(attrs, "error_code", o.ErrorCode, "error", o.ErrorMessage)...)
-	} else {
-		log.Info("row done", attrs...)
-	}
-	if w.d.OnOutcome != nil {
-		w.d.OnOutcome(o.Status)
-	}
-	return nil
+	return l, r
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // ClientConfig sets up a working River client.
@@ -27,6 +28,8 @@ type ClientConfig struct {
 	// Extra workers and periodic jobs (revert, schedules) are added here.
 	Register     func(*river.Workers)
 	PeriodicJobs []*river.PeriodicJob
+	// Plugins are River hooks and middleware together (metrics).
+	Plugins []rivertype.Plugin
 }
 
 // NewClient returns a River client that works assignment rows with w.
@@ -40,24 +43,29 @@ func NewClient(pool *pgxpool.Pool, w *AssignWorker, cfg ClientConfig) (*river.Cl
 	if cfg.RescueAfter <= w.d.Settings.JobTimeout {
 		return nil, fmt.Errorf("rescue-after %s must exceed the job timeout %s", cfg.RescueAfter, w.d.Settings.JobTimeout)
 	}
-	workers := river.NewWorkers()
-	river.AddWorker(workers, w)
-	if cfg.Register != nil {
-		cfg.Register(workers)
-	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, w)
+	river.AddWorker(workers, &SweepWorker{pool: pool, log: logger.With("component", "sweep")})
+	if cfg.Register != nil {
+		cfg.Register(workers)
+	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:               map[string]river.QueueConfig{QueueAssign: {MaxWorkers: cfg.Workers}},
+		Queues: map[string]river.QueueConfig{
+			QueueAssign:      {MaxWorkers: cfg.Workers},
+			QueueMaintenance: {MaxWorkers: 1},
+		},
 		Workers:              workers,
 		JobTimeout:           w.d.Settings.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		RetryPolicy:          retryPolicy{},
 		FetchPollInterval:    cfg.FetchPollInterval,
-		PeriodicJobs:         cfg.PeriodicJobs,
+		PeriodicJobs:         append([]*river.PeriodicJob{newSweepJob()}, cfg.PeriodicJobs...),
 		Logger:               logger,
+		Plugins:              cfg.Plugins,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("error creating River client: %w", err)

@@ -105,7 +105,7 @@ func TestRevertWorker(t *testing.T) {
 		if n := queueRevert(t, h, batch); n != 50 {
 			t.Fatalf("queued %d reverts, want 50", n)
 		}
-		if c := waitReverts(t, h, batch, 60*time.Second); c[store.RevertReverted] != 50 {
+		if c := waitReverts(t, h, batch, 60*time.Second); c[assign.RevertReverted] != 50 {
 			t.Fatalf("reverts: %v, want 50 reverted", c)
 		}
 		if after := h.TenantState(configs); !maps.Equal(after, before) {
@@ -114,7 +114,7 @@ func TestRevertWorker(t *testing.T) {
 		for _, r := range h.Export(t, batch) {
 			switch r.Status {
 			case assign.StatusAlreadyAssigned:
-				if r.RevertStatus != store.RevertNone {
+				if r.RevertStatus != assign.RevertNone {
 					t.Errorf("line %d: already_assigned row has revert %q, want none", r.Line, r.RevertStatus)
 				}
 			case assign.StatusCreated:
@@ -122,7 +122,7 @@ func TestRevertWorker(t *testing.T) {
 				if r.AssignmentID == gone {
 					want = http.StatusNotFound
 				}
-				if r.RevertStatus != store.RevertReverted || r.RevertHTTPStatus != want || r.RevertedAt == nil || r.RevertRequestID == "" {
+				if r.RevertStatus != assign.RevertReverted || r.RevertHTTPStatus != want || r.RevertedAt == nil || r.RevertRequestID == "" {
 					t.Errorf("line %d: revert %s http %d at %v request %q; want reverted, %d, a time and a request id",
 						r.Line, r.RevertStatus, r.RevertHTTPStatus, r.RevertedAt, r.RevertRequestID, want)
 				}
@@ -154,7 +154,7 @@ func TestRevertWorker(t *testing.T) {
 			t.Fatal(err)
 		}
 		queueRevert(t, h, batch)
-		if c := waitReverts(t, h, batch, 60*time.Second); c[store.RevertFailed] != 6 {
+		if c := waitReverts(t, h, batch, 60*time.Second); c[assign.RevertFailed] != 6 {
 			t.Fatalf("reverts while Graph times out: %v, want 6 failed", c)
 		}
 		for _, r := range h.Export(t, batch) {
@@ -172,7 +172,7 @@ func TestRevertWorker(t *testing.T) {
 		if n := queueRevert(t, h, batch); n != 6 {
 			t.Fatalf("second revert queued %d rows, want the 6 failed", n)
 		}
-		if c := waitReverts(t, h, batch, 30*time.Second); c[store.RevertReverted] != 6 {
+		if c := waitReverts(t, h, batch, 30*time.Second); c[assign.RevertReverted] != 6 {
 			t.Fatalf("reverts after recovery: %v, want 6 reverted", c)
 		}
 		if n := len(h.TenantState(2)); n != 0 {

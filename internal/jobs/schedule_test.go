@@ -676,7 +676,7 @@ func TestScheduleCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := os.ReadFile(bigger)
-	if !bytes.Equal(content, want) || s.RowCount != 12 || s.Cron != "0 3 * * *" || s.TimeZone != "UTC" || len(s.SHA256) != 64 || s.Format != "csv" {
+	if !bytes.Equal(content, want) || s.RowCount != 12 || s.Cron != "0 3 * * *" || s.TimeZone != "Europe/Berlin" || len(s.SHA256) != 64 || s.Format != "csv" {
 		t.Fatalf("replaced schedule = %+v (content %d bytes), want the second file's 12 rows at 0 3 * * * UTC", s, len(content))
 	}
 }

@@ -1,297 +1,203 @@
-// Package metrics is a small Prometheus registry: labelled counters,
-// histograms and gauges computed at scrape time, written in the text
-// exposition format (version 0.0.4). The worker has a handful of metrics;
-// this is all of the client library it needs, without its dependencies.
+// Package metrics owns one worker process's metrics: bulkassign's own
+// (rows, Graph requests, the fleet's limits, queue depth), River's job
+// metrics (otelriver, through OpenTelemetry's Prometheus exporter), and the
+// Go runtime and process collectors, all in one non-global Prometheus
+// registry served by Handler.
+//
+// The registry is the process's own rather than prometheus.DefaultRegisterer
+// so that tests can run several workers in one process.
 package metrics
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"math"
+	"log/slog"
 	"net/http"
-	"slices"
-	"sort"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/riverqueue/rivercontrib/otelriver"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/graph"
+	"github.com/bulkassign/bulkassign/internal/jobs"
+	"github.com/bulkassign/bulkassign/internal/store"
 )
 
-// ContentType is the text exposition format's media type.
-const ContentType = "text/plain; version=0.0.4; charset=utf-8"
+// Metrics are one worker process's metrics. RowFinished, ObserveGraph and
+// Waited are the hooks jobs.Deps and graph.Options take; they never block.
+type Metrics struct {
+	// Registry holds every metric served by Handler.
+	Registry *prometheus.Registry
 
-// Registry holds metric families in registration order.
-type Registry struct {
-	mu       sync.Mutex
-	families []family
-	names    map[string]bool
-	// ScrapeTimeout bounds the gauge functions of one scrape; default 2 s.
-	ScrapeTimeout time.Duration
-	// OnError, when set, is told of a gauge function that failed (its
-	// family is left out of that scrape).
-	OnError func(name string, err error)
+	logger    *slog.Logger
+	rows      *prometheus.CounterVec
+	calls     *prometheus.CounterVec
+	throttled *prometheus.CounterVec
+	waited    prometheus.Counter
+	waits     prometheus.Counter
+	latency   *prometheus.HistogramVec
+	river     *otelriver.Middleware
 }
 
-// New returns an empty registry.
-func New() *Registry { return &Registry{names: map[string]bool{}} }
+// latencyBuckets span a fast list (tens of ms) to a create answered at
+// Graph's timeout.
+var latencyBuckets = []float64{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 
-type family interface {
-	name() string
-	write(ctx context.Context, w *bufio.Writer) error
-}
+// riverBuckets are for River's durations in seconds: a fetch of available
+// jobs (milliseconds) to a row worked up to the job timeout. OpenTelemetry's
+// default buckets (0 to 10000) are meant for milliseconds.
+var riverBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 
-func (r *Registry) register(f family) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.names[f.name()] {
-		panic("metrics: " + f.name() + " registered twice")
+// queueScrapeTimeout bounds the queue-depth query of one scrape.
+const queueScrapeTimeout = 2 * time.Second
+
+// New registers the worker's metrics in a new registry. The queue depth is
+// read from pool at each scrape (left out when pool is nil). logger, when
+// not nil, is told of a metric that could not be collected; that metric is
+// left out of the scrape and the rest is served.
+func New(pool *pgxpool.Pool, logger *slog.Logger) *Metrics {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
-	r.names[f.name()] = true
-	r.families = append(r.families, f)
-}
-
-// WriteTo writes every family. A failing gauge function is left out (and
-// reported to OnError) rather than failing the scrape.
-func (r *Registry) WriteTo(ctx context.Context, out io.Writer) error {
-	r.mu.Lock()
-	fams := slices.Clone(r.families)
-	r.mu.Unlock()
-	timeout := r.ScrapeTimeout
-	if timeout <= 0 {
-		timeout = 2 * time.Second
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		logger:   logger,
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulkassign_rows_total",
+			Help: "Rows this process brought to a final status, by status.",
+		}, []string{"status"}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulkassign_graph_requests_total",
+			Help: `Graph requests sent by this process, by operation (list, create, delete) and HTTP status code ("none" when no answer arrived).`,
+		}, []string{"op", "code"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulkassign_graph_throttled_total",
+			Help: "Graph requests answered 429 Too Many Requests, by operation.",
+		}, []string{"op"}),
+		waited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bulkassign_limit_wait_seconds_total",
+			Help: "Time rows spent waiting for the fleet's Graph read and write limits.",
+		}),
+		waits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bulkassign_limit_waits_total",
+			Help: "Waits for the fleet's Graph limits that lasted any time at all.",
+		}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bulkassign_graph_request_duration_seconds",
+			Help:    "Graph request latency, token acquisition included, by operation.",
+			Buckets: latencyBuckets,
+		}, []string{"op"}),
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	w := bufio.NewWriter(out)
-	for _, f := range fams {
-		if err := f.write(ctx, w); err != nil {
-			if r.OnError != nil {
-				r.OnError(f.name(), err)
-			}
+	for _, s := range assign.Statuses {
+		if s.Final() {
+			m.rows.WithLabelValues(string(s)) // every final status is a series from the start
 		}
 	}
-	return w.Flush()
-}
-
-// ServeHTTP serves the registry as a scrape target.
-func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	w.Header().Set("Content-Type", ContentType)
-	_ = r.WriteTo(req.Context(), w)
-}
-
-// labelKey joins label values; \xff cannot occur in UTF-8 text.
-func labelKey(values []string) string { return strings.Join(values, "\xff") }
-
-func header(w *bufio.Writer, name, help, typ string) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, escapeHelp(help), name, typ)
-}
-
-var helpEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
-var valueEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
-
-func escapeHelp(s string) string { return helpEscaper.Replace(s) }
-
-// labels renders {a="x",b="y"} (empty for no labels), with extra pairs
-// appended (the histogram's le).
-func labels(names, values []string, extra ...string) string {
-	if len(names) == 0 && len(extra) == 0 {
-		return ""
+	reg.MustRegister(m.rows, m.calls, m.throttled, m.waited, m.waits, m.latency,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if pool != nil {
+		reg.MustRegister(&queueCollector{pool: pool, desc: prometheus.NewDesc("bulkassign_queue_jobs",
+			"Assignment jobs in River's queue that are not final, by state (fleet-wide).", []string{"state"}, nil)})
 	}
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, n := range names {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(n + `="` + valueEscaper.Replace(values[i]) + `"`)
-	}
-	for i := 0; i+1 < len(extra); i += 2 {
-		if b.Len() > 1 {
-			b.WriteByte(',')
-		}
-		b.WriteString(extra[i] + `="` + valueEscaper.Replace(extra[i+1]) + `"`)
-	}
-	b.WriteByte('}')
-	return b.String()
-}
 
-func formatFloat(v float64) string {
-	switch {
-	case math.IsInf(v, 1):
-		return "+Inf"
-	case math.IsInf(v, -1):
-		return "-Inf"
-	case math.IsNaN(v):
-		return "NaN"
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
-}
-
-// series is one labelled value set of a family.
-type series[T any] struct {
-	values []string
-	v      T
-}
-
-// vec keeps a family's series by label values, written in sorted order so
-// scrapes are stable.
-type vec[T any] struct {
-	mu     sync.Mutex
-	labels []string
-	m      map[string]*series[T]
-	newT   func() T
-}
-
-func (v *vec[T]) with(values []string, fn func(*T)) {
-	if len(values) != len(v.labels) {
-		panic(fmt.Sprintf("metrics: got %d label values for labels %v", len(values), v.labels))
-	}
-	k := labelKey(values)
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	s := v.m[k]
-	if s == nil {
-		s = &series[T]{values: slices.Clone(values), v: v.newT()}
-		v.m[k] = s
-	}
-	fn(&s.v)
-}
-
-func (v *vec[T]) each(fn func(values []string, t *T)) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	keys := make([]string, 0, len(v.m))
-	for k := range v.m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		s := v.m[k]
-		fn(s.values, &s.v)
-	}
-}
-
-// CounterVec is a counter with labels.
-type CounterVec struct {
-	n, help string
-	vec[float64]
-}
-
-// Counter registers a counter. Its name should end in _total.
-func (r *Registry) Counter(name, help string, labelNames ...string) *CounterVec {
-	c := &CounterVec{n: name, help: help, vec: vec[float64]{labels: labelNames, m: map[string]*series[float64]{}, newT: func() float64 { return 0 }}}
-	r.register(c)
-	return c
-}
-
-// Add adds v (>= 0) to the series with these label values.
-func (c *CounterVec) Add(v float64, labelValues ...string) {
-	if v < 0 {
-		panic("metrics: counters only go up")
-	}
-	c.with(labelValues, func(t *float64) { *t += v })
-}
-
-// Inc adds one.
-func (c *CounterVec) Inc(labelValues ...string) { c.Add(1, labelValues...) }
-
-func (c *CounterVec) name() string { return c.n }
-
-func (c *CounterVec) write(_ context.Context, w *bufio.Writer) error {
-	header(w, c.n, c.help, "counter")
-	c.each(func(values []string, t *float64) {
-		fmt.Fprintf(w, "%s%s %s\n", c.n, labels(c.labels, values), formatFloat(*t))
-	})
-	return nil
-}
-
-// HistogramVec is a histogram with labels.
-type HistogramVec struct {
-	n, help string
-	buckets []float64
-	vec[hist]
-}
-
-type hist struct {
-	counts []uint64 // per bucket, not cumulative
-	count  uint64
-	sum    float64
-}
-
-// Histogram registers a histogram with the given upper bounds (sorted;
-// +Inf is implied).
-func (r *Registry) Histogram(name, help string, buckets []float64, labelNames ...string) *HistogramVec {
-	b := slices.Clone(buckets)
-	sort.Float64s(b)
-	h := &HistogramVec{n: name, help: help, buckets: b}
-	h.vec = vec[hist]{labels: labelNames, m: map[string]*series[hist]{}, newT: func() hist { return hist{counts: make([]uint64, len(b))} }}
-	r.register(h)
-	return h
-}
-
-// Observe records one value.
-func (h *HistogramVec) Observe(v float64, labelValues ...string) {
-	i := sort.SearchFloat64s(h.buckets, v) // first bound >= v: le is inclusive
-	h.with(labelValues, func(t *hist) {
-		if i < len(t.counts) {
-			t.counts[i]++
-		}
-		t.count++
-		t.sum += v
-	})
-}
-
-func (h *HistogramVec) name() string { return h.n }
-
-func (h *HistogramVec) write(_ context.Context, w *bufio.Writer) error {
-	header(w, h.n, h.help, "histogram")
-	h.each(func(values []string, t *hist) {
-		var cum uint64
-		for i, le := range h.buckets {
-			cum += t.counts[i]
-			fmt.Fprintf(w, "%s_bucket%s %d\n", h.n, labels(h.labels, values, "le", formatFloat(le)), cum)
-		}
-		fmt.Fprintf(w, "%s_bucket%s %d\n", h.n, labels(h.labels, values, "le", "+Inf"), t.count)
-		fmt.Fprintf(w, "%s_sum%s %s\n", h.n, labels(h.labels, values), formatFloat(t.sum))
-		fmt.Fprintf(w, "%s_count%s %d\n", h.n, labels(h.labels, values), t.count)
-	})
-	return nil
-}
-
-// GaugeFunc is a gauge computed at scrape time.
-type GaugeFunc struct {
-	n, help string
-	label   string
-	fn      func(ctx context.Context) (map[string]float64, error)
-}
-
-// GaugeFunc registers a gauge whose series (by the value of one label, or
-// a single series under "" when label is empty) fn computes at each scrape.
-func (r *Registry) GaugeFunc(name, help, label string, fn func(ctx context.Context) (map[string]float64, error)) {
-	r.register(&GaugeFunc{n: name, help: help, label: label, fn: fn})
-}
-
-func (g *GaugeFunc) name() string { return g.n }
-
-func (g *GaugeFunc) write(ctx context.Context, w *bufio.Writer) error {
-	vals, err := g.fn(ctx)
+	// River's metrics: otelriver records them on an OpenTelemetry meter
+	// whose reader is the Prometheus exporter, registered in reg. Scope
+	// labels and target_info are left out: they would repeat the same
+	// constants on every series.
+	exporter, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
 	if err != nil {
-		return err
+		// Only a name clash within reg fails here: a programming error,
+		// like MustRegister's.
+		panic(fmt.Sprintf("metrics: registering River's exporter: %v", err))
 	}
-	keys := make([]string, 0, len(vals))
-	for k := range vals {
-		keys = append(keys, k)
+	provider := sdkmetric.NewMeterProvider(
+		sdkmetric.WithReader(exporter),
+		sdkmetric.WithView(sdkmetric.NewView(
+			sdkmetric.Instrument{Name: "river.*duration*", Kind: sdkmetric.InstrumentKindHistogram},
+			sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: riverBuckets}},
+		)),
+	)
+	m.river = otelriver.NewMiddleware(&otelriver.MiddlewareConfig{
+		DurationUnit:   "s",
+		MeterProvider:  provider,
+		TracerProvider: tracenoop.NewTracerProvider(), // metrics only: no spans
+	})
+	return m
+}
+
+// RowFinished is jobs.Deps.OnOutcome.
+func (m *Metrics) RowFinished(s assign.Status) { m.rows.WithLabelValues(string(s)).Inc() }
+
+// ObserveGraph is graph.Options.Observe.
+func (m *Metrics) ObserveGraph(r *graph.Response) {
+	code := "none"
+	if r.StatusCode != 0 {
+		code = strconv.Itoa(r.StatusCode)
 	}
-	sort.Strings(keys)
-	header(w, g.n, g.help, "gauge")
-	for _, k := range keys {
-		if g.label == "" {
-			fmt.Fprintf(w, "%s %s\n", g.n, formatFloat(vals[k]))
-			continue
-		}
-		fmt.Fprintf(w, "%s%s %s\n", g.n, labels([]string{g.label}, []string{k}), formatFloat(vals[k]))
+	m.calls.WithLabelValues(string(r.Op), code).Inc()
+	if r.StatusCode == http.StatusTooManyRequests {
+		m.throttled.WithLabelValues(string(r.Op)).Inc()
 	}
-	return nil
+	m.latency.WithLabelValues(string(r.Op)).Observe(r.Duration.Seconds())
+}
+
+// Waited is jobs.Deps.OnWait.
+func (m *Metrics) Waited(d time.Duration) {
+	m.waited.Add(d.Seconds())
+	m.waits.Inc()
+}
+
+// RiverPlugins are for river.Config.Plugins: otelriver's middleware, which
+// records jobs worked and inserted, and, as a hook, River's fetch metrics.
+// (Installed through river.Config.Middleware instead, River would skip its
+// hook side.)
+func (m *Metrics) RiverPlugins() []rivertype.Plugin { return []rivertype.Plugin{m.river} }
+
+// Handler serves the registry in Prometheus's text format. A metric that cannot be collected is logged and left out;
+// promhttp_metric_handler_errors_total counts such scrapes.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{
+		ErrorLog:      logAdapter{m.logger},
+		ErrorHandling: promhttp.ContinueOnError,
+		Registry:      m.Registry,
+	})
+}
+
+// logAdapter is promhttp.Logger on slog.
+type logAdapter struct{ l *slog.Logger }
+
+func (a logAdapter) Println(v ...any) {
+	a.l.Warn("metric left out of the scrape", "error", fmt.Sprint(v...))
+}
+
+// queueCollector reads the assignment queue's depth at each scrape.
+type queueCollector struct {
+	pool *pgxpool.Pool
+	desc *prometheus.Desc
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), queueScrapeTimeout)
+	defer cancel()
+	depth, err := store.QueueDepth(ctx, c.pool, jobs.QueueAssign)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for state, n := range depth {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), state)
+	}
 }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bulkassign/bulkassign/internal/backoff"
 )
 
 // Config describes one fleet-wide limit. Every process sharing Name must use
@@ -92,6 +94,9 @@ func (l *Limiter) Config() Config { return l.cfg }
 // WaitTooLongError says a grant would come later than the caller is willing
 // to wait in process; the caller should reschedule itself after Delay.
 type WaitTooLongError struct{ Delay time.Duration }
+
+// RetryDelay is when to ask again (graph.NotSent reads it).
+func (e *WaitTooLongError) RetryDelay() time.Duration { return e.Delay }
 
 func (e *WaitTooLongError) Error() string {
 	return fmt.Sprintf("fleet rate limit: next grant in %s", e.Delay.Round(time.Millisecond))
@@ -228,7 +233,7 @@ func (l *Limiter) take(ctx context.Context) (granted bool, delay time.Duration, 
 // the pause the caller's request should observe at least.
 func (l *Limiter) Throttled(ctx context.Context, retryAfter time.Duration) (time.Duration, error) {
 	if l == nil || l.cfg.Rate <= 0 {
-		return l.backoff(0, retryAfter), nil
+		return l.pause(0, retryAfter), nil
 	}
 	var pause time.Duration
 	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
@@ -248,7 +253,7 @@ func (l *Limiter) Throttled(ctx context.Context, retryAfter time.Duration) (time
 			b.streak++
 			b.lastCut = b.now
 		}
-		pause = l.backoff(b.streak, retryAfter)
+		pause = l.pause(b.streak, retryAfter)
 		if until := b.now.Add(pause); until.After(b.pausedUntil) {
 			b.pausedUntil = until
 		}
@@ -263,18 +268,16 @@ func (l *Limiter) Throttled(ctx context.Context, retryAfter time.Duration) (time
 
 func (l *Limiter) backoffCap(streak int) time.Duration {
 	d := l.cfg.BaseBackoff << min(max(streak-1, 0), 16)
-	return min(d, l.cfg.MaxBackoff)
+	return backoff.Clamp(min(d, l.cfg.MaxBackoff))
 }
 
-// backoff is Retry-After when given, else exponential with full jitter
-// (but never under half the base, so a storm always backs off).
-func (l *Limiter) backoff(streak int, retryAfter time.Duration) time.Duration {
+// pause is Retry-After when given, else the shared backoff for the
+// streak; bounded either way, so no answer can pause the fleet for ever.
+func (l *Limiter) pause(streak int, retryAfter time.Duration) time.Duration {
 	if retryAfter >= 0 {
-		return retryAfter
+		return backoff.Clamp(retryAfter)
 	}
-	c := l.backoffCap(streak)
-	half := l.cfg.BaseBackoff / 2
-	return half + time.Duration(rand.Int64N(int64(c-half)+1))
+	return backoff.Policy{Base: l.cfg.BaseBackoff, Max: l.cfg.MaxBackoff}.Delay(streak)
 }
 
 // State is a snapshot of a limit, for status output and tests.

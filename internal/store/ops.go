@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/text"
 )
 
 // This file holds the SQL of the operations on a batch after it was
@@ -66,11 +67,11 @@ func CancelJobs(ctx context.Context, tx pgx.Tx, kind, batchID string) (int, erro
 // row whose create was in flight keeps its intent and says so: the next
 // retry re-reads Graph and settles it.
 func CancelItems(ctx context.Context, tx pgx.Tx, batchID string) (int, error) {
-	tag, err := tx.Exec(ctx, `UPDATE items SET status = 'canceled', error_code = 'Canceled',
+	tag, err := tx.Exec(ctx, `UPDATE items SET status = 'canceled', error_code = $2,
 			error_message = CASE WHEN intent_request_id IS NULL THEN 'canceled by enqueue cancel'
 				ELSE 'canceled by enqueue cancel while a create was in flight: it may have applied; enqueue retry settles it' END,
 			finished_at = now(), updated_at = now()
-		WHERE batch_id = $1 AND status IN ('queued', 'running', 'retrying')`, batchID)
+		WHERE batch_id = $1 AND NOT bulkassign_final(status)`, batchID, assign.CodeCanceled)
 	if err != nil {
 		return 0, fmt.Errorf("error canceling rows: %w", err)
 	}
@@ -130,27 +131,6 @@ func CountInDoubt(ctx context.Context, q Querier, batchID string) (int, error) {
 	return n, nil
 }
 
-// RevertStatus is where a row's revert stands.
-type RevertStatus string
-
-const (
-	RevertNone     RevertStatus = "" // no revert was asked for
-	RevertQueued   RevertStatus = "queued"
-	RevertRunning  RevertStatus = "running"
-	RevertRetrying RevertStatus = "retrying"
-	RevertReverted RevertStatus = "reverted"
-	RevertFailed   RevertStatus = "failed"
-	RevertCanceled RevertStatus = "canceled"
-)
-
-// RevertStatuses lists every revert status, non-final first.
-var RevertStatuses = []RevertStatus{RevertQueued, RevertRunning, RevertRetrying, RevertReverted, RevertFailed, RevertCanceled}
-
-// Final reports whether the revert of a row is over.
-func (s RevertStatus) Final() bool {
-	return s == RevertReverted || s == RevertFailed || s == RevertCanceled
-}
-
 // QueueRevert marks for revert every row of the batch that created its
 // assignment, skipping rows already reverted or on their way: a second
 // revert re-queues only failed and canceled reverts. Rows that found their
@@ -175,9 +155,9 @@ func QueueRevert(ctx context.Context, tx pgx.Tx, batchID string) ([]int, error) 
 
 // CancelReverts ends the batch's reverts that are not final as canceled.
 func CancelReverts(ctx context.Context, tx pgx.Tx, batchID string) (int, error) {
-	tag, err := tx.Exec(ctx, `UPDATE items SET revert_status = 'canceled', revert_error_code = 'Canceled',
+	tag, err := tx.Exec(ctx, `UPDATE items SET revert_status = 'canceled', revert_error_code = $2,
 			revert_error = 'canceled by enqueue cancel', updated_at = now()
-		WHERE batch_id = $1 AND revert_status IN ('queued', 'running', 'retrying')`, batchID)
+		WHERE batch_id = $1 AND NOT bulkassign_revert_final(revert_status)`, batchID, assign.CodeCanceled)
 	if err != nil {
 		return 0, fmt.Errorf("error canceling reverts: %w", err)
 	}
@@ -186,7 +166,7 @@ func CancelReverts(ctx context.Context, tx pgx.Tx, batchID string) (int, error) 
 
 // RevertCounts counts a batch's rows by revert status (rows without a
 // revert are not counted).
-type RevertCounts map[RevertStatus]int
+type RevertCounts map[assign.RevertStatus]int
 
 // Total is the number of rows with a revert.
 func (c RevertCounts) Total() int {
@@ -222,16 +202,18 @@ func CountReverts(ctx context.Context, q Querier, batchID string) (RevertCounts,
 		if err := rows.Scan(&s, &n); err != nil {
 			return nil, err
 		}
-		out[RevertStatus(s)] = n
+		out[assign.RevertStatus(s)] = n
 	}
 	return out, rows.Err()
 }
 
 // RevertState is what the revert worker needs to know of a row's revert.
 type RevertState struct {
-	Status    RevertStatus
-	Errors    int
-	StartedAt time.Time
+	Status assign.RevertStatus
+	Errors int
+	// Elapsed is how long ago the revert first started, by the
+	// database's clock.
+	Elapsed time.Duration
 }
 
 // MarkRevertRunning records that a worker has the row's revert, keeping the
@@ -241,25 +223,25 @@ func MarkRevertRunning(ctx context.Context, q Querier, batchID string, row int) 
 	var st RevertState
 	var status *string
 	err := q.QueryRow(ctx, `UPDATE items SET
-			revert_status = CASE WHEN revert_status IN ('queued', 'retrying') THEN 'running' ELSE revert_status END,
-			revert_started_at = CASE WHEN revert_status IN ('queued', 'running', 'retrying')
+			revert_status = CASE WHEN NOT bulkassign_revert_final(revert_status) THEN 'running' ELSE revert_status END,
+			revert_started_at = CASE WHEN NOT bulkassign_revert_final(revert_status)
 				THEN coalesce(revert_started_at, now()) ELSE revert_started_at END,
 			updated_at = now()
 		WHERE batch_id = $1 AND row = $2
-		RETURNING revert_status, revert_errors, coalesce(revert_started_at, now())`, batchID, row).Scan(&status, &st.Errors, &st.StartedAt)
+		RETURNING revert_status, revert_errors, coalesce(now() - revert_started_at, '0')`, batchID, row).Scan(&status, &st.Errors, &st.Elapsed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, fmt.Errorf("item %s/%d: %w", batchID, row, ErrNotFound)
 	}
 	if err != nil {
 		return st, fmt.Errorf("error marking revert running: %w", err)
 	}
-	st.Status = RevertStatus(deref(status))
+	st.Status = assign.RevertStatus(deref(status))
 	return st, nil
 }
 
 // RevertOutcome is what the last DELETE of a row's assignment said.
 type RevertOutcome struct {
-	Status     RevertStatus
+	Status     assign.RevertStatus
 	HTTPStatus int
 	ErrorCode  string
 	Error      string
@@ -277,9 +259,9 @@ func RecordRevert(ctx context.Context, q Querier, batchID string, row int, o Rev
 			revert_error = $6, revert_request_id = coalesce($7, revert_request_id), revert_errors = revert_errors + $8::int,
 			reverted_at = CASE WHEN $3 = 'reverted' THEN now() END, updated_at = now()
 		WHERE batch_id = $1 AND row = $2
-			AND (revert_status IN ('queued', 'running', 'retrying') OR ($3 = 'reverted' AND revert_status = 'canceled'))`,
-		batchID, row, string(o.Status), nullInt(o.HTTPStatus), nullable(o.ErrorCode), nullable(truncate(o.Error, 2000)),
-		nullable(o.RequestID), boolInt(o.CountError))
+			AND (NOT bulkassign_revert_final(revert_status) OR ($3 = 'reverted' AND revert_status = 'canceled'))`,
+		batchID, row, string(o.Status), nullInt(o.HTTPStatus), nullable(text.Short(o.ErrorCode)), nullable(text.Message(o.Error)),
+		nullable(text.Short(o.RequestID)), boolInt(o.CountError))
 	if err != nil {
 		return false, fmt.Errorf("error recording revert: %w", err)
 	}
@@ -320,7 +302,7 @@ func ListBatches(ctx context.Context, q Querier, limit int) ([]BatchSummary, err
 			s.Counts[assign.Status(k)] = v
 		}
 		for k, v := range reverts {
-			s.Reverts[RevertStatus(k)] = v
+			s.Reverts[assign.RevertStatus(k)] = v
 		}
 		out = append(out, s)
 	}

@@ -227,10 +227,10 @@ func TestRevertBookkeeping(t *testing.T) {
 		t.Fatalf("second QueueRevert = %v, want nothing (all queued)", got)
 	}
 	st, err := store.MarkRevertRunning(ctx, b.db.Pool, b.batch, 1)
-	if err != nil || st.Status != store.RevertRunning || st.StartedAt.IsZero() {
+	if err != nil || st.Status != assign.RevertRunning || st.Elapsed < 0 {
 		t.Fatalf("MarkRevertRunning(1) = %+v, %v; want running with a start time", st, err)
 	}
-	if st, err := store.MarkRevertRunning(ctx, b.db.Pool, b.batch, 5); err != nil || st.Status != store.RevertNone {
+	if st, err := store.MarkRevertRunning(ctx, b.db.Pool, b.batch, 5); err != nil || st.Status != assign.RevertNone {
 		t.Fatalf("MarkRevertRunning(5) = %+v, %v; want no revert (already_assigned rows are never reverted)", st, err)
 	}
 	record := func(row int, o store.RevertOutcome) bool {
@@ -240,27 +240,27 @@ func TestRevertBookkeeping(t *testing.T) {
 		}
 		return wrote
 	}
-	record(1, store.RevertOutcome{Status: store.RevertReverted, HTTPStatus: 204, RequestID: "r1"})
-	record(2, store.RevertOutcome{Status: store.RevertFailed, HTTPStatus: 403, ErrorCode: "Forbidden", Error: "no"})
+	record(1, store.RevertOutcome{Status: assign.RevertReverted, HTTPStatus: 204, RequestID: "r1"})
+	record(2, store.RevertOutcome{Status: assign.RevertFailed, HTTPStatus: 403, ErrorCode: "Forbidden", Error: "no"})
 	b.tx(t, func(tx pgx.Tx) error {
 		_, err := store.CancelReverts(ctx, tx, b.batch)
 		return err
 	})
-	if record(3, store.RevertOutcome{Status: store.RevertFailed, HTTPStatus: 500}) {
+	if record(3, store.RevertOutcome{Status: assign.RevertFailed, HTTPStatus: 500}) {
 		t.Fatal("a failed outcome overwrote a canceled revert")
 	}
-	if !record(4, store.RevertOutcome{Status: store.RevertReverted, HTTPStatus: 204}) {
+	if !record(4, store.RevertOutcome{Status: assign.RevertReverted, HTTPStatus: 204}) {
 		t.Fatal("a DELETE that applied was not recorded over a canceled revert")
 	}
-	if record(1, store.RevertOutcome{Status: store.RevertFailed}) {
+	if record(1, store.RevertOutcome{Status: assign.RevertFailed}) {
 		t.Fatal("an outcome overwrote a final reverted row")
 	}
 	counts, err := store.CountReverts(ctx, b.db.Pool, b.batch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := store.RevertCounts{store.RevertReverted: 2, store.RevertFailed: 1, store.RevertCanceled: 1}
-	if len(counts) != len(want) || counts[store.RevertReverted] != 2 || counts[store.RevertFailed] != 1 || counts[store.RevertCanceled] != 1 {
+	want := store.RevertCounts{assign.RevertReverted: 2, assign.RevertFailed: 1, assign.RevertCanceled: 1}
+	if len(counts) != len(want) || counts[assign.RevertReverted] != 2 || counts[assign.RevertFailed] != 1 || counts[assign.RevertCanceled] != 1 {
 		t.Fatalf("CountReverts = %v, want %v", counts, want)
 	}
 	// Revert again: only the failed and canceled reverts go round.
@@ -276,8 +276,8 @@ func TestRevertBookkeeping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 4 || rows[0].RevertStatus != store.RevertReverted || rows[0].RevertRequestID != "r1" ||
-		rows[0].RevertedAt == nil || rows[0].Source != "ops.csv" || rows[1].RevertStatus != store.RevertQueued {
+	if len(rows) != 4 || rows[0].RevertStatus != assign.RevertReverted || rows[0].RevertRequestID != "r1" ||
+		rows[0].RevertedAt == nil || rows[0].Source != "ops.csv" || rows[1].RevertStatus != assign.RevertQueued {
 		t.Fatalf("ExportResults(created) = %+v", rows)
 	}
 }

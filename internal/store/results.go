@@ -49,7 +49,7 @@ type ExportRow struct {
 	Source           string
 	FinishedAt       *time.Time
 	Retries          int
-	RevertStatus     RevertStatus
+	RevertStatus     assign.RevertStatus
 	RevertHTTPStatus int
 	RevertErrorCode  string
 	RevertError      string
@@ -92,7 +92,7 @@ func ExportResults(ctx context.Context, q Querier, batchID string, statuses []as
 			&revert, &r.RevertHTTPStatus, &r.RevertErrorCode, &r.RevertError, &r.RevertRequestID, &r.RevertedAt); err != nil {
 			return fmt.Errorf("error reading results: %w", err)
 		}
-		r.Status, r.RevertStatus = assign.Status(status), RevertStatus(revert)
+		r.Status, r.RevertStatus = assign.Status(status), assign.RevertStatus(revert)
 		if err := fn(&r); err != nil {
 			return err
 		}

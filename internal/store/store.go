@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -96,13 +97,26 @@ func FinishBatchInsert(ctx context.Context, q Querier, b *Batch) error {
 	return nil
 }
 
-// GetBatch reads one batch. id may be a unique prefix of at least 8 characters.
+// ErrBadBatchID is returned, before any query, for a batch id that is
+// neither an id nor a prefix of one GetBatch accepts.
+var ErrBadBatchID = errors.New("not a batch id")
+
+// minBatchPrefix is the shortest prefix of a batch id GetBatch accepts.
+const minBatchPrefix = 8
+
+// GetBatch reads one batch. id may be a unique prefix of at least 8
+// characters: hex digits (either case) and dashes, checked before the query.
 func GetBatch(ctx context.Context, q Querier, id string) (*Batch, error) {
+	if !validBatchPrefix(id) {
+		return nil, fmt.Errorf("batch %q: %w: give the id or its first %d or more characters (hex digits and dashes)",
+			id, ErrBadBatchID, minBatchPrefix)
+	}
 	rows, err := q.Query(ctx, `SELECT id::text, source, sha256, bytes, row_count, duplicate_rows, created_at
-		FROM batches WHERE id::text LIKE $1 || '%' ORDER BY created_at DESC LIMIT 2`, id)
+		FROM batches WHERE id::text LIKE $1 ESCAPE '!' ORDER BY created_at DESC LIMIT 2`, likePrefix(strings.ToLower(id)))
 	if err != nil {
 		return nil, fmt.Errorf("error reading batch: %w", err)
 	}
+	defer rows.Close()
 	var out []*Batch
 	for rows.Next() {
 		b := &Batch{}
@@ -115,13 +129,35 @@ func GetBatch(ctx context.Context, q Querier, id string) (*Batch, error) {
 		return nil, err
 	}
 	switch {
-	case len(out) == 0 || len(id) < 8:
+	case len(out) == 0:
 		return nil, fmt.Errorf("batch %q: %w", id, ErrNotFound)
 	case len(out) > 1:
 		return nil, fmt.Errorf("batch %q is ambiguous: more than one batch id starts with it", id)
 	}
 	return out[0], nil
 }
+
+// validBatchPrefix reports whether id can name a batch: 8 to 36 hex digits
+// and dashes.
+func validBatchPrefix(id string) bool {
+	if len(id) < minBatchPrefix || len(id) > 36 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// likePrefix is a LIKE pattern (escape character '!') matching what starts
+// with s. After validBatchPrefix nothing is left to escape; it escapes
+// anyway, so that the pattern never rests on that check alone.
+var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
+
+func likePrefix(s string) string { return likeEscaper.Replace(s) + "%" }
 
 // ItemRow is one input row to be written by CopyItems.
 type ItemRow struct {

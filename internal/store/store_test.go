@@ -2,9 +2,14 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkassign/bulkassign/internal/store"
 	"github.com/bulkassign/bulkassign/internal/testdb"
@@ -81,5 +86,57 @@ func TestMigrateIsIdempotentAndSafeConcurrently(t *testing.T) {
 	ok, err := store.MigrationsCurrent(context.Background(), db.Pool)
 	if err != nil || !ok {
 		t.Fatalf("MigrationsCurrent = %v, %v; want true", ok, err)
+	}
+}
+
+// countingQuerier counts the queries that reach the database.
+type countingQuerier struct {
+	store.Querier
+	queries int
+}
+
+func (c *countingQuerier) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	c.queries++
+	return c.Querier.Query(ctx, sql, args...)
+}
+
+// TestGetBatchPrefix looks batches up by id and prefix, and checks that
+// LIKE's wildcards, short prefixes and anything else that is not hex digits
+// and dashes are refused before any query (once "bbbbbbb_" found batch
+// bbbbbbbb-… and "________" found them all).
+func TestGetBatchPrefix(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.New(t, 2)
+	ids := []string{"aaaaaaaa-0000-4000-8000-000000000001", "aaaaaaaa-0000-4000-8000-000000000002", "bbbbbbbb-1111-4111-8111-111111111111"}
+	for _, id := range ids {
+		if err := store.InsertBatch(ctx, db.Pool, &store.Batch{ID: id, Source: "in.csv", SHA256: "00"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{ids[2], "bbbbbbbb", "BBBBBBBB-1111", "bbbbbbbb-1111-4111-8111-111111111111"} {
+		q := &countingQuerier{Querier: db.Pool}
+		if b, err := store.GetBatch(ctx, q, id); err != nil || b.ID != ids[2] || q.queries != 1 {
+			t.Errorf("GetBatch(%q) = %v, %v after %d queries; want batch %s", id, b, err, q.queries, ids[2])
+		}
+	}
+	if _, err := store.GetBatch(ctx, db.Pool, "aaaaaaaa"); err == nil || !strings.Contains(err.Error(), "ambiguous") {
+		t.Errorf("GetBatch(aaaaaaaa) = %v, want ambiguous", err)
+	}
+	if _, err := store.GetBatch(ctx, db.Pool, "cccccccc"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetBatch(cccccccc) = %v, want not found", err)
+	}
+	for _, id := range []string{"%", "%%%%%%%%", "________", "bbbbbbb_", "bbbbbbbb%", "b%", "bbbbbbbb-1111-4111-8111-11111111111_",
+		"bbbbbbb", "", "bbbbbbbb-1111-4111-8111-1111111111111", "bbbbbbbb 1111", "bbbbbbbb'--", `bbbbbbbb\`, "gggggggg", "bbbbbbbb!"} {
+		q := &countingQuerier{Querier: db.Pool}
+		b, err := store.GetBatch(ctx, q, id)
+		if !errors.Is(err, store.ErrBadBatchID) || b != nil || q.queries != 0 {
+			t.Errorf("GetBatch(%q) = %v, %v after %d queries; want ErrBadBatchID and no query", id, b, err, q.queries)
+			continue
+		}
+		want := fmt.Sprintf("batch %q: not a batch id: give the id or its first 8 or more characters (hex digits and dashes)", id)
+		if err.Error() != want {
+			t.Errorf("GetBatch(%q): %q, want %q", id, err, want)
+		}
 	}
 }

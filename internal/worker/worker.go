@@ -21,6 +21,7 @@ import (
 	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/httpapi"
 	"github.com/bulkassign/bulkassign/internal/jobs"
+	"github.com/bulkassign/bulkassign/internal/metrics"
 	"github.com/bulkassign/bulkassign/internal/ratelimit"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
@@ -32,7 +33,7 @@ type Runtime struct {
 	Logger *slog.Logger
 	Deps   *jobs.Deps
 	// Metrics are served at /metrics.
-	Metrics *httpapi.Metrics
+	Metrics *metrics.Metrics
 	// Schedule tunes the schedule tick; tests shorten it and set its clock
 	// before Run.
 	Schedule jobs.ScheduleConfig
@@ -54,7 +55,7 @@ func Open(ctx context.Context, db *store.DB, gcfg config.Graph, wcfg config.Work
 
 // New wires the worker's parts on pool, calling Graph with tokens.
 func New(pool *pgxpool.Pool, tokens graph.TokenSource, gcfg config.Graph, wcfg config.Worker, logger *slog.Logger) (*Runtime, error) {
-	m := httpapi.NewMetrics(pool)
+	m := metrics.New(pool, logger.With("component", "metrics"))
 	gc, err := NewGraphClient(gcfg, tokens, m.ObserveGraph)
 	if err != nil {
 		return nil, err
@@ -117,6 +118,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 			river.AddWorker(w, jobs.NewRevertWorker(r.Deps))
 		},
 		PeriodicJobs: []*river.PeriodicJob{jobs.NewScheduleTick(r.Schedule)},
+		Plugins:      r.Metrics.RiverPlugins(),
 	})
 	if err != nil {
 		return err
@@ -127,7 +129,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	// Listen before working rows: a taken port stops the worker at start.
 	if r.cfg.HTTPAddr != "" {
 		srv, err := httpapi.Start(httpapi.Config{Addr: r.cfg.HTTPAddr, User: r.cfg.HTTPUser, Password: r.cfg.HTTPPassword,
-			Pool: r.Pool, River: client, Metrics: r.Metrics, Logger: r.Logger.With("component", "http")})
+			Pool: r.Pool, River: client, Metrics: r.Metrics.Handler(), Logger: r.Logger.With("component", "http")})
 		if err != nil {
 			return err
 		}

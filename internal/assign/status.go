@@ -1,0 +1,76 @@
+package assign
+
+// Status is where a row stands. Which statuses are final is decided twice,
+// once per language: Status.Final here, and bulkassign_final() in the
+// migrations for SQL (TestFinalMatchesSQL keeps them equal).
+type Status string
+
+const (
+	StatusQueued          Status = "queued"
+	StatusRunning         Status = "running"
+	StatusRetrying        Status = "retrying"
+	StatusCreated         Status = "created"
+	StatusAlreadyAssigned Status = "already_assigned"
+	StatusFailed          Status = "failed"
+	StatusCanceled        Status = "canceled"
+)
+
+// Statuses lists every status, non-final first.
+var Statuses = []Status{StatusQueued, StatusRunning, StatusRetrying, StatusCreated, StatusAlreadyAssigned, StatusFailed, StatusCanceled}
+
+// Final reports whether no more work will be done for a row in this status.
+func (s Status) Final() bool {
+	switch s {
+	case StatusCreated, StatusAlreadyAssigned, StatusFailed, StatusCanceled:
+		return true
+	}
+	return false
+}
+
+// RevertStatus is where a row's revert stands; "" is no revert asked for.
+// Final here and bulkassign_revert_final() in SQL decide which are final.
+type RevertStatus string
+
+const (
+	RevertNone     RevertStatus = ""
+	RevertQueued   RevertStatus = "queued"
+	RevertRunning  RevertStatus = "running"
+	RevertRetrying RevertStatus = "retrying"
+	RevertReverted RevertStatus = "reverted"
+	RevertFailed   RevertStatus = "failed"
+	RevertCanceled RevertStatus = "canceled"
+)
+
+// RevertStatuses lists every revert status, non-final first.
+var RevertStatuses = []RevertStatus{RevertQueued, RevertRunning, RevertRetrying, RevertReverted, RevertFailed, RevertCanceled}
+
+// Final reports whether the revert of a row is over.
+func (s RevertStatus) Final() bool {
+	return s == RevertReverted || s == RevertFailed || s == RevertCanceled
+}
+
+// Error codes bulkassign writes to error_code (and revert_error_code) when
+// the reason is its own rather than Graph's code; the README lists them.
+const (
+	// CodeCanceled: `enqueue cancel` stopped the row.
+	CodeCanceled = "Canceled"
+	// CodePatienceExceeded: GRAPH_PATIENCE ran out before a final answer.
+	CodePatienceExceeded = "PatienceExceeded"
+	// CodeNoResponse: the request got no answer (timeout, connection lost).
+	CodeNoResponse = "NoResponse"
+	// CodeSignInAgain: the stored delegated sign-in needs `worker login`.
+	CodeSignInAgain = "SignInAgain"
+	// CodeSignInFailed: no token for another reason (a rotated secret).
+	CodeSignInFailed = "SignInFailed"
+	// CodeWaiting: the row waits for the fleet's rate limit or for another
+	// row creating the same target (not final).
+	CodeWaiting = "Waiting"
+	// CodeNothingToRevert: a revert found no assignment the batch created.
+	CodeNothingToRevert = "NothingToRevert"
+	// CodeJobDiscarded: River gave up on the row's job (its attempts ran
+	// out on errors other than Graph's, e.g. the database refusing writes).
+	CodeJobDiscarded = "JobDiscarded"
+	// CodeJobCancelled: the row's River job was cancelled outside
+	// bulkassign (River UI, the River API).
+	CodeJobCancelled = "JobCancelled"
+)
