@@ -8,7 +8,6 @@ package dryrun
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -166,60 +165,21 @@ func readLists(ctx context.Context, gc *graph.Client, reads *ratelimit.Limiter, 
 	return out, nil
 }
 
-// readList reads one list, waiting out throttling and retrying transient
-// failures a few times (a dry run has no queue to come back later). It is
+// readList reads one list through the workers' read (jobs.ReadList): the
+// same reduction of Graph's answer and the same response policy, waiting
+// in process because a dry run has no queue to come back to later. It is
 // the dry run's one Graph read.
 func readList(ctx context.Context, gc *graph.Client, reads *ratelimit.Limiter, k key) *list {
-	const maxErrors, maxThrottles = 4, 20
-	wait := func(ctx context.Context) error {
-		_, err := reads.Wait(ctx, 5*time.Minute)
-		return err
+	l, why := jobs.ReadList(ctx, gc, reads, k.cfg, k.path, jobs.ReadListSettings{
+		Settings: jobs.Settings{MaxErrors: 4, RetryBase: time.Second, RetryMax: 30 * time.Second, MaxWait: 5 * time.Minute},
+	})
+	switch {
+	case l == nil:
+		return &list{found: true, err: why}
+	case !l.Found:
+		return &list{err: fmt.Sprintf("HTTP %d %s (request-id %s)", l.HTTPStatus, l.ErrorCode, l.RequestID)}
 	}
-	var errs, throttles int
-	for {
-		found, resp := gc.ListAssignments(ctx, k.cfg, k.path, wait)
-		switch {
-		case resp.Err == nil && resp.StatusCode == http.StatusOK:
-			l := &list{found: true, keys: make(map[string]string, len(found))}
-			for _, a := range found {
-				l.keys[a.Target.Key()] = a.ID
-			}
-			return l
-		case resp.StatusCode == http.StatusNotFound:
-			return &list{err: fmt.Sprintf("HTTP 404 %s (request-id %s)", resp.ErrorCode, resp.RequestID)}
-		case ctx.Err() != nil:
-			return &list{found: true, err: ctx.Err().Error()}
-		}
-		var delay time.Duration
-		switch dec := graph.Classify(resp); dec.Action {
-		case graph.Throttle:
-			if throttles++; throttles > maxThrottles {
-				return &list{found: true, err: "still throttled after " + fmt.Sprint(maxThrottles) + " tries: " + resp.Error()}
-			}
-			pause, err := reads.Throttled(ctx, resp.RetryAfter)
-			if err != nil {
-				return &list{found: true, err: err.Error()}
-			}
-			delay = pause
-		case graph.Retry, graph.Reconcile:
-			if errs++; errs >= maxErrors {
-				return &list{found: true, err: fmt.Sprintf("gave up after %d failed reads: %s", errs, resp.Error())}
-			}
-			delay = max(time.Second<<(errs-1), resp.RetryAfter)
-		default:
-			msg := resp.Error()
-			if dec.SignInAgain || resp.StatusCode == http.StatusForbidden {
-				msg += " (" + dec.Why + ")"
-			}
-			return &list{found: true, err: msg}
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-		}
-	}
+	return &list{found: true, keys: l.Keys}
 }
 
 // newReport is the outcome of every row, given the lists.

@@ -51,12 +51,14 @@ type rowRun struct {
 	finish func(context.Context, verdict) error
 }
 
-// settle applies the policy to a failed (or held back) exchange: it waits
-// out limits and throttling without spending an attempt, retries what may
-// pass later within the error budget, and ends the row on what will not.
-// It returns the job's result: a snooze, nil once finished, or an error for
-// River to retry (the database failed).
-func (d *Deps) settle(ctx context.Context, r *rowRun, resp *graph.Response, limiter *ratelimit.Limiter) error {
+// decide applies the response policy to a failed (or held back) exchange
+// of a row that has failed errorsSoFar times before: the one place that
+// says what an answer makes a caller do. A final verdict ends the row;
+// otherwise the row comes back after the returned delay (a wait for the
+// limit or a throttle spends no attempt; a retry counts an error). It
+// tells the fleet's limiter of a throttle. An error means the database
+// behind the limiter failed.
+func decide(ctx context.Context, s *Settings, errorsSoFar int, resp *graph.Response, limiter *ratelimit.Limiter) (verdict, time.Duration, error) {
 	dec := graph.Classify(resp)
 	v := verdict{HTTPStatus: resp.StatusCode, ErrorCode: resp.ErrorCode, ErrorMessage: resp.ErrorMessage,
 		RequestID: resp.RequestID, Decision: dec}
@@ -66,34 +68,62 @@ func (d *Deps) settle(ctx context.Context, r *rowRun, resp *graph.Response, limi
 	switch dec.Action {
 	case graph.Wait:
 		if ctx.Err() == nil && dec.Delay == 0 {
-			return resp.Err // the limiter's database failed: River retries
+			return v, 0, resp.Err // the limiter's database failed
 		}
 		v.Waiting, v.ErrorCode, v.ErrorMessage = true, assign.CodeWaiting, "waiting: "+resp.Err.Error()
 		if ctx.Err() != nil {
 			v.ErrorMessage = "interrupted by a shutdown before the request left; resumes on any worker"
 		}
-		if err := r.record(context.WithoutCancel(ctx), v); err != nil {
-			return err
-		}
-		return d.snooze(r, max(dec.Delay, time.Second))
+		return v, max(dec.Delay, time.Second), nil
 
 	case graph.Throttle:
 		pause, err := limiter.Throttled(ctx, resp.RetryAfter)
 		if err != nil {
-			return err
+			return v, 0, err
 		}
 		v.Waiting = true
-		if err := r.record(ctx, v); err != nil {
-			return err
+		return v, pause + backoff.Policy{Base: 200 * time.Millisecond, Max: 200 * time.Millisecond}.Delay(1), nil
+
+	case graph.Retry, graph.Reconcile:
+		v.CountError = true
+		if errorsSoFar+1 >= s.MaxErrors {
+			v.Final = true
+			v.ErrorMessage = fmt.Sprintf("gave up after %d failed attempts: %s", errorsSoFar+1, resp.Error())
+			return v, 0, nil
 		}
-		r.log.Info("graph throttled", "op", resp.Op, "retry_after", resp.RetryAfter, "pause", pause, "request_id", resp.RequestID)
-		return d.snooze(r, pause+backoff.Policy{Base: 200 * time.Millisecond, Max: 200 * time.Millisecond}.Delay(1))
+		return v, max(s.retry().Delay(errorsSoFar+1), resp.RetryAfter), nil
 
 	case graph.Fail:
 		v.Final = true
-		if v.ErrorMessage == "" {
-			v.ErrorMessage = dec.Why
+		if v.ErrorMessage == "" || resp.StatusCode == http.StatusForbidden {
+			v.ErrorMessage = joinReason(v.ErrorMessage, dec.Why)
 		}
+		return v, 0, nil
+	}
+	return v, 0, fmt.Errorf("%s %s answered %d: %s is not a failure", resp.Method, resp.Op, resp.StatusCode, dec.Action)
+}
+
+// joinReason adds the policy's reason to Graph's message.
+func joinReason(msg, why string) string {
+	switch {
+	case msg == "":
+		return why
+	case why == "" || msg == why:
+		return msg
+	}
+	return msg + " (" + why + ")"
+}
+
+// settle applies decide's verdict to a row's run: it waits and retries by
+// snoozing the job (spending no River attempt), and ends the row on a
+// final verdict. It returns the job's result: a snooze, nil once finished,
+// or an error for River to retry (the database failed).
+func (d *Deps) settle(ctx context.Context, r *rowRun, resp *graph.Response, limiter *ratelimit.Limiter) error {
+	v, delay, err := decide(ctx, &d.Settings, r.errors, resp, limiter)
+	if err != nil {
+		return err
+	}
+	if v.Final {
 		if resp.StatusCode == http.StatusForbidden {
 			if _, loaded := d.logged403.LoadOrStore(r.batchID, struct{}{}); !loaded {
 				r.log.Error("PERMISSION DENIED by Graph: grant DeviceManagementConfiguration.ReadWrite.All (admin consent) to this app or user; the batch's remaining rows will fail the same way",
@@ -101,25 +131,19 @@ func (d *Deps) settle(ctx context.Context, r *rowRun, resp *graph.Response, limi
 			}
 		}
 		return r.finish(ctx, v)
-
-	case graph.Retry, graph.Reconcile:
-		v.CountError = true
-		errorsSoFar := r.errors + 1
-		if errorsSoFar >= d.Settings.MaxErrors {
-			v.Final = true
-			v.ErrorMessage = fmt.Sprintf("gave up after %d failed attempts: %s", errorsSoFar, resp.Error())
-			return r.finish(ctx, v)
-		}
-		if err := r.record(ctx, v); err != nil {
-			return err
-		}
-		delay := max(d.Settings.retry().Delay(errorsSoFar), resp.RetryAfter)
-		r.log.Warn("graph request failed; will retry", "op", resp.Op, "status", resp.StatusCode, "request_id", resp.RequestID,
-			"client_request_id", resp.ClientRequestID, "error", resp.Error(), "ambiguous", dec.Ambiguous,
-			"retry_in", delay, "errors", errorsSoFar)
-		return d.snooze(r, delay)
 	}
-	return fmt.Errorf("settle: %s %s answered %d: %s is not a failure", resp.Method, resp.Op, resp.StatusCode, dec.Action)
+	if err := r.record(context.WithoutCancel(ctx), v); err != nil {
+		return err
+	}
+	switch {
+	case v.Decision.Action == graph.Throttle:
+		r.log.Info("graph throttled", "op", resp.Op, "retry_after", resp.RetryAfter, "pause", delay, "request_id", resp.RequestID)
+	case v.CountError:
+		r.log.Warn("graph request failed; will retry", "op", resp.Op, "status", resp.StatusCode, "request_id", resp.RequestID,
+			"client_request_id", resp.ClientRequestID, "error", resp.Error(), "ambiguous", v.Decision.Ambiguous,
+			"retry_in", delay, "errors", r.errors+1)
+	}
+	return d.snooze(r, delay)
 }
 
 // outOfPatience is the final verdict of a row that has waited longer than

@@ -677,6 +677,6 @@ func TestScheduleCommands(t *testing.T) {
 	}
 	want, _ := os.ReadFile(bigger)
 	if !bytes.Equal(content, want) || s.RowCount != 12 || s.Cron != "0 3 * * *" || s.TimeZone != "Europe/Berlin" || len(s.SHA256) != 64 || s.Format != "csv" {
-		t.Fatalf("replaced schedule = %+v (content %d bytes), want the second file's 12 rows at 0 3 * * * UTC", s, len(content))
+		t.Fatalf("replaced schedule = %+v (content %d bytes), want the second file's 12 rows at 0 3 * * * Europe/Berlin (kept)", s, len(content))
 	}
 }
