@@ -126,7 +126,7 @@ func LoadGraph(env Env, needCredential bool) (Graph, error) {
 		return g, &Error{"AZURE_AUTHORITY_HOST", fmt.Sprintf("%q must use https", g.AuthorityHost)}
 	}
 	var err error
-	if g.Timeout, err = duration(env, "GRAPH_TIMEOUT", 30*time.Second); err != nil {
+	if g.Timeout, err = duration(env, "GRAPH_TIMEOUT", graph.DefaultTimeout); err != nil {
 		return g, err
 	}
 	g.SignIn = strings.ToLower(get(env, "AZURE_SIGNIN", SignInApp))
@@ -204,6 +204,36 @@ func TokenCacheKey(env Env) ([]byte, error) {
 	return nil, &Error{TokenCacheKeyVar, "is not base64 (make one with: openssl rand -base64 32)"}
 }
 
+// Defaults are the worker's tuning when the environment says nothing; the
+// workers (jobs.Settings) and River's client fall back to the same values.
+var Defaults = Worker{
+	WriteRate:   5,
+	ReadRate:    50,
+	Concurrency: 20,
+	Patience:    6 * time.Hour,
+	MaxErrors:   8,
+	JobTimeout:  45 * time.Second,
+}
+
+// RescueMargin is how far WORKER_RESCUE_AFTER's default lies beyond the job
+// timeout. River's rescuer compares the leader's clock with the database's,
+// so a leader whose clock runs fast rescues early: the margin absorbs that,
+// and a run's hold on its row (jobs.RunMargin) keeps an early rescue from
+// posting beside a live run anyway.
+const RescueMargin = 60 * time.Second
+
+// RescueAfter is WORKER_RESCUE_AFTER's default for a job timeout.
+func RescueAfter(jobTimeout time.Duration) time.Duration { return jobTimeout + RescueMargin }
+
+// CheckRescueAfter is the rule that keeps a rescue from overlapping a live
+// run: River may rescue a job only after its run's timeout has passed.
+func CheckRescueAfter(rescueAfter, jobTimeout time.Duration) error {
+	if rescueAfter <= jobTimeout {
+		return fmt.Errorf("%s must exceed WORKER_JOB_TIMEOUT (%s)", rescueAfter, jobTimeout)
+	}
+	return nil
+}
+
 // Worker holds the worker's tuning.
 type Worker struct {
 	WriteRate   float64
@@ -225,29 +255,29 @@ type Worker struct {
 func LoadWorker(env Env) (Worker, error) {
 	var w Worker
 	var err error
-	if w.WriteRate, err = float(env, "GRAPH_WRITE_RATE", 5); err != nil {
+	if w.WriteRate, err = float(env, "GRAPH_WRITE_RATE", Defaults.WriteRate); err != nil {
 		return w, err
 	}
-	if w.ReadRate, err = float(env, "GRAPH_READ_RATE", 50); err != nil {
+	if w.ReadRate, err = float(env, "GRAPH_READ_RATE", Defaults.ReadRate); err != nil {
 		return w, err
 	}
-	if w.Concurrency, err = integer(env, "WORKER_CONCURRENCY", 20); err != nil {
+	if w.Concurrency, err = integer(env, "WORKER_CONCURRENCY", Defaults.Concurrency); err != nil {
 		return w, err
 	}
-	if w.Patience, err = duration(env, "GRAPH_PATIENCE", 6*time.Hour); err != nil {
+	if w.Patience, err = duration(env, "GRAPH_PATIENCE", Defaults.Patience); err != nil {
 		return w, err
 	}
-	if w.MaxErrors, err = integer(env, "GRAPH_MAX_ERRORS", 8); err != nil {
+	if w.MaxErrors, err = integer(env, "GRAPH_MAX_ERRORS", Defaults.MaxErrors); err != nil {
 		return w, err
 	}
-	if w.JobTimeout, err = duration(env, "WORKER_JOB_TIMEOUT", 45*time.Second); err != nil {
+	if w.JobTimeout, err = duration(env, "WORKER_JOB_TIMEOUT", Defaults.JobTimeout); err != nil {
 		return w, err
 	}
-	if w.RescueAfter, err = duration(env, "WORKER_RESCUE_AFTER", w.JobTimeout+30*time.Second); err != nil {
+	if w.RescueAfter, err = duration(env, "WORKER_RESCUE_AFTER", RescueAfter(w.JobTimeout)); err != nil {
 		return w, err
 	}
-	if w.RescueAfter <= w.JobTimeout {
-		return w, &Error{"WORKER_RESCUE_AFTER", fmt.Sprintf("%s must exceed WORKER_JOB_TIMEOUT (%s)", w.RescueAfter, w.JobTimeout)}
+	if err := CheckRescueAfter(w.RescueAfter, w.JobTimeout); err != nil {
+		return w, &Error{"WORKER_RESCUE_AFTER", err.Error()}
 	}
 	w.HTTPAddr = get(env, "WORKER_HTTP_ADDR", "127.0.0.1:8080")
 	if strings.EqualFold(w.HTTPAddr, "off") {

@@ -58,7 +58,8 @@ type Options struct {
 	Tokens  TokenSource
 	// HTTPClient defaults to a client with sensible transport timeouts.
 	HTTPClient *http.Client
-	// Timeout bounds each request (not each page of a list); default 30 s.
+	// Timeout bounds each request (not each page of a list); default
+	// DefaultTimeout.
 	Timeout time.Duration
 	// UserAgent is sent on every request.
 	UserAgent string
@@ -66,6 +67,10 @@ type Options struct {
 	// and logs). It must not block.
 	Observe func(*Response)
 }
+
+// DefaultTimeout bounds one Graph request unless GRAPH_TIMEOUT says
+// otherwise.
+const DefaultTimeout = 30 * time.Second
 
 // Client talks to Graph.
 type Client struct {
@@ -86,7 +91,7 @@ func New(opts Options) (*Client, error) {
 		return nil, errors.New("graph: no token source")
 	}
 	if opts.Timeout <= 0 {
-		opts.Timeout = 30 * time.Second
+		opts.Timeout = DefaultTimeout
 	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = "bulkassign"

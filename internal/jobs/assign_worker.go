@@ -16,26 +16,28 @@ import (
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/backoff"
+	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/ratelimit"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
-// Settings tune the workers. Zero values take the defaults.
+// Settings tune the workers. Zero values take config.Defaults (MaxWait
+// and the retry backoff, which have no setting, are defaulted here).
 type Settings struct {
 	// MaxWait is the longest a job waits in process for the fleet's write
 	// or read budget; beyond it the job snoozes (no attempt used). Default 10 s.
 	MaxWait time.Duration
 	// Patience is how long a row may go unfinished after it first started
-	// (throttled, waiting, retrying) before it ends failed. Default 6 h.
+	// (throttled, waiting, retrying) before it ends failed.
 	Patience time.Duration
 	// MaxErrors is how many failed Graph attempts (5xx, timeouts, resets)
-	// a row may have before it ends failed. Default 8.
+	// a row may have before it ends failed.
 	MaxErrors int
 	// RetryBase and RetryMax bound the backoff between failed attempts
 	// (when Graph gives no Retry-After). Defaults 2 s and 5 min.
 	RetryBase, RetryMax time.Duration
-	// JobTimeout bounds one run of a job; default 45 s. A run holds its row
+	// JobTimeout bounds one run of a job. A run holds its row
 	// for JobTimeout + RunMargin, so a second run of the same row (a job
 	// River rescued early) never posts beside a live one.
 	JobTimeout time.Duration
@@ -50,10 +52,10 @@ func (s *Settings) withDefaults() {
 		s.MaxWait = 10 * time.Second
 	}
 	if s.Patience <= 0 {
-		s.Patience = 6 * time.Hour
+		s.Patience = config.Defaults.Patience
 	}
 	if s.MaxErrors <= 0 {
-		s.MaxErrors = 8
+		s.MaxErrors = config.Defaults.MaxErrors
 	}
 	if s.RetryBase <= 0 {
 		s.RetryBase = 2 * time.Second
@@ -62,7 +64,7 @@ func (s *Settings) withDefaults() {
 		s.RetryMax = 5 * time.Minute
 	}
 	if s.JobTimeout <= 0 {
-		s.JobTimeout = 45 * time.Second
+		s.JobTimeout = config.Defaults.JobTimeout
 	}
 }
 

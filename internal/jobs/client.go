@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/riverqueue/river/rivertype"
 )
 
@@ -18,8 +20,8 @@ type ClientConfig struct {
 	Workers int
 	// RescueAfter is how long a job may stay running before River's leader
 	// hands it to another worker: it is how soon a SIGKILLed worker's rows
-	// are finished by the fleet. It must exceed the job timeout; default 75 s
-	// (45 s job timeout + 30 s margin).
+	// are finished by the fleet. It must exceed the job timeout; default
+	// config.RescueAfter of the job timeout.
 	RescueAfter time.Duration
 	// FetchPollInterval: how often idle workers look for jobs when no
 	// notification arrives; default River's (1 s).
@@ -35,13 +37,13 @@ type ClientConfig struct {
 // NewClient returns a River client that works assignment rows with w.
 func NewClient(pool *pgxpool.Pool, w *AssignWorker, cfg ClientConfig) (*river.Client[pgx.Tx], error) {
 	if cfg.Workers <= 0 {
-		cfg.Workers = 20
+		cfg.Workers = config.Defaults.Concurrency
 	}
 	if cfg.RescueAfter <= 0 {
-		cfg.RescueAfter = w.d.Settings.JobTimeout + 30*time.Second
+		cfg.RescueAfter = config.RescueAfter(w.d.Settings.JobTimeout)
 	}
-	if cfg.RescueAfter <= w.d.Settings.JobTimeout {
-		return nil, fmt.Errorf("rescue-after %s must exceed the job timeout %s", cfg.RescueAfter, w.d.Settings.JobTimeout)
+	if err := config.CheckRescueAfter(cfg.RescueAfter, w.d.Settings.JobTimeout); err != nil {
+		return nil, fmt.Errorf("rescue-after: %w", err)
 	}
 	logger := cfg.Logger
 	if logger == nil {
