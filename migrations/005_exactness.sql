@@ -47,6 +47,9 @@ CREATE TABLE sweeps (
 COMMENT ON TABLE assignment_lists IS
     'The assignments found on one configuration path, read from Graph once per batch (and again for a row whose create may have applied unseen). keys maps a target key to the assignment id. read_at is the database time the read began.';
 
+-- One name per thing: the row's number in its batch is "row" everywhere
+-- (items.row, River's args, Go's Row). The view gains it as a column;
+-- item_id, its first name here, stays for queries written against it.
 CREATE OR REPLACE VIEW assignment_results AS
 SELECT i.batch_id,
        i.row AS item_id,
@@ -76,6 +79,7 @@ SELECT i.batch_id,
        i.revert_error_code,
        i.revert_error,
        i.revert_request_id,
-       i.reverted_at
+       i.reverted_at,
+       i.row
 FROM items i
 JOIN batches b ON b.id = i.batch_id;

@@ -109,7 +109,7 @@ func enqueueLists(ctx context.Context, env *Env, fs *flag.FlagSet, args []string
 	return nil
 }
 
-func printWarnings(w io.Writer, r *intake.Result) {
+func printWarnings(w io.Writer, r *intake.Summary) {
 	for _, l := range r.WarningLines() {
 		fmt.Fprintln(w, l)
 	}

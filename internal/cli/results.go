@@ -140,7 +140,7 @@ func revertLabel(r *store.ExportRow) string {
 
 // exportValues are r's cells in store.ExportColumns order; nil is absent.
 func exportValues(r *store.ExportRow) []any {
-	return []any{r.BatchID, r.ItemID, r.Line, r.Source, r.ConfigurationID, optional(r.Path), r.TargetType,
+	return []any{r.BatchID, r.Row, r.Line, r.Source, r.ConfigurationID, optional(r.Path), r.TargetType,
 		optional(r.GroupID), optional(r.CollectionID), optional(r.FilterID), optional(r.FilterType), string(r.Status),
 		optionalInt(r.HTTPStatus), optional(r.AssignmentID), r.Attempts, optional(r.ErrorCode), optional(r.ErrorMessage),
 		optional(r.RequestID), r.CreatedAt.UTC(), r.UpdatedAt.UTC(), optionalTime(r.FinishedAt), r.Retries,

@@ -62,7 +62,7 @@ type Plan struct {
 	Rows []Row
 	// Intake is each input's intake result, with its warnings and invalid
 	// rows.
-	Intake []*intake.Result
+	Intake []*intake.Summary
 	keys   []key // each once, in order of first use
 }
 

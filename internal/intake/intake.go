@@ -4,7 +4,7 @@
 // grow with the number of rows except for a compact duplicate set (about
 // 18 bytes a unique row).
 //
-// Any invalid row makes the whole input invalid (Result.Err), but reading goes
+// Any invalid row makes the whole input invalid (Summary.Err), but reading goes
 // on to the end so that every bad line is reported, as "FILE:LINE: message".
 // A syntax error stops reading at its line. A row that repeats an earlier one
 // (same assign.Spec.Key) is passed on once, with a warning.
@@ -133,8 +133,8 @@ func (p Problem) String() string {
 	return b.String()
 }
 
-// Result sums up one input.
-type Result struct {
+// Summary sums up one input.
+type Summary struct {
 	File       string
 	Rows       int // unique valid rows passed to the callback
 	Duplicates int // valid rows skipped as repeats of an earlier row
@@ -155,7 +155,7 @@ type Result struct {
 // Err is nil when the input is valid. Otherwise its message is the
 // problems, one a line, then "FILE: ... and N more invalid rows" for those
 // past the cap.
-func (r *Result) Err() error {
+func (r *Summary) Err() error {
 	if r.Invalid == 0 {
 		return nil
 	}
@@ -166,12 +166,12 @@ func (r *Result) Err() error {
 	if more := r.Invalid - len(r.Problems); more > 0 {
 		lines = append(lines, fmt.Sprintf("%s: ... and %d more invalid rows", r.File, more))
 	}
-	return &InvalidError{Result: r, msg: strings.Join(lines, "\n")}
+	return &InvalidError{Summary: r, msg: strings.Join(lines, "\n")}
 }
 
 // WarningLines formats the warnings, one a line, then
 // "FILE: ... and N more duplicate rows" for those past the cap.
-func (r *Result) WarningLines() []string {
+func (r *Summary) WarningLines() []string {
 	lines := make([]string, 0, len(r.Warnings)+1)
 	for _, p := range r.Warnings {
 		lines = append(lines, p.String())
@@ -182,10 +182,10 @@ func (r *Result) WarningLines() []string {
 	return lines
 }
 
-// InvalidError is the error Result.Err returns.
+// InvalidError is the error Summary.Err returns.
 type InvalidError struct {
-	Result *Result
-	msg    string
+	Summary *Summary
+	msg     string
 }
 
 func (e *InvalidError) Error() string { return e.msg }
@@ -194,21 +194,21 @@ func (e *InvalidError) Error() string { return e.msg }
 type Reader struct {
 	Name        string // used in messages; for stdin the caller chooses, e.g. "-" or "<stdin>"
 	Format      Format // empty: FormatAuto
-	MaxProblems int    // errors and warnings listed in the Result; default DefaultMaxProblems
+	MaxProblems int    // errors and warnings listed in the Summary; default DefaultMaxProblems
 	MaxRows     int    // data rows accepted; more is an error; default DefaultMaxRows
 }
 
 // Read reads and validates all of r. It calls fn for each unique valid row, in
 // input order, even when other rows are invalid: the caller must discard what
-// fn did when Result.Err is not nil. An error from fn or from reading r stops
-// Read, which returns it wrapped (with the partial Result). Problems with
-// the input are never a returned error; they are in the Result.
-func (rd Reader) Read(r io.Reader, fn func(Row) error) (*Result, error) {
+// fn did when Summary.Err is not nil. An error from fn or from reading r stops
+// Read, which returns it wrapped (with the partial Summary). Problems with
+// the input are never a returned error; they are in the Summary.
+func (rd Reader) Read(r io.Reader, fn func(Row) error) (*Summary, error) {
 	in := &hashingReader{r: r, h: sha256.New()}
 	st := &state{
 		name:  rd.Name,
 		fn:    fn,
-		res:   &Result{File: rd.Name},
+		res:   &Summary{File: rd.Name},
 		max:   rd.MaxProblems,
 		rows:  rd.MaxRows,
 		seed1: maphash.MakeSeed(),
@@ -295,7 +295,7 @@ func sniff(br *bufio.Reader) Format {
 type state struct {
 	name    string
 	fn      func(Row) error
-	res     *Result
+	res     *Summary
 	max     int // problems / warnings listed
 	rows    int // data rows allowed
 	records int // data rows seen (valid, invalid, duplicate)

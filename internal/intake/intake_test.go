@@ -23,7 +23,7 @@ var update = flag.Bool("update", false, "rewrite testdata/bad/*.golden")
 
 // readFile reads a testdata file the way the enqueue command would, under its
 // base name, and returns the rows passed on and the result.
-func readFile(t testing.TB, path string) ([]Row, *Result) {
+func readFile(t testing.TB, path string) ([]Row, *Summary) {
 	t.Helper()
 	f, err := DetectFormat(path, "")
 	if err != nil {
@@ -52,7 +52,7 @@ func readFile(t testing.TB, path string) ([]Row, *Result) {
 }
 
 // report is what the enqueue command prints for a result.
-func report(res *Result) string {
+func report(res *Summary) string {
 	var b strings.Builder
 	if err := res.Err(); err != nil {
 		b.WriteString(err.Error())
@@ -84,7 +84,7 @@ func TestBad(t *testing.T) {
 				t.Fatalf("no error for a bad file")
 			}
 			var ie *InvalidError
-			if !errors.As(res.Err(), &ie) || ie.Result != res {
+			if !errors.As(res.Err(), &ie) || ie.Summary != res {
 				t.Errorf("Err() is %T, want *InvalidError", res.Err())
 			}
 			got := report(res)

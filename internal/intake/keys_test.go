@@ -39,7 +39,7 @@ func TestManyKeysMemory(t *testing.T) {
 	if n < 40_000 {
 		t.Fatalf("only %d unknown keys", n)
 	}
-	read := func() *Result {
+	read := func() *Summary {
 		res, err := Reader{Name: "big.json", Format: FormatJSON}.Read(bytes.NewReader(data), func(Row) error { return nil })
 		if err != nil {
 			t.Fatal(err)

@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -25,13 +24,13 @@ type Input struct {
 // Enqueued is the result for one input.
 type Enqueued struct {
 	Batch  *store.Batch
-	Intake *intake.Result
+	Intake *intake.Summary
 }
 
 // InvalidInputError reports inputs that had invalid rows; nothing was
 // enqueued. Results holds every input's intake result, for its problems.
 type InvalidInputError struct {
-	Results []*intake.Result
+	Results []*intake.Summary
 }
 
 func (e *InvalidInputError) Error() string {
@@ -75,7 +74,7 @@ func Enqueue(ctx context.Context, pool *pgxpool.Pool, rc *river.Client[pgx.Tx], 
 func EnqueueTx(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], inputs []Input) ([]Enqueued, error) {
 	var (
 		out     []Enqueued
-		results []*intake.Result
+		results []*intake.Summary
 		invalid bool
 	)
 	for _, in := range inputs {
@@ -146,10 +145,4 @@ func enqueueOne(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], in Inp
 		}
 	}
 	return Enqueued{Batch: b, Intake: res}, nil
-}
-
-// IsInvalidInput reports whether err says the input had invalid rows.
-func IsInvalidInput(err error) bool {
-	var ie *InvalidInputError
-	return errors.As(err, &ie)
 }

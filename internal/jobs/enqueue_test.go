@@ -90,7 +90,8 @@ func TestEnqueue(t *testing.T) {
 		db := setup(t)
 		_, err := enqueue(t, db, csvInput("good.csv", testenv.GroupCSV(10, 2)),
 			csvInput("bad.csv", "configuration_id,group_id\n"+testenv.Config(1)+",x\n"))
-		if !jobs.IsInvalidInput(err) {
+		var invalid *jobs.InvalidInputError
+		if !errors.As(err, &invalid) {
 			t.Fatalf("err = %v, want invalid input", err)
 		}
 		if b, i, j := countRows(t, db); b+i+j != 0 {

@@ -232,12 +232,12 @@ func TestExactness(t *testing.T) {
 		b.h.WaitFinal(t, batch, 30*time.Second)
 		want := map[int]string{1: assign.CodeJobDiscarded, 2: assign.CodeJobCancelled}
 		for _, r := range b.h.Results(t, batch) {
-			code, ended := want[r.ItemID]
+			code, ended := want[r.Row]
 			switch {
 			case ended && (r.Status != assign.StatusFailed || r.ErrorCode != code || r.ErrorMessage == ""):
-				t.Errorf("row %d: %s %s %q, want failed %s with a reason", r.ItemID, r.Status, r.ErrorCode, r.ErrorMessage, code)
+				t.Errorf("row %d: %s %s %q, want failed %s with a reason", r.Row, r.Status, r.ErrorCode, r.ErrorMessage, code)
 			case !ended && r.Status != assign.StatusCreated:
-				t.Errorf("row %d: %s, want created", r.ItemID, r.Status)
+				t.Errorf("row %d: %s, want created", r.Row, r.Status)
 			}
 		}
 	})

@@ -57,7 +57,7 @@ func (b *opsBundle) statuses(t *testing.T) map[int]string {
 	t.Helper()
 	out := map[int]string{}
 	err := store.ListResults(context.Background(), b.db.Pool, b.batch, nil, func(r *store.Result) error {
-		out[r.ItemID] = string(r.Status)
+		out[r.Row] = string(r.Status)
 		return nil
 	})
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 // Result is one row of the assignment_results view.
 type Result struct {
 	BatchID         string
-	ItemID          int
+	Row             int
 	Line            int
 	ConfigurationID string
 	Path            string
@@ -32,7 +32,7 @@ type Result struct {
 }
 
 // ResultColumns are the view's columns behind Result's fields, in order.
-var ResultColumns = []string{"batch_id", "item_id", "line", "configuration_id", "path", "target_type", "group_id",
+var ResultColumns = []string{"batch_id", "row", "line", "configuration_id", "path", "target_type", "group_id",
 	"collection_id", "filter_id", "filter_type", "status", "http_status", "assignment_id", "attempts", "error_code",
 	"error_message", "request_id", "created_at", "updated_at"}
 
@@ -59,7 +59,7 @@ type ExportRow struct {
 
 // ExportColumns are the view's columns ExportResults reads, in the view's
 // order ("final" aside, which Status implies).
-var ExportColumns = []string{"batch_id", "item_id", "line", "source", "configuration_id", "path", "target_type", "group_id",
+var ExportColumns = []string{"batch_id", "row", "line", "source", "configuration_id", "path", "target_type", "group_id",
 	"collection_id", "filter_id", "filter_type", "status", "http_status", "assignment_id", "attempts", "error_code",
 	"error_message", "request_id", "created_at", "updated_at", "finished_at", "retries", "revert_status",
 	"revert_http_status", "revert_error_code", "revert_error", "revert_request_id", "reverted_at"}
@@ -71,14 +71,14 @@ func ExportResults(ctx context.Context, q Querier, batchID string, statuses []as
 	for _, s := range statuses {
 		filter = append(filter, string(s))
 	}
-	rows, err := q.Query(ctx, `SELECT batch_id::text, item_id, line, source, configuration_id::text, path, target_type,
+	rows, err := q.Query(ctx, `SELECT batch_id::text, row, line, source, configuration_id::text, path, target_type,
 			coalesce(group_id::text, ''), coalesce(collection_id, ''), coalesce(filter_id::text, ''), coalesce(filter_type, ''),
 			status, coalesce(http_status, 0), coalesce(assignment_id, ''), attempts, coalesce(error_code, ''),
 			coalesce(error_message, ''), coalesce(request_id, ''), created_at, updated_at, finished_at, retries,
 			coalesce(revert_status, ''), coalesce(revert_http_status, 0), coalesce(revert_error_code, ''),
 			coalesce(revert_error, ''), coalesce(revert_request_id, ''), reverted_at
 		FROM assignment_results WHERE batch_id = $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2))
-		ORDER BY item_id`, batchID, filter)
+		ORDER BY row`, batchID, filter)
 	if err != nil {
 		return fmt.Errorf("error reading results: %w", err)
 	}
@@ -86,7 +86,7 @@ func ExportResults(ctx context.Context, q Querier, batchID string, statuses []as
 	var r ExportRow
 	for rows.Next() {
 		var status, revert string
-		if err := rows.Scan(&r.BatchID, &r.ItemID, &r.Line, &r.Source, &r.ConfigurationID, &r.Path, &r.TargetType, &r.GroupID,
+		if err := rows.Scan(&r.BatchID, &r.Row, &r.Line, &r.Source, &r.ConfigurationID, &r.Path, &r.TargetType, &r.GroupID,
 			&r.CollectionID, &r.FilterID, &r.FilterType, &status, &r.HTTPStatus, &r.AssignmentID, &r.Attempts,
 			&r.ErrorCode, &r.ErrorMessage, &r.RequestID, &r.CreatedAt, &r.UpdatedAt, &r.FinishedAt, &r.Retries,
 			&revert, &r.RevertHTTPStatus, &r.RevertErrorCode, &r.RevertError, &r.RevertRequestID, &r.RevertedAt); err != nil {

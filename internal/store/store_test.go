@@ -32,7 +32,7 @@ func TestAssignmentResultsViewColumns(t *testing.T) {
 		got = append(got, c)
 	}
 	// The documented, stable columns (README "Querying results").
-	want := []string{"batch_id", "item_id", "line", "configuration_id", "path", "target_type", "group_id",
+	want := []string{"batch_id", "row", "line", "configuration_id", "path", "target_type", "group_id",
 		"collection_id", "filter_id", "filter_type", "status", "http_status", "assignment_id", "attempts",
 		"error_code", "error_message", "request_id", "created_at", "updated_at"}
 	for _, c := range want {
