@@ -21,6 +21,11 @@ const DelegatedPermission = "DeviceManagementConfiguration.ReadWrite.All"
 // MSAL itself treats tokens this close to expiry as expired.
 const renewBefore = 5 * time.Minute
 
+// signOutCheck is how often a held token is checked against the stored
+// sign-in: after `worker logout` deleted it, a running worker stops
+// creating within this long instead of using its token until it expires.
+const signOutCheck = 5 * time.Second
+
 // refreshTimeout bounds one renewal (lock, cache read, token call, cache
 // write) once it has started.
 const refreshTimeout = time.Minute
@@ -61,10 +66,11 @@ type Delegated struct {
 
 	// sem admits one caller at a time to the held token and to renewals;
 	// unlike a mutex, waiting for it honours the caller's context.
-	sem     chan struct{}
-	tok     string
-	exp     time.Time
-	freshAt time.Time
+	sem       chan struct{}
+	tok       string
+	exp       time.Time
+	freshAt   time.Time
+	checkedAt time.Time // when the stored sign-in was last seen
 }
 
 // NewDelegated builds the source. It does not contact the authority or the
@@ -189,6 +195,16 @@ func (d *Delegated) Token(ctx context.Context, opts graph.TokenOptions) (string,
 	}
 	defer func() { <-d.sem }()
 	now := time.Now()
+	if d.tok != "" && now.Sub(d.checkedAt) > signOutCheck {
+		ok, err := store.TokenCacheExists(ctx, d.cfg.Pool, d.name)
+		if err != nil {
+			return "", fmt.Errorf("stored sign-in: %w", err)
+		}
+		if !ok {
+			d.tok = "" // signed out: renew, which says so
+		}
+		d.checkedAt = now
+	}
 	switch {
 	case d.tok == "":
 	case opts.Fresh && now.Sub(d.freshAt) < time.Second:
@@ -200,7 +216,7 @@ func (d *Delegated) Token(ctx context.Context, opts graph.TokenOptions) (string,
 	if err != nil {
 		return "", err
 	}
-	d.tok, d.exp = r.AccessToken, r.ExpiresOn
+	d.tok, d.exp, d.checkedAt = r.AccessToken, r.ExpiresOn, now
 	if opts.Fresh {
 		d.freshAt = now
 	}

@@ -181,6 +181,26 @@ func TestDelegatedFailuresNeedAPerson(t *testing.T) {
 			want: "run `worker login`",
 		},
 		{
+			// A worker that holds a valid token stops using it once
+			// `worker logout` deleted the stored sign-in (within the 5 s
+			// between checks), instead of creating until it expires.
+			name: "signed out while a worker runs",
+			setup: func(t *testing.T, b *delegatedBundle) *auth.Delegated {
+				b.login(t)
+				d := b.process(t, b.key)
+				if _, err := d.Token(ctx, graph.TokenOptions{}); err != nil {
+					t.Fatalf("before logout: %v", err)
+				}
+				if ok, err := auth.Logout(ctx, b.db.Pool, b.sim.TenantID(), graphsim.DefaultClientID); err != nil || !ok {
+					t.Fatalf("Logout = %v, %v", ok, err)
+				}
+				time.Sleep(5*time.Second + 200*time.Millisecond)
+				return d
+			},
+			is:   auth.ErrNotSignedIn,
+			want: "run `worker login`",
+		},
+		{
 			// Tokens shorter than MSAL's five-minute margin make every
 			// request renew through the refresh token.
 			name: "refresh token revoked",

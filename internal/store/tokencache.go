@@ -103,3 +103,13 @@ func RowsAsText(ctx context.Context, q Querier, table string) ([]string, error) 
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
+
+// TokenCacheExists reports whether the named cache is stored (a signed-in
+// sign-in that `worker logout` has not deleted).
+func TokenCacheExists(ctx context.Context, q Querier, name string) (bool, error) {
+	var ok bool
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM token_caches WHERE name = $1)`, name).Scan(&ok); err != nil {
+		return false, fmt.Errorf("error reading token cache: %w", err)
+	}
+	return ok, nil
+}
