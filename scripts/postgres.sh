@@ -26,9 +26,12 @@ if command -v pg_isready >/dev/null && reachable 127.0.0.1 5432 postgres; then
 fi
 
 if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+  # compose takes the password from POSTGRES_PASSWORD (or .env); a local
+  # development database without one gets a fixed development password.
+  pw="${POSTGRES_PASSWORD:-bulkassign-dev}"
   say "starting Postgres with docker compose"
-  docker compose up -d --wait postgres >&2
-  echo "postgres://postgres:postgres@127.0.0.1:5432"; exit 0
+  POSTGRES_PASSWORD="$pw" docker compose up -d --wait postgres >&2
+  echo "postgres://postgres:${pw}@127.0.0.1:5432"; exit 0
 fi
 
 bindir=""
