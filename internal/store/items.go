@@ -17,6 +17,7 @@ type Item struct {
 	BatchID         string
 	Row             int
 	Line            int
+	TenantID        string // the tenant the row writes to
 	Spec            assign.Spec
 	Status          assign.Status
 	Attempts        int
