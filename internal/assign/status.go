@@ -60,6 +60,10 @@ const (
 	CodeNoResponse = "NoResponse"
 	// CodeSignInAgain: the stored delegated sign-in needs `worker login`.
 	CodeSignInAgain = "SignInAgain"
+	// CodeSignInRefused: the row's tenant refuses the app for good: admin
+	// consent missing (AADSTS700016, AADSTS65001), tenant not found
+	// (AADSTS90002), app disabled (AADSTS7000112); the message keeps the code.
+	CodeSignInRefused = "SignInRefused"
 	// CodeSignInFailed: no token for another reason (a rotated secret).
 	CodeSignInFailed = "SignInFailed"
 	// CodeWaiting: the row waits for the fleet's rate limit or for another

@@ -42,7 +42,13 @@ type App struct {
 	client    confidential.Client
 	lastFresh time.Time
 	freshTok  string
+	refused   error     // the tenant refused the app ...
+	refusedAt time.Time // ... this recently: answer so without asking
 }
+
+// refusalMemory is how long a tenant's refusal is answered from memory, so
+// its rows end at once without each asking the platform again.
+const refusalMemory = time.Minute
 
 // NewApp builds the MSAL client. It does not contact the authority; call
 // Check to prove the credential works.
@@ -100,6 +106,11 @@ func KnownAuthorityHost(host string) bool {
 // fresh requests within a second share one new token.
 func (a *App) Token(ctx context.Context, opts graph.TokenOptions) (string, error) {
 	a.mu.Lock()
+	if a.refused != nil && time.Since(a.refusedAt) < refusalMemory {
+		err := a.refused
+		a.mu.Unlock()
+		return "", err
+	}
 	client := a.client
 	if opts.Fresh {
 		if time.Since(a.lastFresh) < time.Second && a.freshTok != "" {
@@ -121,7 +132,7 @@ func (a *App) Token(ctx context.Context, opts graph.TokenOptions) (string, error
 		}
 		r, err := client.AcquireTokenByCredential(ctx, []string{a.cfg.Scope}, copts...)
 		if err != nil {
-			return "", sanitize(err)
+			return "", a.failed(err)
 		}
 		a.lastFresh, a.freshTok = time.Now(), r.AccessToken
 		return r.AccessToken, nil
@@ -129,9 +140,21 @@ func (a *App) Token(ctx context.Context, opts graph.TokenOptions) (string, error
 	a.mu.Unlock()
 	r, err := client.AcquireTokenByCredential(ctx, []string{a.cfg.Scope})
 	if err != nil {
-		return "", sanitize(err)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return "", a.failed(err)
 	}
 	return r.AccessToken, nil
+}
+
+// failed sorts a sign-in error and remembers a refusal; a.mu is held.
+func (a *App) failed(err error) error {
+	err = appError(err)
+	var refused *RefusedError
+	if errors.As(err, &refused) {
+		a.refused, a.refusedAt = err, time.Now()
+	}
+	return err
 }
 
 // Check acquires a token, proving the credential, authority and scope work.

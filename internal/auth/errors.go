@@ -112,3 +112,34 @@ var needsPerson = map[string]bool{
 	"consent_required":     true,
 	"expired_token":        true,
 }
+
+// refusedCodes are the platform's answers that say a tenant refuses the
+// app for good: no retry fixes them, an admin of that tenant must act.
+var refusedCodes = []string{
+	"AADSTS700016",  // application not found in the directory: no admin consent
+	"AADSTS65001",   // consent missing
+	"AADSTS90002",   // tenant not found
+	"AADSTS7000112", // application disabled
+	"AADSTS500011",  // resource principal not found in the tenant
+}
+
+// RefusedError is a tenant refusing the app: it wraps
+// graph.ErrSignInRefused, so that tenant's rows end failed at once with the
+// platform's code in the message.
+type RefusedError struct{ Msg string }
+
+func (e *RefusedError) Error() string { return e.Msg }
+func (e *RefusedError) Unwrap() error { return graph.ErrSignInRefused }
+
+// appError sorts a failed app sign-in: a tenant's refusal is
+// *RefusedError; anything else (a wrong secret, a 5xx, a timeout) stays
+// retryable, reduced to one line by sanitize.
+func appError(err error) error {
+	clean := sanitize(err)
+	for _, code := range refusedCodes {
+		if strings.Contains(clean.Error(), code+":") || strings.HasSuffix(clean.Error(), code) {
+			return &RefusedError{Msg: clean.Error()}
+		}
+	}
+	return clean
+}

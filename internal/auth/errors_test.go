@@ -75,3 +75,33 @@ func TestRenewErrorSortsWhatNeedsAPerson(t *testing.T) {
 		})
 	}
 }
+
+// TestAppErrorRefusal: a tenant's refusal of the app is final (the rows end
+// at once), every other sign-in failure stays retryable.
+func TestAppErrorRefusal(t *testing.T) {
+	t.Parallel()
+	body := func(code int, desc string) error {
+		return msalError(fmt.Sprintf(`{"error":"unauthorized_client","error_description":"AADSTS%d: %s. Trace ID: 1","error_codes":[%d]}`, code, desc, code))
+	}
+	tests := []struct {
+		err     error
+		refused bool
+	}{
+		{body(700016, "Application with identifier 'x' was not found in the directory 'y'"), true},
+		{body(65001, "The user or administrator has not consented to use the application"), true},
+		{body(90002, "Tenant 'z' not found"), true},
+		{body(7000112, "Application 'x' is disabled"), true},
+		{body(7000215, "Invalid client secret provided"), false},
+		{body(90033, "A transient error has occurred"), false},
+		{errors.New("dial tcp: i/o timeout"), false},
+	}
+	for _, tt := range tests {
+		got := appError(tt.err)
+		if errors.Is(got, graph.ErrSignInRefused) != tt.refused {
+			t.Errorf("appError(%v) = %v, refused=%v; want refused=%v", tt.err, got, !tt.refused, tt.refused)
+		}
+		if !strings.Contains(got.Error(), "AADSTS") && tt.refused {
+			t.Errorf("appError = %q keeps no AADSTS code", got)
+		}
+	}
+}

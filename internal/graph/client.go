@@ -45,6 +45,12 @@ type TokenOptions struct {
 // renewed without a person (an expired or revoked refresh token).
 var ErrSignInAgain = errors.New("sign in again: the stored sign-in has expired or was revoked (run `worker login`)")
 
+// ErrSignInRefused is wrapped by token sources whose tenant refuses the app
+// for good: consent missing (AADSTS700016, AADSTS65001), tenant not found
+// (AADSTS90002), app disabled (AADSTS7000112). No retry fixes it; the
+// tenant's rows end failed at once.
+var ErrSignInRefused = errors.New("the tenant refuses this app")
+
 // ErrTokenAcquisition is wrapped by a Response's Err when no token could
 // be had: the request was never sent. A sign-in that needs a person wraps
 // ErrSignInAgain besides.

@@ -100,6 +100,9 @@ type Decision struct {
 	// SignInAgain: the token could not be had and only a person can fix
 	// it; the row ends instead of retrying.
 	SignInAgain bool
+	// SignInRefused: the row's tenant refuses the app (no consent, no such
+	// tenant, app disabled); the row ends instead of retrying.
+	SignInRefused bool
 	// Delay is how long a Wait should last (the limiter's estimate); 0
 	// when unknown.
 	Delay time.Duration
@@ -114,6 +117,8 @@ func Classify(r *Response) Decision {
 		return d
 	case r.Err != nil && errors.Is(r.Err, ErrSignInAgain):
 		return Decision{Rule: Rule{Op: r.Op, Action: Fail, Why: ErrSignInAgain.Error()}, SignInAgain: true}
+	case r.Err != nil && errors.Is(r.Err, ErrSignInRefused):
+		return Decision{Rule: Rule{Op: r.Op, Action: Fail, Why: ErrSignInRefused.Error()}, SignInRefused: true}
 	case r.Err != nil || r.StatusCode == 0:
 		// An answer that did not arrive whole is no answer.
 		rule := lookup(r.Op, 0)

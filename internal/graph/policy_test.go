@@ -55,6 +55,7 @@ func TestClassify(t *testing.T) {
 		{"held back by the limit", *NotSent("POST", OpCreate, waitTooLong{3 * time.Second}), Wait, false, false, false},
 		{"held back by shutdown", *NotSent("GET", OpList, context.Canceled), Wait, false, false, false},
 		{"sign in again", Response{Op: OpCreate, Err: fmt.Errorf("%w: %w", ErrTokenAcquisition, ErrSignInAgain)}, Fail, false, false, true},
+		{"tenant refuses the app", Response{Op: OpCreate, Err: fmt.Errorf("%w: %w", ErrTokenAcquisition, ErrSignInRefused)}, Fail, false, false, false},
 		{"token refused, retryable", Response{Op: OpCreate, Err: fmt.Errorf("%w: sign-in failed: AADSTS90033", ErrTokenAcquisition)}, Retry, false, false, false},
 	}
 	covered := map[Rule]bool{}

@@ -73,10 +73,14 @@ func (s *Settings) retry() backoff.Policy { return backoff.Policy{Base: s.RetryB
 
 // Deps is what the workers need.
 type Deps struct {
-	Pool     *pgxpool.Pool
-	Graph    *graph.Client
-	Writes   *ratelimit.Limiter
-	Reads    *ratelimit.Limiter
+	Pool *pgxpool.Pool
+	// Graph, Writes and Reads serve the default tenant, DefaultTenant
+	// (AZURE_TENANT_ID); Tenants, when set, serves every other.
+	Graph         *graph.Client
+	Writes        *ratelimit.Limiter
+	Reads         *ratelimit.Limiter
+	DefaultTenant string
+	Tenants       Tenants
 	Logger   *slog.Logger
 	Settings Settings
 	// OnOutcome, when set, is called after a row's outcome is committed.
@@ -148,6 +152,7 @@ type assignRun struct {
 	w   *AssignWorker
 	job *river.Job[AssignArgs]
 	it  *store.Item
+	t   *Tenant
 	run string // this run's hold on the row
 	log *slog.Logger
 }
@@ -174,8 +179,14 @@ func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) err
 	}
 	r := &assignRun{w: w, job: job, it: it, run: run,
 		log: w.d.Logger.With("batch", a.Batch, "row", a.Row, "line", it.Line, "configuration", it.Spec.ConfigurationID)}
+	if it.TenantID != "" {
+		r.log = r.log.With("tenant", it.TenantID)
+	}
 	if v := w.d.outOfPatience(it.Elapsed); v != nil {
 		return r.finish(ctx, *v)
+	}
+	if r.t, err = w.d.tenant(ctx, it.TenantID); err != nil {
+		return err
 	}
 	return r.work(ctx, it.IntentRequestID != "")
 }
@@ -185,12 +196,12 @@ func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) err
 func (r *assignRun) work(ctx context.Context, fresh bool) error {
 	d, it := r.w.d, r.it
 	key := store.ListKey{BatchID: it.BatchID, ConfigurationID: it.Spec.ConfigurationID, Path: it.Spec.Path}
-	list, resp, err := r.w.assignments(ctx, key, fresh, r.log)
+	list, resp, err := r.w.assignments(ctx, r.t, key, fresh, r.log)
 	if err != nil {
 		return err
 	}
 	if resp != nil {
-		return d.settle(ctx, r.rowRun(graph.OpList), resp, d.Reads)
+		return d.settle(ctx, r.rowRun(graph.OpList), resp, r.t.Reads)
 	}
 	if !list.Found {
 		return r.finish(ctx, verdict{Final: true, HTTPStatus: list.HTTPStatus, ErrorCode: list.ErrorCode,
@@ -207,12 +218,12 @@ func (r *assignRun) work(ctx context.Context, fresh bool) error {
 
 	// Wait for the fleet's write budget, then claim the target and record
 	// the intent in one transaction.
-	if err := d.wait(ctx, d.Writes); err != nil {
-		return d.settle(ctx, r.rowRun(graph.OpCreate), graph.NotSent(http.MethodPost, graph.OpCreate, err), d.Writes)
+	if err := d.wait(ctx, r.t.Writes); err != nil {
+		return d.settle(ctx, r.rowRun(graph.OpCreate), graph.NotSent(http.MethodPost, graph.OpCreate, err), r.t.Writes)
 	}
 	crid := graph.NewRequestID()
 	claim, err := store.Claim(ctx, d.Pool, store.ClaimRequest{BatchID: it.BatchID, Row: it.Row, Run: r.run, Spec: it.Spec,
-		ClientRequestID: crid, ListReadAt: list.ReadAt})
+		TenantID: r.t.ID, ClientRequestID: crid, ListReadAt: list.ReadAt})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return completeWith(ctx, d.Pool, r.job, nil) // canceled, or another run took the row meanwhile
@@ -226,7 +237,7 @@ func (r *assignRun) work(ctx context.Context, fresh bool) error {
 		// Another batch's row is creating the same target: wait for it
 		// rather than post beside it.
 		r.log.Info("target claimed by another row; waiting for it", "holder_batch", claim.Holder.BatchID, "holder_row", claim.Holder.Row)
-		return d.settle(ctx, r.rowRun(graph.OpCreate), graph.NotSent(http.MethodPost, graph.OpCreate, claimWait), d.Writes)
+		return d.settle(ctx, r.rowRun(graph.OpCreate), graph.NotSent(http.MethodPost, graph.OpCreate, claimWait), r.t.Writes)
 	case store.ReadFirst:
 		if fresh {
 			return fmt.Errorf("target claim of %s/%d: taken over twice in one run", it.BatchID, it.Row)
@@ -234,14 +245,14 @@ func (r *assignRun) work(ctx context.Context, fresh bool) error {
 		return r.work(ctx, true)
 	}
 
-	created, resp := d.Graph.CreateAssignment(ctx, it.Spec.ConfigurationID, it.Spec.Path, it.Spec.Target, crid)
+	created, resp := r.t.Graph.CreateAssignment(ctx, it.Spec.ConfigurationID, it.Spec.Path, it.Spec.Target, crid)
 	r.log.Debug("graph create", "status", resp.StatusCode, "request_id", resp.RequestID, "client_request_id", resp.ClientRequestID, "duration", resp.Duration)
 	if created != nil {
 		return r.done(ctx, store.Outcome{Status: assign.StatusCreated, HTTPStatus: resp.StatusCode,
 			AssignmentID: created.ID, RequestID: resp.RequestID})
 	}
 	it.IntentRequestID = crid // the create may be in doubt from here on
-	return d.settle(ctx, r.rowRun(graph.OpCreate), resp, d.Writes)
+	return d.settle(ctx, r.rowRun(graph.OpCreate), resp, r.t.Writes)
 }
 
 // claimWait is the wait of a row whose target another row is creating.
@@ -311,7 +322,7 @@ func (r *assignRun) done(ctx context.Context, o store.Outcome) error {
 // assignments returns the batch's list for key, reading it from Graph when
 // the batch has none yet (or fresh is set). A non-nil Response is a failed
 // read; a read that finds no such configuration is kept as such.
-func (w *AssignWorker) assignments(ctx context.Context, key store.ListKey, fresh bool, log *slog.Logger) (*store.AssignmentList, *graph.Response, error) {
+func (w *AssignWorker) assignments(ctx context.Context, t *Tenant, key store.ListKey, fresh bool, log *slog.Logger) (*store.AssignmentList, *graph.Response, error) {
 	if !fresh {
 		l, err := store.GetList(ctx, w.d.Pool, key)
 		if err != nil || l != nil {
@@ -334,7 +345,7 @@ func (w *AssignWorker) assignments(ctx context.Context, key store.ListKey, fresh
 				return err
 			}
 		}
-		l, r := readList(ctx, w.d.Graph, key.ConfigurationID, key.Path, func(ctx context.Context) error { return w.d.wait(ctx, w.d.Reads) })
+		l, r := readList(ctx, t.Graph, key.ConfigurationID, key.Path, func(ctx context.Context) error { return w.d.wait(ctx, t.Reads) })
 		log.Debug("graph list", "status", r.StatusCode, "request_id", r.RequestID, "client_request_id", r.ClientRequestID,
 			"duration", r.Duration, "assignments", len(l.Keys))
 		if !l.Found && l.HTTPStatus == 0 {

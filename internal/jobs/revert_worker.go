@@ -83,16 +83,20 @@ func (w *RevertWorker) Work(ctx context.Context, job *river.Job[RevertArgs]) err
 	if v := w.d.outOfPatience(st.Elapsed); v != nil {
 		return r.finish(ctx, *v)
 	}
-	if err := w.d.wait(ctx, w.d.Writes); err != nil {
-		return w.d.settle(ctx, r, graph.NotSent(http.MethodDelete, graph.OpDelete, err), w.d.Writes)
+	t, err := w.d.tenant(ctx, it.TenantID)
+	if err != nil {
+		return err
 	}
-	resp := w.d.Graph.DeleteAssignment(ctx, it.Spec.ConfigurationID, it.Spec.Path, it.AssignmentID, graph.NewRequestID())
+	if err := w.d.wait(ctx, t.Writes); err != nil {
+		return w.d.settle(ctx, r, graph.NotSent(http.MethodDelete, graph.OpDelete, err), t.Writes)
+	}
+	resp := t.Graph.DeleteAssignment(ctx, it.Spec.ConfigurationID, it.Spec.Path, it.AssignmentID, graph.NewRequestID())
 	log.Debug("graph delete", "status", resp.StatusCode, "request_id", resp.RequestID, "client_request_id", resp.ClientRequestID, "duration", resp.Duration)
 	if graph.Classify(resp).Action == graph.Succeed {
 		// Deleted, or already gone: the tenant is as the revert wants it.
 		return w.finish(ctx, job, log, store.RevertOutcome{Status: assign.RevertReverted, HTTPStatus: resp.StatusCode, RequestID: resp.RequestID})
 	}
-	return w.d.settle(ctx, r, resp, w.d.Writes)
+	return w.d.settle(ctx, r, resp, t.Writes)
 }
 
 // revertOutcome maps a verdict onto the row's revert.

@@ -170,6 +170,8 @@ func noAnswerCode(err error) string {
 	switch {
 	case errors.Is(err, graph.ErrSignInAgain):
 		return assign.CodeSignInAgain // only a person can fix it: `worker login`
+	case errors.Is(err, graph.ErrSignInRefused):
+		return assign.CodeSignInRefused // an admin of the tenant must consent (or the tenant id is wrong)
 	case errors.Is(err, graph.ErrTokenAcquisition):
 		return assign.CodeSignInFailed
 	}

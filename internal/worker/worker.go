@@ -61,13 +61,15 @@ func New(pool *pgxpool.Pool, tokens graph.TokenSource, gcfg config.Graph, wcfg c
 		return nil, err
 	}
 	deps := &jobs.Deps{
-		Pool:      pool,
-		Graph:     gc,
-		Writes:    ratelimit.New(pool, ratelimit.Config{Name: "graph_write", Rate: wcfg.WriteRate}),
-		Reads:     NewReadLimiter(pool, wcfg),
-		Logger:    logger,
-		OnOutcome: m.RowFinished,
-		OnWait:    m.Waited,
+		Pool:          pool,
+		Graph:         gc,
+		Writes:        newWriteLimiter(pool, wcfg, ""),
+		Reads:         NewReadLimiter(pool, wcfg),
+		DefaultTenant: gcfg.TenantID,
+		Tenants:       &tenants{pool: pool, gcfg: gcfg, wcfg: wcfg, observe: m.ObserveGraph},
+		Logger:        logger,
+		OnOutcome:     m.RowFinished,
+		OnWait:        m.Waited,
 		Settings: jobs.Settings{
 			Patience:   wcfg.Patience,
 			MaxErrors:  wcfg.MaxErrors,
@@ -88,11 +90,9 @@ func NewGraphClient(gcfg config.Graph, tokens graph.TokenSource, observe func(*g
 	return gc, nil
 }
 
-// NewReadLimiter is the fleet's Graph read limit. Every process that reads
-// (workers, dry runs) shares the one bucket in the database, so all must
-// configure it alike.
+// NewReadLimiter is the fleet's Graph read limit of the default tenant.
 func NewReadLimiter(pool *pgxpool.Pool, wcfg config.Worker) *ratelimit.Limiter {
-	return ratelimit.New(pool, ratelimit.Config{Name: "graph_read", Rate: wcfg.ReadRate, Burst: max(1, wcfg.ReadRate/10)})
+	return newReadLimiter(pool, wcfg, "")
 }
 
 // Ready is closed once Run serves (River started, HTTP listening), or has

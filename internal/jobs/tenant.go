@@ -1,0 +1,48 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/bulkassign/bulkassign/internal/graph"
+	"github.com/bulkassign/bulkassign/internal/ratelimit"
+)
+
+// Tenant is what the rows of one Entra tenant work with: a Graph client
+// signed in to that tenant, and the fleet's limits for it (Intune counts
+// its limits per app and tenant).
+type Tenant struct {
+	// ID is the tenant's id; "" is the default tenant (AZURE_TENANT_ID).
+	ID     string
+	Graph  *graph.Client
+	Writes *ratelimit.Limiter
+	Reads  *ratelimit.Limiter
+}
+
+// Tenants hands out the tenants other than the default one (the worker
+// runtime builds them on first use).
+type Tenants interface {
+	Tenant(ctx context.Context, id string) (*Tenant, error)
+}
+
+// tenant is the Tenant a row of tenant id works with.
+func (d *Deps) tenant(ctx context.Context, id string) (*Tenant, error) {
+	if id = TenantKey(id, d.DefaultTenant); id == "" {
+		return &Tenant{Graph: d.Graph, Writes: d.Writes, Reads: d.Reads}, nil
+	}
+	if d.Tenants == nil {
+		return nil, fmt.Errorf("rows of tenant %s, but this worker serves only its default tenant", id)
+	}
+	return d.Tenants.Tenant(ctx, id)
+}
+
+// TenantKey is how a tenant is named in the fleet's shared state (claims,
+// limits): "" for the default tenant, else its id in lower case.
+func TenantKey(id, defaultTenant string) string {
+	id = strings.ToLower(strings.TrimSpace(id))
+	if id == strings.ToLower(strings.TrimSpace(defaultTenant)) {
+		return ""
+	}
+	return id
+}

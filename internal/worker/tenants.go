@@ -1,0 +1,82 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bulkassign/bulkassign/internal/auth"
+	"github.com/bulkassign/bulkassign/internal/config"
+	"github.com/bulkassign/bulkassign/internal/graph"
+	"github.com/bulkassign/bulkassign/internal/jobs"
+	"github.com/bulkassign/bulkassign/internal/ratelimit"
+)
+
+// tenants serves the rows of tenants other than the default one. One
+// multi-tenant app registration (the same AZURE_CLIENT_ID and credential,
+// consented in each customer tenant) signs in to each tenant's authority;
+// each tenant gets its own token cache (its own MSAL client) and its own
+// fleet limits, GRAPH_WRITE_RATE and GRAPH_READ_RATE each, as Intune counts
+// them per app and tenant. They are built on first use and kept.
+type tenants struct {
+	pool    *pgxpool.Pool
+	gcfg    config.Graph
+	wcfg    config.Worker
+	observe func(*graph.Response)
+
+	mu   sync.Mutex
+	byID map[string]*jobs.Tenant
+}
+
+// Tenant implements jobs.Tenants.
+func (ts *tenants) Tenant(_ context.Context, id string) (*jobs.Tenant, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if t, ok := ts.byID[id]; ok {
+		return t, nil
+	}
+	if ts.gcfg.SignIn != config.SignInApp {
+		return nil, fmt.Errorf("rows of tenant %s: delegated sign-in serves only AZURE_TENANT_ID; sign in as the app (AZURE_SIGNIN=app) to serve several tenants", id)
+	}
+	tokens, err := auth.NewApp(auth.AppConfig{AuthorityHost: ts.gcfg.AuthorityHost, TenantID: id, ClientID: ts.gcfg.ClientID,
+		Secret: ts.gcfg.ClientSecret, CertificatePath: ts.gcfg.CertificatePath, CertificatePassword: ts.gcfg.CertificatePassword,
+		Scope: ts.gcfg.Scope(), HTTPClient: auth.NewHTTPClient(ts.gcfg.Timeout)})
+	if err != nil {
+		return nil, err
+	}
+	gc, err := NewGraphClient(ts.gcfg, tokens, ts.observe)
+	if err != nil {
+		return nil, err
+	}
+	t := &jobs.Tenant{ID: id, Graph: gc,
+		Writes: newWriteLimiter(ts.pool, ts.wcfg, id),
+		Reads:  newReadLimiter(ts.pool, ts.wcfg, id)}
+	if ts.byID == nil {
+		ts.byID = map[string]*jobs.Tenant{}
+	}
+	ts.byID[id] = t
+	return t, nil
+}
+
+// limitName names a tenant's limit row in rate_limits: the default tenant
+// ("") keeps the names it always had.
+func limitName(kind, tenant string) string {
+	if tenant == "" {
+		return kind
+	}
+	return kind + ":" + tenant
+}
+
+// newWriteLimiter is the fleet's Graph write limit for one tenant.
+func newWriteLimiter(pool *pgxpool.Pool, wcfg config.Worker, tenant string) *ratelimit.Limiter {
+	return ratelimit.New(pool, ratelimit.Config{Name: limitName("graph_write", tenant), Rate: wcfg.WriteRate})
+}
+
+// newReadLimiter is the fleet's Graph read limit for one tenant. Every
+// process that reads (workers, dry runs) shares the one bucket in the
+// database, so all must configure it alike.
+func newReadLimiter(pool *pgxpool.Pool, wcfg config.Worker, tenant string) *ratelimit.Limiter {
+	return ratelimit.New(pool, ratelimit.Config{Name: limitName("graph_read", tenant), Rate: wcfg.ReadRate, Burst: max(1, wcfg.ReadRate/10)})
+}
