@@ -55,6 +55,7 @@ func workerProgram() *program {
 		},
 		commands: []command{
 			{"migrate", "", "apply River's and bulkassign's migrations (idempotent)", workerMigrate},
+			{"check", "[--tenant T]", "sign in, print the tenant, the app and its permissions, do one read", workerCheck},
 			{"login", "", "sign in as yourself (device code) for AZURE_SIGNIN=delegated", workerLogin},
 			{"logout", "", "delete the stored sign-in", workerLogout},
 		},

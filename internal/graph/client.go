@@ -532,3 +532,31 @@ func parseAuthParams(v string) map[string]string {
 
 // NewRequestID returns a fresh GUID for client-request-id.
 func NewRequestID() string { return assign.NewID() }
+
+// Organization reads the signed-in tenant's id and display name (GET
+// /organization), for a preflight to name the tenant it reached.
+func (c *Client) Organization(ctx context.Context) (id, name string, resp *Response) {
+	resp, body := c.do(ctx, http.MethodGet, OpList, c.base.String()+"/organization?$select=id,displayName", nil, "")
+	if resp.StatusCode != http.StatusOK {
+		return "", "", resp
+	}
+	var page struct {
+		Value []struct {
+			ID          string `json:"id"`
+			DisplayName string `json:"displayName"`
+		} `json:"value"`
+	}
+	if err := json.Unmarshal(body, &page); err != nil || len(page.Value) == 0 {
+		resp.Err = fmt.Errorf("error decoding organization: %v", err)
+		return "", "", resp
+	}
+	return text.Short(page.Value[0].ID), text.Short(page.Value[0].DisplayName), resp
+}
+
+// ProbeConfigurations reads one device configuration (GET
+// deviceConfigurations?$top=1): the read a preflight does to prove the
+// token may read what the workers will write.
+func (c *Client) ProbeConfigurations(ctx context.Context) *Response {
+	resp, _ := c.do(ctx, http.MethodGet, OpList, c.base.String()+"/deviceManagement/deviceConfigurations?$top=1&$select=id", nil, "")
+	return resp
+}

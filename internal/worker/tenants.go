@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,13 +26,14 @@ type tenants struct {
 	gcfg    config.Graph
 	wcfg    config.Worker
 	observe func(*graph.Response)
+	logger  *slog.Logger
 
 	mu   sync.Mutex
 	byID map[string]*jobs.Tenant
 }
 
 // Tenant implements jobs.Tenants.
-func (ts *tenants) Tenant(_ context.Context, id string) (*jobs.Tenant, error) {
+func (ts *tenants) Tenant(ctx context.Context, id string) (*jobs.Tenant, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if t, ok := ts.byID[id]; ok {
@@ -49,6 +51,14 @@ func (ts *tenants) Tenant(_ context.Context, id string) (*jobs.Tenant, error) {
 	gc, err := NewGraphClient(ts.gcfg, tokens, ts.observe)
 	if err != nil {
 		return nil, err
+	}
+	if ts.logger != nil {
+		// Off the lock: a tenant slow to sign in holds no other back.
+		go func() {
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ts.gcfg.Timeout)
+			defer cancel()
+			warnIfUngranted(wctx, tokens, id, ts.logger)
+		}()
 	}
 	t := &jobs.Tenant{ID: id, Graph: gc,
 		Writes: newWriteLimiter(ts.pool, ts.wcfg, id),

@@ -50,7 +50,24 @@ func Open(ctx context.Context, db *store.DB, gcfg config.Graph, wcfg config.Work
 	if err != nil {
 		return nil, err
 	}
+	warnIfUngranted(ctx, tokens, gcfg.TenantID, logger)
 	return New(db.Pool(), tokens, gcfg, wcfg, logger)
+}
+
+// warnIfUngranted says at start, for a tenant, that its token lacks the
+// permission the workers need: otherwise every row of it fails with 403.
+func warnIfUngranted(ctx context.Context, tokens graph.TokenSource, tenant string, logger *slog.Logger) {
+	tok, err := tokens.Token(ctx, graph.TokenOptions{})
+	if err != nil {
+		return // the rows will say why
+	}
+	c, err := auth.ReadClaims(tok)
+	if err != nil || c.Grants(auth.DelegatedPermission) {
+		return
+	}
+	logger.Error("PERMISSION MISSING: the token for this tenant lacks "+auth.DelegatedPermission+
+		"; every row of the tenant will fail with 403 until it is granted with admin consent (see `worker check`)",
+		"tenant", tenant, "permissions", c.Permissions())
 }
 
 // New wires the worker's parts on pool, calling Graph with tokens.
@@ -66,7 +83,7 @@ func New(pool *pgxpool.Pool, tokens graph.TokenSource, gcfg config.Graph, wcfg c
 		Writes:        newWriteLimiter(pool, wcfg, ""),
 		Reads:         NewReadLimiter(pool, wcfg),
 		DefaultTenant: gcfg.TenantID,
-		Tenants:       &tenants{pool: pool, gcfg: gcfg, wcfg: wcfg, observe: m.ObserveGraph},
+		Tenants:       &tenants{pool: pool, gcfg: gcfg, wcfg: wcfg, observe: m.ObserveGraph, logger: logger},
 		Logger:        logger,
 		OnOutcome:     m.RowFinished,
 		OnWait:        m.Waited,
