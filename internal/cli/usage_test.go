@@ -70,10 +70,11 @@ line of stdout, the last line being the last file's batch.
 
 flags:
 `},
-		{workerProgram(), `usage: worker          work queued rows until SIGINT or SIGTERM
-       worker migrate  apply River's and bulkassign's migrations (idempotent)
-       worker login    sign in as yourself (device code) for AZURE_SIGNIN=delegated
-       worker logout   delete the stored sign-in
+		{workerProgram(), `usage: worker                     work queued rows until SIGINT or SIGTERM
+       worker migrate             apply River's and bulkassign's migrations (idempotent)
+       worker check [--tenant T]  sign in, print the tenant, the app and its permissions, do one read
+       worker login               sign in as yourself (device code) for AZURE_SIGNIN=delegated
+       worker logout              delete the stored sign-in
 
 Settings come from the environment; see the README.
 
