@@ -108,9 +108,9 @@ func startProcess(ctx context.Context, s *schema, sim *graphsim.Server, app stri
 	}
 	// Keep the runtime's own callback (metrics): it is part of a row's cost.
 	if prev := rt.Deps.OnOutcome; prev != nil {
-		rt.Deps.OnOutcome = func(s assign.Status) { prev(s); onOutcome(s) }
+		rt.Deps.OnOutcome = func(tenant string, s assign.Status) { prev(tenant, s); onOutcome(s) }
 	} else {
-		rt.Deps.OnOutcome = onOutcome
+		rt.Deps.OnOutcome = func(_ string, s assign.Status) { onOutcome(s) }
 	}
 	p := &process{app: app, rt: rt, done: make(chan error, 1)}
 	return p, nil

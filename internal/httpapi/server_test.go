@@ -146,16 +146,16 @@ func TestWorkerObservability(t *testing.T) {
 			series string
 			want   float64
 		}{
-			{`bulkassign_rows_total{status="created"}`, rows - perConfig},
-			{`bulkassign_rows_total{status="failed"}`, perConfig},
-			{`bulkassign_rows_total{status="already_assigned"}`, 0},
-			{`bulkassign_graph_requests_total{code="201",op="create"}`, float64(post.S2xx)},
-			{`bulkassign_graph_requests_total{code="429",op="create"}`, float64(post.S429)},
-			{`bulkassign_graph_requests_total{code="503",op="create"}`, float64(post.S5xx)},
+			{`bulkassign_rows_total{status="created",tenant="default"}`, rows - perConfig},
+			{`bulkassign_rows_total{status="failed",tenant="default"}`, perConfig},
+			{`bulkassign_rows_total{status="already_assigned",tenant="default"}`, 0},
+			{`bulkassign_graph_requests_total{code="201",op="create",tenant="default"}`, float64(post.S2xx)},
+			{`bulkassign_graph_requests_total{code="429",op="create",tenant="default"}`, float64(post.S429)},
+			{`bulkassign_graph_requests_total{code="503",op="create",tenant="default"}`, float64(post.S5xx)},
 			// Lists: one per configuration, and again after a create in doubt.
-			{`bulkassign_graph_requests_total{code="200",op="list"}`, float64(getc.S2xx)},
-			{`bulkassign_graph_requests_total{code="404",op="list"}`, float64(getc.S4xx)},
-			{`bulkassign_graph_throttled_total{op="create"}`, float64(st.Throttled)},
+			{`bulkassign_graph_requests_total{code="200",op="list",tenant="default"}`, float64(getc.S2xx)},
+			{`bulkassign_graph_requests_total{code="404",op="list",tenant="default"}`, float64(getc.S4xx)},
+			{`bulkassign_graph_throttled_total{op="create",tenant="default"}`, float64(st.Throttled)},
 			{`bulkassign_graph_request_duration_seconds_count{op="create"}`, float64(post.S2xx + post.S429 + post.S5xx)},
 			{`bulkassign_graph_request_duration_seconds_bucket{op="create",le="+Inf"}`, float64(post.S2xx + post.S429 + post.S5xx)},
 			{`bulkassign_graph_request_duration_seconds_count{op="list"}`, float64(getc.S2xx + getc.S4xx)},

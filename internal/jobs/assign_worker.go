@@ -84,7 +84,7 @@ type Deps struct {
 	Logger   *slog.Logger
 	Settings Settings
 	// OnOutcome, when set, is called after a row's outcome is committed.
-	OnOutcome func(status assign.Status)
+	OnOutcome func(tenant string, status assign.Status)
 	// OnWait, when set, is told how long a job waited for the limits.
 	OnWait func(time.Duration)
 
@@ -263,6 +263,14 @@ type waitFor time.Duration
 func (w waitFor) Error() string             { return "waiting for another row creating the same target" }
 func (w waitFor) RetryDelay() time.Duration { return time.Duration(w) }
 
+// tenantKey is the row's tenant as the fleet names it ("" the default).
+func (r *assignRun) tenantKey() string {
+	if r.t != nil {
+		return r.t.ID
+	}
+	return TenantKey(r.it.TenantID, r.w.d.DefaultTenant)
+}
+
 // rowRun is the run as settle sees it, for an answer to op.
 func (r *assignRun) rowRun(op graph.Op) *rowRun {
 	return &rowRun{batchID: r.it.BatchID, errors: r.it.Errors, elapsed: r.it.Elapsed, log: r.log,
@@ -314,7 +322,7 @@ func (r *assignRun) done(ctx context.Context, o store.Outcome) error {
 		r.log.Info("row done", attrs...)
 	}
 	if r.w.d.OnOutcome != nil {
-		r.w.d.OnOutcome(o.Status)
+		r.w.d.OnOutcome(r.tenantKey(), o.Status)
 	}
 	return nil
 }

@@ -74,16 +74,16 @@ func New(pool *pgxpool.Pool, logger *slog.Logger) *Metrics {
 		logger:   logger,
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bulkassign_rows_total",
-			Help: "Rows this process brought to a final status, by status.",
-		}, []string{"status"}),
+			Help: "Rows this process brought to a final status, by status and tenant.",
+		}, []string{"status", "tenant"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bulkassign_graph_requests_total",
 			Help: `Graph requests sent by this process, by operation (list, create, delete) and HTTP status code ("none" when no answer arrived).`,
-		}, []string{"op", "code"}),
+		}, []string{"op", "code", "tenant"}),
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bulkassign_graph_throttled_total",
-			Help: "Graph requests answered 429 Too Many Requests, by operation.",
-		}, []string{"op"}),
+			Help: "Graph requests answered 429 Too Many Requests, by operation and tenant.",
+		}, []string{"op", "tenant"}),
 		waited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bulkassign_limit_wait_seconds_total",
 			Help: "Time rows spent waiting for the fleet's Graph read and write limits.",
@@ -100,7 +100,7 @@ func New(pool *pgxpool.Pool, logger *slog.Logger) *Metrics {
 	}
 	for _, s := range assign.Statuses {
 		if s.Final() {
-			m.rows.WithLabelValues(string(s)) // every final status is a series from the start
+			m.rows.WithLabelValues(string(s), DefaultTenant) // every final status is a series from the start
 		}
 	}
 	reg.MustRegister(m.rows, m.calls, m.throttled, m.waited, m.waits, m.latency,
@@ -136,18 +136,42 @@ func New(pool *pgxpool.Pool, logger *slog.Logger) *Metrics {
 	return m
 }
 
-// RowFinished is jobs.Deps.OnOutcome.
-func (m *Metrics) RowFinished(s assign.Status) { m.rows.WithLabelValues(string(s)).Inc() }
+// DefaultTenant is the tenant label of the default tenant's rows and
+// requests (AZURE_TENANT_ID); other tenants are labelled by their id. The
+// label's values are the tenants the fleet serves: bounded by what was
+// enqueued, never by what a request says.
+const DefaultTenant = "default"
 
-// ObserveGraph is graph.Options.Observe.
-func (m *Metrics) ObserveGraph(r *graph.Response) {
+func tenantLabel(tenant string) string {
+	if tenant == "" {
+		return DefaultTenant
+	}
+	return tenant
+}
+
+// RowFinished is jobs.Deps.OnOutcome: a row of tenant ("" the default)
+// ended with s.
+func (m *Metrics) RowFinished(tenant string, s assign.Status) {
+	m.rows.WithLabelValues(string(s), tenantLabel(tenant)).Inc()
+}
+
+// ObserveGraph is graph.Options.Observe for the default tenant's client.
+func (m *Metrics) ObserveGraph(r *graph.Response) { m.observe(DefaultTenant, r) }
+
+// GraphObserver is graph.Options.Observe for tenant's client.
+func (m *Metrics) GraphObserver(tenant string) func(*graph.Response) {
+	label := tenantLabel(tenant)
+	return func(r *graph.Response) { m.observe(label, r) }
+}
+
+func (m *Metrics) observe(tenant string, r *graph.Response) {
 	code := "none"
 	if r.StatusCode != 0 {
 		code = strconv.Itoa(r.StatusCode)
 	}
-	m.calls.WithLabelValues(string(r.Op), code).Inc()
+	m.calls.WithLabelValues(string(r.Op), code, tenant).Inc()
 	if r.StatusCode == http.StatusTooManyRequests {
-		m.throttled.WithLabelValues(string(r.Op)).Inc()
+		m.throttled.WithLabelValues(string(r.Op), tenant).Inc()
 	}
 	m.latency.WithLabelValues(string(r.Op)).Observe(r.Duration.Seconds())
 }

@@ -123,9 +123,11 @@ func TestScrape(t *testing.T) {
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 
-	m.RowFinished(assign.StatusCreated)
-	m.RowFinished(assign.StatusCreated)
-	m.RowFinished(assign.StatusFailed)
+	m.RowFinished("", assign.StatusCreated)
+	m.RowFinished("", assign.StatusCreated)
+	m.RowFinished("", assign.StatusFailed)
+	m.RowFinished("b0000000-0000-4000-8000-000000000002", assign.StatusFailed)
+	m.GraphObserver("b0000000-0000-4000-8000-000000000002")(&graph.Response{Op: "delete", StatusCode: 429})
 	m.ObserveGraph(&graph.Response{Op: "create", StatusCode: 201, Duration: 30 * time.Millisecond})
 	m.ObserveGraph(&graph.Response{Op: "create", StatusCode: 429, Duration: 20 * time.Millisecond})
 	m.ObserveGraph(&graph.Response{Op: "list", StatusCode: 0, Duration: 3 * time.Second})
@@ -184,13 +186,16 @@ func TestScrape(t *testing.T) {
 			series string
 			want   float64
 		}{
-			{`bulkassign_rows_total{status="created"}`, 2},
-			{`bulkassign_rows_total{status="failed"}`, 1},
-			{`bulkassign_rows_total{status="already_assigned"}`, 0}, // present before any row ends so
-			{`bulkassign_graph_requests_total{code="201",op="create"}`, 1},
-			{`bulkassign_graph_requests_total{code="429",op="create"}`, 1},
-			{`bulkassign_graph_requests_total{code="none",op="list"}`, 1},
-			{`bulkassign_graph_throttled_total{op="create"}`, 1},
+			{`bulkassign_rows_total{status="created",tenant="default"}`, 2},
+			{`bulkassign_rows_total{status="failed",tenant="default"}`, 1},
+			{`bulkassign_rows_total{status="failed",tenant="b0000000-0000-4000-8000-000000000002"}`, 1},
+			{`bulkassign_rows_total{status="already_assigned",tenant="default"}`, 0}, // present before any row ends so
+			{`bulkassign_graph_requests_total{code="201",op="create",tenant="default"}`, 1},
+			{`bulkassign_graph_requests_total{code="429",op="create",tenant="default"}`, 1},
+			{`bulkassign_graph_requests_total{code="429",op="delete",tenant="b0000000-0000-4000-8000-000000000002"}`, 1},
+			{`bulkassign_graph_requests_total{code="none",op="list",tenant="default"}`, 1},
+			{`bulkassign_graph_throttled_total{op="create",tenant="default"}`, 1},
+			{`bulkassign_graph_throttled_total{op="delete",tenant="b0000000-0000-4000-8000-000000000002"}`, 1},
 			{`bulkassign_limit_wait_seconds_total`, 2},
 			{`bulkassign_limit_waits_total`, 2},
 			{`bulkassign_graph_request_duration_seconds_bucket{op="create",le="0.025"}`, 1},
@@ -209,7 +214,7 @@ func TestScrape(t *testing.T) {
 		}
 		for _, st := range assign.Statuses {
 			if st.Final() {
-				if _, ok := s[`bulkassign_rows_total{status="`+string(st)+`"}`]; !ok {
+				if _, ok := s[`bulkassign_rows_total{status="`+string(st)+`",tenant="default"}`]; !ok {
 					t.Errorf("no series for final status %s", st)
 				}
 			}
@@ -274,13 +279,13 @@ func TestQueueDepthUnreachable(t *testing.T) {
 	m := metrics.New(pool, slog.New(slog.NewTextHandler(&log, nil)))
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
-	m.RowFinished(assign.StatusCreated)
+	m.RowFinished("", assign.StatusCreated)
 
 	_, s := scrape(t, srv.URL)
 	if has(s, "bulkassign_queue_jobs") {
 		t.Error("bulkassign_queue_jobs served without a database")
 	}
-	if s[`bulkassign_rows_total{status="created"}`] != 1 || !has(s, "go_goroutines") {
+	if s[`bulkassign_rows_total{status="created",tenant="default"}`] != 1 || !has(s, "go_goroutines") {
 		t.Error("the rest of the scrape is missing")
 	}
 	if !strings.Contains(log.String(), "metric left out of the scrape") || !strings.Contains(log.String(), "bulkassign_queue_jobs") {
@@ -306,7 +311,7 @@ func TestConcurrentUpdates(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 1000 {
-				m.RowFinished(assign.StatusCreated)
+				m.RowFinished("", assign.StatusCreated)
 				m.ObserveGraph(&graph.Response{Op: "create", StatusCode: 201, Duration: 250 * time.Millisecond})
 				m.Waited(time.Millisecond)
 			}
@@ -316,13 +321,13 @@ func TestConcurrentUpdates(t *testing.T) {
 		scrape(t, srv.URL)
 	}
 	wg.Wait()
-	other.RowFinished(assign.StatusFailed)
+	other.RowFinished("", assign.StatusFailed)
 
 	_, s := scrape(t, srv.URL)
 	for series, want := range map[string]float64{
-		`bulkassign_rows_total{status="created"}`:                                 8000,
-		`bulkassign_rows_total{status="failed"}`:                                  0,
-		`bulkassign_graph_requests_total{code="201",op="create"}`:                 8000,
+		`bulkassign_rows_total{status="created",tenant="default"}`:                                 8000,
+		`bulkassign_rows_total{status="failed",tenant="default"}`:                                  0,
+		`bulkassign_graph_requests_total{code="201",op="create",tenant="default"}`:                 8000,
 		`bulkassign_graph_request_duration_seconds_bucket{op="create",le="0.25"}`: 8000,
 		`bulkassign_graph_request_duration_seconds_count{op="create"}`:            8000,
 		`bulkassign_limit_waits_total`:                                            8000,

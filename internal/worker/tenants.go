@@ -25,7 +25,7 @@ type tenants struct {
 	pool    *pgxpool.Pool
 	gcfg    config.Graph
 	wcfg    config.Worker
-	observe func(*graph.Response)
+	observe func(tenant string) func(*graph.Response)
 	logger  *slog.Logger
 
 	mu   sync.Mutex
@@ -48,7 +48,7 @@ func (ts *tenants) Tenant(ctx context.Context, id string) (*jobs.Tenant, error) 
 	if err != nil {
 		return nil, err
 	}
-	gc, err := NewGraphClient(ts.gcfg, tokens, ts.observe)
+	gc, err := NewGraphClient(ts.gcfg, tokens, ts.observe(id))
 	if err != nil {
 		return nil, err
 	}
