@@ -210,9 +210,13 @@ var Defaults = Worker{
 	WriteRate:   5,
 	ReadRate:    50,
 	Concurrency: 20,
-	Patience:    6 * time.Hour,
-	MaxErrors:   8,
-	JobTimeout:  45 * time.Second,
+	// TenantConcurrency: a tenant at 5 writes/s keeps 2 or 3 requests in
+	// flight; 10 leaves room for slow answers without letting one tenant's
+	// waiting rows take a process's slots.
+	TenantConcurrency: 10,
+	Patience:          6 * time.Hour,
+	MaxErrors:         8,
+	JobTimeout:        45 * time.Second,
 }
 
 // RescueMargin is how far WORKER_RESCUE_AFTER's default lies beyond the job
@@ -239,10 +243,14 @@ type Worker struct {
 	WriteRate   float64
 	ReadRate    float64
 	Concurrency int
-	Patience    time.Duration
-	MaxErrors   int
-	JobTimeout  time.Duration
-	RescueAfter time.Duration
+	// TenantConcurrency is how many rows of each tenant other than the
+	// default one a process works at once (WORKER_TENANT_CONCURRENCY): every
+	// tenant has its own queue.
+	TenantConcurrency int
+	Patience          time.Duration
+	MaxErrors         int
+	JobTimeout        time.Duration
+	RescueAfter       time.Duration
 	// HTTPAddr is where the worker serves probes, metrics and River UI;
 	// "" (WORKER_HTTP_ADDR=off) serves nothing.
 	HTTPAddr string
@@ -262,6 +270,9 @@ func LoadWorker(env Env) (Worker, error) {
 		return w, err
 	}
 	if w.Concurrency, err = integer(env, "WORKER_CONCURRENCY", Defaults.Concurrency); err != nil {
+		return w, err
+	}
+	if w.TenantConcurrency, err = integer(env, "WORKER_TENANT_CONCURRENCY", Defaults.TenantConcurrency); err != nil {
 		return w, err
 	}
 	if w.Patience, err = duration(env, "GRAPH_PATIENCE", Defaults.Patience); err != nil {

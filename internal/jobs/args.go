@@ -6,6 +6,7 @@
 package jobs
 
 import (
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -23,19 +24,44 @@ const QueueAssign = "bulkassign"
 const maxAttempts = 25
 
 // AssignArgs names one item: the row of a batch. Everything else about the
-// row lives in its item, the truth the worker reads and writes.
+// row lives in its item, the truth the worker reads and writes. Tenant
+// (TenantKey: "" for the default tenant) chooses the row's queue.
 type AssignArgs struct {
-	Batch string `json:"batch"`
-	Row   int    `json:"row"`
+	Batch  string `json:"batch"`
+	Row    int    `json:"row"`
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // Kind is the River job kind.
 func (AssignArgs) Kind() string { return "bulkassign_assign" }
 
-// InsertOpts puts every row on the assignment queue.
-func (AssignArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueAssign, MaxAttempts: maxAttempts}
+// InsertOpts puts the row on its tenant's queue.
+func (a AssignArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: TenantQueue(a.Tenant), MaxAttempts: maxAttempts}
 }
+
+// tenantQueuePrefix starts the name of every tenant's queue but the
+// default tenant's (QueueAssign).
+const tenantQueuePrefix = QueueAssign + "_t_"
+
+// TenantQueue is the River queue of a tenant's rows: each tenant has its
+// own, so River fetches every tenant's rows side by side and a row that
+// waits for its tenant's limit holds a slot of its own tenant only (a
+// list sorted by tenant, or one tenant with most rows, holds no other
+// back). tenant is a TenantKey; "" is the default tenant's QueueAssign.
+func TenantQueue(tenant string) string {
+	if tenant == "" {
+		return QueueAssign
+	}
+	return tenantQueuePrefix + tenant
+}
+
+// TenantQueuePrefix starts the names of the tenants' queues.
+const TenantQueuePrefix = tenantQueuePrefix
+
+// IsTenantQueue reports whether queue is a tenant's queue other than the
+// default tenant's.
+func IsTenantQueue(queue string) bool { return strings.HasPrefix(queue, tenantQueuePrefix) }
 
 // retryPolicy replaces River's (n+1)^4 s backoff for the failures that reach
 // River (database outages, crashes) with the shared backoff from 1 s to 5

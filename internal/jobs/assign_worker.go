@@ -81,8 +81,8 @@ type Deps struct {
 	Reads         *ratelimit.Limiter
 	DefaultTenant string
 	Tenants       Tenants
-	Logger   *slog.Logger
-	Settings Settings
+	Logger        *slog.Logger
+	Settings      Settings
 	// OnOutcome, when set, is called after a row's outcome is committed.
 	OnOutcome func(tenant string, status assign.Status)
 	// OnWait, when set, is told how long a job waited for the limits.

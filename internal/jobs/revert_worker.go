@@ -19,17 +19,18 @@ import (
 // RevertArgs names one item whose assignment the batch created and is to
 // delete. As with AssignArgs, the item holds everything else.
 type RevertArgs struct {
-	Batch string `json:"batch"`
-	Row   int    `json:"row"`
+	Batch  string `json:"batch"`
+	Row    int    `json:"row"`
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // Kind is the River job kind.
 func (RevertArgs) Kind() string { return "bulkassign_revert" }
 
-// InsertOpts shares the assignment queue: reverts and creates draw on the
-// same write budget, so one pool of workers serves both.
-func (RevertArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueAssign, MaxAttempts: maxAttempts}
+// InsertOpts shares the tenant's assignment queue: reverts and creates draw
+// on the same write budget, so one pool of workers serves both.
+func (a RevertArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: TenantQueue(a.Tenant), MaxAttempts: maxAttempts}
 }
 
 // RevertWorker deletes the assignment one row created. DELETE is

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // QueueStates are the River job states that are not yet final: the ones a
@@ -32,4 +34,29 @@ func QueueDepth(ctx context.Context, q Querier, queue string) (map[string]int64,
 		out[s] = n
 	}
 	return out, rows.Err()
+}
+
+// QueuesWithWork lists the River queues whose name starts with prefix that
+// hold jobs waiting to run (available, scheduled or retryable). It walks
+// River's fetch index (state, queue, ...) one queue at a time, so its cost
+// follows the number of queues, not of jobs.
+func QueuesWithWork(ctx context.Context, q Querier, prefix string) ([]string, error) {
+	rows, err := q.Query(ctx, `WITH RECURSIVE states(state) AS (
+			VALUES ('available'::river_job_state), ('scheduled'::river_job_state), ('retryable'::river_job_state)
+		), walk(state, queue) AS (
+			SELECT s.state, (SELECT min(j.queue) FROM river_job j WHERE j.state = s.state AND j.queue > $1 AND j.queue < $1 || '~')
+			FROM states s
+			UNION ALL
+			SELECT w.state, (SELECT min(j.queue) FROM river_job j WHERE j.state = w.state AND j.queue > w.queue AND j.queue < $1 || '~')
+			FROM walk w WHERE w.queue IS NOT NULL
+		)
+		SELECT DISTINCT queue FROM walk WHERE queue IS NOT NULL ORDER BY queue`, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("error listing queues: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("error listing queues: %w", err)
+	}
+	return out, nil
 }

@@ -37,10 +37,12 @@ type Runtime struct {
 	// Schedule tunes the schedule tick; tests shorten it and set its clock
 	// before Run.
 	Schedule jobs.ScheduleConfig
-	ready    chan struct{}
-	httpAddr string
-	cfg      config.Worker
-	worker   *jobs.AssignWorker
+	// TenantQueuePoll, when set, replaces the package's TenantQueuePoll.
+	TenantQueuePoll time.Duration
+	ready           chan struct{}
+	httpAddr        string
+	cfg             config.Worker
+	worker          *jobs.AssignWorker
 }
 
 // Open signs in as the settings say (auth.NewTokenSource) and wires a
@@ -165,7 +167,8 @@ func (r *Runtime) Run(ctx context.Context) error {
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("error starting River: %w", err)
 	}
-	r.Logger.Info("worker started", "concurrency", r.cfg.Concurrency, "write_rate", r.cfg.WriteRate, "read_rate", r.cfg.ReadRate,
+	go r.serveTenantQueues(ctx, client)
+	r.Logger.Info("worker started", "concurrency", r.cfg.Concurrency, "tenant_concurrency", r.cfg.TenantConcurrency, "write_rate", r.cfg.WriteRate, "read_rate", r.cfg.ReadRate,
 		"job_timeout", r.cfg.JobTimeout, "rescue_after", r.cfg.RescueAfter, "http", r.httpAddr)
 	readyOnce()
 	select {
