@@ -79,22 +79,8 @@ func writeSimJSON(w http.ResponseWriter, v any) {
 	_, _ = w.Write(b)
 }
 
-// Unassign removes an assignment as an admin would in the portal: no
-// request, no write limit, not counted in the statistics. It reports
-// whether the assignment existed.
+// Unassign removes an assignment from the default tenant as an admin would
+// in the portal; see Tenant.Unassign.
 func (s *Server) Unassign(cfgID string, p assign.Path, id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.configLocked(cfgID, false)
-	if c == nil {
-		return false
-	}
-	list := c.lists[p]
-	for i, a := range list {
-		if a.ID == id {
-			c.lists[p] = append(list[:i:i], list[i+1:]...)
-			return true
-		}
-	}
-	return false
+	return s.DefaultTenant().Unassign(cfgID, p, id)
 }
