@@ -15,13 +15,31 @@
 //	  GET  /{tenant}/oauth2/v2.0/authorize                 (400: interactive sign-in is not simulated)
 //	  GET  /devicelogin                                    (verification_uri; explains how to approve)
 //	Graph, under /beta and /v1.0 (GraphBaseURL() is URL()+"/beta")
+//	  GET         /organization[/{tenant id}]                (the token's tenant)
 //	  GET         /deviceManagement/deviceConfigurations/{id}
 //	  GET, POST   /deviceManagement/deviceConfigurations/{id}[/{path}]/assignments
 //	  GET, DELETE /deviceManagement/deviceConfigurations/{id}[/{path}]/assignments/{assignmentId}
 //	  where {path} is one of assign.Paths (matched case-insensitively)
 //	inspection, for tests in other processes (no authentication)
-//	  GET  /_sim/stats  /_sim/ledger  /_sim/configurations  /_sim/assignments?configurationId=&path=
+//	  GET  /_sim/stats  /_sim/ledger  /_sim/configurations  /_sim/assignments?configurationId=&path=  (each with &tenant=)
+//	  GET  /_sim/tenants
 //	  POST /_sim/approve?user_code=   /_sim/revoke
+//
+// Tenants: besides the default tenant (Config.TenantID) the simulator can
+// serve others (Config.Tenants, AddTenant). As in Entra ID and Graph, the
+// tenant is chosen by the token, not the Graph URL: a token acquired at
+// AuthorityHost()+"/"+tenant is tied to that tenant (its tid claim), and
+// every Graph request is served from its tenant's configurations,
+// assignments, write limit, ledger and statistics (Server.Tenant). Every
+// registered Client is accepted in every tenant that does not refuse it
+// (TenantConfig.Refuse). Delegated flows sign in the simulated user, whose
+// home is the default tenant; its refresh tokens are redeemable at any
+// tenant (as a partner's are with GDAP).
+//
+// Access tokens are gs1.<claims>.<random>: the claims (tid, appid, oid,
+// roles or scp, exp, ...; see accessTokenValueLocked) are base64url JSON in
+// the position of a JWT payload. The simulator validates a token by
+// looking it up, never by its claims.
 //
 // Writes (POST and DELETE) can be throttled (see Limit) and POSTs can be
 // failed on purpose (see Faults), including failures after the assignment was
