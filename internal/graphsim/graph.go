@@ -335,7 +335,8 @@ func initialDomain(id, name string) string {
 		}
 	}
 	if b.Len() == 0 {
-		b.WriteString("graphsim" + strings.ReplaceAll(id, "-", "")[:min(8, len(strings.ReplaceAll(id, "-", "")))])
+		h := strings.ReplaceAll(id, "-", "")
+		b.WriteString("graphsim" + h[:min(8, len(h))])
 	}
 	return b.String() + ".onmicrosoft.com"
 }

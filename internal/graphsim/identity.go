@@ -610,7 +610,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, traceID, seg
 			fail(e)
 			return
 		}
-		s.writeJSON(w, http.StatusOK, s.issue(now, c, ts, false, ""))
+		_, cert := form["client_assertion"]
+		s.writeJSON(w, http.StatusOK, s.issue(now, c, ts, false, "", cert))
 	case grantDeviceCode, grantDeviceCodeURN:
 		if e := s.authenticateClient(form, c, !c.Delegated, audiences); e != nil {
 			fail(e)
@@ -667,7 +668,7 @@ func (s *Server) redeemDeviceCode(now time.Time, c Client, ts *tenantState, code
 	dc.redeemed = true
 	scope := dc.scope
 	s.mu.Unlock()
-	return s.issue(now, c, ts, true, scope), nil
+	return s.issue(now, c, ts, true, scope, false), nil
 }
 
 func (s *Server) redeemRefreshToken(now time.Time, c Client, ts *tenantState, rt, scope string) (map[string]any, *aadError) {
@@ -700,13 +701,13 @@ func (s *Server) redeemRefreshToken(now time.Time, c Client, ts *tenantState, rt
 			return nil, se
 		}
 	}
-	return s.issue(now, c, ts, true, granted), nil
+	return s.issue(now, c, ts, true, granted, false), nil
 }
 
 // issue creates an access token for tenant ts (and for delegated flows a
 // refresh token, an id_token and client_info) and returns the token
-// response body.
-func (s *Server) issue(now time.Time, c Client, ts *tenantState, delegated bool, scope string) map[string]any {
+// response body. cert says the client authenticated with a certificate.
+func (s *Server) issue(now time.Time, c Client, ts *tenantState, delegated bool, scope string, cert bool) map[string]any {
 	secs := int(s.tokenTTL / time.Second)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -714,7 +715,7 @@ func (s *Server) issue(now time.Time, c Client, ts *tenantState, delegated bool,
 	if !delegated && !ts.noPermission {
 		t.roles = []string{PermissionReadWrite}
 	}
-	at := s.accessTokenValueLocked(t, c, scope)
+	at := s.accessTokenValueLocked(t, c, scope, cert)
 	resp := map[string]any{
 		"token_type":     "Bearer",
 		"expires_in":     secs,
@@ -747,7 +748,7 @@ func (s *Server) issue(now time.Time, c Client, ts *tenantState, delegated bool,
 // tokens: aud, iss, iat, nbf, exp, appid, appidacr, idtyp, oid, sub, tid,
 // ver, uti, plus roles (app-only, when permitted) or scp, name, upn
 // (delegated).
-func (s *Server) accessTokenValueLocked(t *accessToken, c Client, scope string) string {
+func (s *Server) accessTokenValueLocked(t *accessToken, c Client, scope string, cert bool) string {
 	claims := map[string]any{
 		"aud":   s.url,
 		"iss":   s.url + "/" + t.tenant.id + "/",
@@ -767,8 +768,8 @@ func (s *Server) accessTokenValueLocked(t *accessToken, c Client, scope string) 
 		claims["upn"] = "operator@graphsim.invalid"
 		claims["scp"] = delegatedSCP(s, scope)
 	} else {
-		claims["appidacr"] = "1"
-		if c.Secret == "" {
+		claims["appidacr"] = "1" // client secret
+		if cert {
 			claims["appidacr"] = "2"
 		}
 		claims["idtyp"] = "app"

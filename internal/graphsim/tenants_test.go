@@ -56,6 +56,7 @@ func mustTokenFor(t *testing.T, s *graphsim.Server, tenant string) string {
 type accessClaims struct {
 	Tid   string   `json:"tid"`
 	AppID string   `json:"appid"`
+	AppAC string   `json:"appidacr"`
 	Idtyp string   `json:"idtyp"`
 	Oid   string   `json:"oid"`
 	Roles []string `json:"roles"`
@@ -136,7 +137,7 @@ func TestTenantsHaveSeparateData(t *testing.T) {
 		t.Fatalf("tid: A %q, B %q", ca.Tid, cb.Tid)
 	}
 	for _, c := range []accessClaims{ca, cb} {
-		if c.AppID != graphsim.DefaultClientID || c.Idtyp != "app" || !slices.Equal(c.Roles, []string{graphsim.PermissionReadWrite}) ||
+		if c.AppID != graphsim.DefaultClientID || c.AppAC != "1" || c.Idtyp != "app" || !slices.Equal(c.Roles, []string{graphsim.PermissionReadWrite}) ||
 			c.Scp != "" || c.Aud != s.URL() || c.Ver != "1.0" || c.Oid == "" || time.Until(time.Unix(c.Exp, 0)) < 50*time.Minute {
 			t.Fatalf("app token claims %+v", c)
 		}
@@ -533,7 +534,7 @@ func TestTenantCertificateSignIn(t *testing.T) {
 		if err != nil {
 			t.Fatalf("certificate sign-in to %s: %v", tenant, err)
 		}
-		if c := claimsOf(t, res.AccessToken); c.Tid != tenant || c.AppID != appID {
+		if c := claimsOf(t, res.AccessToken); c.Tid != tenant || c.AppID != appID || c.AppAC != "2" {
 			t.Fatalf("claims %+v, want tid %s", c, tenant)
 		}
 		want := http.StatusOK
