@@ -12,6 +12,12 @@
 //	AZURE_CLIENT_SECRET=...   (only when the simulator chose the secret)
 //	SSL_CERT_FILE=/path/to/ca.pem
 //	GRAPHSIM_URL=https://127.0.0.1:PORT   (inspection: $GRAPHSIM_URL/_sim/stats, /_sim/ledger, ...)
+//	GRAPHSIM_TENANTS=id,id,...            (only when the tenant file lists further tenants)
+//
+// Further tenants come from the tenant file's "tenants" list: the same
+// application gets tokens for each at $AZURE_AUTHORITY_HOST/<tenant id>,
+// and Graph serves each token from its own tenant's data
+// ($GRAPHSIM_URL/_sim/ledger?tenant=<id>, /_sim/tenants).
 //
 // and serves until SIGINT or SIGTERM. Run "graphsim -h" for the flags.
 package main
@@ -27,15 +33,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	mrand "math/rand/v2"
 	"os"
 	"os/signal"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/graphsim"
@@ -61,13 +64,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
 		addr        = fs.String("addr", "127.0.0.1:0", "listen address (the certificate covers 127.0.0.1, ::1 and localhost)")
 		caOut       = fs.String("ca-out", "", "write the simulator CA (PEM) to this file; default a temporary file removed on exit")
-		tenant      = fs.String("tenant", graphsim.DefaultTenantID, "tenant id")
+		tenant      = fs.String("tenant", graphsim.DefaultTenantID, "default tenant id")
+		tenantName  = fs.String("tenant-name", "", "default tenant display name (GET /organization)")
 		clientID    = fs.String("client-id", graphsim.DefaultClientID, "application (client) id to register")
 		secret      = fs.String("client-secret", "", "client secret to accept (default: a simulator secret, printed as AZURE_CLIENT_SECRET, unless -client-cert is given)")
 		certFile    = fs.String("client-cert", "", "PEM file whose first CERTIFICATE verifies client assertions")
 		delegated   = fs.Bool("delegated", true, "allow public client flows (device code) for the application")
 		cfgFile     = fs.String("configurations", "", "file of device configuration ids, one GUID a line (# comments allowed)")
-		tenantFile  = fs.String("tenant-file", "", `JSON file describing the tenant: {"configurations":[ids], "existing":[{"configurationId","path","target":{graph target}}]}`)
+		tenantFile  = fs.String("tenant-file", "", `JSON file describing the tenants: {"configurations":[ids], "existing":[{"configurationId","path","target":{graph target}}], "tenants":[{"id","name","writeLimit","refuse","tokenFailures","noPermission","configurations","existing"}]}`)
 		cfgCount    = fs.Int("configurations-count", 0, "generate this many device configuration ids (from -seed; list them at /_sim/configurations)")
 		writeLimit  = fs.String("write-limit", "", `write throttling: "N/WINDOW" fixed window (e.g. 100/20s), "bucket:RATE/PER[,BURST]" token bucket (e.g. bucket:10/s), empty = none`)
 		noRA        = fs.Float64("no-retry-after", 0, "fraction (0..1) of 429s sent without Retry-After")
@@ -123,6 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := graphsim.Config{
 		Addr:          *addr,
 		TenantID:      *tenant,
+		TenantName:    *tenantName,
 		Clients:       []graphsim.Client{cl},
 		PageSize:      *pageSize,
 		Seed:          *seed,
@@ -176,6 +181,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		env = append(env, [2]string{"AZURE_CLIENT_SECRET", cl.Secret})
 	}
 	env = append(env, [2]string{"SSL_CERT_FILE", caPath}, [2]string{"GRAPHSIM_URL", srv.URL()})
+	if tenants := srv.TenantIDs(); len(tenants) > 1 {
+		env = append(env, [2]string{"GRAPHSIM_TENANTS", strings.Join(tenants[1:], ",")})
+	}
 	var b strings.Builder
 	for _, kv := range env {
 		fmt.Fprintf(&b, "%s=%s\n", kv[0], shellQuote(kv[1]))
@@ -188,41 +196,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-var limitRE = regexp.MustCompile(`^(bucket:)?([0-9]+(?:\.[0-9]+)?)/([0-9]*[a-zµ]+)(?:,([0-9]+))?$`)
-
-// parseLimit reads "N/WINDOW" (fixed window), "bucket:RATE/PER[,BURST]"
-// (token bucket) or "" / "none" (unlimited). A window without a number
-// ("s", "m") means one unit.
+// parseLimit reads -write-limit; see graphsim.ParseLimit.
 func parseLimit(s string) (graphsim.Limit, error) {
-	s = strings.TrimSpace(s)
-	if s == "" || s == "none" {
-		return graphsim.Limit{}, nil
-	}
-	m := limitRE.FindStringSubmatch(s)
-	if m == nil {
-		return graphsim.Limit{}, fmt.Errorf(`-write-limit %q: want "N/WINDOW" (100/20s) or "bucket:RATE/PER[,BURST]" (bucket:10/s)`, s)
-	}
-	per := m[3]
-	if per[0] < '0' || per[0] > '9' {
-		per = "1" + per
-	}
-	d, err := time.ParseDuration(per)
-	if err != nil || d <= 0 {
-		return graphsim.Limit{}, fmt.Errorf("-write-limit %q: bad window %q", s, m[3])
-	}
-	n, _ := strconv.ParseFloat(m[2], 64)
-	if m[1] == "" {
-		if m[4] != "" || n != math.Trunc(n) || n < 1 {
-			return graphsim.Limit{}, fmt.Errorf("-write-limit %q: a fixed window takes a whole N ≥ 1 and no burst", s)
-		}
-		return graphsim.Limit{Mode: graphsim.FixedWindow, N: int(n), Window: d}, nil
-	}
-	l := graphsim.Limit{Mode: graphsim.TokenBucket, Rate: n / d.Seconds()}
-	if m[4] != "" {
-		l.Burst, _ = strconv.Atoi(m[4])
-	}
-	if l.Rate <= 0 {
-		return graphsim.Limit{}, fmt.Errorf("-write-limit %q: rate must be positive", s)
+	l, err := graphsim.ParseLimit(s)
+	if err != nil {
+		return l, fmt.Errorf("-write-limit: %w", err)
 	}
 	return l, nil
 }

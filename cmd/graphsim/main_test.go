@@ -237,6 +237,88 @@ func TestRunWithCertificateAndConfigurationFile(t *testing.T) {
 	st.stop(t)
 }
 
+func TestRunWithTenants(t *testing.T) {
+	t.Parallel()
+	const (
+		fabrikam = "bbbbbbbb-0000-4000-8000-00000000000b"
+		refusing = "c0000000-0000-4000-8000-0000000c0175"
+		cfg      = "11111111-2222-4333-8444-555555555555"
+	)
+	tenantFile := filepath.Join(t.TempDir(), "tenants.json")
+	if err := os.WriteFile(tenantFile, []byte(`{"configurations":["aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"],
+	  "tenants":[{"id":"`+fabrikam+`","name":"Fabrikam","writeLimit":"1/1m","configurations":["`+cfg+`"]},
+	             {"id":"`+refusing+`","refuse":"disabled"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := start(t, "-tenant-file", tenantFile, "-tenant-name", "Contoso")
+	if st.env["GRAPHSIM_TENANTS"] != fabrikam+","+refusing {
+		t.Fatalf("GRAPHSIM_TENANTS = %q", st.env["GRAPHSIM_TENANTS"])
+	}
+	token := func(tenant string) (int, string) {
+		resp, err := httpClient.PostForm(st.env["AZURE_AUTHORITY_HOST"]+"/"+tenant+"/oauth2/v2.0/token", url.Values{
+			"grant_type": {"client_credentials"}, "client_id": {st.env["AZURE_CLIENT_ID"]},
+			"client_secret": {st.env["AZURE_CLIENT_SECRET"]}, "scope": {st.env["GRAPHSIM_URL"] + "/.default"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var tok struct {
+			AccessToken string `json:"access_token"`
+			ErrorCodes  []int  `json:"error_codes"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&tok)
+		if tok.AccessToken == "" {
+			return resp.StatusCode, fmt.Sprint(tok.ErrorCodes)
+		}
+		return resp.StatusCode, tok.AccessToken
+	}
+	if code, codes := token(refusing); code != http.StatusBadRequest || codes != "[7000112]" {
+		t.Fatalf("refusing tenant: %d %s", code, codes)
+	}
+	code, tok := token(fabrikam)
+	if code != http.StatusOK {
+		t.Fatalf("Fabrikam token: %d %s", code, tok)
+	}
+	do := func(method, path string) int {
+		var body io.Reader
+		if method == http.MethodPost {
+			body = strings.NewReader(`{"@odata.type":"#microsoft.graph.deviceConfigurationAssignment","target":{"@odata.type":"#microsoft.graph.allDevicesAssignmentTarget"}}`)
+		}
+		req, _ := http.NewRequest(method, st.env["GRAPH_BASE_URL"]+path, body)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	got := fmt.Sprint(do(http.MethodPost, "/deviceManagement/deviceConfigurations/"+cfg+"/assignments"),
+		do(http.MethodPost, "/deviceManagement/deviceConfigurations/"+cfg+"/assignments"),
+		do(http.MethodGet, "/deviceManagement/deviceConfigurations/aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"),
+		do(http.MethodGet, "/organization"))
+	if got != "201 429 404 200" {
+		t.Fatalf("Fabrikam's Graph: %s, want 201 429 404 200", got)
+	}
+	var ledger []graphsim.LedgerEntry
+	getJSON(t, st.env["GRAPHSIM_URL"]+"/_sim/ledger?tenant="+fabrikam, &ledger)
+	if len(ledger) != 1 || ledger[0].ConfigurationID != cfg {
+		t.Fatalf("Fabrikam ledger %+v", ledger)
+	}
+	getJSON(t, st.env["GRAPHSIM_URL"]+"/_sim/ledger", &ledger)
+	if len(ledger) != 0 {
+		t.Fatalf("default tenant ledger %+v", ledger)
+	}
+	var tenants []struct{ ID, Name string }
+	getJSON(t, st.env["GRAPHSIM_URL"]+"/_sim/tenants", &tenants)
+	if len(tenants) != 3 || tenants[0].Name != "Contoso" || tenants[1].Name != "Fabrikam" {
+		t.Fatalf("tenants %+v", tenants)
+	}
+	st.stop(t)
+}
+
 func TestRunRejectsBadInput(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -250,6 +332,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 		{"unknown flag", []string{"-nope"}, "flag provided but not defined"},
 		{"bad limit", []string{"-write-limit", "lots"}, "-write-limit"},
 		{"bad configuration file", []string{"-configurations", bad}, "bad.txt:1"},
+		{"bad tenant file", []string{"-tenant-file", bad}, "bad.txt"},
 		{"missing certificate", []string{"-client-cert", filepath.Join(dir, "none.pem")}, "none.pem"},
 		{"fault over 1", []string{"-fault-503", "1.5"}, "P503"},
 		{"bad client id", []string{"-client-id", "app"}, "not a GUID"},

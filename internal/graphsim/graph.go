@@ -30,7 +30,8 @@ type graphCall struct {
 	crid     string
 	method   string // stats key
 	clientID string
-	body     []byte // read up front, so that a client hang-up cancels r.Context()
+	ten      *tenantState // the token's tenant: whose data the request sees
+	body     []byte       // read up front, so that a client hang-up cancels r.Context()
 	bodyErr  error
 }
 
@@ -40,6 +41,7 @@ const (
 	routeConfiguration routeKind = iota
 	routeCollection
 	routeItem
+	routeOrganization
 )
 
 type route struct {
@@ -47,7 +49,7 @@ type route struct {
 	kind    routeKind
 	cfgID   string // canonical
 	path    assign.Path
-	id      string // assignment id (routeItem)
+	id      string // assignment id (routeItem), organization id (routeOrganization)
 }
 
 type graphErr struct {
@@ -71,7 +73,18 @@ func parseGraphPath(p string) (route, *graphErr) {
 	}
 	segs := strings.Split(strings.Trim(p, "/"), "/")
 	if segs[0] == "" {
-		return rt, &graphErr{http.StatusBadRequest, "BadRequest", "Invalid request: graphsim serves only /deviceManagement/deviceConfigurations/{id}/.../assignments."}
+		return rt, &graphErr{http.StatusBadRequest, "BadRequest", "Invalid request: graphsim serves only /organization and /deviceManagement/deviceConfigurations/{id}/.../assignments."}
+	}
+	if strings.EqualFold(segs[0], "organization") {
+		switch len(segs) {
+		case 1:
+		case 2:
+			rt.id = strings.ToLower(segs[1])
+		default:
+			return rt, segmentErr(segs[2])
+		}
+		rt.kind = routeOrganization
+		return rt, nil
 	}
 	if !strings.EqualFold(segs[0], "deviceManagement") {
 		return rt, segmentErr(segs[0])
@@ -120,14 +133,15 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 	h.Set("client-request-id", gc.crid)
 	h.Set("x-ms-ags-diagnostic", `{"ServerInfo":{"DataCenter":"graphsim","Slice":"E","Ring":"1","ScaleUnit":"000","RoleInstance":"graphsim-0"}}`)
 	h.Set("Strict-Transport-Security", "max-age=31536000")
+	gc.ten = s.tokenTenant(r.Header.Get("Authorization"))
 	s.mu.Lock()
 	switch r.Method {
 	case http.MethodGet:
 		gc.method = http.MethodGet
-		s.stats.Reads++
+		gc.ten.stats.Reads++
 	case http.MethodPost, http.MethodDelete:
 		gc.method = r.Method
-		s.stats.Writes++
+		gc.ten.stats.Writes++
 	default:
 		gc.method = "OTHER"
 	}
@@ -142,16 +156,28 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 
-	state, clientID, revokedAt := s.checkBearer(r.Header.Get("Authorization"), time.Now())
-	if state != tokenOK {
-		s.unauthorized(gc, state, revokedAt)
+	b := s.checkBearer(r.Header.Get("Authorization"), time.Now())
+	if b.state != tokenOK {
+		s.unauthorized(gc, b.state, b.revokedAt)
 		return
 	}
-	gc.clientID = clientID
+	gc.clientID = b.clientID
 
 	rt, ge := parseGraphPath(r.URL.Path)
 	if ge != nil {
 		s.graphError(gc, ge.status, ge.code, ge.message)
+		return
+	}
+	if rt.kind == routeOrganization {
+		if r.Method != http.MethodGet {
+			s.graphError(gc, http.StatusMethodNotAllowed, "BadRequest", fmt.Sprintf("No OData route exists that match template with http verb %s for request %s.", r.Method, r.URL.Path))
+			return
+		}
+		s.organization(gc, rt)
+		return
+	}
+	if b.app && !permitted(b.roles, r.Method) {
+		s.forbidden(gc)
 		return
 	}
 	switch {
@@ -175,7 +201,7 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 func (s *Server) finish(gc *graphCall, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := s.stats.Methods[gc.method]
+	c := gc.ten.stats.Methods[gc.method]
 	switch {
 	case status == 0:
 		c.NoResponse++
@@ -188,7 +214,7 @@ func (s *Server) finish(gc *graphCall, status int) {
 	case status >= 500:
 		c.S5xx++
 	}
-	s.stats.Methods[gc.method] = c
+	gc.ten.stats.Methods[gc.method] = c
 }
 
 func (s *Server) writeGraph(gc *graphCall, status int, v any) {
@@ -227,7 +253,7 @@ func (s *Server) graphError(gc *graphCall, status int, code, message string) {
 }
 
 func (s *Server) unauthorized(gc *graphCall, state tokenState, revokedAt time.Time) {
-	challenge := fmt.Sprintf(`Bearer realm="", authorization_uri="%s/%s/oauth2/authorize", client_id="%s"`, s.url, s.tenant, graphAppID)
+	challenge := fmt.Sprintf(`Bearer realm="", authorization_uri="%s/%s/oauth2/authorize", client_id="%s"`, s.url, gc.ten.id, graphAppID)
 	var msg string
 	switch state {
 	case tokenMissing:
@@ -242,13 +268,77 @@ func (s *Server) unauthorized(gc *graphCall, state tokenState, revokedAt time.Ti
 		msg = "Continuous access evaluation resulted in challenge with result: InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp"
 	}
 	s.mu.Lock()
-	s.stats.Unauthorized++
+	gc.ten.stats.Unauthorized++
 	if state == tokenRevoked {
-		s.stats.ClaimsChallenges++
+		gc.ten.stats.ClaimsChallenges++
 	}
 	s.mu.Unlock()
 	gc.w.Header().Set("WWW-Authenticate", challenge)
 	s.graphError(gc, http.StatusUnauthorized, "InvalidAuthenticationToken", msg)
+}
+
+// permitted reports whether application permissions roles allow method on
+// device configurations.
+func permitted(roles []string, method string) bool {
+	for _, r := range roles {
+		if r == PermissionReadWrite || (r == PermissionRead && method == http.MethodGet) {
+			return true
+		}
+	}
+	return false
+}
+
+// forbidden answers 403 to an app-only token without the permission, in
+// Intune's words.
+func (s *Server) forbidden(gc *graphCall) {
+	s.mu.Lock()
+	gc.ten.stats.Forbidden++
+	s.mu.Unlock()
+	need := PermissionReadWrite
+	if gc.method == http.MethodGet {
+		need = PermissionRead + ", " + PermissionReadWrite
+	}
+	s.graphError(gc, http.StatusForbidden, "Forbidden", fmt.Sprintf("Application is not authorized to perform this operation. Application must have one of the following scopes: %s - Operation ID (for customer support): %s", need, newGUID()))
+}
+
+// organization answers GET /organization[/{id}] with the token's tenant.
+func (s *Server) organization(gc *graphCall, rt route) {
+	s.mu.Lock()
+	id, name := gc.ten.id, gc.ten.name
+	s.mu.Unlock()
+	if rt.id != "" && rt.id != id {
+		s.notFound(gc, fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", rt.id))
+		return
+	}
+	org := map[string]any{
+		"id":              id,
+		"displayName":     name,
+		"tenantType":      "AAD",
+		"verifiedDomains": []map[string]any{{"name": initialDomain(id, name), "type": "Managed", "isDefault": true, "isInitial": true, "capabilities": "Email, OfficeCommunicationsOnline"}},
+	}
+	ctx := s.url + "/" + rt.version + "/$metadata#organization"
+	if rt.id != "" {
+		org["@odata.context"] = ctx + "/$entity"
+		s.writeGraph(gc, http.StatusOK, org)
+		return
+	}
+	s.writeGraph(gc, http.StatusOK, map[string]any{"@odata.context": ctx, "value": []any{org}})
+}
+
+// initialDomain makes the tenant's <name>.onmicrosoft.com domain from its
+// display name (letters and digits), or from its id.
+func initialDomain(id, name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() == 0 {
+		h := strings.ReplaceAll(id, "-", "")
+		b.WriteString("graphsim" + h[:min(8, len(h))])
+	}
+	return b.String() + ".onmicrosoft.com"
 }
 
 func (s *Server) notFound(gc *graphCall, what string) {
@@ -258,7 +348,7 @@ func (s *Server) notFound(gc *graphCall, what string) {
 // configOr404 returns the configuration, or answers 404 and returns nil.
 func (s *Server) configOr404(gc *graphCall, id string) *configuration {
 	s.mu.Lock()
-	c := s.configLocked(id, false)
+	c := gc.ten.configLocked(id, false)
 	s.mu.Unlock()
 	if c == nil {
 		s.noConfiguration(gc, id)
@@ -344,7 +434,7 @@ func (s *Server) maybeRead503(gc *graphCall) bool {
 	hit, ra := false, false
 	if p > 0 && s.rng.Float64() < p {
 		hit, ra = true, s.rng.Float64() < 0.5
-		s.stats.InjectedRead503++
+		gc.ten.stats.InjectedRead503++
 	}
 	s.mu.Unlock()
 	if hit {
@@ -396,7 +486,7 @@ func (s *Server) list(gc *graphCall, rt route) {
 		off = n
 	}
 	s.mu.Lock()
-	c := s.configLocked(rt.cfgID, false)
+	c := gc.ten.configLocked(rt.cfgID, false)
 	var items []assignmentOut
 	more := false
 	if c != nil {
@@ -431,8 +521,8 @@ func (s *Server) list(gc *graphCall, rt route) {
 	s.writeGraph(gc, http.StatusOK, out)
 }
 
-func (s *Server) find(rt route) (*configuration, *Assignment) {
-	c := s.configLocked(rt.cfgID, false)
+func find(ts *tenantState, rt route) (*configuration, *Assignment) {
+	c := ts.configLocked(rt.cfgID, false)
 	if c == nil {
 		return nil, nil
 	}
@@ -449,7 +539,7 @@ func (s *Server) get(gc *graphCall, rt route) {
 		return
 	}
 	s.mu.Lock()
-	c, a := s.find(rt)
+	c, a := find(gc.ten, rt)
 	var out assignmentOut
 	if a != nil {
 		out = toGraph(a, rt.version)
@@ -471,7 +561,7 @@ func (s *Server) delete(gc *graphCall, rt route) {
 		return
 	}
 	s.mu.Lock()
-	c, a := s.find(rt)
+	c, a := find(gc.ten, rt)
 	if a != nil {
 		list := c.lists[rt.path]
 		for i := range list {
@@ -480,7 +570,7 @@ func (s *Server) delete(gc *graphCall, rt route) {
 				break
 			}
 		}
-		s.stats.Deleted++
+		gc.ten.stats.Deleted++
 	}
 	s.mu.Unlock()
 	switch {
@@ -496,15 +586,17 @@ func (s *Server) delete(gc *graphCall, rt route) {
 // admitWrite applies the write limit; on rejection it answers 429.
 func (s *Server) admitWrite(gc *graphCall) bool {
 	s.mu.Lock()
-	ok, wait := s.lim.take(time.Now())
+	ts := gc.ten
+	ok, wait := ts.lim.take(time.Now())
+	l := ts.limit
 	omit := false
 	if !ok {
-		s.stats.Throttled++
-		omit = s.limit.NoRetryAfter > 0 && s.rng.Float64() < s.limit.NoRetryAfter
+		ts.stats.Throttled++
+		omit = l.NoRetryAfter > 0 && s.rng.Float64() < l.NoRetryAfter
 		if omit {
-			s.stats.RetryAfterOmit++
+			ts.stats.RetryAfterOmit++
 		} else {
-			s.stats.RetryAfterSent++
+			ts.stats.RetryAfterSent++
 		}
 	}
 	s.mu.Unlock()
@@ -512,8 +604,8 @@ func (s *Server) admitWrite(gc *graphCall) bool {
 		return true
 	}
 	switch {
-	case s.limit.RetryAfter != "":
-		gc.w.Header().Set("Retry-After", s.limit.RetryAfter)
+	case l.RetryAfter != "":
+		gc.w.Header().Set("Retry-After", l.RetryAfter)
 	case !omit:
 		gc.w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
 	}
@@ -530,7 +622,7 @@ const (
 	faultReset
 )
 
-func (s *Server) drawPostFault() (postFault, bool) {
+func (s *Server) drawPostFault(ts *tenantState) (postFault, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := s.faults
@@ -540,7 +632,7 @@ func (s *Server) drawPostFault() (postFault, bool) {
 	u := s.rng.Float64()
 	switch {
 	case u < f.P503:
-		s.stats.Injected503++
+		ts.stats.Injected503++
 		return fault503, s.rng.Float64() < 0.5
 	case u < f.P503+f.PAppliedThen504:
 		return fault504, false
@@ -631,7 +723,7 @@ func (s *Server) create(gc *graphCall, rt route) {
 	if !s.admitWrite(gc) {
 		return
 	}
-	fault, retryAfter := s.drawPostFault()
+	fault, retryAfter := s.drawPostFault(gc.ten)
 	if fault == fault503 {
 		if retryAfter {
 			gc.w.Header().Set("Retry-After", "1")
@@ -658,7 +750,7 @@ func (s *Server) create(gc *graphCall, rt route) {
 		s.graphError(gc, http.StatusBadRequest, "BadRequest", msg)
 		return
 	}
-	if rej, ok := s.rejection(t); ok {
+	if rej, ok := s.rejection(gc.ten, t); ok {
 		s.graphError(gc, rej.status, rej.code, rej.message)
 		return
 	}
@@ -672,18 +764,19 @@ func (s *Server) create(gc *graphCall, rt route) {
 		outcome = OutcomeAppliedThenReset
 	}
 	s.mu.Lock()
+	ts := gc.ten
 	c.lists[rt.path] = append(c.lists[rt.path], a)
-	s.ledger = append(s.ledger, LedgerEntry{
-		Seq: len(s.ledger) + 1, ID: a.ID, ConfigurationID: c.id, Path: rt.path, Target: t, Time: now,
+	ts.ledger = append(ts.ledger, LedgerEntry{
+		Seq: len(ts.ledger) + 1, ID: a.ID, ConfigurationID: c.id, Path: rt.path, Target: t, Time: now,
 		ClientID: gc.clientID, RequestID: gc.rid, ClientRequestID: gc.crid,
 		Outcome: outcome, Answered: fault == faultNone,
 	})
-	s.stats.Created++
+	ts.stats.Created++
 	switch fault {
 	case fault504:
-		s.stats.AppliedThen504++
+		ts.stats.AppliedThen504++
 	case faultReset:
-		s.stats.AppliedThenReset++
+		ts.stats.AppliedThenReset++
 	}
 	out := toGraph(a, rt.version)
 	s.mu.Unlock()

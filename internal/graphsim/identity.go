@@ -20,15 +20,21 @@ import (
 	"time"
 )
 
-// accessToken is an issued access token (the map key is the opaque value).
+// accessToken is an issued access token (the map key is the token).
 type accessToken struct {
 	clientID  string
+	tenant    *tenantState // the tenant it was issued for (tid)
 	delegated bool
+	roles     []string // app-only tokens: application permissions
 	issued    time.Time
 	expires   time.Time
 	revokedAt time.Time // zero unless RevokeAll
 }
 
+// refreshToken is a delegated grant of the simulated user. Like a real
+// multi-tenant refresh token it can be redeemed at any tenant's token
+// endpoint that accepts the application (a partner admin acquiring tokens
+// for customer tenants, GDAP).
 type refreshToken struct {
 	clientID string
 	scope    string
@@ -39,6 +45,7 @@ type refreshToken struct {
 
 type deviceCode struct {
 	clientID string
+	tenant   *tenantState // where the code was requested, and must be redeemed
 	userCode string
 	scope    string
 	issued   time.Time
@@ -85,19 +92,21 @@ func (s *Server) serveIdentity(w http.ResponseWriter, r *http.Request) {
 		s.writeAAD(w, r, traceID, badRequest("invalid_request", 900561, "The endpoint only serves /{tenant}/oauth2/v2.0/... and /{tenant}/v2.0/.well-known/openid-configuration (graphsim)."))
 		return
 	}
-	tenant := strings.ToLower(segs[0])
-	if tenant != s.tenant && tenant != "common" && tenant != "organizations" {
-		s.writeAAD(w, r, traceID, badRequest("invalid_tenant", 90002, fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", segs[0])))
+	ts := s.lookupTenant(segs[0])
+	rest := strings.Join(segs[1:], "/")
+	// A tenant that refuses as "not found" answers like an unknown one;
+	// its token endpoint still counts the requests (serveToken).
+	if ts == nil || (rest != "oauth2/v2.0/token" && s.refusal(ts) == RefuseNotFound) {
+		s.writeAAD(w, r, traceID, tenantNotFound(segs[0]))
 		return
 	}
-	rest := strings.Join(segs[1:], "/")
 	switch rest {
 	case "v2.0/.well-known/openid-configuration":
 		if r.Method != http.MethodGet {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		s.writeJSON(w, http.StatusOK, s.openIDConfiguration())
+		s.writeJSON(w, http.StatusOK, s.openIDConfiguration(ts))
 	case "discovery/v2.0/keys":
 		pub := s.idKey.PublicKey
 		pt, _ := pub.ECDH()
@@ -108,9 +117,9 @@ func (s *Server) serveIdentity(w http.ResponseWriter, r *http.Request) {
 			"y": base64.RawURLEncoding.EncodeToString(raw[33:65]),
 		}}})
 	case "oauth2/v2.0/token":
-		s.serveToken(w, r, traceID)
+		s.serveToken(w, r, traceID, segs[0], ts)
 	case "oauth2/v2.0/devicecode":
-		s.serveDeviceCode(w, r, traceID)
+		s.serveDeviceCode(w, r, traceID, ts)
 	case "oauth2/v2.0/authorize", "oauth2/authorize":
 		s.writeAAD(w, r, traceID, badRequest("invalid_request", 900144, "Interactive sign-in is not simulated by graphsim; use the device code flow or client credentials."))
 	default:
@@ -118,11 +127,42 @@ func (s *Server) serveIdentity(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) issuer() string        { return s.url + "/" + s.tenant + "/v2.0" }
-func (s *Server) tokenEndpoint() string { return s.url + "/" + s.tenant + "/oauth2/v2.0/token" }
+func tenantNotFound(seg string) *aadError {
+	return badRequest("invalid_tenant", 90002, fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.", seg))
+}
 
-func (s *Server) openIDConfiguration() map[string]any {
-	base := s.url + "/" + s.tenant
+// refusal returns how the tenant refuses applications now.
+func (s *Server) refusal(ts *tenantState) Refusal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ts.refuse
+}
+
+// refusedError is the answer of a tenant that refuses application c, or
+// nil.
+func refusedError(r Refusal, c Client, ts *tenantState) *aadError {
+	switch r {
+	case RefuseConsent:
+		return appNotInDirectory(c.ID, ts.id)
+	case RefuseDisabled:
+		return badRequest("unauthorized_client", 7000112, fmt.Sprintf("Application '%s'(%s) is disabled.", c.ID, c.Name))
+	case RefuseNotFound:
+		return tenantNotFound(ts.id)
+	}
+	return nil
+}
+
+func appNotInDirectory(clientID, tenant string) *aadError {
+	return badRequest("unauthorized_client", 700016, fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", clientID, tenant))
+}
+
+func (s *Server) issuer(ts *tenantState) string { return s.url + "/" + ts.id + "/v2.0" }
+func (s *Server) tokenEndpoint(ts *tenantState) string {
+	return s.url + "/" + ts.id + "/oauth2/v2.0/token"
+}
+
+func (s *Server) openIDConfiguration(ts *tenantState) map[string]any {
+	base := s.url + "/" + ts.id
 	return map[string]any{
 		"token_endpoint":                        base + "/oauth2/v2.0/token",
 		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
@@ -132,7 +172,7 @@ func (s *Server) openIDConfiguration() map[string]any {
 		"id_token_signing_alg_values_supported": []string{"ES256"},
 		"response_types_supported":              []string{"code", "id_token", "code id_token", "id_token token"},
 		"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
-		"issuer":                                s.issuer(),
+		"issuer":                                s.issuer(ts),
 		"request_uri_parameter_supported":       false,
 		"authorization_endpoint":                base + "/oauth2/v2.0/authorize",
 		"device_authorization_endpoint":         base + "/oauth2/v2.0/devicecode",
@@ -180,11 +220,14 @@ func (s *Server) writeAAD(w http.ResponseWriter, r *http.Request, traceID string
 	})
 }
 
-func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, traceID string, e *aadError) {
+func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, traceID string, ts *tenantState, e *aadError) {
 	s.mu.Lock()
-	s.stats.TokenErrors++
-	if e.code == "authorization_pending" {
-		s.stats.AuthorizationPending++
+	ts.stats.TokenErrors++
+	switch e.code {
+	case "authorization_pending":
+		ts.stats.AuthorizationPending++
+	case "temporarily_unavailable":
+		ts.stats.TokenUnavailable++
 	}
 	s.mu.Unlock()
 	s.writeAAD(w, r, traceID, e)
@@ -208,7 +251,7 @@ func readForm(w http.ResponseWriter, r *http.Request) (map[string]string, *aadEr
 	return f, nil
 }
 
-func (s *Server) lookupClient(form map[string]string) (Client, *aadError) {
+func (s *Server) lookupClient(form map[string]string, ts *tenantState) (Client, *aadError) {
 	id := form["client_id"]
 	if id == "" {
 		if sub := assertionSubject(form["client_assertion"]); sub != "" {
@@ -222,14 +265,15 @@ func (s *Server) lookupClient(form map[string]string) (Client, *aadError) {
 	c, ok := s.clients[strings.ToLower(strings.TrimSpace(id))]
 	s.mu.Unlock()
 	if !ok {
-		return Client{}, badRequest("unauthorized_client", 700016, fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", id, s.tenant))
+		return Client{}, appNotInDirectory(id, ts.id)
 	}
 	return c, nil
 }
 
 // authenticateClient checks client_secret or client_assertion if present;
-// required says whether one of them must be present.
-func (s *Server) authenticateClient(form map[string]string, c Client, required bool) *aadError {
+// required says whether one of them must be present. audiences are the
+// token endpoints an assertion may name.
+func (s *Server) authenticateClient(form map[string]string, c Client, required bool, audiences []string) *aadError {
 	if sec, ok := form["client_secret"]; ok {
 		if c.Secret == "" || subtle.ConstantTimeCompare([]byte(sec), []byte(c.Secret)) != 1 {
 			return invalidClient(7000215, fmt.Sprintf("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", c.ID))
@@ -240,7 +284,7 @@ func (s *Server) authenticateClient(form map[string]string, c Client, required b
 		if t := form["client_assertion_type"]; t != assertionTypeJWT {
 			return badRequest("invalid_request", 700012, fmt.Sprintf("client_assertion_type '%s' is not supported; use '%s'.", t, assertionTypeJWT))
 		}
-		return s.verifyAssertion(a, c, form["client_id"])
+		return s.verifyAssertion(a, c, form["client_id"], audiences)
 	}
 	if required {
 		return invalidClient(7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
@@ -313,7 +357,7 @@ func assertionSubject(a string) string {
 // named by the header must be the client's registered certificate, the
 // signature must verify, iss and sub must be the client id, aud the token
 // endpoint, and exp/nbf must hold (5 minutes of skew).
-func (s *Server) verifyAssertion(a string, c Client, clientIDParam string) *aadError {
+func (s *Server) verifyAssertion(a string, c Client, clientIDParam string, audiences []string) *aadError {
 	malformed := func(why string) *aadError {
 		return invalidClient(50027, "JWT token is invalid or malformed: "+why)
 	}
@@ -401,14 +445,14 @@ func (s *Server) verifyAssertion(a string, c Client, clientIDParam string) *aadE
 	audOK := false
 	for _, aud := range cl.Aud {
 		aud = strings.TrimSuffix(strings.ToLower(aud), "/")
-		for _, want := range []string{s.tokenEndpoint(), s.url + "/" + s.tenant + "/oauth2/token", s.issuer()} {
+		for _, want := range audiences {
 			if aud == strings.ToLower(want) {
 				audOK = true
 			}
 		}
 	}
 	if !audOK {
-		return invalidClient(700212, fmt.Sprintf("The client assertion audience %q is not the token endpoint '%s'.", []string(cl.Aud), s.tokenEndpoint()))
+		return invalidClient(700212, fmt.Sprintf("The client assertion audience %q is not the token endpoint '%s'.", []string(cl.Aud), audiences[0]))
 	}
 	now := time.Now()
 	exp, errExp := cl.Exp.Int64()
@@ -467,7 +511,7 @@ func (s *Server) graphResource(sc string) (perm string, ok bool) {
 	return "", false
 }
 
-func (s *Server) checkAppScope(scope string) *aadError {
+func (s *Server) checkAppScope(scope string, ts *tenantState) *aadError {
 	scopes := splitScopes(scope)
 	if len(scopes) == 0 {
 		return badRequest("invalid_request", 900144, "The request body must contain the following parameter: 'scope'.")
@@ -476,19 +520,19 @@ func (s *Server) checkAppScope(scope string) *aadError {
 		return badRequest("invalid_scope", 1002012, fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", strings.Join(scopes, " ")))
 	}
 	if perm, ok := s.graphResource(scopes[0]); !ok || perm != ".default" || !strings.Contains(scopes[0], "/") {
-		return badRequest("invalid_resource", 500011, fmt.Sprintf("The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", strings.TrimSuffix(scopes[0], "/.default"), s.tenant))
+		return badRequest("invalid_resource", 500011, fmt.Sprintf("The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", strings.TrimSuffix(scopes[0], "/.default"), ts.id))
 	}
 	return nil
 }
 
-func (s *Server) checkDelegatedScope(scope string) (string, *aadError) {
+func (s *Server) checkDelegatedScope(scope string, ts *tenantState) (string, *aadError) {
 	scopes := splitScopes(scope)
 	if len(scopes) == 0 {
 		return "", badRequest("invalid_scope", 70011, "The provided request must include a 'scope' input parameter for a resource (graphsim serves only Graph).")
 	}
 	for _, sc := range scopes {
 		if _, ok := s.graphResource(sc); !ok {
-			return "", badRequest("invalid_resource", 500011, fmt.Sprintf("The resource principal named %s was not found in the tenant named %s.", sc, s.tenant))
+			return "", badRequest("invalid_resource", 500011, fmt.Sprintf("The resource principal named %s was not found in the tenant named %s.", sc, ts.id))
 		}
 	}
 	return strings.Join(scopes, " "), nil
@@ -506,70 +550,98 @@ func checkClaims(form map[string]string) *aadError {
 	return nil
 }
 
-func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, traceID string) {
+// serveToken serves POST /{tenant}/oauth2/v2.0/token for tenant ts (seg is
+// the tenant as the path spelled it).
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, traceID, seg string, ts *tenantState) {
 	s.mu.Lock()
-	s.stats.TokenRequests++
+	ts.stats.TokenRequests++
+	unavailable := ts.tokenFails > 0
+	if unavailable {
+		ts.tokenFails--
+	}
+	refuse := ts.refuse
 	s.mu.Unlock()
+	fail := func(e *aadError) { s.tokenError(w, r, traceID, ts, e) }
+	if unavailable {
+		fail(&aadError{http.StatusServiceUnavailable, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again."})
+		return
+	}
+	if refuse == RefuseNotFound {
+		fail(tenantNotFound(seg))
+		return
+	}
 	form, e := readForm(w, r)
 	if e == nil {
 		e = checkClaims(form)
 	}
 	if e != nil {
-		s.tokenError(w, r, traceID, e)
+		fail(e)
 		return
 	}
 	if _, ok := form["claims"]; ok {
 		s.mu.Lock()
-		s.stats.TokenClaimsRequests++
+		ts.stats.TokenClaimsRequests++
 		s.mu.Unlock()
 	}
-	c, e := s.lookupClient(form)
+	c, e := s.lookupClient(form, ts)
+	if e == nil {
+		e = refusedError(refuse, c, ts)
+	}
 	if e != nil {
-		s.tokenError(w, r, traceID, e)
+		fail(e)
 		return
+	}
+	// An assertion names the token endpoint it was made for: the tenant as
+	// the client spelled it, or its id.
+	audiences := []string{
+		s.tokenEndpoint(ts),
+		s.url + "/" + strings.ToLower(seg) + "/oauth2/v2.0/token",
+		s.url + "/" + ts.id + "/oauth2/token",
+		s.issuer(ts),
 	}
 	now := time.Now()
 	switch gt := form["grant_type"]; gt {
 	case grantClientCredentials:
-		if e := s.authenticateClient(form, c, true); e != nil {
-			s.tokenError(w, r, traceID, e)
+		if e := s.authenticateClient(form, c, true, audiences); e != nil {
+			fail(e)
 			return
 		}
-		if e := s.checkAppScope(form["scope"]); e != nil {
-			s.tokenError(w, r, traceID, e)
+		if e := s.checkAppScope(form["scope"], ts); e != nil {
+			fail(e)
 			return
 		}
-		s.writeJSON(w, http.StatusOK, s.issue(now, c, false, ""))
+		_, cert := form["client_assertion"]
+		s.writeJSON(w, http.StatusOK, s.issue(now, c, ts, false, "", cert))
 	case grantDeviceCode, grantDeviceCodeURN:
-		if e := s.authenticateClient(form, c, !c.Delegated); e != nil {
-			s.tokenError(w, r, traceID, e)
+		if e := s.authenticateClient(form, c, !c.Delegated, audiences); e != nil {
+			fail(e)
 			return
 		}
-		resp, e := s.redeemDeviceCode(now, c, form["device_code"])
+		resp, e := s.redeemDeviceCode(now, c, ts, form["device_code"])
 		if e != nil {
-			s.tokenError(w, r, traceID, e)
+			fail(e)
 			return
 		}
 		s.writeJSON(w, http.StatusOK, resp)
 	case grantRefreshToken:
-		if e := s.authenticateClient(form, c, !c.Delegated); e != nil {
-			s.tokenError(w, r, traceID, e)
+		if e := s.authenticateClient(form, c, !c.Delegated, audiences); e != nil {
+			fail(e)
 			return
 		}
-		resp, e := s.redeemRefreshToken(now, c, form["refresh_token"], form["scope"])
+		resp, e := s.redeemRefreshToken(now, c, ts, form["refresh_token"], form["scope"])
 		if e != nil {
-			s.tokenError(w, r, traceID, e)
+			fail(e)
 			return
 		}
 		s.writeJSON(w, http.StatusOK, resp)
 	case "":
-		s.tokenError(w, r, traceID, badRequest("invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'."))
+		fail(badRequest("invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'."))
 	default:
-		s.tokenError(w, r, traceID, badRequest("unsupported_grant_type", 70003, fmt.Sprintf("The app requested an unsupported grant type '%s'. graphsim supports client_credentials, device_code and refresh_token.", gt)))
+		fail(badRequest("unsupported_grant_type", 70003, fmt.Sprintf("The app requested an unsupported grant type '%s'. graphsim supports client_credentials, device_code and refresh_token.", gt)))
 	}
 }
 
-func (s *Server) redeemDeviceCode(now time.Time, c Client, code string) (map[string]any, *aadError) {
+func (s *Server) redeemDeviceCode(now time.Time, c Client, ts *tenantState, code string) (map[string]any, *aadError) {
 	s.mu.Lock()
 	dc := s.devices[code]
 	var e *aadError
@@ -580,6 +652,8 @@ func (s *Server) redeemDeviceCode(now time.Time, c Client, code string) (map[str
 		e = badRequest("invalid_grant", 70000, "Provided grant is invalid or malformed: unknown device_code.")
 	case dc.clientID != c.ID:
 		e = badRequest("invalid_grant", 70000, "Provided grant is invalid or malformed: the device_code was issued to another application.")
+	case dc.tenant != ts:
+		e = badRequest("invalid_grant", 70000, fmt.Sprintf("Provided grant is invalid or malformed: the device_code was issued for tenant '%s'.", dc.tenant.id))
 	case dc.redeemed:
 		e = badRequest("invalid_grant", 54005, "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.")
 	case !now.Before(dc.expires):
@@ -594,10 +668,10 @@ func (s *Server) redeemDeviceCode(now time.Time, c Client, code string) (map[str
 	dc.redeemed = true
 	scope := dc.scope
 	s.mu.Unlock()
-	return s.issue(now, c, true, scope), nil
+	return s.issue(now, c, ts, true, scope, false), nil
 }
 
-func (s *Server) redeemRefreshToken(now time.Time, c Client, rt, scope string) (map[string]any, *aadError) {
+func (s *Server) redeemRefreshToken(now time.Time, c Client, ts *tenantState, rt, scope string) (map[string]any, *aadError) {
 	s.mu.Lock()
 	t := s.refresh[rt]
 	var e *aadError
@@ -623,28 +697,33 @@ func (s *Server) redeemRefreshToken(now time.Time, c Client, rt, scope string) (
 	}
 	if strings.TrimSpace(scope) != "" && len(splitScopes(scope)) > 0 {
 		var se *aadError
-		if granted, se = s.checkDelegatedScope(scope); se != nil {
+		if granted, se = s.checkDelegatedScope(scope, ts); se != nil {
 			return nil, se
 		}
 	}
-	return s.issue(now, c, true, granted), nil
+	return s.issue(now, c, ts, true, granted, false), nil
 }
 
-// issue creates an access token (and for delegated flows a refresh token, an
-// id_token and client_info) and returns the token response body.
-func (s *Server) issue(now time.Time, c Client, delegated bool, scope string) map[string]any {
-	at := "gs1." + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+// issue creates an access token for tenant ts (and for delegated flows a
+// refresh token, an id_token and client_info) and returns the token
+// response body. cert says the client authenticated with a certificate.
+func (s *Server) issue(now time.Time, c Client, ts *tenantState, delegated bool, scope string, cert bool) map[string]any {
 	secs := int(s.tokenTTL / time.Second)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := &accessToken{clientID: c.ID, tenant: ts, delegated: delegated, issued: now, expires: now.Add(s.tokenTTL)}
+	if !delegated && !ts.noPermission {
+		t.roles = []string{PermissionReadWrite}
+	}
+	at := s.accessTokenValueLocked(t, c, scope, cert)
 	resp := map[string]any{
 		"token_type":     "Bearer",
 		"expires_in":     secs,
 		"ext_expires_in": secs,
 		"access_token":   at,
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stats.TokensIssued++
-	s.access[at] = &accessToken{clientID: c.ID, delegated: delegated, issued: now, expires: now.Add(s.tokenTTL)}
+	ts.stats.TokensIssued++
+	s.access[at] = t
 	if !delegated {
 		return resp
 	}
@@ -652,20 +731,83 @@ func (s *Server) issue(now time.Time, c Client, delegated bool, scope string) ma
 	s.refresh[rt] = &refreshToken{clientID: c.ID, scope: scope, issued: now, expires: now.Add(s.rtTTL)}
 	resp["scope"] = scope + " openid profile offline_access"
 	resp["refresh_token"] = rt
-	resp["id_token"] = s.idToken(now, c.ID)
+	resp["id_token"] = s.idToken(now, c.ID, ts)
 	ci, _ := json.Marshal(map[string]string{"uid": s.userOID, "utid": s.tenant})
 	resp["client_info"] = base64.RawURLEncoding.EncodeToString(ci)
 	return resp
 }
 
+// accessTokenValueLocked builds an access token value:
+//
+//	gs1.<base64url(JSON claims)>.<base64url(32 random bytes)>
+//
+// The claims sit where a JWT carries its payload (the second dot-separated
+// segment), so code that reads the claims of a real Entra access token
+// without verifying it reads these too. The simulator never trusts them: a
+// token is valid only if it is in its table. Claims follow v1.0 Graph
+// tokens: aud, iss, iat, nbf, exp, appid, appidacr, idtyp, oid, sub, tid,
+// ver, uti, plus roles (app-only, when permitted) or scp, name, upn
+// (delegated).
+func (s *Server) accessTokenValueLocked(t *accessToken, c Client, scope string, cert bool) string {
+	claims := map[string]any{
+		"aud":   s.url,
+		"iss":   s.url + "/" + t.tenant.id + "/",
+		"iat":   t.issued.Unix(),
+		"nbf":   t.issued.Unix(),
+		"exp":   t.expires.Unix(),
+		"appid": c.ID,
+		"tid":   t.tenant.id,
+		"ver":   "1.0",
+		"uti":   base64.RawURLEncoding.EncodeToString(randomBytes(16)),
+	}
+	if t.delegated {
+		claims["appidacr"] = "0"
+		claims["idtyp"] = "user"
+		claims["oid"], claims["sub"] = s.userOID, s.userOID
+		claims["name"] = "Graphsim Operator"
+		claims["upn"] = "operator@graphsim.invalid"
+		claims["scp"] = delegatedSCP(s, scope)
+	} else {
+		claims["appidacr"] = "1" // client secret
+		if cert {
+			claims["appidacr"] = "2"
+		}
+		claims["idtyp"] = "app"
+		oid := t.tenant.principalLocked(c.ID)
+		claims["oid"], claims["sub"] = oid, oid
+		if len(t.roles) > 0 {
+			claims["roles"] = t.roles
+		}
+	}
+	p, _ := json.Marshal(claims)
+	return "gs1." + base64.RawURLEncoding.EncodeToString(p) + "." + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+}
+
+// delegatedSCP is the scp claim for a granted scope: the Graph permission
+// names, ".default" standing for the permission the app was consented to.
+func delegatedSCP(s *Server, scope string) string {
+	var out []string
+	for _, sc := range strings.Fields(scope) {
+		perm, ok := s.graphResource(sc)
+		if !ok {
+			continue
+		}
+		if perm == ".default" {
+			perm = PermissionReadWrite
+		}
+		out = append(out, perm)
+	}
+	return strings.Join(out, " ")
+}
+
 // idToken signs an id_token (ES256, key published at the jwks_uri) for the
-// simulated user.
-func (s *Server) idToken(now time.Time, clientID string) string {
+// simulated user, signed in to tenant ts.
+func (s *Server) idToken(now time.Time, clientID string, ts *tenantState) string {
 	h, _ := json.Marshal(map[string]string{"typ": "JWT", "alg": "ES256", "kid": s.idKid})
 	p, _ := json.Marshal(map[string]any{
-		"aud": clientID, "iss": s.issuer(), "iat": now.Unix(), "nbf": now.Unix(),
+		"aud": clientID, "iss": s.issuer(ts), "iat": now.Unix(), "nbf": now.Unix(),
 		"exp": now.Add(time.Hour).Unix(), "name": "Graphsim Operator", "oid": s.userOID,
-		"preferred_username": "operator@graphsim.invalid", "sub": s.userOID, "tid": s.tenant,
+		"preferred_username": "operator@graphsim.invalid", "sub": s.userOID, "tid": ts.id,
 		"ver": "2.0",
 	})
 	signing := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(p)
@@ -682,13 +824,16 @@ func (s *Server) idToken(now time.Time, clientID string) string {
 
 var userCodeAlphabet = []byte("BCDFGHJKLMNPQRSTVWXZ23456789")
 
-func (s *Server) serveDeviceCode(w http.ResponseWriter, r *http.Request, traceID string) {
+func (s *Server) serveDeviceCode(w http.ResponseWriter, r *http.Request, traceID string, ts *tenantState) {
 	form, e := readForm(w, r)
 	if e != nil {
 		s.writeAAD(w, r, traceID, e)
 		return
 	}
-	c, e := s.lookupClient(form)
+	c, e := s.lookupClient(form, ts)
+	if e == nil {
+		e = refusedError(s.refusal(ts), c, ts)
+	}
 	if e != nil {
 		s.writeAAD(w, r, traceID, e)
 		return
@@ -697,7 +842,7 @@ func (s *Server) serveDeviceCode(w http.ResponseWriter, r *http.Request, traceID
 		s.writeAAD(w, r, traceID, invalidClient(7000218, fmt.Sprintf("The request body must contain the following parameter: 'client_assertion' or 'client_secret'. (Application '%s' does not allow public client flows.)", c.ID)))
 		return
 	}
-	scope, e := s.checkDelegatedScope(form["scope"])
+	scope, e := s.checkDelegatedScope(form["scope"], ts)
 	if e != nil {
 		s.writeAAD(w, r, traceID, e)
 		return
@@ -708,14 +853,14 @@ func (s *Server) serveDeviceCode(w http.ResponseWriter, r *http.Request, traceID
 		uc[i] = userCodeAlphabet[int(b)%len(userCodeAlphabet)]
 	}
 	dc := &deviceCode{
-		clientID: c.ID, userCode: string(uc), scope: scope,
+		clientID: c.ID, tenant: ts, userCode: string(uc), scope: scope,
 		issued: now, expires: now.Add(s.dcTTL),
 	}
 	code := "gsd1." + base64.RawURLEncoding.EncodeToString(randomBytes(48))
 	s.mu.Lock()
 	s.devices[code] = dc
 	s.userCodes[dc.userCode] = dc
-	s.stats.DeviceCodes++
+	ts.stats.DeviceCodes++
 	s.mu.Unlock()
 	verify := s.url + "/devicelogin"
 	s.writeJSON(w, http.StatusOK, map[string]any{
@@ -785,28 +930,60 @@ const (
 	tokenRevoked
 )
 
-// checkBearer validates an Authorization header; for a revoked token it also
-// returns the revocation time.
-func (s *Server) checkBearer(h string, now time.Time) (tokenState, string, time.Time) {
+// bearer is what checkBearer learned about a request's token.
+type bearer struct {
+	state     tokenState
+	clientID  string
+	tenant    *tenantState // the token's tenant; the default one if unknown
+	app       bool         // an app-only token
+	roles     []string
+	revokedAt time.Time // tokenRevoked: when
+}
+
+func bearerToken(h string) (string, bool) {
 	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
 	tok = strings.TrimSpace(tok)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return tokenMissing, "", time.Time{}
+		return "", false
+	}
+	return tok, true
+}
+
+// tokenTenant returns the tenant a request's token was issued for, the
+// default tenant if the token is missing or unknown.
+func (s *Server) tokenTenant(h string) *tenantState {
+	tok, ok := bearerToken(h)
+	if !ok {
+		return s.home
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.access[tok]; t != nil {
+		return t.tenant
+	}
+	return s.home
+}
+
+// checkBearer validates an Authorization header at now.
+func (s *Server) checkBearer(h string, now time.Time) bearer {
+	tok, ok := bearerToken(h)
+	if !ok {
+		return bearer{state: tokenMissing, tenant: s.home}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.access[tok]
 	if t == nil {
-		return tokenUnknown, "", time.Time{}
+		return bearer{state: tokenUnknown, tenant: s.home}
 	}
-	if !now.Before(t.expires) {
-		return tokenExpired, t.clientID, time.Time{}
+	b := bearer{state: tokenOK, clientID: t.clientID, tenant: t.tenant, app: !t.delegated, roles: t.roles}
+	switch {
+	case !now.Before(t.expires):
+		b.state = tokenExpired
+	case !t.revokedAt.IsZero():
+		b.state, b.revokedAt = tokenRevoked, t.revokedAt
+	case s.revokeAfter > 0 && !now.Before(t.issued.Add(s.revokeAfter)):
+		b.state, b.revokedAt = tokenRevoked, t.issued.Add(s.revokeAfter)
 	}
-	if !t.revokedAt.IsZero() {
-		return tokenRevoked, t.clientID, t.revokedAt
-	}
-	if s.revokeAfter > 0 && !now.Before(t.issued.Add(s.revokeAfter)) {
-		return tokenRevoked, t.clientID, t.issued.Add(s.revokeAfter)
-	}
-	return tokenOK, t.clientID, time.Time{}
+	return b
 }

@@ -2,7 +2,11 @@ package graphsim
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"regexp"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -151,4 +155,44 @@ func (lm *limiter) take(now time.Time) (ok bool, wait time.Duration) {
 func retryAfterSeconds(d time.Duration) int {
 	s := int(math.Ceil(d.Seconds()))
 	return max(s, 1)
+}
+
+var limitRE = regexp.MustCompile(`^(bucket:)?([0-9]+(?:\.[0-9]+)?)/([0-9]*[a-zµ]+)(?:,([0-9]+))?$`)
+
+// ParseLimit reads a write limit written as "N/WINDOW" (fixed window, e.g.
+// "100/20s"), "bucket:RATE/PER[,BURST]" (token bucket, e.g. "bucket:10/s")
+// or "" / "none" (unlimited). A window without a number ("s", "m") means
+// one unit. NoRetryAfter, CountRejected and RetryAfter are left zero.
+func ParseLimit(s string) (Limit, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "none" {
+		return Limit{}, nil
+	}
+	m := limitRE.FindStringSubmatch(s)
+	if m == nil {
+		return Limit{}, fmt.Errorf(`write limit %q: want "N/WINDOW" (100/20s) or "bucket:RATE/PER[,BURST]" (bucket:10/s)`, s)
+	}
+	per := m[3]
+	if per[0] < '0' || per[0] > '9' {
+		per = "1" + per
+	}
+	d, err := time.ParseDuration(per)
+	if err != nil || d <= 0 {
+		return Limit{}, fmt.Errorf("write limit %q: bad window %q", s, m[3])
+	}
+	n, _ := strconv.ParseFloat(m[2], 64)
+	if m[1] == "" {
+		if m[4] != "" || n != math.Trunc(n) || n < 1 {
+			return Limit{}, fmt.Errorf("write limit %q: a fixed window takes a whole N ≥ 1 and no burst", s)
+		}
+		return Limit{Mode: FixedWindow, N: int(n), Window: d}, nil
+	}
+	l := Limit{Mode: TokenBucket, Rate: n / d.Seconds()}
+	if m[4] != "" {
+		l.Burst, _ = strconv.Atoi(m[4])
+	}
+	if l.Rate <= 0 {
+		return Limit{}, fmt.Errorf("write limit %q: rate must be positive", s)
+	}
+	return l, nil
 }

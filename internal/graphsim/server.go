@@ -15,13 +15,31 @@
 //	  GET  /{tenant}/oauth2/v2.0/authorize                 (400: interactive sign-in is not simulated)
 //	  GET  /devicelogin                                    (verification_uri; explains how to approve)
 //	Graph, under /beta and /v1.0 (GraphBaseURL() is URL()+"/beta")
+//	  GET         /organization[/{tenant id}]                (the token's tenant)
 //	  GET         /deviceManagement/deviceConfigurations/{id}
 //	  GET, POST   /deviceManagement/deviceConfigurations/{id}[/{path}]/assignments
 //	  GET, DELETE /deviceManagement/deviceConfigurations/{id}[/{path}]/assignments/{assignmentId}
 //	  where {path} is one of assign.Paths (matched case-insensitively)
 //	inspection, for tests in other processes (no authentication)
-//	  GET  /_sim/stats  /_sim/ledger  /_sim/configurations  /_sim/assignments?configurationId=&path=
+//	  GET  /_sim/stats  /_sim/ledger  /_sim/configurations  /_sim/assignments?configurationId=&path=  (each with &tenant=)
+//	  GET  /_sim/tenants
 //	  POST /_sim/approve?user_code=   /_sim/revoke
+//
+// Tenants: besides the default tenant (Config.TenantID) the simulator can
+// serve others (Config.Tenants, AddTenant). As in Entra ID and Graph, the
+// tenant is chosen by the token, not the Graph URL: a token acquired at
+// AuthorityHost()+"/"+tenant is tied to that tenant (its tid claim), and
+// every Graph request is served from its tenant's configurations,
+// assignments, write limit, ledger and statistics (Server.Tenant). Every
+// registered Client is accepted in every tenant that does not refuse it
+// (TenantConfig.Refuse). Delegated flows sign in the simulated user, whose
+// home is the default tenant; its refresh tokens are redeemable at any
+// tenant (as a partner's are with GDAP).
+//
+// Access tokens are gs1.<claims>.<random>: the claims (tid, appid, oid,
+// roles or scp, exp, ...; see accessTokenValueLocked) are base64url JSON in
+// the position of a JWT payload. The simulator validates a token by
+// looking it up, never by its claims.
 //
 // Writes (POST and DELETE) can be throttled (see Limit) and POSTs can be
 // failed on purpose (see Faults), including failures after the assignment was
@@ -77,8 +95,20 @@ type Config struct {
 	// Addr is the listen address; default "127.0.0.1:0". The certificate
 	// covers only 127.0.0.1, ::1 and localhost.
 	Addr string
-	// TenantID is the directory (tenant) id; default DefaultTenantID.
+	// TenantID is the directory (tenant) id; default DefaultTenantID. It is
+	// the default tenant: the one the Server's data methods (AddConfiguration,
+	// Ledger, Stats, ...) address, and the home tenant of the simulated user
+	// of delegated flows.
 	TenantID string
+	// TenantName is the default tenant's organization display name (GET
+	// /organization); default "graphsim tenant" and the first 8 characters
+	// of the id.
+	TenantName string
+	// Tenants are further tenants, each with its own configurations,
+	// assignments, ledger, write limit and statistics; a Graph request is
+	// served from the tenant its access token was issued for. See
+	// TenantConfig and Server.Tenant.
+	Tenants []TenantConfig
 	// Clients are the registered applications; default one Client with
 	// DefaultClientID, DefaultClientSecret and Delegated.
 	Clients []Client
@@ -90,8 +120,9 @@ type Config struct {
 	Seed int64
 	// Faults are injected failures; see Faults.
 	Faults Faults
-	// WriteLimit throttles POST and DELETE on Graph, tenant-wide; the zero
-	// value is unlimited.
+	// WriteLimit throttles POST and DELETE on Graph in the default tenant,
+	// tenant-wide; the zero value is unlimited. Other tenants have their own
+	// (TenantConfig.WriteLimit).
 	WriteLimit Limit
 	// TokenLifetime is the access token lifetime (expires_in); default 1h.
 	// MSAL does not cache tokens that expire within 5 minutes, so a short
@@ -126,6 +157,9 @@ type Client struct {
 	// Delegated allows public-client flows (device code, refresh token
 	// without client credentials), i.e. "allow public client flows".
 	Delegated bool
+	// Name is the application's display name (in AADSTS7000112 messages);
+	// default "graphsim app".
+	Name string
 }
 
 // Faults are failures injected on purpose. Probabilities are in [0,1]; the
@@ -209,13 +243,14 @@ type StatusCounts struct {
 	NoResponse int64 `json:"noResponse"`
 }
 
-// Stats are counters since New.
+// Stats are one tenant's counters since New (see Tenant.Stats).
 type Stats struct {
 	// Identity platform.
 	TokenRequests        int64 `json:"tokenRequests"`        // POSTs to the token endpoint
 	TokensIssued         int64 `json:"tokensIssued"`         // access tokens issued
 	TokenErrors          int64 `json:"tokenErrors"`          // error answers, authorization_pending included
 	TokenClaimsRequests  int64 `json:"tokenClaimsRequests"`  // token requests carrying a claims parameter
+	TokenUnavailable     int64 `json:"tokenUnavailable"`     // token requests answered 503 (TokenFailures)
 	DeviceCodes          int64 `json:"deviceCodes"`          // device codes handed out
 	AuthorizationPending int64 `json:"authorizationPending"` // authorization_pending answers
 
@@ -228,6 +263,7 @@ type Stats struct {
 	RetryAfterOmit   int64                   `json:"retryAfterOmitted"` // 429s without Retry-After
 	Unauthorized     int64                   `json:"unauthorized"`      // 401s
 	ClaimsChallenges int64                   `json:"claimsChallenges"`  // 401s with an insufficient_claims challenge
+	Forbidden        int64                   `json:"forbidden"`         // 403s for a token without the permission
 	Injected503      int64                   `json:"injected503"`       // POSTs answered 503 by Faults
 	InjectedRead503  int64                   `json:"injectedRead503"`   // GETs answered 503 by Faults
 	AppliedThen504   int64                   `json:"appliedThen504"`
@@ -261,21 +297,19 @@ type Server struct {
 	idKid    string
 	userOID  string
 
+	home *tenantState // the default tenant; set once by New
+
 	mu          sync.Mutex
 	rng         *mrand.Rand
 	faults      Faults
-	limit       Limit
-	lim         limiter
 	revokeAfter time.Duration
 	clients     map[string]Client
-	configs     map[string]*configuration
-	ledger      []LedgerEntry
+	tenants     map[string]*tenantState // by lower-case id
+	tenantOrder []*tenantState          // default first
 	access      map[string]*accessToken
 	refresh     map[string]*refreshToken
 	devices     map[string]*deviceCode // by device_code
 	userCodes   map[string]*deviceCode // by user_code
-	stats       Stats
-	rejections  map[string]rejection // by target group or collection id
 	closeOnce   sync.Once
 }
 
@@ -322,7 +356,21 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("graphsim: client %s has no secret, no certificate and no delegated flows", id)
 		}
 		c.ID = id
+		if c.Name == "" {
+			c.Name = "graphsim app"
+		}
 		clients[id] = c
+	}
+	extra := make([]string, len(cfg.Tenants))
+	for i, tc := range cfg.Tenants {
+		id, err := validateTenant(tc)
+		if err != nil {
+			return nil, err
+		}
+		if id == strings.ToLower(cfg.TenantID) {
+			return nil, fmt.Errorf("graphsim: tenant %s is the default tenant (Config.TenantID)", id)
+		}
+		extra[i] = id
 	}
 	p, err := loadPKI()
 	if err != nil {
@@ -360,17 +408,21 @@ func New(cfg Config) (*Server, error) {
 		userOID:     newGUID(),
 		rng:         mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15)),
 		faults:      cfg.Faults,
-		limit:       cfg.WriteLimit,
 		revokeAfter: cfg.RevokeAfter,
 		clients:     clients,
-		configs:     map[string]*configuration{},
+		tenants:     map[string]*tenantState{},
 		access:      map[string]*accessToken{},
 		refresh:     map[string]*refreshToken{},
 		devices:     map[string]*deviceCode{},
 		userCodes:   map[string]*deviceCode{},
 	}
-	s.stats.Methods = map[string]StatusCounts{}
-	s.lim = newLimiter(cfg.WriteLimit, s.start)
+	s.home, _ = s.addTenantLocked(s.tenant, TenantConfig{Name: cfg.TenantName, WriteLimit: cfg.WriteLimit})
+	for i, tc := range cfg.Tenants {
+		if _, err := s.addTenantLocked(extra[i], tc); err != nil {
+			_ = tcp.Close()
+			return nil, err
+		}
+	}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	s.srv = &http.Server{
@@ -449,19 +501,9 @@ func (s *Server) SetFaults(f Faults) error {
 	return nil
 }
 
-// SetWriteLimit replaces the write limit and resets its state: fixed windows
-// stay aligned to the server start with nothing used in the current one, a
-// bucket starts full.
-func (s *Server) SetWriteLimit(l Limit) error {
-	if err := l.validate(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.limit = l
-	s.lim = newLimiter(l, s.start)
-	s.mu.Unlock()
-	return nil
-}
+// SetWriteLimit replaces the default tenant's write limit; see
+// Tenant.SetWriteLimit.
+func (s *Server) SetWriteLimit(l Limit) error { return s.DefaultTenant().SetWriteLimit(l) }
 
 // SetRevokeAfter changes Config.RevokeAfter; it applies to every token,
 // including those already issued.
@@ -471,111 +513,37 @@ func (s *Server) SetRevokeAfter(d time.Duration) {
 	s.mu.Unlock()
 }
 
-// AddConfiguration registers device configurations (GUIDs, any case); Graph
-// answers 404 for any other configuration id.
-func (s *Server) AddConfiguration(ids ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, id := range ids {
-		s.configLocked(id, true)
-	}
-}
+// AddConfiguration registers device configurations (GUIDs, any case) in
+// the default tenant; see Tenant.AddConfiguration.
+func (s *Server) AddConfiguration(ids ...string) { s.DefaultTenant().AddConfiguration(ids...) }
 
-// Configurations lists the registered configuration ids in the order they
-// were added.
-func (s *Server) Configurations() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]string, len(s.configs))
-	for id, c := range s.configs {
-		out[c.seq] = id
-	}
-	return out
-}
+// Configurations lists the default tenant's configuration ids in the order
+// they were added.
+func (s *Server) Configurations() []string { return s.DefaultTenant().Configurations() }
 
-func (s *Server) configLocked(id string, create bool) *configuration {
-	key := assign.CanonicalGUID(id)
-	c := s.configs[key]
-	if c == nil && create {
-		c = &configuration{id: key, seq: len(s.configs), lists: map[assign.Path][]*Assignment{}}
-		s.configs[key] = c
-	}
-	return c
-}
-
-// Preassign adds a live assignment as if it had existed before the test
-// (registering the configuration if needed) and returns its id. It does not
-// write the ledger.
+// Preassign adds a live assignment to the default tenant as if it had
+// existed before the test; see Tenant.Preassign.
 func (s *Server) Preassign(cfgID string, p assign.Path, t assign.Target) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.configLocked(cfgID, true)
-	a := &Assignment{ID: newGUID(), Target: t, Source: "direct", SourceID: c.id, Intent: "apply", Created: time.Now().UTC()}
-	c.lists[p] = append(c.lists[p], a)
-	return a.ID
+	return s.DefaultTenant().Preassign(cfgID, p, t)
 }
 
 // Assignments returns a copy of the live assignments of one path of a
-// configuration, in creation order.
+// configuration of the default tenant, in creation order.
 func (s *Server) Assignments(cfgID string, p assign.Path) []Assignment {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.configLocked(cfgID, false)
-	if c == nil {
-		return nil
-	}
-	out := make([]Assignment, len(c.lists[p]))
-	for i, a := range c.lists[p] {
-		out[i] = *a
-	}
-	return out
+	return s.DefaultTenant().Assignments(cfgID, p)
 }
 
-// Ledger returns every create applied through the API, in order, including
-// those answered 504 or by a connection reset.
-func (s *Server) Ledger() []LedgerEntry {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]LedgerEntry(nil), s.ledger...)
-}
+// Ledger returns every create applied through the API in the default
+// tenant, in order, including those answered 504 or by a connection reset.
+func (s *Server) Ledger() []LedgerEntry { return s.DefaultTenant().Ledger() }
 
-// Duplicates counts live assignments beyond the first with the same
-// configuration, path and target (assign.Target.Key).
-func (s *Server) Duplicates() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.duplicatesLocked()
-}
+// Duplicates counts the default tenant's live assignments beyond the first
+// with the same configuration, path and target (assign.Target.Key).
+func (s *Server) Duplicates() int { return s.DefaultTenant().Duplicates() }
 
-func (s *Server) duplicatesLocked() int {
-	n := 0
-	for _, c := range s.configs {
-		for _, list := range c.lists {
-			seen := make(map[string]bool, len(list))
-			for _, a := range list {
-				k := a.Target.Key()
-				if seen[k] {
-					n++
-				}
-				seen[k] = true
-			}
-		}
-	}
-	return n
-}
-
-// Stats returns a snapshot of the counters.
-func (s *Server) Stats() Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.stats
-	st.Methods = make(map[string]StatusCounts, len(s.stats.Methods))
-	for k, v := range s.stats.Methods {
-		st.Methods[k] = v
-	}
-	st.Duplicates = s.duplicatesLocked()
-	return st
-}
+// Stats returns a snapshot of the default tenant's counters; see
+// Tenant.Stats.
+func (s *Server) Stats() Stats { return s.DefaultTenant().Stats() }
 
 // serveHTTP dispatches by path prefix: Graph, inspection, identity.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {

@@ -15,8 +15,12 @@ import (
 //	GET  /_sim/ledger                                  []LedgerEntry
 //	GET  /_sim/configurations                          []string
 //	GET  /_sim/assignments?configurationId=ID&path=P   []Assignment (P as in assign.ParsePath; empty = the configuration's own)
+//	GET  /_sim/tenants                                 [{"id","name","default","refuse"}], the default tenant first
 //	POST /_sim/approve?user_code=CODE                  204, or 404 for an unknown or expired code
 //	POST /_sim/revoke                                  204; RevokeAll
+//
+// stats, ledger, configurations and assignments take tenant=ID to look at
+// another tenant than the default one (404 for an unknown tenant).
 func (s *Server) serveSim(w http.ResponseWriter, r *http.Request) {
 	want := http.MethodGet
 	switch r.URL.Path {
@@ -28,13 +32,34 @@ func (s *Server) serveSim(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	t := s.DefaultTenant()
+	if id := r.URL.Query().Get("tenant"); id != "" {
+		if t = s.Tenant(id); t == nil {
+			http.Error(w, "unknown tenant "+id, http.StatusNotFound)
+			return
+		}
+	}
 	switch r.URL.Path {
 	case "/_sim/stats":
-		writeSimJSON(w, s.Stats())
+		writeSimJSON(w, t.Stats())
 	case "/_sim/ledger":
-		simJSON(w, s.Ledger())
+		simJSON(w, t.Ledger())
 	case "/_sim/configurations":
-		simJSON(w, s.Configurations())
+		simJSON(w, t.Configurations())
+	case "/_sim/tenants":
+		type tenantOut struct {
+			ID      string  `json:"id"`
+			Name    string  `json:"name"`
+			Default bool    `json:"default"`
+			Refuse  Refusal `json:"refuse"`
+		}
+		s.mu.Lock()
+		out := make([]tenantOut, len(s.tenantOrder))
+		for i, ts := range s.tenantOrder {
+			out[i] = tenantOut{ts.id, ts.name, ts == s.home, ts.refuse}
+		}
+		s.mu.Unlock()
+		writeSimJSON(w, out)
 	case "/_sim/assignments":
 		q := r.URL.Query()
 		id := q.Get("configurationId")
@@ -47,7 +72,7 @@ func (s *Server) serveSim(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		simJSON(w, s.Assignments(id, p))
+		simJSON(w, t.Assignments(id, p))
 	case "/_sim/approve":
 		if err := s.ApproveDeviceCode(r.URL.Query().Get("user_code")); err != nil {
 			http.Error(w, err.Error(), http.StatusNotFound)
@@ -79,22 +104,8 @@ func writeSimJSON(w http.ResponseWriter, v any) {
 	_, _ = w.Write(b)
 }
 
-// Unassign removes an assignment as an admin would in the portal: no
-// request, no write limit, not counted in the statistics. It reports
-// whether the assignment existed.
+// Unassign removes an assignment from the default tenant as an admin would
+// in the portal; see Tenant.Unassign.
 func (s *Server) Unassign(cfgID string, p assign.Path, id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.configLocked(cfgID, false)
-	if c == nil {
-		return false
-	}
-	list := c.lists[p]
-	for i, a := range list {
-		if a.ID == id {
-			c.lists[p] = append(list[:i:i], list[i+1:]...)
-			return true
-		}
-	}
-	return false
+	return s.DefaultTenant().Unassign(cfgID, p, id)
 }
