@@ -42,6 +42,7 @@ const (
 	routeCollection
 	routeItem
 	routeOrganization
+	routeConfigurations // the list of device configurations
 )
 
 type route struct {
@@ -96,7 +97,8 @@ func parseGraphPath(p string) (route, *graphErr) {
 		return rt, segmentErr(segs[1])
 	}
 	if len(segs) < 3 || segs[2] == "" {
-		return rt, &graphErr{http.StatusBadRequest, "BadRequest", "graphsim does not list device configurations; address one by id."}
+		rt.kind = routeConfigurations
+		return rt, nil
 	}
 	rt.cfgID = assign.CanonicalGUID(segs[2])
 	tail := segs[3:]
@@ -181,6 +183,8 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case rt.kind == routeConfigurations && r.Method == http.MethodGet:
+		s.listConfigurations(gc, rt)
 	case rt.kind == routeConfiguration && r.Method == http.MethodGet:
 		s.getConfiguration(gc, rt)
 	case rt.kind == routeCollection && r.Method == http.MethodGet:
@@ -408,6 +412,40 @@ func toGraph(a *Assignment, version string) assignmentOut {
 		out.Source, out.SourceID, out.Intent = a.Source, a.SourceID, a.Intent
 	}
 	return out
+}
+
+// listConfigurations answers GET deviceConfigurations: the tenant's
+// configurations, at most $top of them (default 100), without paging on.
+func (s *Server) listConfigurations(gc *graphCall, rt route) {
+	if s.maybeRead503(gc) {
+		return
+	}
+	top := 100
+	if v := gc.r.URL.Query().Get("$top"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			s.graphError(gc, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Invalid $top value '%s'.", v))
+			return
+		}
+		top = min(n, 1000)
+	}
+	s.mu.Lock()
+	var value []map[string]any
+	for _, c := range gc.ten.sortedConfigs() {
+		if len(value) == top {
+			break
+		}
+		value = append(value, map[string]any{"@odata.type": "#microsoft.graph.windows10CustomConfiguration", "id": c.id,
+			"displayName": fmt.Sprintf("graphsim configuration %d", c.seq+1)})
+	}
+	s.mu.Unlock()
+	if value == nil {
+		value = []map[string]any{}
+	}
+	s.writeGraph(gc, http.StatusOK, map[string]any{
+		"@odata.context": s.url + "/" + rt.version + "/$metadata#deviceManagement/deviceConfigurations",
+		"value":          value,
+	})
 }
 
 func (s *Server) getConfiguration(gc *graphCall, rt route) {

@@ -404,3 +404,13 @@ func (t *Tenant) SetTokenFailures(n int) {
 	defer t.s.mu.Unlock()
 	t.t.tokenFails = max(n, 0)
 }
+
+// sortedConfigs lists the tenant's configurations in the order they were
+// added; Server.mu is held.
+func (ts *tenantState) sortedConfigs() []*configuration {
+	out := make([]*configuration, len(ts.configs))
+	for _, c := range ts.configs {
+		out[c.seq] = c
+	}
+	return out
+}
