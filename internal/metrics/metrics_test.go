@@ -325,12 +325,12 @@ func TestConcurrentUpdates(t *testing.T) {
 
 	_, s := scrape(t, srv.URL)
 	for series, want := range map[string]float64{
-		`bulkassign_rows_total{status="created",tenant="default"}`:                                 8000,
-		`bulkassign_rows_total{status="failed",tenant="default"}`:                                  0,
-		`bulkassign_graph_requests_total{code="201",op="create",tenant="default"}`:                 8000,
-		`bulkassign_graph_request_duration_seconds_bucket{op="create",le="0.25"}`: 8000,
-		`bulkassign_graph_request_duration_seconds_count{op="create"}`:            8000,
-		`bulkassign_limit_waits_total`:                                            8000,
+		`bulkassign_rows_total{status="created",tenant="default"}`:                 8000,
+		`bulkassign_rows_total{status="failed",tenant="default"}`:                  0,
+		`bulkassign_graph_requests_total{code="201",op="create",tenant="default"}`: 8000,
+		`bulkassign_graph_request_duration_seconds_bucket{op="create",le="0.25"}`:  8000,
+		`bulkassign_graph_request_duration_seconds_count{op="create"}`:             8000,
+		`bulkassign_limit_waits_total`:                                             8000,
 	} {
 		if s[series] != want {
 			t.Errorf("%s = %v, want %v", series, s[series], want)
