@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/public"
@@ -64,13 +65,11 @@ type Delegated struct {
 	cache  *pgCache
 	client public.Client
 
-	// sem admits one caller at a time to the held token and to renewals;
-	// unlike a mutex, waiting for it honours the caller's context.
-	sem       chan struct{}
-	tok       string
-	exp       time.Time
-	freshAt   time.Time
-	checkedAt time.Time // when the stored sign-in was last seen
+	// held is the default tenant's token; ForTenant makes others.
+	held *heldToken
+	// renewMu admits one renewal at a time in this process (they share
+	// the MSAL client and its cache's transaction).
+	renewMu sync.Mutex
 }
 
 // NewDelegated builds the source. It does not contact the authority or the
@@ -89,7 +88,8 @@ func NewDelegated(cfg DelegatedConfig) (*Delegated, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = NewHTTPClient(DefaultTimeout)
 	}
-	d := &Delegated{cfg: cfg, name: CacheName(cfg.TenantID, cfg.ClientID), sealer: s, sem: make(chan struct{}, 1)}
+	d := &Delegated{cfg: cfg, name: CacheName(cfg.TenantID, cfg.ClientID), sealer: s}
+	d.held = &heldToken{d: d, sem: make(chan struct{}, 1)}
 	d.cache = d.newCache(false)
 	if d.client, err = d.newClient(d.cache); err != nil {
 		return nil, err
@@ -139,9 +139,9 @@ func (d *Delegated) Login(ctx context.Context, prompt func(DeviceCodePrompt)) (s
 		return "", d.loginError(ctx, err)
 	}
 	select {
-	case d.sem <- struct{}{}:
-		d.tok, d.exp = r.AccessToken, r.ExpiresOn
-		<-d.sem
+	case d.held.sem <- struct{}{}:
+		d.held.tok, d.held.exp = r.AccessToken, r.ExpiresOn
+		<-d.held.sem
 	default: // a renewal is running; it will read the new sign-in
 	}
 	return r.Account.PreferredUsername, nil
@@ -180,50 +180,78 @@ type cacheError struct{ err error }
 func (e *cacheError) Error() string { return e.err.Error() }
 func (e *cacheError) Unwrap() error { return e.err }
 
-// Token implements graph.TokenSource. It hands out the held access token
-// until it nears expiry; then, holding the stored sign-in's lock, it lets
-// MSAL read the stored cache (which another worker may have renewed
-// already), renew through the refresh token if still needed, and write
-// the cache back. Fresh (Graph rejected the token) always renews, with
-// Graph's claims challenge when there was one; fresh requests within a
-// second share one renewal.
+// Token implements graph.TokenSource for the signed-in tenant. It hands
+// out the held access token until it nears expiry; then, holding the
+// stored sign-in's lock, it lets MSAL read the stored cache (which another
+// worker may have renewed already), renew through the refresh token if
+// still needed, and write the cache back. Fresh (Graph rejected the token)
+// always renews, with Graph's claims challenge when there was one; fresh
+// requests within a second share one renewal.
 func (d *Delegated) Token(ctx context.Context, opts graph.TokenOptions) (string, error) {
+	return d.held.Token(ctx, opts)
+}
+
+// ForTenant is a token source for another tenant the signed-in person may
+// manage (a partner admin's GDAP relationship with a customer tenant): the
+// same stored sign-in, renewed silently for that tenant.
+func (d *Delegated) ForTenant(tenant string) graph.TokenSource {
+	return &heldToken{d: d, tenant: tenant, sem: make(chan struct{}, 1)}
+}
+
+// heldToken is one tenant's access token, held between renewals.
+type heldToken struct {
+	d      *Delegated
+	tenant string // "" is the signed-in tenant
+	// sem admits one caller at a time to the held token and to renewals;
+	// unlike a mutex, waiting for it honours the caller's context.
+	sem       chan struct{}
+	tok       string
+	exp       time.Time
+	freshAt   time.Time
+	checkedAt time.Time // when the stored sign-in was last seen
+}
+
+// Token implements graph.TokenSource.
+func (h *heldToken) Token(ctx context.Context, opts graph.TokenOptions) (string, error) {
+	d := h.d
 	select {
-	case d.sem <- struct{}{}:
+	case h.sem <- struct{}{}:
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
-	defer func() { <-d.sem }()
+	defer func() { <-h.sem }()
 	now := time.Now()
-	if d.tok != "" && now.Sub(d.checkedAt) > signOutCheck {
+	if h.tok != "" && now.Sub(h.checkedAt) > signOutCheck {
 		ok, err := store.TokenCacheExists(ctx, d.cfg.Pool, d.name)
 		if err != nil {
 			return "", fmt.Errorf("stored sign-in: %w", err)
 		}
 		if !ok {
-			d.tok = "" // signed out: renew, which says so
+			h.tok = "" // signed out: renew, which says so
 		}
-		d.checkedAt = now
+		h.checkedAt = now
 	}
 	switch {
-	case d.tok == "":
-	case opts.Fresh && now.Sub(d.freshAt) < time.Second:
-		return d.tok, nil
-	case !opts.Fresh && d.exp.Sub(now) > renewBefore:
-		return d.tok, nil
+	case h.tok == "":
+	case opts.Fresh && now.Sub(h.freshAt) < time.Second:
+		return h.tok, nil
+	case !opts.Fresh && h.exp.Sub(now) > renewBefore:
+		return h.tok, nil
 	}
-	r, err := d.renew(ctx, opts)
+	r, err := d.renew(ctx, opts, h.tenant)
 	if err != nil {
 		return "", err
 	}
-	d.tok, d.exp, d.checkedAt = r.AccessToken, r.ExpiresOn, now
+	h.tok, h.exp, h.checkedAt = r.AccessToken, r.ExpiresOn, now
 	if opts.Fresh {
-		d.freshAt = now
+		h.freshAt = now
 	}
-	return d.tok, nil
+	return h.tok, nil
 }
 
-func (d *Delegated) renew(ctx context.Context, opts graph.TokenOptions) (public.AuthResult, error) {
+func (d *Delegated) renew(ctx context.Context, opts graph.TokenOptions, tenant string) (public.AuthResult, error) {
+	d.renewMu.Lock()
+	defer d.renewMu.Unlock()
 	var r public.AuthResult
 	tx, err := d.cfg.Pool.Begin(ctx)
 	if err != nil {
@@ -245,6 +273,9 @@ func (d *Delegated) renew(ctx context.Context, opts graph.TokenOptions) (public.
 	}
 	if err == nil {
 		sopts := []public.AcquireSilentOption{public.WithSilentAccount(accounts[0])}
+		if tenant != "" {
+			sopts = append(sopts, public.WithTenantID(tenant))
+		}
 		if opts.Fresh {
 			claims := opts.Claims
 			if claims == "" {
@@ -280,6 +311,9 @@ func (d *Delegated) renewError(err error) error {
 	case err.Error() == "no token found":
 		// MSAL: the account is there but its refresh token is not.
 		return &SignInError{Msg: fmt.Sprintf("%s: the stored sign-in of %s holds no refresh token", graph.ErrSignInAgain, who)}
+	}
+	if refused := appError(err); errors.As(refused, new(*RefusedError)) {
+		return refused // this tenant refuses; the sign-in itself is fine
 	}
 	if e, ok := parseOAuthError(err); ok && needsPerson[e.Code] {
 		return &SignInError{Msg: fmt.Sprintf("%s: %s", graph.ErrSignInAgain, e.summary())}

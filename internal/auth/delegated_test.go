@@ -343,3 +343,35 @@ func TestDelegatedLoginThatDoesNotFinishStoresNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestDelegatedForAnotherTenant: one partner admin's sign-in serves a
+// customer tenant (GDAP) through silent renewal for that tenant, and a
+// tenant that refuses the app refuses only its own rows.
+func TestDelegatedForAnotherTenant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const (
+		customer = "c1000000-0000-4000-8000-000000000001"
+		refusing = "c1000000-0000-4000-8000-000000000002"
+	)
+	b := setupDelegated(t, graphsim.Config{Tenants: []graphsim.TenantConfig{
+		{ID: customer, Name: "Customer"},
+		{ID: refusing, Name: "Refusing", Refuse: graphsim.RefuseConsent},
+	}})
+	d := b.login(t)
+	tok, err := d.ForTenant(customer).Token(ctx, graph.TokenOptions{})
+	if err != nil {
+		t.Fatalf("token for the customer tenant: %v", err)
+	}
+	c, err := auth.ReadClaims(tok)
+	if err != nil || c.TenantID != customer {
+		t.Fatalf("customer token claims = %+v, %v; want tid %s", c, err, customer)
+	}
+	_, err = d.ForTenant(refusing).Token(ctx, graph.TokenOptions{})
+	if !errors.Is(err, graph.ErrSignInRefused) || errors.Is(err, graph.ErrSignInAgain) {
+		t.Fatalf("refusing tenant: err = %v, want a refusal (not sign in again)", err)
+	}
+	if _, err := d.Token(ctx, graph.TokenOptions{}); err != nil {
+		t.Fatalf("the signed-in tenant after a refusal elsewhere: %v", err)
+	}
+}

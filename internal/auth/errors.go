@@ -121,6 +121,7 @@ var refusedCodes = []string{
 	"AADSTS90002",   // tenant not found
 	"AADSTS7000112", // application disabled
 	"AADSTS500011",  // resource principal not found in the tenant
+	"AADSTS50020",   // delegated: the signed-in person has no access to the tenant (no GDAP relationship)
 }
 
 // RefusedError is a tenant refusing the app: it wraps

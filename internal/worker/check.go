@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -42,14 +41,22 @@ func Check(ctx context.Context, db *store.DB, gcfg config.Graph, tenant string) 
 		if err != nil {
 			return nil, err
 		}
-		if !strings.EqualFold(id, gcfg.TenantID) && gcfg.SignIn != config.SignInApp {
-			return nil, fmt.Errorf("--tenant %s: delegated sign-in serves only AZURE_TENANT_ID; sign in as the app (AZURE_SIGNIN=app) to serve several tenants", id)
-		}
-		gcfg.TenantID = id
+		tenant = id
 	}
 	tokens, err := auth.NewTokenSource(ctx, gcfg, db)
 	if err != nil {
 		return nil, err
+	}
+	if tenant != "" && !strings.EqualFold(tenant, gcfg.TenantID) {
+		if d, ok := tokens.(*auth.Delegated); ok {
+			tokens = d.ForTenant(tenant) // the partner admin's sign-in, for a customer tenant
+		} else {
+			gcfg.TenantID = tenant
+			if tokens, err = auth.NewTokenSource(ctx, gcfg, db); err != nil {
+				return nil, err
+			}
+		}
+		gcfg.TenantID = tenant
 	}
 	tok, err := tokens.Token(ctx, graph.TokenOptions{})
 	if err != nil {

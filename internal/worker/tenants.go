@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 
@@ -17,15 +16,18 @@ import (
 
 // tenants serves the rows of tenants other than the default one. One
 // multi-tenant app registration (the same AZURE_CLIENT_ID and credential,
-// consented in each customer tenant) signs in to each tenant's authority;
-// each tenant gets its own token cache (its own MSAL client) and its own
-// fleet limits, GRAPH_WRITE_RATE and GRAPH_READ_RATE each, as Intune counts
+// consented in each customer tenant) signs in to each tenant's authority,
+// or a delegated sign-in renews silently for each tenant the person may
+// manage; each tenant gets its own tokens and its own fleet limits, GRAPH_WRITE_RATE and GRAPH_READ_RATE each, as Intune counts
 // them per app and tenant. They are built on first use and kept.
 type tenants struct {
 	pool    *pgxpool.Pool
 	gcfg    config.Graph
 	wcfg    config.Worker
 	observe func(tenant string) func(*graph.Response)
+	// signedIn is the default tenant's token source: a delegated sign-in
+	// serves other tenants through it.
+	signedIn graph.TokenSource
 	logger  *slog.Logger
 
 	mu   sync.Mutex
@@ -39,14 +41,19 @@ func (ts *tenants) Tenant(ctx context.Context, id string) (*jobs.Tenant, error) 
 	if t, ok := ts.byID[id]; ok {
 		return t, nil
 	}
-	if ts.gcfg.SignIn != config.SignInApp {
-		return nil, fmt.Errorf("rows of tenant %s: delegated sign-in serves only AZURE_TENANT_ID; sign in as the app (AZURE_SIGNIN=app) to serve several tenants", id)
-	}
-	tokens, err := auth.NewApp(auth.AppConfig{AuthorityHost: ts.gcfg.AuthorityHost, TenantID: id, ClientID: ts.gcfg.ClientID,
-		Secret: ts.gcfg.ClientSecret, CertificatePath: ts.gcfg.CertificatePath, CertificatePassword: ts.gcfg.CertificatePassword,
-		Scope: ts.gcfg.Scope(), HTTPClient: auth.NewHTTPClient(ts.gcfg.Timeout)})
-	if err != nil {
-		return nil, err
+	var tokens graph.TokenSource
+	if d, ok := ts.signedIn.(*auth.Delegated); ok {
+		// A partner admin's sign-in, renewed silently for the customer
+		// tenant (GDAP).
+		tokens = d.ForTenant(id)
+	} else {
+		app, err := auth.NewApp(auth.AppConfig{AuthorityHost: ts.gcfg.AuthorityHost, TenantID: id, ClientID: ts.gcfg.ClientID,
+			Secret: ts.gcfg.ClientSecret, CertificatePath: ts.gcfg.CertificatePath, CertificatePassword: ts.gcfg.CertificatePassword,
+			Scope: ts.gcfg.Scope(), HTTPClient: auth.NewHTTPClient(ts.gcfg.Timeout)})
+		if err != nil {
+			return nil, err
+		}
+		tokens = app
 	}
 	gc, err := NewGraphClient(ts.gcfg, tokens, ts.observe(id))
 	if err != nil {

@@ -85,7 +85,7 @@ func New(pool *pgxpool.Pool, tokens graph.TokenSource, gcfg config.Graph, wcfg c
 		Writes:        newWriteLimiter(pool, wcfg, ""),
 		Reads:         NewReadLimiter(pool, wcfg),
 		DefaultTenant: gcfg.TenantID,
-		Tenants:       &tenants{pool: pool, gcfg: gcfg, wcfg: wcfg, observe: m.GraphObserver, logger: logger},
+		Tenants:       &tenants{pool: pool, gcfg: gcfg, wcfg: wcfg, observe: m.GraphObserver, logger: logger, signedIn: tokens},
 		Logger:        logger,
 		OnOutcome:     m.RowFinished,
 		OnWait:        m.Waited,
