@@ -28,7 +28,7 @@ type tenants struct {
 	// signedIn is the default tenant's token source: a delegated sign-in
 	// serves other tenants through it.
 	signedIn graph.TokenSource
-	logger  *slog.Logger
+	logger   *slog.Logger
 
 	mu   sync.Mutex
 	byID map[string]*jobs.Tenant
