@@ -145,7 +145,7 @@ func exportValues(r *store.ExportRow) []any {
 		optionalInt(r.HTTPStatus), optional(r.AssignmentID), r.Attempts, optional(r.ErrorCode), optional(r.ErrorMessage),
 		optional(r.RequestID), r.CreatedAt.UTC(), r.UpdatedAt.UTC(), optionalTime(r.FinishedAt), r.Retries,
 		optional(string(r.RevertStatus)), optionalInt(r.RevertHTTPStatus), optional(r.RevertErrorCode),
-		optional(r.RevertError), optional(r.RevertRequestID), optionalTime(r.RevertedAt)}
+		optional(r.RevertError), optional(r.RevertRequestID), optionalTime(r.RevertedAt), optional(r.TenantID)}
 }
 
 func optional(s string) any {
