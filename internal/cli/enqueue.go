@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/batchop"
+	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/intake"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/store"
@@ -41,6 +42,12 @@ func enqueueLists(ctx context.Context, env *Env, fs *flag.FlagSet, args []string
 		fs.Usage()
 		return usageError("no input file given")
 	}
+	// Rows that name no tenant go to AZURE_TENANT_ID, which must then be
+	// a GUID; rows that name theirs do not need it.
+	gcfg, err := config.LoadGraph(env.Getenv, false)
+	if err != nil {
+		return err
+	}
 	var inputs []jobs.Input
 	stdinUsed := false
 	for _, name := range files {
@@ -48,7 +55,7 @@ func enqueueLists(ctx context.Context, env *Env, fs *flag.FlagSet, args []string
 		if err != nil {
 			return usageError("%v", err)
 		}
-		in := jobs.Input{Name: name, Format: f}
+		in := jobs.Input{Name: name, Format: f, DefaultTenant: gcfg.TenantID}
 		if name == "-" {
 			if stdinUsed {
 				return usageError("stdin (-) given twice")
@@ -85,6 +92,10 @@ func enqueueLists(ctx context.Context, env *Env, fs *flag.FlagSet, args []string
 		}
 		return &exitError{ExitFailed, errors.New("nothing was enqueued: fix the rows above and run again")}
 	}
+	var noTenant *jobs.NoTenantError
+	if errors.As(err, &noTenant) {
+		return defaultTenantError(noTenant, "nothing was enqueued")
+	}
 	if err != nil {
 		return err
 	}
@@ -107,6 +118,20 @@ func enqueueLists(ctx context.Context, env *Env, fs *flag.FlagSet, args []string
 		return waitForBatches(ctx, env, db, batches, *wf.interval)
 	}
 	return nil
+}
+
+// defaultTenantError is the one line (exit 2) for a row that names no
+// tenant when AZURE_TENANT_ID is not a tenant id to put it in.
+func defaultTenantError(e *jobs.NoTenantError, outcome string) error {
+	row := fmt.Sprintf("%s:%d", e.File, e.Line)
+	if e.DefaultTenant == "" {
+		return &config.Error{Var: "AZURE_TENANT_ID", Msg: fmt.Sprintf(
+			"is not set, and %s names no tenant: rows without a tenant_id (tenantId in JSON) go to the default tenant, AZURE_TENANT_ID; set it to that tenant's id (a GUID), or give every row a tenant; %s",
+			row, outcome)}
+	}
+	return &config.Error{Var: "AZURE_TENANT_ID", Msg: fmt.Sprintf(
+		"%q is not a tenant id (a GUID), and %s names no tenant: rows without a tenant_id (tenantId in JSON) go to the default tenant, AZURE_TENANT_ID, which must then be the tenant's GUID, not a domain name; set it so, or give every row a tenant; %s",
+		e.DefaultTenant, row, outcome)}
 }
 
 func printWarnings(w io.Writer, r *intake.Summary) {
