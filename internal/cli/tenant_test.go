@@ -3,6 +3,8 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -94,4 +96,86 @@ func TestEnqueueDefaultTenant(t *testing.T) {
 	if got[1] != tenantA || got[2] != graphsim.DefaultTenantID || got[3] != graphsim.DefaultTenantID {
 		t.Fatalf("tenants by row %v, want %s then the default tenant %s twice", got, tenantA, graphsim.DefaultTenantID)
 	}
+}
+
+// TestDryRunTenants: the dry run reads each (tenant, configuration, path)
+// once and, when a row is not the default tenant's, shows the tenant of
+// every row; it refuses what enqueue would refuse, before reading.
+func TestDryRunTenants(t *testing.T) {
+	t.Parallel()
+	h := newTenant(t, 2)
+	def := graphsim.DefaultTenantID
+	// Config(0) in the default tenant (named and not) and in tenant A;
+	// Config(1) in the default tenant: three lists.
+	list := "configuration_id,target_type,group_id,tenant_id\n" +
+		testenv.Config(0) + ",group," + testenv.Group(0) + ",\n" +
+		testenv.Config(0) + ",group," + testenv.Group(1) + "," + tenantA + "\n" +
+		testenv.Config(0) + ",group," + testenv.Group(2) + "," + strings.ToUpper(def) + "\n" +
+		testenv.Config(1) + ",group," + testenv.Group(3) + ",\n" +
+		testenv.Config(0) + ",group," + testenv.Group(4) + "," + tenantA + "\n"
+	file := testenv.WriteFile(t, "tenants.csv", list)
+	wantTenants := []string{def, tenantA, def, def, tenantA}
+
+	// The subtests count the simulator's reads: they run in turn.
+	t.Run("CSV", func(t *testing.T) {
+		before := h.Sim.Stats().Reads
+		r := enqueue(t, h, false, "--dry-run", file, "--output", "csv")
+		if r.code != cli.ExitOK {
+			t.Fatalf("exit %d\n%s", r.code, r.stderr)
+		}
+		recs := readCSV(t, r.stdout)
+		if len(recs) != 6 || !slices.Equal(recs[0][:4], []string{"source", "line", "tenant_id", "configuration_id"}) {
+			t.Fatalf("dry run CSV:\n%s", r.stdout)
+		}
+		for i, rec := range recs[1:] {
+			if rec[2] != wantTenants[i] || rec[slices.Index(recs[0], "result")] != "would_create" {
+				t.Errorf("row %d: %v, want tenant %s, would_create", i, rec, wantTenants[i])
+			}
+		}
+		if reads := h.Sim.Stats().Reads - before; reads != 3 {
+			t.Errorf("%d lists read, want 3: one per tenant, configuration and path", reads)
+		}
+		if !strings.Contains(r.stderr, "warning: rows of tenants other than AZURE_TENANT_ID were read with its sign-in") ||
+			!strings.Contains(r.stderr, "3 assignment lists read") {
+			t.Errorf("stderr:\n%s", r.stderr)
+		}
+	})
+
+	t.Run("TableAndJSON", func(t *testing.T) {
+		r := enqueue(t, h, false, "--dry-run", file)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if r.code != cli.ExitOK || len(lines) != 6 || !strings.HasPrefix(lines[0], "TENANT") || !strings.HasPrefix(lines[2], tenantA) {
+			t.Fatalf("table: exit %d\n%s", r.code, r.stdout)
+		}
+		r = enqueue(t, h, false, "--dry-run", file, "--output", "json")
+		var rows []map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 5 {
+			t.Fatalf("json (%v):\n%s", err, r.stdout)
+		}
+		for i, row := range rows {
+			if row["tenant_id"] != wantTenants[i] {
+				t.Errorf("row %d: %v, want tenant %s", i, row, wantTenants[i])
+			}
+		}
+	})
+
+	t.Run("DefaultTenantOnlyHasNoTenantColumn", func(t *testing.T) {
+		only := testenv.WriteFile(t, "default.csv", tenantCSV(def, ""))
+		r := enqueue(t, h, false, "--dry-run", only, "--output", "csv")
+		recs := readCSV(t, r.stdout)
+		if r.code != cli.ExitOK || slices.Contains(recs[0], "tenant_id") || len(recs) != 3 || strings.Contains(r.stderr, "warning") {
+			t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+	})
+
+	t.Run("NoDefaultTenant", func(t *testing.T) {
+		before := h.Sim.Stats().Reads
+		r := enqueueEnv(t, h, map[string]string{"AZURE_TENANT_ID": "contoso.onmicrosoft.com"}, "--dry-run", file)
+		if r.code != cli.ExitSetting || !strings.Contains(r.stderr, `AZURE_TENANT_ID: "contoso.onmicrosoft.com" is not a tenant id (a GUID), and `+file+`:2 names no tenant`) {
+			t.Fatalf("exit %d, want 2:\n%s", r.code, r.stderr)
+		}
+		if reads := h.Sim.Stats().Reads - before; reads != 0 {
+			t.Fatalf("%d lists read, want none", reads)
+		}
+	})
 }
