@@ -158,11 +158,11 @@ func enqueueStatus(ctx context.Context, env *Env, args []string) error {
 	if *wf.wait {
 		return statusWait(ctx, env, db, b, *wf.interval)
 	}
-	counts, err := store.CountByStatus(ctx, db, b.ID)
+	tenants, err := store.CountByTenant(ctx, db, b.ID)
 	if err != nil {
 		return err
 	}
-	return printStatus(ctx, env, db, b, counts)
+	return printStatus(ctx, env, db, b, tenants)
 }
 
 // writeCounts prints one line per status, then the total and how many are final.
@@ -173,5 +173,24 @@ func writeCounts(w io.Writer, counts store.StatusCounts) {
 	}
 	fmt.Fprintf(tw, "%s\t%d\t\n", strings.Repeat("-", 16), counts.Total())
 	fmt.Fprintf(tw, "final\t%d\t\n", counts.Final())
+	tw.Flush()
+}
+
+// writeTenantCounts prints a batch's rows counted by tenant, one line a
+// tenant, when they are of more than one tenant (a batch of one tenant
+// says nothing more than writeCounts). Rows enqueued before rows named a
+// tenant are counted under "-".
+func writeTenantCounts(w io.Writer, tc store.TenantCounts) {
+	if len(tc) < 2 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TENANT\tROWS\tPENDING\tCREATED\tALREADY\tFAILED\tCANCELED")
+	for _, t := range tc.Tenants() {
+		c := tc[t]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", orDash(t), c.Total(), c.Total()-c.Final(),
+			c[assign.StatusCreated], c[assign.StatusAlreadyAssigned], c[assign.StatusFailed], c[assign.StatusCanceled])
+	}
 	tw.Flush()
 }

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkassign/bulkassign/internal/cli"
 	"github.com/bulkassign/bulkassign/internal/graphsim"
@@ -176,6 +179,95 @@ func TestDryRunTenants(t *testing.T) {
 		}
 		if reads := h.Sim.Stats().Reads - before; reads != 0 {
 			t.Fatalf("%d lists read, want none", reads)
+		}
+	})
+}
+
+// TestTenantCommands: results filters by --tenant; status, batches and a
+// --wait summary count rows per tenant for a batch of more than one, and
+// say nothing more for a batch of one.
+func TestTenantCommands(t *testing.T) {
+	t.Parallel()
+	h := newTenant(t, 1)
+	def := graphsim.DefaultTenantID
+	h.StartWorker(t, fastWorker)
+	// Rows 1-3 in tenant A, 4-5 in the default tenant. There is one
+	// sign-in yet, so the simulator's tenant takes every row.
+	file := testenv.WriteFile(t, "two.csv", tenantCSV(tenantA, tenantA, tenantA, "", def))
+	r := enqueue(t, h, false, file, "--wait", "--progress-interval", "100ms")
+	if r.code != cli.ExitOK {
+		t.Fatalf("enqueue --wait: exit %d\n%s", r.code, r.stderr)
+	}
+	two := strings.TrimSpace(r.stdout)
+	tenantLine := func(tenant string, rows, created int) *regexp.Regexp {
+		return regexp.MustCompile(`(?m)^\s*` + tenant + `\s+` + strconv.Itoa(rows) + `\s+0\s+` + strconv.Itoa(created) + `\s+0\s+0\s+0\s*$`)
+	}
+	if !strings.Contains(r.stderr, "TENANT") || !tenantLine(tenantA, 3, 3).MatchString(r.stderr) || !tenantLine(def, 2, 2).MatchString(r.stderr) {
+		t.Fatalf("--wait summary has no line per tenant:\n%s", r.stderr)
+	}
+	one := h.Enqueue(t, "one.csv", testenv.GroupCSV(2, 1))
+	h.WaitFinal(t, one, 30*time.Second)
+
+	t.Run("Results", func(t *testing.T) {
+		t.Parallel()
+		r := enqueue(t, h, false, "results", two, "--tenant", strings.ToUpper(tenantA), "--format", "csv")
+		recs := readCSV(t, r.stdout)
+		tenant := slices.Index(recs[0], "tenant_id")
+		if r.code != cli.ExitOK || len(recs) != 4 || tenant != len(recs[0])-1 {
+			t.Fatalf("results --tenant: exit %d\n%s", r.code, r.stdout)
+		}
+		for _, rec := range recs[1:] {
+			if rec[tenant] != tenantA {
+				t.Errorf("row %v, want tenant %s only", rec, tenantA)
+			}
+		}
+		r = enqueue(t, h, false, "results", two)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if len(lines) != 6 || !strings.HasPrefix(lines[0], "TENANT") || !strings.HasPrefix(lines[1], tenantA) || !strings.HasPrefix(lines[5], def) {
+			t.Fatalf("results table of a batch of two tenants:\n%s", r.stdout)
+		}
+		r = enqueue(t, h, false, "results", one)
+		if !strings.HasPrefix(r.stdout, "LINE") {
+			t.Fatalf("results table of a batch of one tenant:\n%s", r.stdout)
+		}
+		for _, bad := range []string{"contoso.onmicrosoft.com", "not-a-guid"} {
+			if r := enqueue(t, h, false, "results", two, "--tenant", bad); r.code != cli.ExitSetting || !strings.Contains(r.stderr, `-tenant "`+bad+`" is not a GUID`) {
+				t.Errorf("--tenant %s: exit %d, stderr %q; want 2 naming the flag", bad, r.code, r.stderr)
+			}
+		}
+	})
+
+	t.Run("Status", func(t *testing.T) {
+		t.Parallel()
+		r := enqueue(t, h, false, "status", two)
+		if r.code != cli.ExitOK || !tenantLine(tenantA, 3, 3).MatchString(r.stdout) || !tenantLine(def, 2, 2).MatchString(r.stdout) ||
+			!regexp.MustCompile(`(?m)^\s*created\s+5$`).MatchString(r.stdout) {
+			t.Fatalf("status of a batch of two tenants:\n%s", r.stdout)
+		}
+		r = enqueue(t, h, false, "status", two, "--wait")
+		if r.code != cli.ExitOK || !tenantLine(tenantA, 3, 3).MatchString(r.stdout) {
+			t.Fatalf("status --wait of a batch of two tenants:\n%s", r.stdout)
+		}
+		if r := enqueue(t, h, false, "status", one); strings.Contains(r.stdout, "TENANT") {
+			t.Fatalf("status of a batch of one tenant:\n%s", r.stdout)
+		}
+	})
+
+	t.Run("Batches", func(t *testing.T) {
+		t.Parallel()
+		r := enqueue(t, h, false, "batches")
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		// Newest first: one, then two and its tenants in order.
+		if r.code != cli.ExitOK || len(lines) != 5 || !strings.HasPrefix(lines[1], one) || !strings.HasPrefix(lines[2], two) ||
+			!regexp.MustCompile(`^  tenant `+tenantA+`\s+3\s+0\s+3\s+0\s+0\s+0$`).MatchString(lines[3]) ||
+			!regexp.MustCompile(`^  tenant `+def+`\s+2\s+0\s+2\s+0\s+0\s+0$`).MatchString(lines[4]) {
+			t.Fatalf("batches:\n%s", r.stdout)
+		}
+		r = enqueue(t, h, false, "batches", "--format", "csv")
+		recs := readCSV(t, r.stdout)
+		col := slices.Index(recs[0], "tenants")
+		if len(recs) != 3 || col < 0 || recs[1][col] != "1" || recs[2][col] != "2" {
+			t.Fatalf("batches --format csv:\n%s", r.stdout)
 		}
 	})
 }
