@@ -332,6 +332,21 @@ func TestExamples(t *testing.T) {
 		t.Errorf("assignments.json: %d rows, %d duplicates", len(jsonRows), res.Duplicates)
 	}
 
+	// The multi-tenant example: rows of two tenants named, and rows
+	// without a tenant, which go to the default tenant.
+	multiRows, res := readFile(t, "../../examples/multi-tenant.csv")
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	perTenant := map[string]int{}
+	for _, r := range multiRows {
+		perTenant[r.TenantID]++
+	}
+	if len(multiRows) != 8 || res.Duplicates != 0 || len(perTenant) != 3 || perTenant[""] != 2 {
+		t.Errorf("multi-tenant.csv: %d rows, %d duplicates, rows by tenant %v; want 8, 0, and 2 tenants named beside 2 rows without",
+			len(multiRows), res.Duplicates, perTenant)
+	}
+
 	// The tenant knows 8 configurations; exactly 2 CSV rows use another
 	// (the demo's 404s). 3 existing assignments match CSV rows.
 	data, err := os.ReadFile("../../examples/tenant.json")
