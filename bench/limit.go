@@ -97,7 +97,8 @@ func oursLimited(ctx context.Context, o options, procs int, faults bool) (limitR
 	if err != nil {
 		return limitRun{}, err
 	}
-	out, err := jobs.Enqueue(ctx, s.pool, rc, []jobs.Input{{Name: "limit.csv", Reader: strings.NewReader(testenv.GroupCSV(rows, configs)), Format: intake.FormatCSV}})
+	out, err := jobs.Enqueue(ctx, s.pool, rc, []jobs.Input{{Name: "limit.csv", Reader: strings.NewReader(testenv.GroupCSV(rows, configs)), Format: intake.FormatCSV,
+		DefaultTenant: sim.TenantID()}})
 	if err != nil {
 		return limitRun{}, err
 	}

@@ -193,7 +193,8 @@ func oursRun(ctx context.Context, o options, rows, configs int, tuned, trace boo
 	if err != nil {
 		return run{}, err
 	}
-	if _, err := jobs.Enqueue(ctx, s.pool, rc, []jobs.Input{{Name: "worker.csv", Reader: strings.NewReader(testenv.GroupCSV(rows, configs)), Format: intake.FormatCSV}}); err != nil {
+	if _, err := jobs.Enqueue(ctx, s.pool, rc, []jobs.Input{{Name: "worker.csv", Reader: strings.NewReader(testenv.GroupCSV(rows, configs)), Format: intake.FormatCSV,
+		DefaultTenant: sim.TenantID()}}); err != nil {
 		return run{}, err
 	}
 

@@ -23,7 +23,10 @@ import (
 )
 
 // Enqueue writes each input as a batch with one job per row, all or none
-// (see jobs.Enqueue); invalid rows are a *jobs.InvalidInputError.
+// (see jobs.Enqueue), rows that name no tenant in the input's default
+// tenant; invalid rows are a *jobs.InvalidInputError, and a row that
+// names no tenant when the default is not a tenant id a
+// *jobs.NoTenantError.
 func Enqueue(ctx context.Context, db *store.DB, inputs []jobs.Input) ([]jobs.Enqueued, error) {
 	rc, err := jobs.NewInsertClient(db.Pool())
 	if err != nil {

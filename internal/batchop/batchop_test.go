@@ -35,7 +35,7 @@ func setup(t *testing.T, rows int) *testBundle {
 	}
 	t.Cleanup(db.Close)
 	out, err := batchop.Enqueue(ctx, db, []jobs.Input{{Name: "ops.csv", Format: intake.FormatCSV,
-		Reader: strings.NewReader(testenv.GroupCSV(rows, 2))}})
+		Reader: strings.NewReader(testenv.GroupCSV(rows, 2)), DefaultTenant: "5e0c9f3a-7d21-4b8e-a6f4-2c1d0e9b8a73"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,10 +10,19 @@ import (
 )
 
 var batchColumns = []string{"batch_id", "source", "enqueued_at", "rows", "duplicate_rows", "queued", "running", "retrying",
-	"created", "already_assigned", "failed", "canceled", "revert_pending", "reverted", "revert_failed", "revert_canceled"}
+	"created", "already_assigned", "failed", "canceled", "revert_pending", "reverted", "revert_failed", "revert_canceled", "tenants"}
+
+const batchesUsage = `usage: enqueue batches [--limit N] [--format table|csv|json]
+
+Recent batches, newest first, with their rows counted by status. In the
+table, a batch of more than one tenant is followed by a line per tenant;
+csv and json count its tenants (enqueue status BATCH splits the counts).
+
+flags:
+`
 
 func enqueueBatches(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "enqueue batches", "usage: enqueue batches [--limit N] [--format table|csv|json]\n\nRecent batches, newest first, with their rows counted by status.\n\nflags:\n")
+	fs := newFlagSet(env, "enqueue batches", batchesUsage)
 	limit := fs.Int("limit", 20, "how many batches to list")
 	format := fs.String("format", "table", "output format: table, csv or json")
 	if err := parseNoArgs(fs, args, "batches"); err != nil {
@@ -42,7 +51,7 @@ func enqueueBatches(ctx context.Context, env *Env, args []string) error {
 			err := rw.write([]any{s.ID, s.Source, s.CreatedAt.UTC(), s.RowCount, s.DuplicateRows,
 				c[assign.StatusQueued], c[assign.StatusRunning], c[assign.StatusRetrying], c[assign.StatusCreated],
 				c[assign.StatusAlreadyAssigned], c[assign.StatusFailed], c[assign.StatusCanceled],
-				pending, r[assign.RevertReverted], r[assign.RevertFailed], r[assign.RevertCanceled]})
+				pending, r[assign.RevertReverted], r[assign.RevertFailed], r[assign.RevertCanceled], len(s.Tenants)})
 			if err != nil {
 				return err
 			}
@@ -61,6 +70,14 @@ func enqueueBatches(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", s.ID, s.CreatedAt.Local().Format("2006-01-02 15:04:05"),
 			s.RowCount, pending, c[assign.StatusCreated], c[assign.StatusAlreadyAssigned], c[assign.StatusFailed],
 			c[assign.StatusCanceled], reverted, oneLine(s.Source))
+		if len(s.Tenants) < 2 {
+			continue
+		}
+		for _, t := range s.Tenants.Tenants() {
+			c := s.Tenants[t]
+			fmt.Fprintf(tw, "  tenant %s\t\t%d\t%d\t%d\t%d\t%d\t%d\n", orDash(t), c.Total(), c.Total()-c.Final(),
+				c[assign.StatusCreated], c[assign.StatusAlreadyAssigned], c[assign.StatusFailed], c[assign.StatusCanceled])
+		}
 	}
 	return tw.Flush()
 }

@@ -29,8 +29,8 @@ func enqueueProgram() *program {
 			{"--dry-run FILE...", "report what enqueueing would do; writes nothing"},
 		},
 		commands: []command{
-			{"status", "BATCH [--wait]", "counts of a batch's rows by status", enqueueStatus},
-			{"results", "BATCH", "one line per row (--format table|csv|json, --status S,...)", enqueueResults},
+			{"status", "BATCH [--wait]", "counts of a batch's rows by status (and by tenant)", enqueueStatus},
+			{"results", "BATCH", "one line per row (--format table|csv|json, --status S,..., --tenant T)", enqueueResults},
 			{"batches", "[--limit N]", "recent batches with their counts", enqueueBatches},
 			{"retry", "BATCH [--wait]", "run the failed and canceled rows again", enqueueRetry},
 			{"cancel", "BATCH", "stop the rows not yet final", enqueueCancel},
@@ -40,8 +40,10 @@ func enqueueProgram() *program {
 		notes: `BATCH is a batch id or its first 8 or more characters.
 
 Every file is validated whole before anything is written; one invalid row
-rejects them all (exit 1). On success each batch id is printed on its own
-line of stdout, the last line being the last file's batch.
+rejects them all (exit 1). Rows that name no tenant_id go to the default
+tenant, AZURE_TENANT_ID, which must then be a GUID. On success each batch id
+is printed on its own line of stdout, the last line being the last file's
+batch.
 `,
 		run: enqueueLists,
 	}

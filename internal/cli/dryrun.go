@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"text/tabwriter"
 
 	"github.com/bulkassign/bulkassign/internal/config"
@@ -32,6 +33,9 @@ func enqueueDryRun(ctx context.Context, env *Env, inputs []jobs.Input, output st
 	if plan.Invalid() {
 		return &exitError{ExitFailed, errors.New("dry run stopped: fix the rows above and run again")}
 	}
+	if plan.NoTenant != nil {
+		return defaultTenantError(plan.NoTenant, "enqueue would refuse the list, and the dry run stopped")
+	}
 
 	wcfg, err := config.LoadWorker(env.Getenv)
 	if err != nil {
@@ -52,13 +56,19 @@ func enqueueDryRun(ctx context.Context, env *Env, inputs []jobs.Input, output st
 	if err != nil {
 		return err
 	}
-	return reportDryRun(env, rep, len(inputs) > 1, output)
+	// The tenant is shown when some row is not the default tenant's.
+	def := inputs[0].DefaultTenantID()
+	tenants := slices.ContainsFunc(rep.Rows, func(o dryrun.Outcome) bool { return o.TenantID != def })
+	return reportDryRun(env, rep, len(inputs) > 1, tenants, output)
 }
 
-func reportDryRun(env *Env, rep *dryrun.Report, manyFiles bool, output string) error {
+func reportDryRun(env *Env, rep *dryrun.Report, manyFiles, tenants bool, output string) error {
 	if output == "table" {
 		tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
 		header := "LINE\tCONFIGURATION\tPATH\tTARGET\tRESULT\tASSIGNMENT\tERROR"
+		if tenants {
+			header = "TENANT\t" + header
+		}
 		if manyFiles {
 			header = "FILE\t" + header
 		}
@@ -68,6 +78,9 @@ func reportDryRun(env *Env, rep *dryrun.Report, manyFiles bool, output string) e
 			t := r.Spec.Target
 			line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s", r.Line, r.Spec.ConfigurationID, orDash(string(r.Spec.Path)),
 				targetText(string(t.Type), t.GroupID, t.CollectionID, t.FilterID, string(t.FilterType)), r.Result, orDash(r.AssignmentID), orDash(oneLine(r.Why)))
+			if tenants {
+				line = r.TenantID + "\t" + line
+			}
 			if manyFiles {
 				line = oneLine(r.Source) + "\t" + line
 			}
@@ -77,20 +90,33 @@ func reportDryRun(env *Env, rep *dryrun.Report, manyFiles bool, output string) e
 			return err
 		}
 	} else {
-		rw := newRecordWriter(env.Stdout, output, dryRunColumns)
+		cols := dryRunColumns
+		if tenants {
+			cols = slices.Concat(cols[:2], []string{"tenant_id"}, cols[2:])
+		}
+		rw := newRecordWriter(env.Stdout, output, cols)
 		for i := range rep.Rows {
 			r := &rep.Rows[i]
 			t := r.Spec.Target
-			err := rw.write([]any{r.Source, r.Line, r.Spec.ConfigurationID, optional(string(r.Spec.Path)), string(t.Type),
+			vals := []any{r.Source, r.Line, r.Spec.ConfigurationID, optional(string(r.Spec.Path)), string(t.Type),
 				optional(t.GroupID), optional(t.CollectionID), optional(t.FilterID), optional(string(t.FilterType)),
-				string(r.Result), optional(r.AssignmentID), optional(r.Why)})
-			if err != nil {
+				string(r.Result), optional(r.AssignmentID), optional(r.Why)}
+			if tenants {
+				vals = slices.Concat(vals[:2], []any{r.TenantID}, vals[2:])
+			}
+			if err := rw.write(vals); err != nil {
 				return err
 			}
 		}
 		if err := rw.close(); err != nil {
 			return err
 		}
+	}
+	if tenants {
+		// Until there is a sign-in per tenant, every list is read with the
+		// one of the settings: say so rather than let a row of another
+		// tenant pass for configuration_not_found unremarked.
+		fmt.Fprintln(env.Stderr, "enqueue: dry run: warning: rows of tenants other than AZURE_TENANT_ID were read with its sign-in (there is no sign-in per tenant yet); their results may be wrong")
 	}
 	c := rep.Counts
 	fmt.Fprintf(env.Stderr, "enqueue: dry run: %d rows: %d would be created, %d already assigned, %d on configurations that do not exist, %d not checked; %d assignment lists read, nothing written\n",

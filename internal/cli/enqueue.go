@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/batchop"
+	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/intake"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/store"
@@ -41,6 +42,12 @@ func enqueueLists(ctx context.Context, env *Env, fs *flag.FlagSet, args []string
 		fs.Usage()
 		return usageError("no input file given")
 	}
+	// Rows that name no tenant go to AZURE_TENANT_ID, which must then be
+	// a GUID; rows that name theirs do not need it.
+	gcfg, err := config.LoadGraph(env.Getenv, false)
+	if err != nil {
+		return err
+	}
 	var inputs []jobs.Input
 	stdinUsed := false
 	for _, name := range files {
@@ -48,7 +55,7 @@ func enqueueLists(ctx context.Context, env *Env, fs *flag.FlagSet, args []string
 		if err != nil {
 			return usageError("%v", err)
 		}
-		in := jobs.Input{Name: name, Format: f}
+		in := jobs.Input{Name: name, Format: f, DefaultTenant: gcfg.TenantID}
 		if name == "-" {
 			if stdinUsed {
 				return usageError("stdin (-) given twice")
@@ -85,6 +92,10 @@ func enqueueLists(ctx context.Context, env *Env, fs *flag.FlagSet, args []string
 		}
 		return &exitError{ExitFailed, errors.New("nothing was enqueued: fix the rows above and run again")}
 	}
+	var noTenant *jobs.NoTenantError
+	if errors.As(err, &noTenant) {
+		return defaultTenantError(noTenant, "nothing was enqueued")
+	}
 	if err != nil {
 		return err
 	}
@@ -107,6 +118,20 @@ func enqueueLists(ctx context.Context, env *Env, fs *flag.FlagSet, args []string
 		return waitForBatches(ctx, env, db, batches, *wf.interval)
 	}
 	return nil
+}
+
+// defaultTenantError is the one line (exit 2) for a row that names no
+// tenant when AZURE_TENANT_ID is not a tenant id to put it in.
+func defaultTenantError(e *jobs.NoTenantError, outcome string) error {
+	row := fmt.Sprintf("%s:%d", e.File, e.Line)
+	if e.DefaultTenant == "" {
+		return &config.Error{Var: "AZURE_TENANT_ID", Msg: fmt.Sprintf(
+			"is not set, and %s names no tenant: rows without a tenant_id (tenantId in JSON) go to the default tenant, AZURE_TENANT_ID; set it to that tenant's id (a GUID), or give every row a tenant; %s",
+			row, outcome)}
+	}
+	return &config.Error{Var: "AZURE_TENANT_ID", Msg: fmt.Sprintf(
+		"%q is not a tenant id (a GUID), and %s names no tenant: rows without a tenant_id (tenantId in JSON) go to the default tenant, AZURE_TENANT_ID, which must then be the tenant's GUID, not a domain name; set it so, or give every row a tenant; %s",
+		e.DefaultTenant, row, outcome)}
 }
 
 func printWarnings(w io.Writer, r *intake.Summary) {
@@ -133,11 +158,11 @@ func enqueueStatus(ctx context.Context, env *Env, args []string) error {
 	if *wf.wait {
 		return statusWait(ctx, env, db, b, *wf.interval)
 	}
-	counts, err := store.CountByStatus(ctx, db, b.ID)
+	tenants, err := store.CountByTenant(ctx, db, b.ID)
 	if err != nil {
 		return err
 	}
-	return printStatus(ctx, env, db, b, counts)
+	return printStatus(ctx, env, db, b, tenants)
 }
 
 // writeCounts prints one line per status, then the total and how many are final.
@@ -148,5 +173,24 @@ func writeCounts(w io.Writer, counts store.StatusCounts) {
 	}
 	fmt.Fprintf(tw, "%s\t%d\t\n", strings.Repeat("-", 16), counts.Total())
 	fmt.Fprintf(tw, "final\t%d\t\n", counts.Final())
+	tw.Flush()
+}
+
+// writeTenantCounts prints a batch's rows counted by tenant, one line a
+// tenant, when they are of more than one tenant (a batch of one tenant
+// says nothing more than writeCounts). Rows enqueued before rows named a
+// tenant are counted under "-".
+func writeTenantCounts(w io.Writer, tc store.TenantCounts) {
+	if len(tc) < 2 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TENANT\tROWS\tPENDING\tCREATED\tALREADY\tFAILED\tCANCELED")
+	for _, t := range tc.Tenants() {
+		c := tc[t]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", orDash(t), c.Total(), c.Total()-c.Final(),
+			c[assign.StatusCreated], c[assign.StatusAlreadyAssigned], c[assign.StatusFailed], c[assign.StatusCanceled])
+	}
 	tw.Flush()
 }

@@ -16,11 +16,12 @@ import (
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
-const resultsUsage = `usage: enqueue results BATCH [--format table|csv|json] [--status STATUS[,STATUS...]]
+const resultsUsage = `usage: enqueue results BATCH [--format table|csv|json] [--status STATUS[,STATUS...]] [--tenant TENANT]
 
 One line per row of the batch, in input order. csv and json carry every
 column of the assignment_results view; csv cells that a spreadsheet would
-run as a formula are prefixed with a single quote.
+run as a formula are prefixed with a single quote. The table has a TENANT
+column when the batch spans more than one tenant.
 
 flags:
 `
@@ -30,12 +31,19 @@ func enqueueResults(ctx context.Context, env *Env, args []string) error {
 	format := fs.String("format", "table", "output format: table, csv or json")
 	var statuses statusList
 	fs.Var(&statuses, "status", "only rows with this status; comma-separated or repeated ("+joinStatuses()+")")
+	tenant := fs.String("tenant", "", "only rows of this tenant (its id, a GUID)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if err := checkFormat("-format", *format); err != nil {
 		return err
+	}
+	filter := store.ResultFilter{Statuses: statuses}
+	if *tenant != "" {
+		if filter.TenantID, err = assign.ParseGUID("-tenant", *tenant); err != nil {
+			return usageError("%v: give the tenant's id", err)
+		}
 	}
 	db, b, err := openBatch(ctx, env, "results", pos, openDB, 2)
 	if err != nil {
@@ -44,7 +52,7 @@ func enqueueResults(ctx context.Context, env *Env, args []string) error {
 	defer db.Close()
 	if *format != "table" {
 		rw := newRecordWriter(env.Stdout, *format, store.ExportColumns)
-		err := store.ExportResults(ctx, db, b.ID, statuses, func(r *store.ExportRow) error {
+		err := store.ExportResultsWhere(ctx, db, b.ID, filter, func(r *store.ExportRow) error {
 			return rw.write(exportValues(r))
 		})
 		if err != nil {
@@ -58,15 +66,26 @@ func enqueueResults(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	withRevert := reverts.Total() > 0
+	tenants, err := store.CountByTenant(ctx, db, b.ID)
+	if err != nil {
+		return err
+	}
+	withTenant := len(tenants) > 1
 	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
 	header := "LINE\tCONFIGURATION\tPATH\tTARGET\tSTATUS\tHTTP\tASSIGNMENT\tERROR"
+	if withTenant {
+		header = "TENANT\t" + header
+	}
 	if withRevert {
 		header += "\tREVERT"
 	}
 	fmt.Fprintln(tw, header)
-	err = store.ExportResults(ctx, db, b.ID, statuses, func(r *store.ExportRow) error {
+	err = store.ExportResultsWhere(ctx, db, b.ID, filter, func(r *store.ExportRow) error {
 		line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", r.Line, r.ConfigurationID, orDash(r.Path),
 			targetLabel(&r.Result), r.Status, httpLabel(r.HTTPStatus), orDash(r.AssignmentID), orDash(oneLine(errorLabel(&r.Result))))
+		if withTenant {
+			line = orDash(r.TenantID) + "\t" + line
+		}
 		if withRevert {
 			line += "\t" + orDash(revertLabel(r))
 		}
@@ -145,7 +164,7 @@ func exportValues(r *store.ExportRow) []any {
 		optionalInt(r.HTTPStatus), optional(r.AssignmentID), r.Attempts, optional(r.ErrorCode), optional(r.ErrorMessage),
 		optional(r.RequestID), r.CreatedAt.UTC(), r.UpdatedAt.UTC(), optionalTime(r.FinishedAt), r.Retries,
 		optional(string(r.RevertStatus)), optionalInt(r.RevertHTTPStatus), optional(r.RevertErrorCode),
-		optional(r.RevertError), optional(r.RevertRequestID), optionalTime(r.RevertedAt)}
+		optional(r.RevertError), optional(r.RevertRequestID), optionalTime(r.RevertedAt), optional(r.TenantID)}
 }
 
 func optional(s string) any {

@@ -54,8 +54,8 @@ func TestUsageText(t *testing.T) {
 	}{
 		{enqueueProgram(), `usage: enqueue [flags] FILE...           enqueue lists (CSV, JSON, NDJSON; "-" is stdin) as batches
        enqueue --dry-run FILE...         report what enqueueing would do; writes nothing
-       enqueue status BATCH [--wait]     counts of a batch's rows by status
-       enqueue results BATCH             one line per row (--format table|csv|json, --status S,...)
+       enqueue status BATCH [--wait]     counts of a batch's rows by status (and by tenant)
+       enqueue results BATCH             one line per row (--format table|csv|json, --status S,..., --tenant T)
        enqueue batches [--limit N]       recent batches with their counts
        enqueue retry BATCH [--wait]      run the failed and canceled rows again
        enqueue cancel BATCH              stop the rows not yet final
@@ -65,8 +65,10 @@ func TestUsageText(t *testing.T) {
 BATCH is a batch id or its first 8 or more characters.
 
 Every file is validated whole before anything is written; one invalid row
-rejects them all (exit 1). On success each batch id is printed on its own
-line of stdout, the last line being the last file's batch.
+rejects them all (exit 1). Rows that name no tenant_id go to the default
+tenant, AZURE_TENANT_ID, which must then be a GUID. On success each batch id
+is printed on its own line of stdout, the last line being the last file's
+batch.
 
 flags:
 `},

@@ -209,7 +209,11 @@ func waitForBatches(ctx context.Context, env *Env, db *store.DB, batches []*stor
 		if err != nil {
 			return err
 		}
-		writeBatchSummary(env.Stderr, b, counts, took)
+		tenants, err := store.CountByTenant(ctx, db, b.ID)
+		if err != nil {
+			return err
+		}
+		writeBatchSummary(env.Stderr, b, counts, tenants, took)
 		rc, err := retryCounts(ctx, db, b, counts)
 		if err != nil {
 			return err
@@ -262,9 +266,10 @@ func revertOutcome(b *store.Batch, c store.RevertCounts) error {
 		shortID(b.ID), failed, canceled, shortID(b.ID), shortID(b.ID))
 }
 
-func writeBatchSummary(w io.Writer, b *store.Batch, c store.StatusCounts, took time.Duration) {
+func writeBatchSummary(w io.Writer, b *store.Batch, c store.StatusCounts, tenants store.TenantCounts, took time.Duration) {
 	fmt.Fprintf(w, "batch %s  %s  %d rows  followed for %s\n", b.ID, b.Source, c.Total(), took.Round(time.Second))
 	writeCounts(w, c)
+	writeTenantCounts(w, tenants)
 }
 
 func writeRevertSummary(w io.Writer, b *store.Batch, c store.RevertCounts, took time.Duration) {
@@ -299,7 +304,12 @@ func statusWait(ctx context.Context, env *Env, db *store.DB, b *store.Batch, int
 			return err
 		}
 	}
-	if err := printStatus(ctx, env, db, b, counts); err != nil {
+	tenants, err := store.CountByTenant(ctx, db, b.ID)
+	if err != nil {
+		return err
+	}
+	counts = tenants.Sum()
+	if err := printStatus(ctx, env, db, b, tenants); err != nil {
 		return err
 	}
 	rc, err := retryCounts(ctx, db, b, counts)
@@ -314,10 +324,12 @@ func statusWait(ctx context.Context, env *Env, db *store.DB, b *store.Batch, int
 }
 
 // printStatus is the output of `enqueue status`: the batch, its rows by
-// status and, when it was reverted, its reverts by status.
-func printStatus(ctx context.Context, env *Env, db *store.DB, b *store.Batch, counts store.StatusCounts) error {
+// status, by tenant when they are of more than one, and, when it was
+// reverted, its reverts by status.
+func printStatus(ctx context.Context, env *Env, db *store.DB, b *store.Batch, tenants store.TenantCounts) error {
 	fmt.Fprintf(env.Stdout, "batch %s  %s  %d rows  enqueued %s\n", b.ID, b.Source, b.RowCount, b.CreatedAt.Local().Format("2006-01-02 15:04:05"))
-	writeCounts(env.Stdout, counts)
+	writeCounts(env.Stdout, tenants.Sum())
+	writeTenantCounts(env.Stdout, tenants)
 	reverts, err := store.CountReverts(ctx, db, b.ID)
 	if err != nil {
 		return err

@@ -49,6 +49,8 @@ func runWorker(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) e
 	if err != nil {
 		return err
 	}
+	// A scheduled run puts rows that name no tenant in the worker's.
+	w.Schedule.DefaultTenant = gcfg.TenantID
 	return w.Run(ctx)
 }
 

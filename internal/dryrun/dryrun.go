@@ -1,8 +1,8 @@
 // Package dryrun tells what enqueueing lists would do to each row, writing
 // nothing: it reads the existing assignments of every configuration path
-// the rows name (once each, within the fleet's read limit) and compares
-// each row's target with them. `enqueue --dry-run` (internal/cli) prints
-// the report.
+// the rows name, in each row's tenant (once each, within the fleet's read
+// limit), and compares each row's target with them. `enqueue --dry-run`
+// (internal/cli) prints the report.
 package dryrun
 
 import (
@@ -38,15 +38,18 @@ const readers = 4
 
 // Row is one input row.
 type Row struct {
-	Source string // the input's name
-	Line   int
-	Spec   assign.Spec
+	Source   string // the input's name
+	Line     int
+	TenantID string // the row's tenant, or the default tenant (as enqueue fills it in)
+	Spec     assign.Spec
 }
 
-// key is one configuration path, whose assignments are read once.
+// key is one configuration path in one tenant, whose assignments are read
+// once.
 type key struct {
-	cfg  string
-	path assign.Path
+	tenant string
+	cfg    string
+	path   assign.Path
 }
 
 // list is what Graph said of one configuration path.
@@ -63,17 +66,26 @@ type Plan struct {
 	// Intake is each input's intake result, with its warnings and invalid
 	// rows.
 	Intake []*intake.Summary
-	keys   []key // each once, in order of first use
+	// NoTenant, when not nil, names the first row that names no tenant
+	// while its input's default tenant is not a tenant id: enqueue would
+	// refuse the inputs, and the plan is not run.
+	NoTenant *jobs.NoTenantError
+	keys     []key // each once, in order of first use
 }
 
-// NewPlan reads and validates the inputs, as enqueue would.
+// NewPlan reads and validates the inputs, as enqueue would, rows that name
+// no tenant going to their input's default tenant.
 func NewPlan(inputs []jobs.Input) (*Plan, error) {
 	p := &Plan{}
 	seen := map[key]bool{}
 	for _, in := range inputs {
-		res, err := intake.Reader{Name: in.Name, Format: in.Format}.Read(in.Reader, func(r intake.Row) error {
-			p.Rows = append(p.Rows, Row{Source: in.Name, Line: r.Line, Spec: r.Spec})
-			k := key{r.Spec.ConfigurationID, r.Spec.Path}
+		rd := intake.Reader{Name: in.Name, Format: in.Format, DefaultTenant: in.DefaultTenantID()}
+		res, err := rd.Read(in.Reader, func(r intake.Row) error {
+			if r.TenantID == "" && p.NoTenant == nil {
+				p.NoTenant = &jobs.NoTenantError{File: in.Name, Line: r.Line, DefaultTenant: in.DefaultTenant}
+			}
+			p.Rows = append(p.Rows, Row{Source: in.Name, Line: r.Line, TenantID: r.TenantID, Spec: r.Spec})
+			k := key{r.TenantID, r.Spec.ConfigurationID, r.Spec.Path}
 			if !seen[k] {
 				seen[k] = true
 				p.keys = append(p.keys, k)
@@ -119,6 +131,10 @@ type Report struct {
 // within the fleet's read limit, which it shares with the workers (its
 // bucket is in db) so that a dry run never pushes the tenant into
 // throttling. It writes nothing but its turns at the read limit.
+//
+// Every tenant's lists are read with the one sign-in of the settings:
+// there is no sign-in per tenant yet. When there is, it slots in as the
+// Clients that Read is given.
 func Run(ctx context.Context, db *store.DB, gcfg config.Graph, wcfg config.Worker, p *Plan) (*Report, error) {
 	tokens, err := auth.NewTokenSource(ctx, gcfg, db)
 	if err != nil {
@@ -128,7 +144,18 @@ func Run(ctx context.Context, db *store.DB, gcfg config.Graph, wcfg config.Worke
 	if err != nil {
 		return nil, err
 	}
-	lists, err := readLists(ctx, gc, worker.NewReadLimiter(db.Pool(), wcfg), p.keys)
+	return p.Read(ctx, func(string) (*graph.Client, error) { return gc, nil }, worker.NewReadLimiter(db.Pool(), wcfg))
+}
+
+// Clients gives the Graph client that reads a tenant's lists. An error
+// leaves the tenant's rows not checked (ReadFailed), saying why.
+type Clients func(tenant string) (*graph.Client, error)
+
+// Read reads every list the plan names, each in its tenant through the
+// client clients gives, within reads, and reports what each row would
+// come to.
+func (p *Plan) Read(ctx context.Context, clients Clients, reads *ratelimit.Limiter) (*Report, error) {
+	lists, err := readLists(ctx, clients, reads, p.keys)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +163,7 @@ func Run(ctx context.Context, db *store.DB, gcfg config.Graph, wcfg config.Worke
 }
 
 // readLists reads every list, readers at a time.
-func readLists(ctx context.Context, gc *graph.Client, reads *ratelimit.Limiter, keys []key) (map[key]*list, error) {
+func readLists(ctx context.Context, clients Clients, reads *ratelimit.Limiter, keys []key) (map[key]*list, error) {
 	out := make(map[key]*list, len(keys))
 	var mu sync.Mutex
 	work := make(chan key)
@@ -144,7 +171,7 @@ func readLists(ctx context.Context, gc *graph.Client, reads *ratelimit.Limiter, 
 	for range min(readers, len(keys)) {
 		wg.Go(func() {
 			for k := range work {
-				l := readList(ctx, gc, reads, k)
+				l := readList(ctx, clients, reads, k)
 				mu.Lock()
 				out[k] = l
 				mu.Unlock()
@@ -169,7 +196,11 @@ func readLists(ctx context.Context, gc *graph.Client, reads *ratelimit.Limiter, 
 // same reduction of Graph's answer and the same response policy, waiting
 // in process because a dry run has no queue to come back to later. It is
 // the dry run's one Graph read.
-func readList(ctx context.Context, gc *graph.Client, reads *ratelimit.Limiter, k key) *list {
+func readList(ctx context.Context, clients Clients, reads *ratelimit.Limiter, k key) *list {
+	gc, err := clients(k.tenant)
+	if err != nil {
+		return &list{found: true, err: err.Error()}
+	}
 	l, why := jobs.ReadList(ctx, gc, reads, k.cfg, k.path, jobs.ReadListSettings{
 		Settings: jobs.Settings{MaxErrors: 4, RetryBase: time.Second, RetryMax: 30 * time.Second, MaxWait: 5 * time.Minute},
 	})
@@ -196,7 +227,7 @@ func newReport(rows []Row, lists map[key]*list) *Report {
 // outcome is what a row would come to, given the lists.
 func outcome(r Row, lists map[key]*list) Outcome {
 	o := Outcome{Row: r}
-	l := lists[key{r.Spec.ConfigurationID, r.Spec.Path}]
+	l := lists[key{r.TenantID, r.Spec.ConfigurationID, r.Spec.Path}]
 	switch {
 	case l == nil:
 		o.Result, o.Why = ReadFailed, "not read"

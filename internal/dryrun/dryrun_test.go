@@ -1,10 +1,14 @@
 package dryrun
 
 import (
+	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/intake"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/testenv"
@@ -17,9 +21,9 @@ func TestOutcome(t *testing.T) {
 		return Row{Source: "in.csv", Line: 2, Spec: assign.Spec{ConfigurationID: testenv.Config(cfg), Target: group(g)}}
 	}
 	lists := map[key]*list{
-		{testenv.Config(0), ""}: {found: true, keys: map[string]string{group(1).Key(): "a1"}},
-		{testenv.Config(1), ""}: {err: "HTTP 404 ResourceNotFound (request-id r)"},
-		{testenv.Config(2), ""}: {found: true, err: "gave up after 4 failed reads"},
+		{"", testenv.Config(0), ""}: {found: true, keys: map[string]string{group(1).Key(): "a1"}},
+		{"", testenv.Config(1), ""}: {err: "HTTP 404 ResourceNotFound (request-id r)"},
+		{"", testenv.Config(2), ""}: {found: true, err: "gave up after 4 failed reads"},
 	}
 	tests := []struct {
 		name string
@@ -50,31 +54,88 @@ func TestOutcome(t *testing.T) {
 	}
 }
 
+const (
+	tenantA = "2b7c4d9e-1a3f-4e5b-8c6d-7e8f9a0b1c2d"
+	tenantB = "6e5d4c3b-2a19-4f08-b7e6-d5c4b3a29180"
+)
+
 func TestPlan(t *testing.T) {
 	t.Parallel()
 	// Two files on three configurations: each configuration path is read
 	// once, in order of first use.
 	p, err := NewPlan([]jobs.Input{
-		{Name: "a.csv", Format: intake.FormatCSV, Reader: strings.NewReader(testenv.GroupCSV(4, 2))},
-		{Name: "b.csv", Format: intake.FormatCSV, Reader: strings.NewReader(testenv.GroupCSV(3, 3))},
+		{Name: "a.csv", Format: intake.FormatCSV, Reader: strings.NewReader(testenv.GroupCSV(4, 2)), DefaultTenant: tenantA},
+		{Name: "b.csv", Format: intake.FormatCSV, Reader: strings.NewReader(testenv.GroupCSV(3, 3)), DefaultTenant: tenantA},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Invalid() || len(p.Rows) != 7 || len(p.Intake) != 2 {
-		t.Fatalf("plan: invalid %v, %d rows, %d intake results; want valid, 7 and 2", p.Invalid(), len(p.Rows), len(p.Intake))
+	if p.Invalid() || p.NoTenant != nil || len(p.Rows) != 7 || len(p.Intake) != 2 {
+		t.Fatalf("plan: invalid %v, no tenant %v, %d rows, %d intake results; want valid, 7 and 2", p.Invalid(), p.NoTenant, len(p.Rows), len(p.Intake))
 	}
-	want := []key{{testenv.Config(0), ""}, {testenv.Config(1), ""}, {testenv.Config(2), ""}}
-	if len(p.keys) != len(want) || p.keys[0] != want[0] || p.keys[1] != want[1] || p.keys[2] != want[2] {
+	want := []key{{tenantA, testenv.Config(0), ""}, {tenantA, testenv.Config(1), ""}, {tenantA, testenv.Config(2), ""}}
+	if !slices.Equal(p.keys, want) {
 		t.Fatalf("keys %v, want %v", p.keys, want)
 	}
-	if r := p.Rows[4]; r.Source != "b.csv" || r.Line != 2 {
-		t.Fatalf("row 5: %+v, want b.csv line 2", r)
+	if r := p.Rows[4]; r.Source != "b.csv" || r.Line != 2 || r.TenantID != tenantA {
+		t.Fatalf("row 5: %+v, want b.csv line 2 in the default tenant", r)
 	}
 
-	bad, err := NewPlan([]jobs.Input{{Name: "bad.csv", Format: intake.FormatCSV,
+	bad, err := NewPlan([]jobs.Input{{Name: "bad.csv", Format: intake.FormatCSV, DefaultTenant: tenantA,
 		Reader: strings.NewReader("configuration_id,target_type,group_id\nnot-a-guid,group," + testenv.Group(1) + "\n")}})
 	if err != nil || !bad.Invalid() {
 		t.Fatalf("a plan with an invalid row: %v, invalid %v; want it marked invalid", err, bad != nil && bad.Invalid())
+	}
+}
+
+// TestPlanTenants: a configuration path is read once per tenant that names
+// it; rows without a tenant are the default tenant's; without a default
+// tenant id, the plan names the first row that needs one.
+func TestPlanTenants(t *testing.T) {
+	t.Parallel()
+	list := "configuration_id,target_type,group_id,tenant_id\n" +
+		testenv.Config(0) + ",group," + testenv.Group(0) + "," + tenantB + "\n" +
+		testenv.Config(0) + ",group," + testenv.Group(0) + ",\n" + // the default tenant: another row
+		testenv.Config(0) + ",group," + testenv.Group(1) + "," + tenantA + "\n" + // the default tenant, named
+		testenv.Config(0) + ",group," + testenv.Group(2) + "," + tenantB + "\n"
+	plan := func(def string) *Plan {
+		t.Helper()
+		p, err := NewPlan([]jobs.Input{{Name: "t.csv", Format: intake.FormatCSV, Reader: strings.NewReader(list), DefaultTenant: def}})
+		if err != nil || p.Invalid() {
+			t.Fatalf("NewPlan: %v, invalid %v", err, p.Invalid())
+		}
+		return p
+	}
+
+	p := plan(strings.ToUpper(tenantA))
+	want := []key{{tenantB, testenv.Config(0), ""}, {tenantA, testenv.Config(0), ""}}
+	if p.NoTenant != nil || !slices.Equal(p.keys, want) {
+		t.Fatalf("keys %v (no tenant %v), want %v", p.keys, p.NoTenant, want)
+	}
+	if p.Rows[1].TenantID != tenantA {
+		t.Fatalf("a row without a tenant: %+v, want the default tenant's", p.Rows[1])
+	}
+
+	// Each (tenant, configuration, path) is asked of its tenant's client,
+	// once; a tenant without one leaves its rows not checked.
+	var asked []string
+	rep, err := p.Read(context.Background(), func(tenant string) (*graph.Client, error) {
+		asked = append(asked, tenant)
+		return nil, errors.New("no sign-in for tenant " + tenant)
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(asked)
+	if !slices.Equal(asked, []string{tenantA, tenantB}) || rep.Lists != 2 || rep.Counts[ReadFailed] != 4 ||
+		rep.Rows[0].Why != "no sign-in for tenant "+tenantB || rep.Rows[1].Why != "no sign-in for tenant "+tenantA {
+		t.Fatalf("asked %v; report %+v", asked, rep)
+	}
+
+	for _, def := range []string{"", "contoso.onmicrosoft.com"} {
+		p := plan(def)
+		if p.NoTenant == nil || p.NoTenant.File != "t.csv" || p.NoTenant.Line != 3 || p.NoTenant.DefaultTenant != def {
+			t.Errorf("default tenant %q: NoTenant = %+v, want t.csv line 3", def, p.NoTenant)
+		}
 	}
 }

@@ -94,11 +94,12 @@ func (st *state) readCSV(r io.Reader) error {
 		}
 		st.chk.reset()
 		spec := st.chk.spec(&f, &csvVocab)
+		tenant := st.chk.tenant(&f, &csvVocab)
 		if !st.chk.ok() {
 			st.invalid(line, st.chk.String())
 			continue
 		}
-		if err := st.row(line, spec); err != nil {
+		if err := st.row(line, tenant, spec); err != nil {
 			return err
 		}
 	}

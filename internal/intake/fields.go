@@ -27,6 +27,7 @@ const (
 	fieldFilterID
 	fieldFilterType
 	fieldPath
+	fieldTenantID
 	numFields
 )
 
@@ -42,6 +43,7 @@ var fieldNames = [numFields]struct{ csv, json string }{
 	fieldFilterID:        {"filter_id", "target.deviceAndAppManagementAssignmentFilterId"},
 	fieldFilterType:      {"filter_type", "target.deviceAndAppManagementAssignmentFilterType"},
 	fieldPath:            {"path", "path"},
+	fieldTenantID:        {"tenant_id", "tenantId"},
 }
 
 // fields is one row's raw values, trimmed, before validation. The empty
@@ -279,6 +281,24 @@ func (c *check) spec(f *fields, v *vocab) assign.Spec {
 		}
 	}
 	return s
+}
+
+// tenant validates the tenant of f, read in vocabulary v: "" when the row
+// names none, else the canonical GUID; problems go to c.
+func (c *check) tenant(f *fields, v *vocab) string {
+	s := f.v[fieldTenantID]
+	if s == "" || c.tooLong(v, fieldTenantID, s) {
+		return ""
+	}
+	id, err := assign.ParseGUID(v.name(fieldTenantID), s)
+	switch {
+	case err != nil:
+		c.addErr(err)
+	case id == zeroGUID:
+		c.add(fmt.Sprintf("%s %q is the nil GUID, not a tenant", v.name(fieldTenantID), s))
+		return ""
+	}
+	return id
 }
 
 // targetProblem words what is wrong with t, which assign.Target.Validate

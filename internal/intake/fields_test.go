@@ -105,10 +105,10 @@ func TestFieldNames(t *testing.T) {
 	for _, k := range rowKeys {
 		row = append(row, k.name)
 	}
-	if want := []string{"configurationId", "path", "target"}; !slices.Equal(row, want) {
+	if want := []string{"configurationId", "path", "tenantId", "target"}; !slices.Equal(row, want) {
 		t.Errorf("row keys %v, want %v", row, want)
 	}
-	if want := []string{"configuration_id", "target_type", "group_id", "collection_id", "filter_id", "filter_type", "path"}; !slices.Equal(Columns, want) {
+	if want := []string{"configuration_id", "target_type", "group_id", "collection_id", "filter_id", "filter_type", "path", "tenant_id"}; !slices.Equal(Columns, want) {
 		t.Errorf("Columns %v, want %v", Columns, want)
 	}
 }

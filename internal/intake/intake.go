@@ -7,12 +7,13 @@
 // Any invalid row makes the whole input invalid (Summary.Err), but reading goes
 // on to the end so that every bad line is reported, as "FILE:LINE: message".
 // A syntax error stops reading at its line. A row that repeats an earlier one
-// (same assign.Spec.Key) is passed on once, with a warning.
+// (same assign.Spec.Key in the same tenant) is passed on once, with a
+// warning.
 //
 // CSV: a header row naming the columns (any order; configuration_id is
 // required, the others are optional and read as empty when absent):
 //
-//	configuration_id, target_type, group_id, collection_id, filter_id, filter_type, path
+//	configuration_id, target_type, group_id, collection_id, filter_id, filter_type, path, tenant_id
 //
 // UTF-8 with or without a byte order mark, CRLF or LF, RFC 4180 quoting.
 // Values are trimmed of surrounding white space; rows whose fields are all
@@ -22,7 +23,7 @@
 // or a stream of objects; NDJSON (.ndjson, .jsonl) has exactly one object per
 // line. Each object is
 //
-//	{"configurationId": "…", "path": "…", "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget",
+//	{"configurationId": "…", "path": "…", "tenantId": "…", "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget",
 //	 "groupId": "…", "deviceAndAppManagementAssignmentFilterId": "…", "deviceAndAppManagementAssignmentFilterType": "include"}}
 //
 // Keys are matched exactly; unknown and repeated keys are errors (a row
@@ -106,6 +107,9 @@ func DetectFormat(name, override string) (Format, error) {
 type Row struct {
 	Line int // line of the row in the input, from 1 (the CSV header is line 1)
 	Spec assign.Spec
+	// TenantID is the tenant the row names (a canonical GUID), else
+	// Reader.DefaultTenant, which may be "".
+	TenantID string
 }
 
 // Problem is one finding about the input.
@@ -196,6 +200,11 @@ type Reader struct {
 	Format      Format // empty: FormatAuto
 	MaxProblems int    // errors and warnings listed in the Summary; default DefaultMaxProblems
 	MaxRows     int    // data rows accepted; more is an error; default DefaultMaxRows
+	// DefaultTenant is the tenant of rows that name none: a canonical GUID
+	// (assign.ParseGUID), or "" to leave them without one. Rows are told
+	// apart by tenant, so a row that names the default tenant repeats one
+	// that names none.
+	DefaultTenant string
 }
 
 // Read reads and validates all of r. It calls fn for each unique valid row, in
@@ -213,6 +222,7 @@ func (rd Reader) Read(r io.Reader, fn func(Row) error) (*Summary, error) {
 		rows:  rd.MaxRows,
 		seed1: maphash.MakeSeed(),
 		seed2: maphash.MakeSeed(),
+		def:   rd.DefaultTenant,
 	}
 	if st.max <= 0 {
 		st.max = DefaultMaxProblems
@@ -300,12 +310,13 @@ type state struct {
 	rows    int // data rows allowed
 	records int // data rows seen (valid, invalid, duplicate)
 	chk     check
-	// seen maps a hash of each valid row's Spec.Key to its line. Two
-	// independently seeded 64-bit maphash values make 128 bits; the seeds
-	// are random per Read, so no input can aim for a collision.
+	// seen maps a hash of each valid row's tenant and Spec.Key to its
+	// line. Two independently seeded 64-bit maphash values make 128 bits;
+	// the seeds are random per Read, so no input can aim for a collision.
 	seen         *dupSet
 	seed1, seed2 maphash.Seed
 	key          []byte
+	def          string // Reader.DefaultTenant
 }
 
 // appendKey appends s.Key() to b without allocating (TestAppendKey keeps
@@ -332,10 +343,16 @@ func (st *state) record(line int) bool {
 	return true
 }
 
-// row handles a validated row: a duplicate is counted and warned about,
-// anything else passed to fn.
-func (st *state) row(line int, spec assign.Spec) error {
-	st.key = appendKey(st.key[:0], &spec)
+// row handles a validated row of tenant ("" when it names none): a
+// duplicate (the same Spec in the same tenant) is counted and warned
+// about, anything else passed to fn.
+func (st *state) row(line int, tenant string, spec assign.Spec) error {
+	if tenant == "" {
+		tenant = st.def
+	}
+	st.key = append(st.key[:0], tenant...)
+	st.key = append(st.key, '|')
+	st.key = appendKey(st.key, &spec)
 	h1, h2 := maphash.Bytes(st.seed1, st.key), maphash.Bytes(st.seed2, st.key)
 	if first, dup := st.seen.add(h1, h2, int32(min(line, 1<<31-1))); dup {
 		st.res.Duplicates++
@@ -346,7 +363,7 @@ func (st *state) row(line int, spec assign.Spec) error {
 		return nil
 	}
 	st.res.Rows++
-	if err := st.fn(Row{Line: line, Spec: spec}); err != nil {
+	if err := st.fn(Row{Line: line, Spec: spec, TenantID: tenant}); err != nil {
 		return fmt.Errorf("%s:%d: %w", st.name, line, err)
 	}
 	return nil

@@ -114,6 +114,8 @@ const (
 	c2 = "7b6a5f4e-3d2c-4b1a-9f8e-7d6c5b4a3f2e"
 	g1 = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"
 	g2 = "1e2d3c4b-5a69-4788-9a6b-5c4d3e2f1a0b"
+	t1 = "2b7c4d9e-1a3f-4e5b-8c6d-7e8f9a0b1c2d"
+	t2 = "6e5d4c3b-2a19-4f08-b7e6-d5c4b3a29180"
 	f1 = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 	f2 = "5c6d7e8f-9a0b-4c1d-8e2f-3a4b5c6d7e8f"
 
@@ -141,61 +143,73 @@ const (
 
 var goodFiles = map[string][]Row{
 	"all.csv": {
-		{2, spec(c1, "", grp, g1, "", "", "")},
-		{3, spec(c1, "rootCertificate", grp, g1, "", f1, inc)},
-		{4, spec(c1, "identityCertificate", excl, g2, "", "", "")},
-		{5, spec(c1, "identityCertificate/rootCertificate", dev, "", "", f2, exc)},
-		{6, spec(c1, ios, usr, "", "", "", "")},
-		{7, spec(c1, macos, col, "", "SMS00001", f1, inc)},
-		{8, spec(c1, win81, grp, g2, "", "", "")},
-		{9, spec(c1, wp81, dev, "", "", "", "")},
-		{10, spec(c2, "", grp, g1, "", f1, exc)},
-		{11, spec(c2, "rootCertificate", col, "", "P0100023", "", "")},
-		{12, spec(c2, "", usr, "", "", f2, inc)},
-		{13, spec(c2, "", dev, "", "", "", "")},
-		{14, spec(c2, "", excl, g1, "", "", "")},
-		{15, spec(c2, "", col, "", "SMS00001", "", "")},
-		{16, spec(c2, "", grp, g2, "", f2, exc)},
+		{Line: 2, Spec: spec(c1, "", grp, g1, "", "", "")},
+		{Line: 3, Spec: spec(c1, "rootCertificate", grp, g1, "", f1, inc)},
+		{Line: 4, Spec: spec(c1, "identityCertificate", excl, g2, "", "", "")},
+		{Line: 5, Spec: spec(c1, "identityCertificate/rootCertificate", dev, "", "", f2, exc)},
+		{Line: 6, Spec: spec(c1, ios, usr, "", "", "", "")},
+		{Line: 7, Spec: spec(c1, macos, col, "", "SMS00001", f1, inc)},
+		{Line: 8, Spec: spec(c1, win81, grp, g2, "", "", "")},
+		{Line: 9, Spec: spec(c1, wp81, dev, "", "", "", "")},
+		{Line: 10, Spec: spec(c2, "", grp, g1, "", f1, exc)},
+		{Line: 11, Spec: spec(c2, "rootCertificate", col, "", "P0100023", "", "")},
+		{Line: 12, Spec: spec(c2, "", usr, "", "", f2, inc)},
+		{Line: 13, Spec: spec(c2, "", dev, "", "", "", "")},
+		{Line: 14, Spec: spec(c2, "", excl, g1, "", "", "")},
+		{Line: 15, Spec: spec(c2, "", col, "", "SMS00001", "", "")},
+		{Line: 16, Spec: spec(c2, "", grp, g2, "", f2, exc)},
 	},
 	"bom_crlf.csv": {
-		{2, spec(c1, "", grp, g1, "", f1, inc)},
-		{3, spec(c1, "rootCertificate", dev, "", "", "", "")},
-		{4, spec(c2, "identityCertificate", col, "", "SMS0000A", "", "")},
+		{Line: 2, Spec: spec(c1, "", grp, g1, "", f1, inc)},
+		{Line: 3, Spec: spec(c1, "rootCertificate", dev, "", "", "", "")},
+		{Line: 4, Spec: spec(c2, "identityCertificate", col, "", "SMS0000A", "", "")},
 	},
 	"subset.csv": {
-		{3, spec(c1, "", dev, "", "", "", "")},
-		{5, spec(c2, "", usr, "", "", "", "")},
-		{7, spec(c2, "", dev, "", "", "", "")},
+		{Line: 3, Spec: spec(c1, "", dev, "", "", "", "")},
+		{Line: 5, Spec: spec(c2, "", usr, "", "", "", "")},
+		{Line: 7, Spec: spec(c2, "", dev, "", "", "", "")},
 	},
 	"multiline.csv": {
-		{2, spec(c1, "rootCertificate", grp, g1, "", "", "")},
-		{5, spec(c2, "identityCertificate", grp, g2, "", "", "")},
-		{7, spec(c1, "", grp, g2, "", "", "")},
+		{Line: 2, Spec: spec(c1, "rootCertificate", grp, g1, "", "", "")},
+		{Line: 5, Spec: spec(c2, "identityCertificate", grp, g2, "", "", "")},
+		{Line: 7, Spec: spec(c1, "", grp, g2, "", "", "")},
 	},
 	"dup.csv": {
-		{2, spec(c1, "", grp, g1, "", "", "")},
-		{3, spec(c1, "", dev, "", "", "", "")},
-		{4, spec(c1, "", grp, g1, "", f1, inc)},
-		{6, spec(c1, "rootCertificate", dev, "", "", "", "")},
-		{8, spec(c1, "", grp, g1, "", f1, exc)},
+		{Line: 2, Spec: spec(c1, "", grp, g1, "", "", "")},
+		{Line: 3, Spec: spec(c1, "", dev, "", "", "", "")},
+		{Line: 4, Spec: spec(c1, "", grp, g1, "", f1, inc)},
+		{Line: 6, Spec: spec(c1, "rootCertificate", dev, "", "", "", "")},
+		{Line: 8, Spec: spec(c1, "", grp, g1, "", f1, exc)},
 	},
 	"array.json": {
-		{2, spec(c1, "", grp, g1, "", f1, inc)},
-		{12, spec(c1, "rootCertificate", excl, g2, "", "", "")},
-		{13, spec(c2, "", dev, "", "", "", "")},
-		{15, spec(c2, "identityCertificate/rootCertificate", usr, "", "", f2, exc)},
-		{16, spec(c2, ios, col, "", "SMS00001", "", "")},
+		{Line: 2, Spec: spec(c1, "", grp, g1, "", f1, inc)},
+		{Line: 12, Spec: spec(c1, "rootCertificate", excl, g2, "", "", "")},
+		{Line: 13, Spec: spec(c2, "", dev, "", "", "", "")},
+		{Line: 15, Spec: spec(c2, "identityCertificate/rootCertificate", usr, "", "", f2, exc)},
+		{Line: 16, Spec: spec(c2, ios, col, "", "SMS00001", "", "")},
 	},
 	"stream.json": {
-		{1, spec(c1, "identityCertificate", grp, g1, "", "", "")},
-		{6, spec(c2, "", dev, "", "", "", "")},
-		{9, spec(c1, "", dev, "", "", "", "")},
+		{Line: 1, Spec: spec(c1, "identityCertificate", grp, g1, "", "", "")},
+		{Line: 6, Spec: spec(c2, "", dev, "", "", "", "")},
+		{Line: 9, Spec: spec(c1, "", dev, "", "", "", "")},
+	},
+	// The same row in two tenants, and without one, is three rows.
+	"tenants.csv": {
+		{Line: 2, Spec: spec(c1, "", grp, g1, "", "", ""), TenantID: t1},
+		{Line: 3, Spec: spec(c1, "", grp, g1, "", "", ""), TenantID: t2},
+		{Line: 4, Spec: spec(c1, "", grp, g1, "", "", "")},
+		{Line: 5, Spec: spec(c2, "", dev, "", "", "", ""), TenantID: t1},
+	},
+	"tenants.ndjson": {
+		{Line: 1, Spec: spec(c2, "", usr, "", "", "", ""), TenantID: t2},
+		{Line: 2, Spec: spec(c2, "", usr, "", "", "", "")},
+		{Line: 3, Spec: spec(c2, "", usr, "", "", "", ""), TenantID: t1},
 	},
 	"rows.ndjson": {
-		{1, spec(c1, macos, grp, g1, "", "", "")},
-		{3, spec(c1, win81, usr, "", "", "", "")},
-		{6, spec(c2, wp81, col, "", "P0100023", f1, exc)},
-		{7, spec(c2, "", excl, g2, "", "", "")},
+		{Line: 1, Spec: spec(c1, macos, grp, g1, "", "", "")},
+		{Line: 3, Spec: spec(c1, win81, usr, "", "", "", "")},
+		{Line: 6, Spec: spec(c2, wp81, col, "", "P0100023", f1, exc)},
+		{Line: 7, Spec: spec(c2, "", excl, g2, "", "", "")},
 	},
 }
 
@@ -266,9 +280,39 @@ func TestGood(t *testing.T) {
 func dump(rows []Row) string {
 	var b strings.Builder
 	for _, r := range rows {
-		fmt.Fprintf(&b, "%d: %s\n", r.Line, r.Spec.Key())
+		fmt.Fprintf(&b, "%d: %s %s\n", r.Line, r.TenantID, r.Spec.Key())
 	}
 	return b.String()
+}
+
+// TestDefaultTenant: rows that name no tenant get the reader's default,
+// and a row that names the default tenant then repeats one that names
+// none; rows of other tenants stay apart.
+func TestDefaultTenant(t *testing.T) {
+	in := "configuration_id,target_type,tenant_id\n" +
+		c1 + ",all_devices,\n" +
+		c1 + ",all_devices," + strings.ToUpper(t1) + "\n" +
+		c1 + ",all_devices," + t2 + "\n" +
+		c2 + ",all_devices,\n"
+	var rows []Row
+	res, err := Reader{Name: "in.csv", Format: FormatCSV, DefaultTenant: t1}.Read(strings.NewReader(in), func(r Row) error {
+		rows = append(rows, r)
+		return nil
+	})
+	if err != nil || res.Err() != nil {
+		t.Fatalf("Read: %v, %v", err, res.Err())
+	}
+	want := []Row{
+		{Line: 2, Spec: spec(c1, "", dev, "", "", "", ""), TenantID: t1},
+		{Line: 4, Spec: spec(c1, "", dev, "", "", "", ""), TenantID: t2},
+		{Line: 5, Spec: spec(c2, "", dev, "", "", "", ""), TenantID: t1},
+	}
+	if !reflect.DeepEqual(rows, want) {
+		t.Errorf("rows:\n%s\nwant:\n%s", dump(rows), dump(want))
+	}
+	if got, want := report(res), "in.csv:3: warning: duplicate of line 2; enqueued once\n"; got != want {
+		t.Errorf("warnings %q, want %q", got, want)
+	}
 }
 
 // TestExamples parses the demo inputs in examples/.
@@ -286,6 +330,21 @@ func TestExamples(t *testing.T) {
 	}
 	if len(jsonRows) < 8 || res.Duplicates != 0 {
 		t.Errorf("assignments.json: %d rows, %d duplicates", len(jsonRows), res.Duplicates)
+	}
+
+	// The multi-tenant example: rows of two tenants named, and rows
+	// without a tenant, which go to the default tenant.
+	multiRows, res := readFile(t, "../../examples/multi-tenant.csv")
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	perTenant := map[string]int{}
+	for _, r := range multiRows {
+		perTenant[r.TenantID]++
+	}
+	if len(multiRows) != 8 || res.Duplicates != 0 || len(perTenant) != 3 || perTenant[""] != 2 {
+		t.Errorf("multi-tenant.csv: %d rows, %d duplicates, rows by tenant %v; want 8, 0, and 2 tenants named beside 2 rows without",
+			len(multiRows), res.Duplicates, perTenant)
 	}
 
 	// The tenant knows 8 configurations; exactly 2 CSV rows use another

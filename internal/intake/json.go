@@ -512,11 +512,12 @@ func (st *state) jsonValue(s *scanner) error {
 	}
 	st.chk.endKeys()
 	spec := st.chk.spec(&f, &jsonVocab)
+	tenant := st.chk.tenant(&f, &jsonVocab)
 	if !st.chk.ok() {
 		st.invalid(line, st.chk.String())
 		return nil
 	}
-	return st.row(line, spec)
+	return st.row(line, tenant, spec)
 }
 
 // jsonObject reads a row object (prefix "") or its target (prefix

@@ -19,6 +19,39 @@ type Input struct {
 	Name   string // file name as the user gave it ("-" for stdin); errors name it
 	Reader io.Reader
 	Format intake.Format
+	// DefaultTenant is the tenant of rows that name none, as the caller
+	// was given it (AZURE_TENANT_ID). It must be a tenant id (a GUID) when
+	// some row names no tenant, and is not looked at otherwise: it may then
+	// be empty, or a domain name, which signing in accepts but a row cannot
+	// be keyed by.
+	DefaultTenant string
+}
+
+// DefaultTenantID is the canonical GUID of in.DefaultTenant, or "" when
+// it is not a tenant id.
+func (in Input) DefaultTenantID() string {
+	id, err := assign.ParseGUID("default tenant", in.DefaultTenant)
+	if err != nil || id == "00000000-0000-0000-0000-000000000000" {
+		return ""
+	}
+	return id
+}
+
+// NoTenantError reports a row that names no tenant when Input.DefaultTenant
+// is not a tenant id to put it in. Nothing was enqueued.
+type NoTenantError struct {
+	File string
+	Line int // the first such row
+	// DefaultTenant is Input.DefaultTenant as given: "" when not set.
+	DefaultTenant string
+}
+
+func (e *NoTenantError) Error() string {
+	if e.DefaultTenant == "" {
+		return fmt.Sprintf("%s:%d: the row names no tenant, and no default tenant (AZURE_TENANT_ID) is set", e.File, e.Line)
+	}
+	return fmt.Sprintf("%s:%d: the row names no tenant, and the default tenant (AZURE_TENANT_ID) %q is not a tenant id (a GUID)",
+		e.File, e.Line, e.DefaultTenant)
 }
 
 // Enqueued is the result for one input.
@@ -49,7 +82,10 @@ const chunkRows = 5000
 // Enqueue writes each input as a batch: a batch row, one item per unique
 // row, and one River job per item — all in one transaction, so a set of files
 // is enqueued whole or not at all. Memory stays flat: rows stream through in
-// chunks written with COPY.
+// chunks written with COPY. Every item names its tenant: the row's, else
+// the input's default tenant. Invalid rows are an *InvalidInputError; in
+// valid inputs, a row that names no tenant when the default tenant is not
+// a tenant id is a *NoTenantError.
 func Enqueue(ctx context.Context, pool *pgxpool.Pool, rc *river.Client[pgx.Tx], inputs []Input) ([]Enqueued, error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
@@ -73,12 +109,13 @@ func Enqueue(ctx context.Context, pool *pgxpool.Pool, rc *river.Client[pgx.Tx], 
 // caller must roll it back.
 func EnqueueTx(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], inputs []Input) ([]Enqueued, error) {
 	var (
-		out     []Enqueued
-		results []*intake.Summary
-		invalid bool
+		out      []Enqueued
+		results  []*intake.Summary
+		invalid  bool
+		noTenant *NoTenantError
 	)
 	for _, in := range inputs {
-		e, err := enqueueOne(ctx, tx, rc, in, !invalid)
+		e, nt, err := enqueueOne(ctx, tx, rc, in, !invalid && noTenant == nil)
 		if err != nil {
 			return nil, err
 		}
@@ -86,23 +123,32 @@ func EnqueueTx(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], inputs 
 		if e.Intake.Err() != nil {
 			invalid = true
 		}
+		if noTenant == nil {
+			noTenant = nt
+		}
 		out = append(out, e)
 	}
 	if invalid {
 		return nil, &InvalidInputError{Results: results}
 	}
+	if noTenant != nil {
+		return nil, noTenant
+	}
 	return out, nil
 }
 
 // enqueueOne reads one input into tx. When write is false (an earlier input
-// was invalid, so the transaction will roll back) it only validates.
-func enqueueOne(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], in Input, write bool) (Enqueued, error) {
+// was invalid, so the transaction will roll back) it only validates, and
+// so it does once a row names no tenant and there is no default tenant to
+// fill in (the *NoTenantError it returns names the first such row).
+func enqueueOne(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], in Input, write bool) (Enqueued, *NoTenantError, error) {
 	b := &store.Batch{ID: assign.NewID(), Source: in.Name}
 	if write {
 		if err := store.InsertBatch(ctx, tx, b); err != nil {
-			return Enqueued{}, err
+			return Enqueued{}, nil, err
 		}
 	}
+	var noTenant *NoTenantError
 	chunk := make([]store.ItemRow, 0, chunkRows)
 	n := 0
 	flush := func() error {
@@ -120,29 +166,34 @@ func enqueueOne(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], in Inp
 		chunk = chunk[:0]
 		return nil
 	}
-	res, err := intake.Reader{Name: in.Name, Format: in.Format}.Read(in.Reader, func(r intake.Row) error {
+	rd := intake.Reader{Name: in.Name, Format: in.Format, DefaultTenant: in.DefaultTenantID()}
+	res, err := rd.Read(in.Reader, func(r intake.Row) error {
+		if r.TenantID == "" && noTenant == nil {
+			noTenant = &NoTenantError{File: in.Name, Line: r.Line, DefaultTenant: in.DefaultTenant}
+			write = false // the transaction rolls back
+		}
 		n++
-		chunk = append(chunk, store.ItemRow{Row: n, Line: r.Line, Spec: r.Spec})
+		chunk = append(chunk, store.ItemRow{Row: n, Line: r.Line, TenantID: r.TenantID, Spec: r.Spec})
 		if len(chunk) == chunkRows {
 			return flush()
 		}
 		return nil
 	})
 	if err != nil {
-		return Enqueued{}, err
+		return Enqueued{}, nil, err
 	}
-	if res.Err() != nil {
+	if res.Err() != nil || noTenant != nil {
 		// Stop writing: the whole transaction rolls back.
-		return Enqueued{Batch: b, Intake: res}, nil
+		return Enqueued{Batch: b, Intake: res}, noTenant, nil
 	}
 	if err := flush(); err != nil {
-		return Enqueued{}, err
+		return Enqueued{}, nil, err
 	}
 	b.SHA256, b.Bytes, b.RowCount, b.DuplicateRows = res.SHA256, res.Bytes, res.Rows, res.Duplicates
 	if write {
 		if err := store.FinishBatchInsert(ctx, tx, b); err != nil {
-			return Enqueued{}, err
+			return Enqueued{}, nil, err
 		}
 	}
-	return Enqueued{Batch: b, Intake: res}, nil
+	return Enqueued{Batch: b, Intake: res}, nil, nil
 }

@@ -136,6 +136,11 @@ type ScheduleConfig struct {
 	// Now is the clock schedules are judged by; default time.Now. Tests
 	// inject a fake one.
 	Now func() time.Time
+	// DefaultTenant is the tenant of a run's rows that name none: the
+	// worker's AZURE_TENANT_ID, as enqueue's is for enqueue (see
+	// Input.DefaultTenant). A run whose rows need it when it is not a
+	// tenant id enqueues nothing and records why on its schedule.
+	DefaultTenant string
 }
 
 func (c *ScheduleConfig) withDefaults() {
@@ -173,9 +178,10 @@ func NewScheduleTick(cfg ScheduleConfig) *river.PeriodicJob {
 // ScheduleWorker works schedule ticks.
 type ScheduleWorker struct {
 	river.WorkerDefaults[ScheduleTickArgs]
-	pool *pgxpool.Pool
-	log  *slog.Logger
-	now  func() time.Time
+	pool   *pgxpool.Pool
+	log    *slog.Logger
+	now    func() time.Time
+	tenant string // ScheduleConfig.DefaultTenant
 }
 
 // NewScheduleWorker returns the tick worker.
@@ -184,7 +190,7 @@ func NewScheduleWorker(pool *pgxpool.Pool, logger *slog.Logger, cfg ScheduleConf
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &ScheduleWorker{pool: pool, log: logger, now: cfg.Now}
+	return &ScheduleWorker{pool: pool, log: logger, now: cfg.Now, tenant: cfg.DefaultTenant}
 }
 
 // Timeout leaves room to enqueue a large list (a million rows take tens of
@@ -200,7 +206,7 @@ func (w *ScheduleWorker) Work(ctx context.Context, _ *river.Job[ScheduleTickArgs
 	if err != nil {
 		return err
 	}
-	_, err = RunDueSchedules(ctx, w.pool, rc, w.now(), w.log)
+	_, err = RunDueSchedules(ctx, w.pool, rc, w.now(), w.tenant, w.log)
 	return err
 }
 
@@ -216,8 +222,11 @@ type ScheduleRun struct {
 // store.LockDueSchedules and the slot bookkeeping make every slot run
 // exactly once however many workers (or overlapping leaders) call this. A
 // stored list that has become invalid (intake rules changed) records its
-// error on the schedule, and the slot counts as run.
-func RunDueSchedules(ctx context.Context, pool *pgxpool.Pool, rc *river.Client[pgx.Tx], now time.Time, log *slog.Logger) ([]ScheduleRun, error) {
+// error on the schedule, and the slot counts as run; so does a list whose
+// rows rely on defaultTenant (ScheduleConfig.DefaultTenant) when it is not
+// a tenant id.
+func RunDueSchedules(ctx context.Context, pool *pgxpool.Pool, rc *river.Client[pgx.Tx], now time.Time, defaultTenant string,
+	log *slog.Logger) ([]ScheduleRun, error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("error beginning transaction: %w", err)
@@ -230,7 +239,7 @@ func RunDueSchedules(ctx context.Context, pool *pgxpool.Pool, rc *river.Client[p
 	}
 	var runs []ScheduleRun
 	for _, s := range due {
-		run, ran, err := runSchedule(ctx, tx, rc, s, now)
+		run, ran, err := runSchedule(ctx, tx, rc, s, now, defaultTenant)
 		if err != nil {
 			return nil, fmt.Errorf("schedule %q: %w", s.Name, err)
 		}
@@ -246,7 +255,7 @@ func RunDueSchedules(ctx context.Context, pool *pgxpool.Pool, rc *river.Client[p
 	}
 	for _, r := range runs {
 		if r.Error != "" {
-			log.Error("scheduled run enqueued nothing: the stored list is invalid; replace it with `enqueue schedule add --replace`",
+			log.Error("scheduled run enqueued nothing: the stored list is invalid, or has rows for the default tenant and the worker's AZURE_TENANT_ID is not a tenant id; replace the list with `enqueue schedule add --replace`, or fix AZURE_TENANT_ID",
 				"schedule", r.Schedule, "slot", r.Slot, "error", r.Error)
 			continue
 		}
@@ -259,9 +268,11 @@ func RunDueSchedules(ctx context.Context, pool *pgxpool.Pool, rc *river.Client[p
 // invalid list say enough.
 const maxRunError = 2000
 
-// runSchedule enqueues s's list for its latest due slot within tx. ran is
-// false when nothing was due after all.
-func runSchedule(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], s *store.Schedule, now time.Time) (run ScheduleRun, ran bool, err error) {
+// runSchedule enqueues s's list for its latest due slot within tx, rows
+// that name no tenant in defaultTenant. ran is false when nothing was due
+// after all.
+func runSchedule(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], s *store.Schedule, now time.Time,
+	defaultTenant string) (run ScheduleRun, ran bool, err error) {
 	run = ScheduleRun{Schedule: s.Name}
 	sched, err := ParseSchedule(s.Cron, s.TimeZone)
 	if err != nil {
@@ -287,13 +298,15 @@ func runSchedule(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], s *st
 	if err != nil {
 		return run, false, err
 	}
-	out, err := EnqueueTx(ctx, sp, rc, []Input{{Name: s.Source, Reader: bytes.NewReader(content), Format: intake.Format(s.Format)}})
+	out, err := EnqueueTx(ctx, sp, rc, []Input{{Name: s.Source, Reader: bytes.NewReader(content), Format: intake.Format(s.Format),
+		DefaultTenant: defaultTenant}})
 	var invalid *InvalidInputError
-	if errors.As(err, &invalid) {
+	var noTenant *NoTenantError
+	if errors.As(err, &invalid) || errors.As(err, &noTenant) {
 		if err := sp.Rollback(ctx); err != nil {
 			return run, false, err
 		}
-		run.Error = strings.TrimSpace(invalid.Error())
+		run.Error = strings.TrimSpace(err.Error())
 		if len(run.Error) > maxRunError {
 			run.Error = strings.ToValidUTF8(run.Error[:maxRunError], "") + " …"
 		}

@@ -575,7 +575,7 @@ func TestRunDueSchedulesOverlappingLeaders(t *testing.T) {
 		for i, p := range pools {
 			wg.Go(func() {
 				var err error
-				if runs[i], err = jobs.RunDueSchedules(ctx, p, rc, now, slog.New(slog.DiscardHandler)); err != nil {
+				if runs[i], err = jobs.RunDueSchedules(ctx, p, rc, now, testTenant, slog.New(slog.DiscardHandler)); err != nil {
 					t.Errorf("leader %d: %v", i, err)
 				}
 			})

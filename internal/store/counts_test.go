@@ -21,7 +21,7 @@ func TestCountRetryable(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := jobs.Enqueue(ctx, db.Pool, rc, []jobs.Input{{Name: "retry.csv",
-		Reader: strings.NewReader(testenv.GroupCSV(10, 3)), Format: intake.FormatCSV}})
+		Reader: strings.NewReader(testenv.GroupCSV(10, 3)), Format: intake.FormatCSV, DefaultTenant: testTenant}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ type Item struct {
 	BatchID         string
 	Row             int
 	Line            int
-	TenantID        string // the tenant the row writes to
+	TenantID        string // the tenant the row writes to; "" for a row enqueued before rows named one
 	Spec            assign.Spec
 	Status          assign.Status
 	Attempts        int
@@ -34,14 +34,14 @@ type Item struct {
 // itemReturning lists the columns scanItem reads, in order.
 const itemReturning = `line, configuration_id::text, path, target_type, group_id::text, collection_id,
 	filter_id::text, filter_type, status, attempts, errors, assignment_id, intent_request_id, intent_at, started_at,
-	coalesce(now() - started_at, '0')`
+	coalesce(now() - started_at, '0'), coalesce(tenant_id, '')`
 
 func scanItem(row pgx.Row, batchID string, rowNo int) (*Item, error) {
 	it := &Item{BatchID: batchID, Row: rowNo}
 	var path, ttype, status string
 	var group, coll, filter, ftype, assignmentID, intent *string
 	err := row.Scan(&it.Line, &it.Spec.ConfigurationID, &path, &ttype, &group, &coll, &filter, &ftype, &status,
-		&it.Attempts, &it.Errors, &assignmentID, &intent, &it.IntentAt, &it.StartedAt, &it.Elapsed)
+		&it.Attempts, &it.Errors, &assignmentID, &intent, &it.IntentAt, &it.StartedAt, &it.Elapsed, &it.TenantID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("item %s/%d: %w", batchID, rowNo, ErrNotFound)
 	}

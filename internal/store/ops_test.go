@@ -31,7 +31,7 @@ func setupOps(t *testing.T) *opsBundle {
 		t.Fatal(err)
 	}
 	out, err := jobs.Enqueue(context.Background(), db.Pool, rc, []jobs.Input{{Name: "ops.csv",
-		Reader: strings.NewReader(testenv.GroupCSV(10, 3)), Format: intake.FormatCSV}})
+		Reader: strings.NewReader(testenv.GroupCSV(10, 3)), Format: intake.FormatCSV, DefaultTenant: testTenant}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestListBatches(t *testing.T) {
 	var ids []string
 	for i := range 3 {
 		out, err := jobs.Enqueue(ctx, db.Pool, rc, []jobs.Input{{Name: "b.csv",
-			Reader: strings.NewReader(testenv.GroupCSV(i+1, 1)), Format: intake.FormatCSV}})
+			Reader: strings.NewReader(testenv.GroupCSV(i+1, 1)), Format: intake.FormatCSV, DefaultTenant: testTenant}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -29,18 +29,27 @@ type Result struct {
 	RequestID       string
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	// TenantID is the tenant the row writes to; "" (NULL in the view) for
+	// a row enqueued before rows named one.
+	TenantID string
 }
 
 // ResultColumns are the view's columns behind Result's fields, in order.
 var ResultColumns = []string{"batch_id", "row", "line", "configuration_id", "path", "target_type", "group_id",
 	"collection_id", "filter_id", "filter_type", "status", "http_status", "assignment_id", "attempts", "error_code",
-	"error_message", "request_id", "created_at", "updated_at"}
+	"error_message", "request_id", "created_at", "updated_at", "tenant_id"}
 
 // ListResults calls fn for each result row of a batch in input order,
 // optionally only those with one of statuses. It streams: a batch of any
 // size is read with flat memory.
 func ListResults(ctx context.Context, q Querier, batchID string, statuses []assign.Status, fn func(*Result) error) error {
 	return ExportResults(ctx, q, batchID, statuses, func(r *ExportRow) error { return fn(&r.Result) })
+}
+
+// ResultFilter picks rows of a batch. The zero value picks every row.
+type ResultFilter struct {
+	Statuses []assign.Status // rows with one of these statuses; all when empty
+	TenantID string          // rows of this tenant (a canonical GUID); all when ""
 }
 
 // ExportRow is one row of the assignment_results view, every column.
@@ -62,13 +71,20 @@ type ExportRow struct {
 var ExportColumns = []string{"batch_id", "row", "line", "source", "configuration_id", "path", "target_type", "group_id",
 	"collection_id", "filter_id", "filter_type", "status", "http_status", "assignment_id", "attempts", "error_code",
 	"error_message", "request_id", "created_at", "updated_at", "finished_at", "retries", "revert_status",
-	"revert_http_status", "revert_error_code", "revert_error", "revert_request_id", "reverted_at"}
+	"revert_http_status", "revert_error_code", "revert_error", "revert_request_id", "reverted_at", "tenant_id"}
 
 // ExportResults calls fn for each row of a batch in input order with every
 // column of the view, optionally only rows with one of statuses. It streams.
 func ExportResults(ctx context.Context, q Querier, batchID string, statuses []assign.Status, fn func(*ExportRow) error) error {
+	return ExportResultsWhere(ctx, q, batchID, ResultFilter{Statuses: statuses}, fn)
+}
+
+// ExportResultsWhere is ExportResults for the rows f picks. The batch is
+// read by its primary key in row order whatever the filter: a filter costs
+// no more than the whole batch.
+func ExportResultsWhere(ctx context.Context, q Querier, batchID string, f ResultFilter, fn func(*ExportRow) error) error {
 	filter := []string{}
-	for _, s := range statuses {
+	for _, s := range f.Statuses {
 		filter = append(filter, string(s))
 	}
 	rows, err := q.Query(ctx, `SELECT batch_id::text, row, line, source, configuration_id::text, path, target_type,
@@ -76,9 +92,10 @@ func ExportResults(ctx context.Context, q Querier, batchID string, statuses []as
 			status, coalesce(http_status, 0), coalesce(assignment_id, ''), attempts, coalesce(error_code, ''),
 			coalesce(error_message, ''), coalesce(request_id, ''), created_at, updated_at, finished_at, retries,
 			coalesce(revert_status, ''), coalesce(revert_http_status, 0), coalesce(revert_error_code, ''),
-			coalesce(revert_error, ''), coalesce(revert_request_id, ''), reverted_at
+			coalesce(revert_error, ''), coalesce(revert_request_id, ''), reverted_at, coalesce(tenant_id, '')
 		FROM assignment_results WHERE batch_id = $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2))
-		ORDER BY row`, batchID, filter)
+			AND ($3 = '' OR tenant_id = $3)
+		ORDER BY row`, batchID, filter, f.TenantID)
 	if err != nil {
 		return fmt.Errorf("error reading results: %w", err)
 	}
@@ -89,7 +106,8 @@ func ExportResults(ctx context.Context, q Querier, batchID string, statuses []as
 		if err := rows.Scan(&r.BatchID, &r.Row, &r.Line, &r.Source, &r.ConfigurationID, &r.Path, &r.TargetType, &r.GroupID,
 			&r.CollectionID, &r.FilterID, &r.FilterType, &status, &r.HTTPStatus, &r.AssignmentID, &r.Attempts,
 			&r.ErrorCode, &r.ErrorMessage, &r.RequestID, &r.CreatedAt, &r.UpdatedAt, &r.FinishedAt, &r.Retries,
-			&revert, &r.RevertHTTPStatus, &r.RevertErrorCode, &r.RevertError, &r.RevertRequestID, &r.RevertedAt); err != nil {
+			&revert, &r.RevertHTTPStatus, &r.RevertErrorCode, &r.RevertError, &r.RevertRequestID, &r.RevertedAt,
+			&r.TenantID); err != nil {
 			return fmt.Errorf("error reading results: %w", err)
 		}
 		r.Status, r.RevertStatus = assign.Status(status), assign.RevertStatus(revert)

@@ -123,7 +123,7 @@ func TestQueueDepth(t *testing.T) {
 	for i := range 7 {
 		csv += "c0000000-0000-4000-8000-000000000001,90000000-0000-4000-8000-00000000000" + string(rune('0'+i)) + "\n"
 	}
-	out, err := jobs.Enqueue(ctx, db.Pool, rc, []jobs.Input{{Name: "q.csv", Reader: strings.NewReader(csv), Format: intake.FormatCSV}})
+	out, err := jobs.Enqueue(ctx, db.Pool, rc, []jobs.Input{{Name: "q.csv", Reader: strings.NewReader(csv), Format: intake.FormatCSV, DefaultTenant: testTenant}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -161,12 +161,13 @@ func likePrefix(s string) string { return likeEscaper.Replace(s) + "%" }
 
 // ItemRow is one input row to be written by CopyItems.
 type ItemRow struct {
-	Row  int
-	Line int
-	Spec assign.Spec
+	Row      int
+	Line     int
+	TenantID string // a canonical GUID
+	Spec     assign.Spec
 }
 
-var itemColumns = []string{"batch_id", "row", "line", "configuration_id", "path", "target_type", "group_id", "collection_id", "filter_id", "filter_type"}
+var itemColumns = []string{"batch_id", "row", "line", "configuration_id", "path", "target_type", "group_id", "collection_id", "filter_id", "filter_type", "tenant_id"}
 
 // CopyItems writes items with COPY.
 func CopyItems(ctx context.Context, tx pgx.Tx, batchID string, items []ItemRow) error {
@@ -191,7 +192,7 @@ func CopyItems(ctx context.Context, tx pgx.Tx, batchID string, items []ItemRow) 
 			return nil, err
 		}
 		vals[0], vals[1], vals[2], vals[3], vals[4], vals[5] = batch, int32(it.Row), int32(it.Line), cfg, string(it.Spec.Path), string(t.Type)
-		vals[6], vals[7], vals[8], vals[9] = group, nullable(t.CollectionID), filter, nullable(string(t.FilterType))
+		vals[6], vals[7], vals[8], vals[9], vals[10] = group, nullable(t.CollectionID), filter, nullable(string(t.FilterType)), nullable(it.TenantID)
 		return vals, nil
 	}))
 	if err != nil {

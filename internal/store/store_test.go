@@ -140,3 +140,6 @@ func TestGetBatchPrefix(t *testing.T) {
 		}
 	}
 }
+
+// testTenant is the default tenant of the lists these tests enqueue.
+const testTenant = "5e0c9f3a-7d21-4b8e-a6f4-2c1d0e9b8a73"

@@ -103,7 +103,7 @@ func (h *Harness) Env(extra map[string]string) config.Env {
 }
 
 // Enqueue writes content (named name; the extension picks the format) as a
-// batch and returns its id.
+// batch and returns its id. Rows that name no tenant go to the simulator's.
 func (h *Harness) Enqueue(t testing.TB, name, content string) string {
 	t.Helper()
 	ctx := context.Background()
@@ -115,7 +115,8 @@ func (h *Harness) Enqueue(t testing.TB, name, content string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := jobs.Enqueue(ctx, h.DB.Pool, rc, []jobs.Input{{Name: name, Reader: strings.NewReader(content), Format: f}})
+	out, err := jobs.Enqueue(ctx, h.DB.Pool, rc, []jobs.Input{{Name: name, Reader: strings.NewReader(content), Format: f,
+		DefaultTenant: h.Sim.TenantID()}})
 	if err != nil {
 		t.Fatalf("enqueue %s: %v", name, err)
 	}
@@ -130,7 +131,7 @@ type WorkerOptions struct {
 	// Settings override the worker's job settings where non-zero.
 	Settings jobs.Settings
 	// Schedule tunes the schedule tick (interval, clock); zero keeps the
-	// defaults.
+	// defaults, and the default tenant is the worker's AZURE_TENANT_ID.
 	Schedule jobs.ScheduleConfig
 }
 
@@ -179,6 +180,9 @@ func (h *Harness) StartWorker(t testing.TB, o WorkerOptions) (*worker.Runtime, f
 		s.Patience = o.Settings.Patience
 	}
 	rt.Schedule = o.Schedule
+	if rt.Schedule.DefaultTenant == "" {
+		rt.Schedule.DefaultTenant = gcfg.TenantID // as the worker command wires it
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx) }()
