@@ -86,7 +86,13 @@ func Retry(ctx context.Context, db *store.DB, batchID string) (RetryResult, erro
 		if err != nil {
 			return err
 		}
-		if err := jobs.InsertJobs(ctx, tx, rc, len(rows), func(i int) river.JobArgs { return jobs.AssignArgs{Batch: batchID, Row: rows[i]} }); err != nil {
+		tenants, err := store.RowTenants(ctx, tx, batchID, rows)
+		if err != nil {
+			return err
+		}
+		if err := jobs.InsertJobs(ctx, tx, rc, len(rows), func(i int) river.JobArgs {
+			return jobs.AssignArgs{Batch: batchID, Row: rows[i], Tenant: tenants[rows[i]]}
+		}); err != nil {
 			return err
 		}
 		counts, err := store.CountByStatus(ctx, tx, batchID)
@@ -205,7 +211,13 @@ func Revert(ctx context.Context, db *store.DB, batchID string) (RevertResult, er
 			return err
 		}
 		res.Queued, res.AlreadyAssigned = rows, counts[assign.StatusAlreadyAssigned]
-		return jobs.InsertJobs(ctx, tx, rc, len(rows), func(i int) river.JobArgs { return jobs.RevertArgs{Batch: batchID, Row: rows[i]} })
+		tenants, err := store.RowTenants(ctx, tx, batchID, rows)
+		if err != nil {
+			return err
+		}
+		return jobs.InsertJobs(ctx, tx, rc, len(rows), func(i int) river.JobArgs {
+			return jobs.RevertArgs{Batch: batchID, Row: rows[i], Tenant: tenants[rows[i]]}
+		})
 	})
 	if err != nil {
 		return RevertResult{}, err

@@ -24,8 +24,9 @@ const QueueAssign = "bulkassign"
 const maxAttempts = 25
 
 // AssignArgs names one item: the row of a batch. Everything else about the
-// row lives in its item, the truth the worker reads and writes. Tenant
-// (TenantKey: "" for the default tenant) chooses the row's queue.
+// row lives in its item, the truth the worker reads and writes. Tenant, the
+// row's tenant id ("" for rows enqueued before rows named tenants), chooses
+// the row's queue.
 type AssignArgs struct {
 	Batch  string `json:"batch"`
 	Row    int    `json:"row"`
@@ -48,12 +49,13 @@ const tenantQueuePrefix = QueueAssign + "_t_"
 // own, so River fetches every tenant's rows side by side and a row that
 // waits for its tenant's limit holds a slot of its own tenant only (a
 // list sorted by tenant, or one tenant with most rows, holds no other
-// back). tenant is a TenantKey; "" is the default tenant's QueueAssign.
+// back). tenant is a tenant id; "" (rows enqueued before rows named
+// tenants) is QueueAssign.
 func TenantQueue(tenant string) string {
 	if tenant == "" {
 		return QueueAssign
 	}
-	return tenantQueuePrefix + tenant
+	return tenantQueuePrefix + strings.ToLower(tenant)
 }
 
 // TenantQueuePrefix starts the names of the tenants' queues.

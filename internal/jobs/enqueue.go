@@ -159,7 +159,9 @@ func enqueueOne(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], in Inp
 		if err := store.CopyItems(ctx, tx, b.ID, chunk); err != nil {
 			return err
 		}
-		err := InsertJobs(ctx, tx, rc, len(chunk), func(i int) river.JobArgs { return AssignArgs{Batch: b.ID, Row: chunk[i].Row} })
+		err := InsertJobs(ctx, tx, rc, len(chunk), func(i int) river.JobArgs {
+			return AssignArgs{Batch: b.ID, Row: chunk[i].Row, Tenant: chunk[i].TenantID}
+		})
 		if err != nil {
 			return err
 		}

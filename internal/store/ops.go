@@ -319,3 +319,26 @@ func ListBatches(ctx context.Context, q Querier, limit int) ([]BatchSummary, err
 	}
 	return out, rows.Err()
 }
+
+// RowTenants maps the batch's rows to their tenant ids ("" for rows enqueued
+// before rows named tenants), for the jobs of a retry or a revert.
+func RowTenants(ctx context.Context, q Querier, batchID string, rows []int) (map[int]string, error) {
+	out := make(map[int]string, len(rows))
+	if len(rows) == 0 {
+		return out, nil
+	}
+	rs, err := q.Query(ctx, `SELECT row, coalesce(tenant_id, '') FROM items WHERE batch_id = $1 AND row = ANY($2::int[])`, batchID, rows)
+	if err != nil {
+		return nil, fmt.Errorf("error reading the rows' tenants: %w", err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var row int
+		var tenant string
+		if err := rs.Scan(&row, &tenant); err != nil {
+			return nil, fmt.Errorf("error reading the rows' tenants: %w", err)
+		}
+		out[row] = tenant
+	}
+	return out, rs.Err()
+}

@@ -11,12 +11,13 @@ import (
 // queue's depth is made of.
 var QueueStates = []string{"available", "scheduled", "running", "retryable", "pending"}
 
-// QueueDepth counts a River queue's jobs by state, for every state in
-// QueueStates (zero included). Final states are left out: they pile up until
+// QueueDepth counts the jobs of a River queue and of its tenants' queues
+// (queue + "_t_" + tenant) by state, for every state in QueueStates (zero
+// included). Final states are left out: they pile up until
 // River's cleaner removes them and would make the count slow.
 func QueueDepth(ctx context.Context, q Querier, queue string) (map[string]int64, error) {
 	rows, err := q.Query(ctx, `SELECT state::text, count(*) FROM river_job
-		WHERE queue = $1 AND state = ANY($2::river_job_state[]) GROUP BY state`, queue, QueueStates)
+		WHERE (queue = $1 OR starts_with(queue, $1 || '_t_')) AND state = ANY($2::river_job_state[]) GROUP BY state`, queue, QueueStates)
 	if err != nil {
 		return nil, fmt.Errorf("error counting queue %s: %w", queue, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
@@ -16,11 +17,15 @@ import (
 const TenantQueuePoll = 2 * time.Second
 
 // serveTenantQueues adds every tenant queue that holds work to client,
-// each with WORKER_TENANT_CONCURRENCY workers, until ctx ends: rows of a
+// each with WORKER_TENANT_CONCURRENCY workers (the default tenant's with
+// WORKER_CONCURRENCY), until ctx ends: rows of a
 // tenant first enqueued after the worker started are served within
 // TenantQueuePoll. A queue once served stays served.
 func (r *Runtime) serveTenantQueues(ctx context.Context, client *river.Client[pgx.Tx]) {
 	served := map[string]bool{}
+	if id, err := assign.ParseGUID("AZURE_TENANT_ID", r.Deps.DefaultTenant); err == nil {
+		served[jobs.TenantQueue(id)] = true // added by Run
+	}
 	t := time.NewTicker(r.tenantQueuePoll())
 	defer t.Stop()
 	for {
@@ -32,12 +37,18 @@ func (r *Runtime) serveTenantQueues(ctx context.Context, client *river.Client[pg
 			if served[q] || !jobs.IsTenantQueue(q) {
 				continue
 			}
-			if err := client.Queues().Add(q, river.QueueConfig{MaxWorkers: r.cfg.TenantConcurrency}); err != nil {
+			// The default tenant's queue gets the process's concurrency, as
+			// its rows alone used to; every other tenant its own share.
+			workers := r.cfg.TenantConcurrency
+			if q == jobs.TenantQueue(r.Deps.DefaultTenant) {
+				workers = r.cfg.Concurrency
+			}
+			if err := client.Queues().Add(q, river.QueueConfig{MaxWorkers: workers}); err != nil {
 				r.Logger.Warn("cannot serve a tenant's queue", "queue", q, "error", err)
 				continue
 			}
 			served[q] = true
-			r.Logger.Info("serving a tenant's queue", "queue", q, "workers", r.cfg.TenantConcurrency)
+			r.Logger.Info("serving a tenant's queue", "queue", q, "workers", workers)
 		}
 		select {
 		case <-ctx.Done():

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/auth"
 	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/graph"
@@ -144,6 +145,13 @@ func (r *Runtime) Run(ctx context.Context) error {
 	}
 	if err := client.Queues().Add(jobs.QueueSchedule, river.QueueConfig{MaxWorkers: 1}); err != nil {
 		return fmt.Errorf("error adding the schedule queue: %w", err)
+	}
+	if id, err := assign.ParseGUID("AZURE_TENANT_ID", r.Deps.DefaultTenant); err == nil {
+		// The default tenant's rows are served from the start; other
+		// tenants' queues as serveTenantQueues finds them.
+		if err := client.Queues().Add(jobs.TenantQueue(id), river.QueueConfig{MaxWorkers: r.cfg.Concurrency}); err != nil {
+			return fmt.Errorf("error adding the default tenant's queue: %w", err)
+		}
 	}
 	// Listen before working rows: a taken port stops the worker at start.
 	if r.cfg.HTTPAddr != "" {
