@@ -40,7 +40,7 @@ func runWorker(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) e
 	}
 	logger := newLogger(env, level)
 
-	db, err := openMigrated(ctx, env, int32(wcfg.Concurrency+10))
+	db, err := openMigrated(ctx, env, worker.PoolSize(wcfg))
 	if err != nil {
 		return err
 	}

@@ -217,7 +217,18 @@ var Defaults = Worker{
 	Patience:          6 * time.Hour,
 	MaxErrors:         8,
 	JobTimeout:        45 * time.Second,
+	// Rows beyond the pool wait for a connection (no row holds one while
+	// it waits on Graph or a limit), so the pool need not grow with
+	// WORKER_CONCURRENCY.
+	DatabaseMaxConns: 10,
 }
+
+// Bounds of DATABASE_MAX_CONNS: at least River's LISTEN connection and one
+// for everything else; at most what any Postgres would admit.
+const (
+	MinDatabaseMaxConns = 2
+	maxDatabaseMaxConns = 10000
+)
 
 // RescueMargin is how far WORKER_RESCUE_AFTER's default lies beyond the job
 // timeout. River's rescuer compares the leader's clock with the database's,
@@ -251,6 +262,9 @@ type Worker struct {
 	MaxErrors         int
 	JobTimeout        time.Duration
 	RescueAfter       time.Duration
+	// DatabaseMaxConns bounds the worker process's connections to
+	// Postgres, River's included (DATABASE_MAX_CONNS).
+	DatabaseMaxConns int
 	// HTTPAddr is where the worker serves probes, metrics and River UI;
 	// "" (WORKER_HTTP_ADDR=off) serves nothing.
 	HTTPAddr string
@@ -289,6 +303,13 @@ func LoadWorker(env Env) (Worker, error) {
 	}
 	if err := CheckRescueAfter(w.RescueAfter, w.JobTimeout); err != nil {
 		return w, &Error{"WORKER_RESCUE_AFTER", err.Error()}
+	}
+	if w.DatabaseMaxConns, err = integer(env, "DATABASE_MAX_CONNS", Defaults.DatabaseMaxConns); err != nil {
+		return w, err
+	}
+	if w.DatabaseMaxConns < MinDatabaseMaxConns || w.DatabaseMaxConns > maxDatabaseMaxConns {
+		return w, &Error{"DATABASE_MAX_CONNS", fmt.Sprintf("%q is out of range: want %d to %d (connections to Postgres per worker process, River's LISTEN connection included)",
+			get(env, "DATABASE_MAX_CONNS", ""), MinDatabaseMaxConns, maxDatabaseMaxConns)}
 	}
 	w.HTTPAddr = get(env, "WORKER_HTTP_ADDR", "127.0.0.1:8080")
 	if strings.EqualFold(w.HTTPAddr, "off") {

@@ -193,3 +193,38 @@ func TestRatesRefuseNaNInfAndOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// TestDatabaseMaxConns: the worker's connection bound has a default that
+// does not follow WORKER_CONCURRENCY, and a bad value is one line naming
+// the variable (the command exits 2).
+func TestDatabaseMaxConns(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  map[string]string
+		want int // 0: an error naming DATABASE_MAX_CONNS
+	}{
+		{map[string]string{}, 10},
+		{map[string]string{"WORKER_CONCURRENCY": "100"}, 10},
+		{map[string]string{"DATABASE_MAX_CONNS": "2"}, 2},
+		{map[string]string{"DATABASE_MAX_CONNS": " 25 "}, 25},
+		{map[string]string{"DATABASE_MAX_CONNS": "10000"}, 10000},
+		{map[string]string{"DATABASE_MAX_CONNS": "1"}, 0},
+		{map[string]string{"DATABASE_MAX_CONNS": "0"}, 0},
+		{map[string]string{"DATABASE_MAX_CONNS": "-3"}, 0},
+		{map[string]string{"DATABASE_MAX_CONNS": "10001"}, 0},
+		{map[string]string{"DATABASE_MAX_CONNS": "99999999999"}, 0},
+		{map[string]string{"DATABASE_MAX_CONNS": "ten"}, 0},
+	} {
+		w, err := config.LoadWorker(config.MapEnv(tc.env))
+		if tc.want != 0 {
+			if err != nil || w.DatabaseMaxConns != tc.want {
+				t.Errorf("%v: %d, %v; want %d", tc.env, w.DatabaseMaxConns, err, tc.want)
+			}
+			continue
+		}
+		var ce *config.Error
+		if !errors.As(err, &ce) || ce.Var != "DATABASE_MAX_CONNS" || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: %d, %v; want one line naming DATABASE_MAX_CONNS", tc.env, w.DatabaseMaxConns, err)
+		}
+	}
+}

@@ -329,45 +329,111 @@ func (r *assignRun) done(ctx context.Context, o store.Outcome) error {
 
 // assignments returns the batch's list for key, reading it from Graph when
 // the batch has none yet (or fresh is set). A non-nil Response is a failed
-// read; a read that finds no such configuration is kept as such.
+// read, or a wait for another worker's read; a read that finds no such
+// configuration is kept as such.
+//
+// No connection is held while Graph answers or the read limit is awaited:
+// one worker of the fleet leases the list (store.LeaseList) and reads it,
+// while the batch's other rows on the path poll for the stored list for a
+// moment and then snooze. A lease runs for the job timeout: by then its
+// reader's run has ended, read or not.
 func (w *AssignWorker) assignments(ctx context.Context, t *Tenant, key store.ListKey, fresh bool, log *slog.Logger) (*store.AssignmentList, *graph.Response, error) {
-	if !fresh {
-		l, err := store.GetList(ctx, w.d.Pool, key)
-		if err != nil || l != nil {
-			return l, nil, err
-		}
-	}
-	var (
-		list *store.AssignmentList
-		resp *graph.Response
-	)
-	err := pgx.BeginFunc(ctx, w.d.Pool, func(tx pgx.Tx) error {
-		if err := store.LockList(ctx, tx, key); err != nil {
-			return err
-		}
-		if !fresh {
-			// Another worker may have read it while we waited for the lock.
-			l, err := store.GetList(ctx, tx, key)
-			if err != nil || l != nil {
-				list = l
-				return err
-			}
-		}
-		l, r := readList(ctx, t.Graph, key.ConfigurationID, key.Path, func(ctx context.Context) error { return w.d.wait(ctx, t.Reads) })
+	d := w.d
+	read := func(readAt time.Time) (*store.AssignmentList, *graph.Response) {
+		l, r := readList(ctx, t.Graph, key.ConfigurationID, key.Path, func(ctx context.Context) error { return d.wait(ctx, t.Reads) })
 		log.Debug("graph list", "status", r.StatusCode, "request_id", r.RequestID, "client_request_id", r.ClientRequestID,
 			"duration", r.Duration, "assignments", len(l.Keys))
 		if !l.Found && l.HTTPStatus == 0 {
-			resp = r // a failed read: settle decides
-			return nil
+			return nil, r // a failed read: settle decides
 		}
-		list = l
-		return store.PutList(ctx, tx, key, l)
-	})
-	if err != nil {
+		l.ReadAt = readAt
+		return l, nil
+	}
+	// What a finished read writes is written even when the run was cut
+	// off meanwhile: rows waiting for the list need it (or the lease back).
+	after := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), listWriteTimeout)
+	}
+	if fresh {
+		readAt, err := store.Now(ctx, d.Pool)
+		if err != nil {
+			return nil, nil, err
+		}
+		l, resp := read(readAt)
+		if resp != nil {
+			return nil, resp, nil
+		}
+		wctx, cancel := after()
+		defer cancel()
+		return l, nil, store.PutList(wctx, d.Pool, key, l)
+	}
+
+	reader := assign.NewID()
+	var readAt time.Time
+	for polls, start := 1, time.Now(); ; polls++ {
+		l, err := store.GetList(ctx, d.Pool, key)
+		if err != nil || l != nil {
+			return l, nil, err
+		}
+		at, ok, err := store.LeaseList(ctx, d.Pool, key, reader, d.Settings.JobTimeout)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			readAt = at
+			break
+		}
+		// Another worker is reading it: wait a moment for its result.
+		delay := listPoll.Delay(polls)
+		if time.Since(start)+delay > listPollFor {
+			return nil, graph.NotSent(http.MethodGet, graph.OpList, listBeingRead), nil
+		}
+		timer := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, graph.NotSent(http.MethodGet, graph.OpList, ctx.Err()), nil
+		case <-timer.C:
+		}
+	}
+
+	l, resp := read(readAt)
+	wctx, cancel := after()
+	defer cancel()
+	if resp != nil {
+		if err := store.ReleaseList(wctx, d.Pool, key, reader); err != nil {
+			// The lease runs out by itself; the rows waiting for it wait longer.
+			log.Warn("could not give back the lease on an assignment list", "error", err)
+		}
+		return nil, resp, nil
+	}
+	if _, err := store.StoreLeasedList(wctx, d.Pool, key, reader, l); err != nil {
 		return nil, nil, err
 	}
-	return list, resp, nil
+	return l, nil, nil
 }
+
+// How a row whose list another worker is reading waits for it: it polls
+// for the stored list (a read takes tens of milliseconds to a few seconds,
+// with the read limit's wait), then snoozes and asks again.
+var (
+	listPoll    = backoff.Policy{Base: 25 * time.Millisecond, Max: 500 * time.Millisecond}
+	listPollFor = 2 * time.Second
+)
+
+// listBeingRead is the wait of a row whose list another worker is reading.
+var listBeingRead = listReadWait(2 * time.Second)
+
+type listReadWait time.Duration
+
+func (w listReadWait) Error() string {
+	return "waiting for another worker reading the configuration's assignments"
+}
+func (w listReadWait) RetryDelay() time.Duration { return time.Duration(w) }
+
+// listWriteTimeout bounds storing a list, or giving its lease back, after
+// the read.
+const listWriteTimeout = 10 * time.Second
 
 // readList reads one configuration path's assignments and reduces the
 // answer with the response policy: a list (Found), a configuration that

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,8 +24,9 @@ type AssignmentList struct {
 	ErrorMessage string
 	RequestID    string
 	Keys         map[string]string // target key → assignment id
-	// ReadAt is the database time the read began (set by GetList; PutList
-	// stores the time of its transaction's start, which precedes the read).
+	// ReadAt is the database time the read began, taken before the request
+	// was sent: a target created after it and missing from Keys was created
+	// after the read (claims.go relies on it).
 	ReadAt time.Time
 }
 
@@ -37,25 +37,14 @@ type ListKey struct {
 	Path            assign.Path
 }
 
-// LockList takes a transaction-scoped advisory lock on one list, so one
-// worker in the fleet reads it from Graph while the others wait for its
-// result instead of reading it again.
-func LockList(ctx context.Context, tx pgx.Tx, k ListKey) error {
-	h := fnv.New64a()
-	h.Write([]byte("list|" + k.BatchID + "|" + k.ConfigurationID + "|" + string(k.Path)))
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(h.Sum64())); err != nil {
-		return fmt.Errorf("error locking assignment list: %w", err)
-	}
-	return nil
-}
-
-// GetList returns the stored list, or nil when none was read yet.
+// GetList returns the stored list, or nil when none was read yet (or its
+// read is still in progress).
 func GetList(ctx context.Context, q Querier, k ListKey) (*AssignmentList, error) {
 	l := &AssignmentList{}
 	var status *int
 	var code, msg, reqID *string
 	err := q.QueryRow(ctx, `SELECT found, http_status, error_code, error_message, request_id, keys, read_at
-		FROM assignment_lists WHERE batch_id = $1 AND configuration_id = $2 AND path = $3`,
+		FROM assignment_lists WHERE batch_id = $1 AND configuration_id = $2 AND path = $3 AND reader IS NULL`,
 		k.BatchID, k.ConfigurationID, string(k.Path)).Scan(&l.Found, &status, &code, &msg, &reqID, &l.Keys, &l.ReadAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
@@ -70,21 +59,97 @@ func GetList(ctx context.Context, q Querier, k ListKey) (*AssignmentList, error)
 	return l, nil
 }
 
-// PutList stores (or replaces) a list read from Graph, in the transaction
-// that read it, and sets l.ReadAt to that transaction's start.
+// One worker of the fleet reads a batch's list from Graph while the batch's
+// other rows on that path wait for the result, and nobody holds a
+// connection meanwhile: the reader leases the list's row (LeaseList), reads
+// with no transaction open, and stores the list under its lease
+// (StoreLeasedList), or gives the lease back when the read failed
+// (ReleaseList). A reader that dies leaves a lease that runs out on the
+// database's clock, and the next row to ask takes the read over.
+
+// LeaseList makes reader the one worker reading k's list from Graph, until
+// lease has passed on the database's clock. It returns the database time
+// the lease began (the list's ReadAt: the request is sent after it), or
+// ok false when the list is stored already or another reader's lease is
+// live (GetList tells which).
+func LeaseList(ctx context.Context, q Querier, k ListKey, reader string, lease time.Duration) (readAt time.Time, ok bool, err error) {
+	err = q.QueryRow(ctx, `INSERT INTO assignment_lists (batch_id, configuration_id, path, found, reader, lease_until, read_at)
+		VALUES ($1, $2, $3, NULL, $4::uuid, now() + $5::interval, now())
+		ON CONFLICT (batch_id, configuration_id, path) DO UPDATE SET reader = excluded.reader,
+			lease_until = excluded.lease_until, read_at = excluded.read_at
+			WHERE assignment_lists.reader IS NOT NULL AND assignment_lists.lease_until <= now()
+		RETURNING read_at`,
+		k.BatchID, k.ConfigurationID, string(k.Path), reader, lease).Scan(&readAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("error leasing assignment list: %w", err)
+	}
+	return readAt, true, nil
+}
+
+// StoreLeasedList stores the list reader read under its lease, ending the
+// lease (l.ReadAt stays the lease's start). It reports false, storing
+// nothing, when the lease is no longer reader's: another worker took it
+// over after it ran out, a fresher read was stored (PutList), or a retry
+// of the batch dropped the list. The caller may still use its own list.
+func StoreLeasedList(ctx context.Context, q Querier, k ListKey, reader string, l *AssignmentList) (bool, error) {
+	keys := l.Keys
+	if keys == nil {
+		keys = map[string]string{}
+	}
+	tag, err := q.Exec(ctx, `UPDATE assignment_lists SET found = $5, http_status = $6, error_code = $7, error_message = $8,
+			request_id = $9, keys = $10, reader = NULL, lease_until = NULL
+		WHERE batch_id = $1 AND configuration_id = $2 AND path = $3 AND reader = $4::uuid`,
+		k.BatchID, k.ConfigurationID, string(k.Path), reader, l.Found, nullInt(l.HTTPStatus), nullable(text.Short(l.ErrorCode)),
+		nullable(text.Message(l.ErrorMessage)), nullable(text.Short(l.RequestID)), keys)
+	if err != nil {
+		return false, fmt.Errorf("error storing assignment list: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// ReleaseList gives reader's lease on k's list back after a read that
+// found nothing to store (held back by the limit, throttled, failed), so
+// that the next row to ask reads at once instead of waiting for the lease
+// to run out.
+func ReleaseList(ctx context.Context, q Querier, k ListKey, reader string) error {
+	if _, err := q.Exec(ctx, `DELETE FROM assignment_lists
+		WHERE batch_id = $1 AND configuration_id = $2 AND path = $3 AND reader = $4::uuid`,
+		k.BatchID, k.ConfigurationID, string(k.Path), reader); err != nil {
+		return fmt.Errorf("error releasing assignment list lease: %w", err)
+	}
+	return nil
+}
+
+// Now is the database's clock: a read that takes no lease (a fresh read)
+// takes its ReadAt from it before sending the request.
+func Now(ctx context.Context, q Querier) (time.Time, error) {
+	var t time.Time
+	if err := q.QueryRow(ctx, "SELECT now()").Scan(&t); err != nil {
+		return time.Time{}, fmt.Errorf("error reading the database clock: %w", err)
+	}
+	return t, nil
+}
+
+// PutList stores a list read without a lease (a fresh read, l.ReadAt taken
+// from Now before the request was sent). It replaces a stored list, or a
+// read in progress, that began no later than l.ReadAt, and leaves a later
+// one in place.
 func PutList(ctx context.Context, q Querier, k ListKey, l *AssignmentList) error {
 	keys := l.Keys
 	if keys == nil {
 		keys = map[string]string{}
 	}
-	err := q.QueryRow(ctx, `INSERT INTO assignment_lists (batch_id, configuration_id, path, found, http_status, error_code, error_message, request_id, keys, read_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
+	_, err := q.Exec(ctx, `INSERT INTO assignment_lists (batch_id, configuration_id, path, found, http_status, error_code, error_message, request_id, keys, read_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (batch_id, configuration_id, path) DO UPDATE SET found = excluded.found, http_status = excluded.http_status,
 			error_code = excluded.error_code, error_message = excluded.error_message, request_id = excluded.request_id,
-			keys = excluded.keys, read_at = excluded.read_at
-		RETURNING read_at`,
+			keys = excluded.keys, read_at = excluded.read_at, reader = NULL, lease_until = NULL
+			WHERE assignment_lists.read_at <= excluded.read_at`,
 		k.BatchID, k.ConfigurationID, string(k.Path), l.Found, nullInt(l.HTTPStatus), nullable(text.Short(l.ErrorCode)),
-		nullable(text.Message(l.ErrorMessage)), nullable(text.Short(l.RequestID)), keys).Scan(&l.ReadAt)
+		nullable(text.Message(l.ErrorMessage)), nullable(text.Short(l.RequestID)), keys, l.ReadAt)
 	if err != nil {
 		return fmt.Errorf("error storing assignment list: %w", err)
 	}

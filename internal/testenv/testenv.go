@@ -38,17 +38,13 @@ import (
 func Main(m *testing.M) { os.Exit(graphsim.RunWithCA(m)) }
 
 // Connections: go test runs two packages at once against one Postgres
-// (max_connections 100), each with parallel tests that start workers, so
-// tests keep pools far smaller than production's.
-const (
-	// harnessConns serves the test's own queries (enqueue, polling).
-	harnessConns = 4
-	// workerSpareConns is what a test worker has beyond one connection per
-	// running job: River's LISTEN connection, the limiter's turn, the
-	// schedule queue's job, and one for River's bookkeeping. (Production
-	// keeps 10.)
-	workerSpareConns = 4
-)
+// (max_connections 100), each with parallel tests that start workers. A
+// test worker sizes its pool as the worker command does (worker.PoolSize:
+// DATABASE_MAX_CONNS, default 10, River's LISTEN connection included),
+// whatever its WORKER_CONCURRENCY.
+//
+// harnessConns serves the test's own queries (enqueue, polling).
+const harnessConns = 4
 
 // Harness is one test's database and tenant.
 type Harness struct {
@@ -149,7 +145,7 @@ func (h *Harness) StartWorker(t testing.TB, o WorkerOptions) (*worker.Runtime, f
 		t.Fatal(err)
 	}
 	// The application name lets a test find (and cut) this worker's connections.
-	pool, err := store.Open(context.Background(), h.DB.URL+"&application_name="+h.WorkerAppName(), "", int32(wcfg.Concurrency+workerSpareConns))
+	pool, err := store.Open(context.Background(), h.DB.URL+"&application_name="+h.WorkerAppName(), "", worker.PoolSize(wcfg))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,6 +99,27 @@ func New(pool *pgxpool.Pool, tokens graph.TokenSource, gcfg config.Graph, wcfg c
 	return &Runtime{Pool: pool, Logger: logger, Deps: deps, Metrics: m, ready: make(chan struct{}), cfg: wcfg, worker: jobs.NewAssignWorker(deps)}, nil
 }
 
+// riverListenConns is what River holds outside the pool: its notifier
+// takes one connection from the pool for LISTEN and hijacks it (pgxpool's
+// Conn.Hijack), after which the pool may open another in its place.
+const riverListenConns = 1
+
+// PoolSize is the pgx pool a worker process opens on wcfg: its
+// DATABASE_MAX_CONNS less River's LISTEN connection, so that the process
+// never holds more than DATABASE_MAX_CONNS connections. Everything else
+// (the rows, River's fetches, completions, election and maintenance, the
+// fleet's limiters, the HTTP probes and metrics) shares the pool and waits
+// for a free connection when all are in use; no code path holds one
+// connection while it waits for a second, nor while it waits on Graph or a
+// limit, so waiting cannot deadlock.
+func PoolSize(wcfg config.Worker) int32 {
+	n := wcfg.DatabaseMaxConns
+	if n <= 0 {
+		n = config.Defaults.DatabaseMaxConns
+	}
+	return int32(max(n-riverListenConns, 1))
+}
+
 // NewGraphClient is the Graph client of every process that calls Graph
 // (workers, dry runs); observe, when not nil, sees every response. A base
 // URL the client refuses is a config.UnusableError.

@@ -97,3 +97,27 @@ func TestNewGraphClientRefusesABadURL(t *testing.T) {
 		t.Fatalf("NewGraphClient with an http URL: %v, want a config.UnusableError naming GRAPH_BASE_URL", err)
 	}
 }
+
+// TestPoolSize: the pool leaves room for River's LISTEN connection, which
+// River takes out of the pool, so the process stays within
+// DATABASE_MAX_CONNS whatever its concurrency.
+func TestPoolSize(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  map[string]string
+		want int32
+	}{
+		{map[string]string{}, 9},
+		{map[string]string{"WORKER_CONCURRENCY": "100"}, 9},
+		{map[string]string{"DATABASE_MAX_CONNS": "2", "WORKER_CONCURRENCY": "50"}, 1},
+		{map[string]string{"DATABASE_MAX_CONNS": "25"}, 24},
+	} {
+		wcfg, err := config.LoadWorker(config.MapEnv(tc.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := worker.PoolSize(wcfg); got != tc.want {
+			t.Errorf("%v: PoolSize = %d, want %d", tc.env, got, tc.want)
+		}
+	}
+}
