@@ -112,12 +112,6 @@ func reportDryRun(env *Env, rep *dryrun.Report, manyFiles, tenants bool, output 
 			return err
 		}
 	}
-	if tenants {
-		// Until there is a sign-in per tenant, every list is read with the
-		// one of the settings: say so rather than let a row of another
-		// tenant pass for configuration_not_found unremarked.
-		fmt.Fprintln(env.Stderr, "enqueue: dry run: warning: rows of tenants other than AZURE_TENANT_ID were read with its sign-in (there is no sign-in per tenant yet); their results may be wrong")
-	}
 	c := rep.Counts
 	fmt.Fprintf(env.Stderr, "enqueue: dry run: %d rows: %d would be created, %d already assigned, %d on configurations that do not exist, %d not checked; %d assignment lists read, nothing written\n",
 		len(rep.Rows), c[dryrun.WouldCreate], c[dryrun.AlreadyAssigned], c[dryrun.ConfigurationNotFound], c[dryrun.ReadFailed], rep.Lists)

@@ -14,10 +14,8 @@ import (
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/auth"
 	"github.com/bulkassign/bulkassign/internal/config"
-	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/intake"
 	"github.com/bulkassign/bulkassign/internal/jobs"
-	"github.com/bulkassign/bulkassign/internal/ratelimit"
 	"github.com/bulkassign/bulkassign/internal/store"
 	"github.com/bulkassign/bulkassign/internal/worker"
 )
@@ -140,22 +138,22 @@ func Run(ctx context.Context, db *store.DB, gcfg config.Graph, wcfg config.Worke
 	if err != nil {
 		return nil, err
 	}
-	gc, err := worker.NewGraphClient(gcfg, tokens, nil)
+	tenants, err := worker.NewTenants(db.Pool(), gcfg, wcfg, tokens)
 	if err != nil {
 		return nil, err
 	}
-	return p.Read(ctx, func(string) (*graph.Client, error) { return gc, nil }, worker.NewReadLimiter(db.Pool(), wcfg))
+	return p.Read(ctx, func(tenant string) (*jobs.Tenant, error) { return tenants.Tenant(ctx, tenant) })
 }
 
-// Clients gives the Graph client that reads a tenant's lists. An error
-// leaves the tenant's rows not checked (ReadFailed), saying why.
-type Clients func(tenant string) (*graph.Client, error)
+// Clients gives the tenant whose Graph client (signed in to it) and read
+// limit read its lists. An error leaves the tenant's rows not checked
+// (ReadFailed), saying why.
+type Clients func(tenant string) (*jobs.Tenant, error)
 
-// Read reads every list the plan names, each in its tenant through the
-// client clients gives, within reads, and reports what each row would
-// come to.
-func (p *Plan) Read(ctx context.Context, clients Clients, reads *ratelimit.Limiter) (*Report, error) {
-	lists, err := readLists(ctx, clients, reads, p.keys)
+// Read reads every list the plan names, each in its tenant through what
+// clients gives, and reports what each row would come to.
+func (p *Plan) Read(ctx context.Context, clients Clients) (*Report, error) {
+	lists, err := readLists(ctx, clients, p.keys)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +161,7 @@ func (p *Plan) Read(ctx context.Context, clients Clients, reads *ratelimit.Limit
 }
 
 // readLists reads every list, readers at a time.
-func readLists(ctx context.Context, clients Clients, reads *ratelimit.Limiter, keys []key) (map[key]*list, error) {
+func readLists(ctx context.Context, clients Clients, keys []key) (map[key]*list, error) {
 	out := make(map[key]*list, len(keys))
 	var mu sync.Mutex
 	work := make(chan key)
@@ -171,7 +169,7 @@ func readLists(ctx context.Context, clients Clients, reads *ratelimit.Limiter, k
 	for range min(readers, len(keys)) {
 		wg.Go(func() {
 			for k := range work {
-				l := readList(ctx, clients, reads, k)
+				l := readList(ctx, clients, k)
 				mu.Lock()
 				out[k] = l
 				mu.Unlock()
@@ -196,12 +194,12 @@ func readLists(ctx context.Context, clients Clients, reads *ratelimit.Limiter, k
 // same reduction of Graph's answer and the same response policy, waiting
 // in process because a dry run has no queue to come back to later. It is
 // the dry run's one Graph read.
-func readList(ctx context.Context, clients Clients, reads *ratelimit.Limiter, k key) *list {
-	gc, err := clients(k.tenant)
+func readList(ctx context.Context, clients Clients, k key) *list {
+	t, err := clients(k.tenant)
 	if err != nil {
 		return &list{found: true, err: err.Error()}
 	}
-	l, why := jobs.ReadList(ctx, gc, reads, k.cfg, k.path, jobs.ReadListSettings{
+	l, why := jobs.ReadList(ctx, t.Graph, t.Reads, k.cfg, k.path, jobs.ReadListSettings{
 		Settings: jobs.Settings{MaxErrors: 4, RetryBase: time.Second, RetryMax: 30 * time.Second, MaxWait: 5 * time.Minute},
 	})
 	switch {

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
-	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/intake"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/testenv"
@@ -119,10 +118,10 @@ func TestPlanTenants(t *testing.T) {
 	// Each (tenant, configuration, path) is asked of its tenant's client,
 	// once; a tenant without one leaves its rows not checked.
 	var asked []string
-	rep, err := p.Read(context.Background(), func(tenant string) (*graph.Client, error) {
+	rep, err := p.Read(context.Background(), func(tenant string) (*jobs.Tenant, error) {
 		asked = append(asked, tenant)
 		return nil, errors.New("no sign-in for tenant " + tenant)
-	}, nil)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

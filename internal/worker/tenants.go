@@ -18,8 +18,9 @@ import (
 // multi-tenant app registration (the same AZURE_CLIENT_ID and credential,
 // consented in each customer tenant) signs in to each tenant's authority,
 // or a delegated sign-in renews silently for each tenant the person may
-// manage; each tenant gets its own tokens and its own fleet limits, GRAPH_WRITE_RATE and GRAPH_READ_RATE each, as Intune counts
-// them per app and tenant. They are built on first use and kept.
+// manage; each tenant gets its own tokens and its own fleet limits,
+// GRAPH_WRITE_RATE and GRAPH_READ_RATE each, as Intune counts them per app
+// and tenant. They are built on first use and kept.
 type tenants struct {
 	pool    *pgxpool.Pool
 	gcfg    config.Graph
@@ -29,13 +30,31 @@ type tenants struct {
 	// serves other tenants through it.
 	signedIn graph.TokenSource
 	logger   *slog.Logger
+	// def, when set, is AZURE_TENANT_ID's tenant (the workers keep theirs
+	// in jobs.Deps).
+	def *jobs.Tenant
 
 	mu   sync.Mutex
 	byID map[string]*jobs.Tenant
 }
 
+// NewTenants serves every tenant, AZURE_TENANT_ID's included, with the
+// settings' sign-in (signedIn is AZURE_TENANT_ID's token source) and the
+// fleet's limits per tenant: what the dry run reads through.
+func NewTenants(pool *pgxpool.Pool, gcfg config.Graph, wcfg config.Worker, signedIn graph.TokenSource) (jobs.Tenants, error) {
+	gc, err := NewGraphClient(gcfg, signedIn, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &tenants{pool: pool, gcfg: gcfg, wcfg: wcfg, signedIn: signedIn, observe: func(string) func(*graph.Response) { return nil },
+		def: &jobs.Tenant{Graph: gc, Writes: newWriteLimiter(pool, wcfg, ""), Reads: newReadLimiter(pool, wcfg, "")}}, nil
+}
+
 // Tenant implements jobs.Tenants.
 func (ts *tenants) Tenant(ctx context.Context, id string) (*jobs.Tenant, error) {
+	if id = jobs.TenantKey(id, ts.gcfg.TenantID); id == "" && ts.def != nil {
+		return ts.def, nil
+	}
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if t, ok := ts.byID[id]; ok {
