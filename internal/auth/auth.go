@@ -44,6 +44,10 @@ type App struct {
 	freshTok  string
 	refused   error     // the tenant refused the app ...
 	refusedAt time.Time // ... this recently: answer so without asking
+	// acquire admits one acquisition at a time: rows that start together
+	// would otherwise each miss MSAL's empty cache and each ask the
+	// platform; after the first, the others are answered from the cache.
+	acquire sync.Mutex
 }
 
 // refusalMemory is how long a tenant's refusal is answered from memory, so
@@ -138,7 +142,9 @@ func (a *App) Token(ctx context.Context, opts graph.TokenOptions) (string, error
 		return r.AccessToken, nil
 	}
 	a.mu.Unlock()
+	a.acquire.Lock()
 	r, err := client.AcquireTokenByCredential(ctx, []string{a.cfg.Scope})
+	a.acquire.Unlock()
 	if err != nil {
 		a.mu.Lock()
 		defer a.mu.Unlock()
