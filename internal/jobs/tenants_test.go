@@ -124,3 +124,61 @@ func TestManyTenants(t *testing.T) {
 	_ = ctx
 	_ = store.ErrNotFound
 }
+
+// TestTenantsDoNotHoldEachOtherBack: a list sorted by tenant whose first
+// tenant holds most of the rows at a slow limit, and a tenant that answers
+// nothing but 429, do not delay a third tenant's rows: each tenant's queue
+// is fetched beside the others, and a waiting row holds only its own
+// tenant's slot.
+func TestTenantsDoNotHoldEachOtherBack(t *testing.T) {
+	t.Parallel()
+	const (
+		big    = "f1000000-0000-4000-8000-000000000001" // 900 rows at 5 writes/s
+		stormy = "f1000000-0000-4000-8000-000000000002" // answers only 429
+		small  = "f1000000-0000-4000-8000-000000000003" // 50 rows at 20 writes/s
+	)
+	h := testenv.New(t, graphsim.Config{Tenants: []graphsim.TenantConfig{
+		{ID: big, WriteLimit: graphsim.Limit{Mode: graphsim.FixedWindow, N: 5, Window: time.Second}},
+		{ID: stormy, WriteLimit: graphsim.Limit{Mode: graphsim.FixedWindow, N: 1, Window: time.Hour}},
+		{ID: small, WriteLimit: graphsim.Limit{Mode: graphsim.FixedWindow, N: 20, Window: time.Second}},
+	}})
+	var csv strings.Builder
+	csv.WriteString("tenant_id,configuration_id,target_type,group_id\n")
+	add := func(tenant string, rows int) {
+		h.Sim.Tenant(tenant).AddConfiguration(testenv.Config(0))
+		for r := range rows {
+			fmt.Fprintf(&csv, "%s,%s,group,%s\n", tenant, testenv.Config(0), testenv.Group(r))
+		}
+	}
+	add(big, 900)
+	add(stormy, 50)
+	add(small, 50)
+	batch := h.Enqueue(t, "sorted.csv", csv.String())
+	start := time.Now()
+	h.StartWorker(t, testenv.WorkerOptions{Extra: map[string]string{"GRAPH_WRITE_RATE": "20", "WORKER_CONCURRENCY": "10"}})
+	deadline := start.Add(60 * time.Second)
+	for {
+		var done int
+		if err := h.DB.Pool.QueryRow(context.Background(), `SELECT count(*) FROM items
+			WHERE batch_id = $1 AND tenant_id = $2 AND status = 'created'`, batch, small).Scan(&done); err != nil {
+			t.Fatal(err)
+		}
+		if done == 50 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the small tenant has %d of 50 rows created after 60 s: held back by the others", done)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(start)
+	bigDone := len(h.Sim.Tenant(big).Ledger())
+	t.Logf("figure: the small tenant's 50 rows (20 writes/s) were created %s after the worker started, while the big tenant (900 rows at 5/s) had %d created and the stormy one answered %d 429s",
+		took.Round(100*time.Millisecond), bigDone, h.Sim.Tenant(stormy).Stats().Throttled)
+	if bigDone >= 900 {
+		t.Errorf("the big tenant finished first (%d): the test did not test anything", bigDone)
+	}
+	if d := h.Sim.Tenant(small).Duplicates(); d != 0 {
+		t.Errorf("the small tenant holds %d duplicates", d)
+	}
+}
