@@ -265,6 +265,8 @@ type Worker struct {
 	// DatabaseMaxConns bounds the worker process's connections to
 	// Postgres, River's included (DATABASE_MAX_CONNS).
 	DatabaseMaxConns int
+	// Tenants are the per-tenant settings of BULKASSIGN_TENANTS.
+	Tenants Tenants
 	// HTTPAddr is where the worker serves probes, metrics and River UI;
 	// "" (WORKER_HTTP_ADDR=off) serves nothing.
 	HTTPAddr string
@@ -317,6 +319,9 @@ func LoadWorker(env Env) (Worker, error) {
 	}
 	w.HTTPUser = get(env, "WORKER_HTTP_USER", "")
 	w.HTTPPassword = get(env, "WORKER_HTTP_PASSWORD", "")
+	if w.Tenants, err = LoadTenants(env); err != nil {
+		return w, err
+	}
 	return w, nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/auth"
 	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/graphsim"
@@ -61,5 +63,67 @@ func TestCheck(t *testing.T) {
 	}
 	if _, err := worker.Check(ctx, db, gcfg, "not-a-guid"); err == nil || !strings.Contains(err.Error(), "--tenant") {
 		t.Errorf("bad --tenant: err = %v", err)
+	}
+}
+
+// TestTenantSettings: BULKASSIGN_TENANTS gives a tenant its own write rate
+// and its own app registration; other tenants keep the fleet's.
+func TestTenantSettings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const (
+		slow   = "b2000000-0000-4000-8000-000000000001"
+		ownApp = "b2000000-0000-4000-8000-000000000002"
+		plain  = "b2000000-0000-4000-8000-000000000003"
+		appID  = "a2000000-0000-4000-8000-0000000000aa"
+	)
+	h := testenv.New(t, graphsim.Config{
+		Clients: []graphsim.Client{{ID: graphsim.DefaultClientID, Secret: graphsim.DefaultClientSecret}, {ID: appID, Secret: "own-secret"}},
+		Tenants: []graphsim.TenantConfig{{ID: slow}, {ID: ownApp}, {ID: plain}},
+	})
+	file := testenv.WriteFile(t, "tenants.json", `{"tenants":[
+		{"id":"`+slow+`","name":"Slow","writeRate":2},
+		{"id":"`+ownApp+`","name":"Own app","clientId":"`+appID+`","clientSecretVar":"OWN_SECRET"}]}`)
+	env := h.Env(map[string]string{"BULKASSIGN_TENANTS": file, "OWN_SECRET": "own-secret", "GRAPH_WRITE_RATE": "20"})
+	wcfg, err := config.LoadWorker(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcfg, err := config.LoadGraph(env, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.ConnectMigrated(ctx, h.DB.URL, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tokens, err := auth.NewTokenSource(ctx, gcfg, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenants, err := worker.NewTenants(db.Pool(), gcfg, wcfg, tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]float64{slow: 2, ownApp: 20, plain: 20, "": 20} {
+		tn, err := tenants.Tenant(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tn.Writes.Config().Rate; got != want {
+			t.Errorf("tenant %q: write rate %v, want %v", id, got, want)
+		}
+	}
+	tn, err := tenants.Tenant(ctx, ownApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Sim.Tenant(ownApp).AddConfiguration(testenv.Config(0))
+	if _, resp := tn.Graph.CreateAssignment(ctx, testenv.Config(0), "", assign.Target{Type: assign.TargetAllDevices}, ""); resp.StatusCode != 201 {
+		t.Fatalf("own app's create: %+v", resp)
+	}
+	if l := h.Sim.Tenant(ownApp).Ledger(); len(l) != 1 || l[0].ClientID != appID {
+		t.Errorf("tenant with its own app: ledger %+v, want one create by %s", l, appID)
 	}
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 
@@ -47,7 +48,7 @@ func NewTenants(pool *pgxpool.Pool, gcfg config.Graph, wcfg config.Worker, signe
 		return nil, err
 	}
 	return &tenants{pool: pool, gcfg: gcfg, wcfg: wcfg, signedIn: signedIn, observe: func(string) func(*graph.Response) { return nil },
-		def: &jobs.Tenant{Graph: gc, Writes: newWriteLimiter(pool, wcfg, ""), Reads: newReadLimiter(pool, wcfg, "")}}, nil
+		def: &jobs.Tenant{Graph: gc, Writes: newWriteLimiter(pool, wcfg, gcfg.TenantID, ""), Reads: newReadLimiter(pool, wcfg, gcfg.TenantID, "")}}, nil
 }
 
 // Tenant implements jobs.Tenants.
@@ -61,11 +62,22 @@ func (ts *tenants) Tenant(ctx context.Context, id string) (*jobs.Tenant, error) 
 		return t, nil
 	}
 	var tokens graph.TokenSource
-	if d, ok := ts.signedIn.(*auth.Delegated); ok {
+	own, hasOwn := ts.wcfg.Tenants[id]
+	switch d, delegated := ts.signedIn.(*auth.Delegated); {
+	case hasOwn && own.ClientID != "":
+		// The tenant's own app registration (BULKASSIGN_TENANTS).
+		app, err := auth.NewApp(auth.AppConfig{AuthorityHost: ts.gcfg.AuthorityHost, TenantID: id, ClientID: own.ClientID,
+			Secret: own.Secret, CertificatePath: own.CertificatePath, CertificatePassword: own.CertificatePassword,
+			Scope: ts.gcfg.Scope(), HTTPClient: auth.NewHTTPClient(ts.gcfg.Timeout)})
+		if err != nil {
+			return nil, config.Unusable(fmt.Errorf("%s: tenant %s: %w", config.TenantsVar, id, err))
+		}
+		tokens = app
+	case delegated:
 		// A partner admin's sign-in, renewed silently for the customer
 		// tenant (GDAP).
 		tokens = d.ForTenant(id)
-	} else {
+	default:
 		app, err := auth.NewApp(auth.AppConfig{AuthorityHost: ts.gcfg.AuthorityHost, TenantID: id, ClientID: ts.gcfg.ClientID,
 			Secret: ts.gcfg.ClientSecret, CertificatePath: ts.gcfg.CertificatePath, CertificatePassword: ts.gcfg.CertificatePassword,
 			Scope: ts.gcfg.Scope(), HTTPClient: auth.NewHTTPClient(ts.gcfg.Timeout)})
@@ -87,8 +99,12 @@ func (ts *tenants) Tenant(ctx context.Context, id string) (*jobs.Tenant, error) 
 		}()
 	}
 	t := &jobs.Tenant{ID: id, Graph: gc,
-		Writes: newWriteLimiter(ts.pool, ts.wcfg, id),
-		Reads:  newReadLimiter(ts.pool, ts.wcfg, id)}
+		Writes: newWriteLimiter(ts.pool, ts.wcfg, id, id),
+		Reads:  newReadLimiter(ts.pool, ts.wcfg, id, id)}
+	if ts.logger != nil {
+		ts.logger.Info("serving a tenant", "tenant", id, "name", own.Name, "own_app", own.ClientID != "",
+			"write_rate", t.Writes.Config().Rate, "read_rate", t.Reads.Config().Rate)
+	}
 	if ts.byID == nil {
 		ts.byID = map[string]*jobs.Tenant{}
 	}
@@ -105,14 +121,17 @@ func limitName(kind, tenant string) string {
 	return kind + ":" + tenant
 }
 
-// newWriteLimiter is the fleet's Graph write limit for one tenant.
-func newWriteLimiter(pool *pgxpool.Pool, wcfg config.Worker, tenant string) *ratelimit.Limiter {
-	return ratelimit.New(pool, ratelimit.Config{Name: limitName("graph_write", tenant), Rate: wcfg.WriteRate})
+// newWriteLimiter is the fleet's Graph write limit for tenant id, named by
+// its key ("" for AZURE_TENANT_ID); BULKASSIGN_TENANTS may set its rate.
+func newWriteLimiter(pool *pgxpool.Pool, wcfg config.Worker, id, key string) *ratelimit.Limiter {
+	write, _ := wcfg.Tenants.Rates(id, wcfg)
+	return ratelimit.New(pool, ratelimit.Config{Name: limitName("graph_write", key), Rate: write})
 }
 
-// newReadLimiter is the fleet's Graph read limit for one tenant. Every
+// newReadLimiter is the fleet's Graph read limit for tenant id. Every
 // process that reads (workers, dry runs) shares the one bucket in the
 // database, so all must configure it alike.
-func newReadLimiter(pool *pgxpool.Pool, wcfg config.Worker, tenant string) *ratelimit.Limiter {
-	return ratelimit.New(pool, ratelimit.Config{Name: limitName("graph_read", tenant), Rate: wcfg.ReadRate, Burst: max(1, wcfg.ReadRate/10)})
+func newReadLimiter(pool *pgxpool.Pool, wcfg config.Worker, id, key string) *ratelimit.Limiter {
+	_, read := wcfg.Tenants.Rates(id, wcfg)
+	return ratelimit.New(pool, ratelimit.Config{Name: limitName("graph_read", key), Rate: read, Burst: max(1, read/10)})
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/bulkassign/bulkassign/internal/httpapi"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/metrics"
-	"github.com/bulkassign/bulkassign/internal/ratelimit"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
@@ -83,8 +82,8 @@ func New(pool *pgxpool.Pool, tokens graph.TokenSource, gcfg config.Graph, wcfg c
 	deps := &jobs.Deps{
 		Pool:          pool,
 		Graph:         gc,
-		Writes:        newWriteLimiter(pool, wcfg, ""),
-		Reads:         NewReadLimiter(pool, wcfg),
+		Writes:        newWriteLimiter(pool, wcfg, gcfg.TenantID, ""),
+		Reads:         newReadLimiter(pool, wcfg, gcfg.TenantID, ""),
 		DefaultTenant: gcfg.TenantID,
 		Tenants:       &tenants{pool: pool, gcfg: gcfg, wcfg: wcfg, observe: m.GraphObserver, logger: logger, signedIn: tokens},
 		Logger:        logger,
@@ -131,10 +130,6 @@ func NewGraphClient(gcfg config.Graph, tokens graph.TokenSource, observe func(*g
 	return gc, nil
 }
 
-// NewReadLimiter is the fleet's Graph read limit of the default tenant.
-func NewReadLimiter(pool *pgxpool.Pool, wcfg config.Worker) *ratelimit.Limiter {
-	return newReadLimiter(pool, wcfg, "")
-}
 
 // Ready is closed once Run serves (River started, HTTP listening), or has
 // failed to.

@@ -1,0 +1,62 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoadTenants(t *testing.T) {
+	t.Parallel()
+	write := func(t *testing.T, body string) string {
+		t.Helper()
+		p := filepath.Join(t.TempDir(), "tenants.json")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const a, b = "a1000000-0000-4000-8000-000000000001", "a1000000-0000-4000-8000-000000000002"
+	t.Run("Good", func(t *testing.T) {
+		t.Parallel()
+		p := write(t, `{"tenants":[{"id":"`+strings.ToUpper(a)+`","name":"Contoso","writeRate":2.5},
+			{"id":"`+b+`","clientId":"c","clientSecretVar":"B_SECRET","readRate":0}]}`)
+		ts, err := LoadTenants(MapEnv(map[string]string{TenantsVar: p, "B_SECRET": "s3cret"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := Worker{WriteRate: 5, ReadRate: 50}
+		if wr, rd := ts.Rates(a, w); wr != 2.5 || rd != 50 || ts[a].Name != "Contoso" {
+			t.Errorf("tenant a: rates %v %v, %+v", wr, rd, ts[a])
+		}
+		if wr, rd := ts.Rates(b, w); wr != 5 || rd != 0 || ts[b].Secret != "s3cret" {
+			t.Errorf("tenant b: rates %v %v, secret read %v", wr, rd, ts[b].Secret != "")
+		}
+		if wr, rd := ts.Rates("other", w); wr != 5 || rd != 50 {
+			t.Errorf("another tenant: %v %v, want the fleet's", wr, rd)
+		}
+	})
+	for _, tt := range []struct{ name, body, want string }{
+		{"BadJSON", `{"tenants":[`, "unexpected EOF"},
+		{"UnknownKey", `{"tenants":[{"id":"` + a + `","secret":"x"}]}`, `unknown field "secret"`},
+		{"BadID", `{"tenants":[{"id":"contoso"}]}`, "tenants[0]: id"},
+		{"Twice", `{"tenants":[{"id":"` + a + `"},{"id":"` + a + `"}]}`, "tenants[1]: tenant " + a + " is listed twice"},
+		{"NegativeRate", `{"tenants":[{"id":"` + a + `","writeRate":-1}]}`, "tenants[0]: writeRate -1"},
+		{"CredentialWithoutApp", `{"tenants":[{"id":"` + a + `","certificatePath":"x.pem"}]}`, "without clientId"},
+		{"AppWithoutCredential", `{"tenants":[{"id":"` + a + `","clientId":"c"}]}`, "needs certificatePath or clientSecretVar"},
+		{"SecretVarUnset", `{"tenants":[{"id":"` + a + `","clientId":"c","clientSecretVar":"NOPE"}]}`, "clientSecretVar NOPE is not set"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := write(t, tt.body)
+			_, err := LoadTenants(MapEnv(map[string]string{TenantsVar: p}))
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), TenantsVar+": "+p) {
+				t.Errorf("err = %v, want one line naming %s, the file and %q", err, TenantsVar, tt.want)
+			}
+		})
+	}
+	if _, err := LoadTenants(MapEnv(map[string]string{TenantsVar: "/nonexistent/tenants.json"})); err == nil || !strings.Contains(err.Error(), "cannot read") {
+		t.Errorf("missing file: %v", err)
+	}
+}
