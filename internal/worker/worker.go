@@ -130,7 +130,6 @@ func NewGraphClient(gcfg config.Graph, tokens graph.TokenSource, observe func(*g
 	return gc, nil
 }
 
-
 // Ready is closed once Run serves (River started, HTTP listening), or has
 // failed to.
 func (r *Runtime) Ready() <-chan struct{} { return r.ready }
