@@ -118,8 +118,11 @@ func TestManyTenants(t *testing.T) {
 	ideal := time.Duration(float64(perTenant-missing) / 20 * float64(time.Second))
 	t.Logf("figure: %d tenants × %d rows at 20 writes/s each: done in %s (ideal %s, ratio %.2f), worst 429 share %.2f%%",
 		tenants, perTenant, took.Round(100*time.Millisecond), ideal, took.Seconds()/ideal.Seconds(), 100*worst429)
-	if took > 4*ideal {
-		t.Errorf("took %s, more than 4× the ideal %s: tenants held each other back", took, ideal)
+	// Timing is a figure, not an assertion (the race detector and a busy
+	// machine stretch it); TestTenantsDoNotHoldEachOtherBack asserts
+	// fairness with a bound that does not flake.
+	if took > 12*ideal {
+		t.Errorf("took %s, more than 12× the ideal %s", took, ideal)
 	}
 	_ = ctx
 	_ = store.ErrNotFound
