@@ -47,39 +47,8 @@ CREATE TABLE sweeps (
 COMMENT ON TABLE assignment_lists IS
     'The assignments found on one configuration path, read from Graph once per batch (and again for a row whose create may have applied unseen). keys maps a target key to the assignment id. read_at is the database time the read began.';
 
--- One name per thing: the row's number in its batch is "row" everywhere
--- (items.row, River's args, Go's Row). The view gains it as a column;
--- item_id, its first name here, stays for queries written against it.
-CREATE OR REPLACE VIEW assignment_results AS
-SELECT i.batch_id,
-       i.row AS item_id,
-       i.line,
-       b.source,
-       i.configuration_id,
-       i.path,
-       i.target_type,
-       i.group_id,
-       i.collection_id,
-       i.filter_id,
-       i.filter_type,
-       i.status,
-       bulkassign_final(i.status) AS final,
-       i.http_status,
-       i.assignment_id,
-       i.attempts,
-       i.error_code,
-       i.error_message,
-       i.request_id,
-       i.created_at,
-       i.updated_at,
-       i.finished_at,
-       i.retries,
-       i.revert_status,
-       i.revert_http_status,
-       i.revert_error_code,
-       i.revert_error,
-       i.revert_request_id,
-       i.reverted_at,
-       i.row
-FROM items i
-JOIN batches b ON b.id = i.batch_id;
+-- The view's "final" column moves to bulkassign_final(), and the view gains
+-- "row" (one name per thing: the row's number in its batch is row in
+-- items, River's args and Go; item_id, its first name in the view, stays
+-- for queries written against it): both in 006, which re-creates the view
+-- once for this and for the rows' tenant.
