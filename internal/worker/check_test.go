@@ -8,10 +8,8 @@ import (
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/auth"
-	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/graphsim"
-	"github.com/bulkassign/bulkassign/internal/store"
 	"github.com/bulkassign/bulkassign/internal/testenv"
 	"github.com/bulkassign/bulkassign/internal/worker"
 )
@@ -30,15 +28,7 @@ func TestCheck(t *testing.T) {
 		{ID: refuses, Name: "Tailspin", Refuse: graphsim.RefuseConsent},
 	}})
 	h.Sim.AddConfiguration(testenv.Config(0))
-	gcfg, err := config.LoadGraph(h.Env(nil), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.ConnectMigrated(ctx, h.DB.URL, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	_, gcfg, db := settings(t, h, h.Env(nil))
 
 	p, err := worker.Check(ctx, db, gcfg, "")
 	if err != nil {
@@ -84,20 +74,7 @@ func TestTenantSettings(t *testing.T) {
 	file := testenv.WriteFile(t, "tenants.json", `{"tenants":[
 		{"id":"`+slow+`","name":"Slow","writeRate":2},
 		{"id":"`+ownApp+`","name":"Own app","clientId":"`+appID+`","clientSecretVar":"OWN_SECRET"}]}`)
-	env := h.Env(map[string]string{"BULKASSIGN_TENANTS": file, "OWN_SECRET": "own-secret", "GRAPH_WRITE_RATE": "20"})
-	wcfg, err := config.LoadWorker(env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gcfg, err := config.LoadGraph(env, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.ConnectMigrated(ctx, h.DB.URL, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	wcfg, gcfg, db := settings(t, h, h.Env(map[string]string{"BULKASSIGN_TENANTS": file, "OWN_SECRET": "own-secret", "GRAPH_WRITE_RATE": "20"}))
 	tokens, err := auth.NewTokenSource(ctx, gcfg, db)
 	if err != nil {
 		t.Fatal(err)

@@ -18,13 +18,10 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// TestOpenRunStop is the worker command's path: sign in from the settings,
-// wire, serve, and stop when ctx ends.
-func TestOpenRunStop(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	h := testenv.New(t, graphsim.Config{})
-	env := h.Env(map[string]string{"WORKER_CONCURRENCY": "2"})
+// settings loads the worker's and Graph's settings from env and opens the
+// harness's migrated database, as the worker command does.
+func settings(t *testing.T, h *testenv.Harness, env config.Env) (config.Worker, config.Graph, *store.DB) {
+	t.Helper()
 	wcfg, err := config.LoadWorker(env)
 	if err != nil {
 		t.Fatal(err)
@@ -33,11 +30,21 @@ func TestOpenRunStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.ConnectMigrated(ctx, h.DB.URL, 8)
+	db, err := store.ConnectMigrated(context.Background(), h.DB.URL, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(db.Close)
+	return wcfg, gcfg, db
+}
+
+// TestOpenRunStop is the worker command's path: sign in from the settings,
+// wire, serve, and stop when ctx ends.
+func TestOpenRunStop(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := testenv.New(t, graphsim.Config{})
+	wcfg, gcfg, db := settings(t, h, h.Env(map[string]string{"WORKER_CONCURRENCY": "2"}))
 	rt, err := worker.Open(ctx, db, gcfg, wcfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
