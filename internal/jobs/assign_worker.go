@@ -427,7 +427,7 @@ var listBeingRead = listReadWait(2 * time.Second)
 type listReadWait time.Duration
 
 func (w listReadWait) Error() string {
-	return "waiting for another worker reading the configuration's assignments"
+	return "another worker is reading the configuration's assignments"
 }
 func (w listReadWait) RetryDelay() time.Duration { return time.Duration(w) }
 
