@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
@@ -117,8 +118,13 @@ func TestPlanTenants(t *testing.T) {
 
 	// Each (tenant, configuration, path) is asked of its tenant's client,
 	// once; a tenant without one leaves its rows not checked.
-	var asked []string
+	var (
+		mu    sync.Mutex // lists are read by several readers at once
+		asked []string
+	)
 	rep, err := p.Read(context.Background(), func(tenant string) (*jobs.Tenant, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		asked = append(asked, tenant)
 		return nil, errors.New("no sign-in for tenant " + tenant)
 	})
