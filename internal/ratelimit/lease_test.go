@@ -56,3 +56,29 @@ func TestLeasesFollowEachOther(t *testing.T) {
 		}
 	}
 }
+
+func TestClockMapTakesTheFastestAnswer(t *testing.T) {
+	t.Parallel()
+	var c clockMap
+	db := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // another host's clock
+	local := time.Now()
+	steps := []struct {
+		name        string
+		db, arrived time.Duration // since the first answer
+		want        time.Duration // local time of db, since the first answer's arrival
+	}{
+		{"first answer", 0, 0, 0},
+		{"slow answer: its latency is not the clocks' offset", time.Second, time.Second + 30*time.Millisecond, time.Second},
+		{"faster than the first: the offset moves down", 2 * time.Second, 2*time.Second - 5*time.Millisecond, 2*time.Second - 5*time.Millisecond},
+		{"slow again", 3 * time.Second, 3*time.Second + 40*time.Millisecond, 3*time.Second - 5*time.Millisecond},
+		// 1000 s on, answers 50 ms later for good (drift): followed at 100 µs/s.
+		{"drift", 1003 * time.Second, 1003*time.Second + 45*time.Millisecond, 1003*time.Second + 45*time.Millisecond},
+	}
+	for _, s := range steps {
+		got := c.local(db.Add(s.db), local.Add(s.arrived)).Sub(local)
+		// The estimate may creep up 100 µs a second between answers.
+		if d := got - s.want; d < 0 || d > 200*time.Microsecond {
+			t.Errorf("%s: mapped to +%s, want +%s", s.name, got, s.want)
+		}
+	}
+}

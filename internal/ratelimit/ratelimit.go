@@ -36,8 +36,11 @@
 //     slots are never given back: after the pause the row is still in
 //     debt for those that fall after its end.
 //
-// Each process leases through one goroutine at a time, so a process's
-// waiters cost one transaction per block, not one per waiter or per grant.
+// Slots are on the database's clock; a process maps them onto its own with
+// the fastest answer it has seen (clockMap), so neither a slow answer nor a
+// step of its wall clock moves its blocks. Each process leases through one
+// goroutine at a time, so a process's waiters cost one transaction per
+// block, not one per waiter or per grant.
 package ratelimit
 
 import (
@@ -393,29 +396,30 @@ func (l *Limiter) renew(ctx context.Context, seen *block, horizon time.Duration)
 // arrived is the closest to the clocks' true offset. Mapping every lease
 // with it keeps a process's blocks one spacing apart however slow one
 // lease's answer was (mapping each with its own latency would squeeze a
-// fast lease's block against a slow one's). The estimate may grow by
-// driftAllowance of the time since it was last seen, for clock drift.
+// fast lease's block against a slow one's). Gaps are measured from the
+// first answer, on the local monotonic clock, so a step of this host's
+// wall clock moves nothing; the estimate may grow by driftAllowance of the
+// time since it was last seen, for the clocks' drift.
 type clockMap struct {
-	mu     sync.Mutex
-	offset time.Duration // local - database, at most
-	seen   time.Time
+	mu               sync.Mutex
+	anchor, anchorDB time.Time     // the first answer's arrival, and its clock_timestamp()
+	offset           time.Duration // the least gap, relative to the anchor's
+	seen             time.Time
 }
 
 const driftAllowance = 1e-4
 
 // local is the local time of the database's dbNow, whose answer arrived
-// at arrived (a local time).
+// at arrived (a local time, from time.Now).
 func (c *clockMap) local(dbNow, arrived time.Time) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	gap := arrived.Sub(dbNow)
-	if c.seen.IsZero() {
-		c.offset = gap
-	} else {
-		c.offset = min(gap, c.offset+time.Duration(driftAllowance*float64(arrived.Sub(c.seen))))
+	if c.anchor.IsZero() {
+		c.anchor, c.anchorDB, c.seen = arrived, dbNow, arrived
 	}
+	gap := arrived.Sub(c.anchor) - dbNow.Sub(c.anchorDB)
+	c.offset = min(gap, c.offset+time.Duration(driftAllowance*float64(arrived.Sub(c.seen))))
 	c.seen = arrived
-	// arrived keeps its monotonic reading: local clocks can be stepped.
 	return arrived.Add(c.offset - gap)
 }
 
