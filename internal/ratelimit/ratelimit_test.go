@@ -3,6 +3,8 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -91,6 +93,147 @@ func TestLimiter(t *testing.T) {
 		}
 	})
 
+	t.Run("FleetBoundHoldsAcrossThreeProcesses", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		const rate, burst = 20.0, 1.5
+		cfg := ratelimit.Config{Name: "w", Rate: rate, Headroom: 1, Burst: burst}
+		var procs []*ratelimit.Limiter
+		for range 3 {
+			procs = append(procs, ratelimit.New(b.db.Pool, cfg))
+		}
+		got := spend(t, procs, 4, 3*time.Second)
+		var due, returned []time.Time
+		for _, g := range got {
+			if len(g.due) == 0 {
+				t.Errorf("a process was granted nothing in 3 s")
+			}
+			due = append(due, g.due...)
+			returned = append(returned, g.returned...)
+		}
+		for _, ts := range [][]time.Time{due, returned} {
+			sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
+		}
+		// Never more than rate·W + Burst in any window W (sliding, 1 s).
+		most := mostInWindow(due, time.Second)
+		if bound := int(rate*time.Second.Seconds() + burst); most > bound {
+			t.Errorf("%d grants in one second across three processes, want at most rate·1s + burst = %d", most, bound)
+		}
+		perSecond := float64(len(due)-1) / due[len(due)-1].Sub(due[0]).Seconds()
+		if perSecond < 0.85*rate || perSecond > 1.02*rate {
+			t.Errorf("three processes were granted %.1f/s together, want about %.0f/s", perSecond, rate)
+		}
+		var leases int64
+		for _, p := range procs {
+			leases += ratelimit.Leases(p)
+		}
+		// Goroutines run late on a busy machine: returns are logged, not
+		// bounded.
+		t.Logf("figure: 3 processes at %.0f/s: %.2f grants/s together, at most %d due in any second (%d returned); %d grants in %d lease transactions (%.1f grants per transaction)",
+			rate, perSecond, most, mostInWindow(returned, time.Second), len(due), leases, float64(len(due))/float64(leases))
+	})
+
+	t.Run("GrantsPerLeaseTransaction", func(t *testing.T) {
+		t.Parallel()
+		for _, rate := range []float64{20, 100} {
+			t.Run(fmt.Sprintf("%.0fPerSecond", rate), func(t *testing.T) {
+				t.Parallel()
+				b := setup(t)
+				l := ratelimit.New(b.db.Pool, ratelimit.Config{Name: "w", Rate: rate})
+				granted := len(spend(t, []*ratelimit.Limiter{l}, 10, 2*time.Second)[0].due)
+				leases := ratelimit.Leases(l)
+				per := float64(granted) / float64(leases)
+				t.Logf("figure: one process at %.0f/s (10 waiters): %d grants in %d lease transactions = %.1f grants per transaction (one each before leases)",
+					rate, granted, leases, per)
+				// About rate × 250 ms a block; the first blocks are smaller.
+				if want := rate * 0.25 / 2; per < want {
+					t.Errorf("%.1f grants per lease transaction at %.0f/s, want at least %.1f", per, rate, want)
+				}
+			})
+		}
+	})
+
+	t.Run("ThrottledDropsTheLocalBlock", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		l := ratelimit.New(b.db.Pool, ratelimit.Config{Name: "w", Rate: 20, Headroom: 1})
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var (
+			mu     sync.Mutex
+			grants []time.Time
+			wg     sync.WaitGroup
+		)
+		for range 8 {
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					if _, err := l.Wait(ctx, 10*time.Second); err != nil {
+						return
+					}
+					mu.Lock()
+					grants = append(grants, time.Now())
+					mu.Unlock()
+				}
+			})
+		}
+		// Let blocks run, with waiters holding slots ahead, then throttle.
+		time.Sleep(700 * time.Millisecond)
+		const pause = 600 * time.Millisecond
+		at := time.Now()
+		if _, err := l.Throttled(ctx, pause); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(pause + 500*time.Millisecond)
+		cancel()
+		wg.Wait()
+		var before, during, after int
+		for _, g := range grants {
+			switch {
+			case g.Before(at.Add(20 * time.Millisecond)): // granted before the 429 was told
+				before++
+			case g.Before(at.Add(pause)):
+				during++
+			default:
+				after++
+			}
+		}
+		if before == 0 || after == 0 {
+			t.Fatalf("grants before the pause %d, after it %d; want some of each", before, after)
+		}
+		if during != 0 {
+			t.Errorf("%d grants during the %s pause, want none: the local block must be dropped", during, pause)
+		}
+	})
+
+	t.Run("WaitTooLongBehindAnotherProcess", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		cfg := ratelimit.Config{Name: "w", Rate: 4, Headroom: 1} // a slot every 250 ms
+		a, other := ratelimit.New(b.db.Pool, cfg), ratelimit.New(b.db.Pool, cfg)
+		if _, err := a.Wait(ctx, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		// The next slot on the row is 250 ms away, whoever asks.
+		for name, l := range map[string]*ratelimit.Limiter{"the same process": a, "another process": other} {
+			start := time.Now()
+			_, err := l.Wait(ctx, 50*time.Millisecond)
+			var tooLong *ratelimit.WaitTooLongError
+			if !errors.As(err, &tooLong) {
+				t.Fatalf("%s: Wait with maxWait 50ms: err = %v, want WaitTooLongError", name, err)
+			}
+			if tooLong.Delay < 100*time.Millisecond || tooLong.Delay > 300*time.Millisecond {
+				t.Errorf("%s: Delay = %s, want up to the next slot (<= 250ms)", name, tooLong.Delay)
+			}
+			if took := time.Since(start); took > 100*time.Millisecond {
+				t.Errorf("%s: Wait took %s to say so, want at once", name, took)
+			}
+		}
+		// Taking the delay's advice is then granted.
+		if _, err := other.Wait(ctx, time.Second); err != nil {
+			t.Fatalf("Wait with room for the next slot: %v", err)
+		}
+	})
+
 	t.Run("WaitTooLongReturnsAtOnce", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -170,4 +313,87 @@ func TestLimiter(t *testing.T) {
 			}
 		}
 	})
+}
+
+// grantLog is one limiter's grants: when each was due on its block's
+// grid, and when its Wait returned (later by however long the goroutine
+// took to run again).
+type grantLog struct{ due, returned []time.Time }
+
+// spend runs waiters goroutines per limiter, each waiting for grants in a
+// loop for d, and returns each limiter's grantLog.
+func spend(t *testing.T, procs []*ratelimit.Limiter, waiters int, d time.Duration) []grantLog {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var (
+		mu     sync.Mutex
+		got    = make([]grantLog, len(procs))
+		wg     sync.WaitGroup
+		failed error
+	)
+	for i, l := range procs {
+		ratelimit.OnGrant(l, func(at time.Time) {
+			mu.Lock()
+			got[i].due = append(got[i].due, at)
+			mu.Unlock()
+		})
+		for range waiters {
+			wg.Go(func() {
+				for {
+					_, err := l.Wait(ctx, time.Minute)
+					if ctx.Err() != nil {
+						return
+					}
+					now := time.Now()
+					mu.Lock()
+					if err != nil {
+						failed = err
+					} else {
+						got[i].returned = append(got[i].returned, now)
+					}
+					mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if failed != nil {
+		t.Fatalf("Wait: %v", failed)
+	}
+	return got
+}
+
+// mostInWindow is the most of times (sorted) in any window [t, t+w).
+func mostInWindow(times []time.Time, w time.Duration) int {
+	most := 0
+	for i := range times {
+		n := sort.Search(len(times), func(j int) bool { return !times[j].Before(times[i].Add(w)) }) - i
+		most = max(most, n)
+	}
+	return most
+}
+
+// BenchmarkWait reports how many lease transactions a grant costs.
+func BenchmarkWait(b *testing.B) {
+	for _, rate := range []float64{100, 1000} {
+		b.Run(fmt.Sprintf("%.0fPerSecond", rate), func(b *testing.B) {
+			db := testdb.New(b, 10)
+			l := ratelimit.New(db.Pool, ratelimit.Config{Name: "w", Rate: rate})
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := l.Wait(context.Background(), time.Minute); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(ratelimit.Leases(l))/float64(b.N), "leases/grant")
+		})
+	}
 }
