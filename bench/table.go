@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bulkassign/bulkassign/internal/config"
 )
 
 type results struct {
@@ -19,6 +21,7 @@ type results struct {
 	enqueue            *enqueueResult
 	workers            *workerResult
 	limit              *limitResult
+	fleet              *fleetResult
 }
 
 // line is one row of the table.
@@ -129,7 +132,58 @@ func (r *results) lines(section4 bool) []line {
 			add(line{"4f", "Graph reads per (configuration, path) per batch under the fault mix (run 3e; a lost answer is checked by a fresh read)", f3(rpp), "—", f3(rpp), "—", ""})
 		}
 	}
+	ls = append(ls, r.fleetLines()...)
 	return ls
+}
+
+// fleetLines are section 5's: many tenants in one fleet.
+func (r *results) fleetLines() []line {
+	f := r.fleet
+	if f == nil {
+		return nil
+	}
+	var ls []line
+	add := func(l line) { ls = append(ls, l) }
+	tr := f.noopTunedRate()
+	scene := fmt.Sprintf("%d tenants × %s rows (%s rows, CSV column tenant_id, sorted by tenant; %d configurations per tenant), one worker process: a River queue per tenant with WORKER_TENANT_CONCURRENCY=%d, DATABASE_MAX_CONNS=%d (raised from the default 10; a pool of %d), simulator without latency or limit, GRAPH_WRITE_RATE=0 and GRAPH_READ_RATE=0, each tenant signing in on its first row",
+		f.tenants, num(f.perTenant), num(f.tenants*f.perTenant), f.configs, f.tenantWorkers, f.maxConns, fleetPool(f.maxConns))
+	add(line{"5a", fmt.Sprintf("Work %s ÷ River no-op jobs with River's benchmark fetch tuning (as 2a: one queue, %d workers, pool of %d), same database; no-op = mean of a run before and after%s",
+		scene, r.o.workers, r.o.poolConns, timeoutNote(f.ours.timeout)),
+		num(f.ours.rate()) + " rows/s", "River no-op, tuned: " + num(tr) + " jobs/s", f2(f.ours.rate() / tr), "≥ 0.25", atLeast(f.ours.rate()/tr, 0.25)})
+	oq, nq := statementsPerRow(f.ours), f.noopStatements()
+	add(line{"5b", fmt.Sprintf("Statements sent to Postgres per worked row in run 5a (every statement of the process, River's fetches of the %d queues and completions included; counted by a pgx tracer in the timed runs, 5a's and the no-op's); the goal is on the bulkassign column, the ratio is bulkassign ÷ no-op", f.tenants),
+		f1(oq), "River no-op, tuned: " + f2(nq), f1(oq / nq), "≤ 3 per row", atMost(oq, 3)})
+	oPg, nPg := perRow(f.ours.pgCPU, f.ours.rows), f.noopPerRow(func(r run) time.Duration { return r.pgCPU })
+	add(line{"5c", "CPU per worked row in the Postgres backends of the run's pool, run 5a ÷ the tuned no-op runs",
+		us(oPg), "River no-op, tuned: " + us(nPg), f1(float64(oPg) / float64(nPg)), "≤ 5.0", atMost(float64(oPg)/float64(nPg), 5)})
+	oGo, nGo := perRow(f.ours.goCPU, f.ours.rows), f.noopPerRow(func(r run) time.Duration { return r.goCPU })
+	add(line{"5d", "CPU per worked row in this process (workers, River, pgx, the in-process simulator), same runs",
+		us(oGo), "River no-op, tuned: " + us(nGo), f1(float64(oGo) / float64(nGo)), "—", ""})
+	if l := f.limited; l != nil {
+		low, high := l.lowestUse(), l.highest429()
+		created, dups, posts, s429 := l.totals()
+		scene := fmt.Sprintf("%d tenants × %s rows, each tenant with its own fixed window of %d writes / %s and GRAPH_WRITE_RATE=%d (scaled: %s writes/s in all; the issue's 50 tenants at 5 writes/s; Intune's own is 10/s), one worker process with WORKER_TENANT_CONCURRENCY=%d and the default DATABASE_MAX_CONNS=%d",
+			l.tenants, num(l.perTenant), l.limit.N, l.limit.Window, l.limit.N, num(float64(l.tenants)*l.rate()), f.tenantWorkers, config.Defaults.DatabaseMaxConns)
+		add(line{"5e", fmt.Sprintf("%s: the LOWEST tenant's use of its limit (creates per second in its run's interior windows ÷ its window's rate)%s", scene, timeoutNote(l.timeout)),
+			f3(low.use), fmt.Sprintf("median tenant %s; highest %s", f3(l.medianUse()), f3(maxUse(l.figures))), f3(low.use), "≥ 0.95", atLeast(low.use, 0.95)})
+		add(line{"5f", "Same run: the highest tenant's share of its POSTs answered 429",
+			pct(high.s429, high.posts), "all tenants: " + pct(s429, posts), f3(high.share429()), "≤ 0.010", atMost(high.share429(), 0.01)})
+		ideal := time.Duration(float64(l.perTenant) / l.rate() * float64(time.Second))
+		add(line{"5g", fmt.Sprintf("Same run: rows created, duplicates, and the run's time ÷ the ideal %s (%s rows per tenant at %d/s)", ideal.Round(100*time.Millisecond), num(l.perTenant), l.limit.N),
+			fmt.Sprintf("%s of %s created, %d duplicates, %s", num(created), num(l.tenants*l.perTenant), dups, l.elapsed.Round(100*time.Millisecond)), "—",
+			f2(l.elapsed.Seconds() / ideal.Seconds()), "—", ""})
+	}
+	return ls
+}
+
+func maxUse(fs []tenantFigure) float64 {
+	m := math.NaN()
+	for i, t := range fs {
+		if i == 0 || t.use > m {
+			m = t.use
+		}
+	}
+	return m
 }
 
 func timeoutNote(t bool) string {
@@ -153,6 +207,12 @@ func (r *results) print(w io.Writer, section4 bool) {
 		printQueries(w, wr.traced)
 		fmt.Fprintf(w, "\nRiver's no-op jobs, same trace (%s jobs):\n\n", num(wr.tracedNoop.rows))
 		printQueries(w, wr.tracedNoop)
+	}
+	if f := r.fleet; f != nil && len(f.ours.queries) > 0 {
+		fmt.Fprintf(w, "\nWhere a worked row's database time goes with %d tenants (run 5a, %s rows; per row: statements, client-side ms):\n\n", f.tenants, num(f.ours.rows))
+		printQueries(w, f.ours)
+		fmt.Fprintf(w, "\nRiver's no-op jobs, fetch tuned, same trace (the run after 5a, %s jobs):\n\n", num(f.noopTuned[len(f.noopTuned)-1].rows))
+		printQueries(w, f.noopTuned[len(f.noopTuned)-1])
 	}
 }
 
