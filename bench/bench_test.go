@@ -157,6 +157,10 @@ func TestFleetLimitFigures(t *testing.T) {
 	if got := f.rate(); got != 5 {
 		t.Errorf("rate %v, want 5", got)
 	}
+	clean, throttled, nc, nt := f.useBy429()
+	if clean != 0.97 || math.Abs(throttled-0.925) > 1e-9 || nc != 1 || nt != 2 {
+		t.Errorf("useBy429 = %v, %v, %d, %d; want 0.97, 0.925, 1, 2", clean, throttled, nc, nt)
+	}
 	if got := (tenantFigure{}).share429(); got != 0 {
 		t.Errorf("share of no POSTs = %v, want 0", got)
 	}
@@ -189,6 +193,7 @@ func TestFleetLines(t *testing.T) {
 		{"5e", "0.940", "0.940", "**no**"},
 		{"5f", "1.0 % (3 of 303)", "0.010", "yes"},
 		{"5g", "600 of 600 created, 0 duplicates, 1m6s", "1.10", ""},
+		{"5h", "0.960 (1 tenant)", "1.021", ""},
 	}
 	for _, w := range want {
 		l, ok := got[w.id]

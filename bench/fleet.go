@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -217,6 +218,7 @@ func (t tenantFigure) share429() float64 {
 type fleetLimitRun struct {
 	tenants, perTenant int
 	limit              graphsim.Limit
+	maxConns           int // DATABASE_MAX_CONNS
 	elapsed            time.Duration
 	timeout            bool
 	figures            []tenantFigure
@@ -264,14 +266,36 @@ func (f fleetLimitRun) totals() (created, duplicates int, posts, s429 int64) {
 	return
 }
 
+// useBy429 is the median use of the limit of the tenants that met no 429
+// and of those that met one or more, with how many tenants each holds
+// (NaN for an empty group).
+func (f fleetLimitRun) useBy429() (clean, throttled float64, nClean, nThrottled int) {
+	var c, t []float64
+	for _, x := range f.figures {
+		if x.s429 == 0 {
+			c = append(c, x.use)
+		} else {
+			t = append(t, x.use)
+		}
+	}
+	med := func(v []float64) float64 {
+		if len(v) == 0 {
+			return math.NaN()
+		}
+		sort.Float64s(v)
+		return median(v)
+	}
+	return med(c), med(t), len(c), len(t)
+}
+
 // rate is the limit's writes per second per tenant.
 func (f fleetLimitRun) rate() float64 { return float64(f.limit.N) / f.limit.Window.Seconds() }
 
 // fleetLimited works o.fleetTenants tenants × o.fleetLimitRows rows with
 // one worker process against a simulator that gives every tenant its own
 // fixed window of o.fleetLimitN writes per second, GRAPH_WRITE_RATE
-// matching it, and the worker's defaults otherwise (DATABASE_MAX_CONNS,
-// GRAPH_READ_RATE) but for WORKER_TENANT_CONCURRENCY.
+// matching it, DATABASE_MAX_CONNS o.fleetLimitConns (the default 10
+// unless told) and the default GRAPH_READ_RATE.
 func fleetLimited(ctx context.Context, o options) (fleetLimitRun, error) {
 	l := graphsim.Limit{Mode: graphsim.FixedWindow, N: o.fleetLimitN, Window: time.Second}
 	fb, err := newFleetBatch(ctx, "fll", o.fleetTenants, o.fleetLimitRows, o.fleetConfigs, l)
@@ -281,7 +305,7 @@ func fleetLimited(ctx context.Context, o options) (fleetLimitRun, error) {
 	defer fb.close()
 	var finished atomic.Int64
 	all := make(chan struct{})
-	maxConns := config.Defaults.DatabaseMaxConns
+	maxConns := o.fleetLimitConns
 	p, err := startProcess(ctx, fb.s, fb.sim, "bench_fleet_lim", fleetPool(maxConns), nil,
 		fleetEnv(strconv.Itoa(o.fleetLimitN), "", o.fleetTenantWorkers, maxConns), func(assign.Status) {
 			if finished.Add(1) == int64(fb.rows) {
@@ -294,7 +318,7 @@ func fleetLimited(ctx context.Context, o options) (fleetLimitRun, error) {
 	defer p.stop()
 	start := time.Now()
 	p.run(ctx)
-	fr := fleetLimitRun{tenants: o.fleetTenants, perTenant: o.fleetLimitRows, limit: l}
+	fr := fleetLimitRun{tenants: o.fleetTenants, perTenant: o.fleetLimitRows, limit: l, maxConns: maxConns}
 	select {
 	case <-all:
 	case <-time.After(o.runTimeout):
@@ -401,6 +425,13 @@ func benchFleet(ctx context.Context, o options) (*fleetResult, error) {
 		created, dups, posts, s429 := lr.totals()
 		progress("fleet: %d tenants × %d rows at %d writes/s each%s: %s; lowest use %.3f, highest 429 share %.3f; %d created, %d duplicates, %d of %d POSTs 429",
 			lr.tenants, lr.perTenant, lr.limit.N, timeoutNote(lr.timeout), lr.elapsed.Round(100*time.Millisecond), low.use, high.share429(), created, dups, s429, posts)
+		byUse := append([]tenantFigure(nil), lr.figures...)
+		sort.Slice(byUse, func(i, j int) bool { return byUse[i].use < byUse[j].use })
+		var lows []string
+		for _, t := range byUse[:min(5, len(byUse))] {
+			lows = append(lows, fmt.Sprintf("%s… %.3f (%d 429s)", t.tenant[:8], t.use, t.s429))
+		}
+		progress("fleet: lowest uses: %s", strings.Join(lows, ", "))
 	}
 	return f, nil
 }
