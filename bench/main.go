@@ -58,6 +58,7 @@ type options struct {
 	fleetLimitRows     int
 	fleetLimitN        int
 	fleetLimitConns    int
+	fleetWindow        time.Duration
 }
 
 func main() {
@@ -87,7 +88,8 @@ func main() {
 	flag.IntVar(&o.fleetMaxConns, "fleet-max-conns", 41, "DATABASE_MAX_CONNS of section 5's run without a limit")
 	flag.IntVar(&o.fleetLimitRows, "fleet-limit-rows", 300, "rows per tenant of section 5's run at the tenants' limits (0 skips it)")
 	flag.IntVar(&o.fleetLimitConns, "fleet-limit-max-conns", config.Defaults.DatabaseMaxConns, "DATABASE_MAX_CONNS of section 5's run at the tenants' limits")
-	flag.IntVar(&o.fleetLimitN, "fleet-limit", 5, "each tenant's fixed window in section 5, writes per second (and GRAPH_WRITE_RATE)")
+	flag.IntVar(&o.fleetLimitN, "fleet-limit", 5, "each tenant's limit in section 5, writes per second (and GRAPH_WRITE_RATE)")
+	flag.DurationVar(&o.fleetWindow, "fleet-window", time.Second, "each tenant's fixed window in section 5 (it admits fleet-limit × this many writes)")
 	flag.DurationVar(&o.runTimeout, "run-timeout", 3*time.Minute, "longest any one run may take")
 	flag.Parse()
 	o.poolConns = int32(pool)

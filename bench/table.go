@@ -163,18 +163,18 @@ func (r *results) fleetLines() []line {
 		low, high := l.lowestUse(), l.highest429()
 		created, dups, posts, s429 := l.totals()
 		scaled := ""
-		if l.limit.N != 20 || l.perTenant != 2000 {
+		if l.rate() != 20 || l.perTenant != 2000 {
 			scaled = fmt.Sprintf(" — SCALED DOWN from the issue's 50 × 2,000 rows at 20 writes/s (1,000 writes/s in all, beyond this machine: see 5a's rate without a limit) to %s writes/s in all (the issue's \"50 tenants at 5 writes/s each\") and %s rows per tenant, so that the run takes about %s",
 				num(float64(l.tenants)*l.rate()), num(l.perTenant), time.Duration(float64(l.perTenant)/l.rate()*float64(time.Second)).Round(time.Second))
 		}
-		scene := fmt.Sprintf("%d tenants × %s rows, each tenant with its own fixed window of %d writes / %s and GRAPH_WRITE_RATE=%d%s; one worker process with WORKER_TENANT_CONCURRENCY=%d and DATABASE_MAX_CONNS=%d%s",
-			l.tenants, num(l.perTenant), l.limit.N, l.limit.Window, l.limit.N, scaled, f.tenantWorkers, l.maxConns, defaultNote(l.maxConns == config.Defaults.DatabaseMaxConns))
+		scene := fmt.Sprintf("%d tenants × %s rows, each tenant with its own fixed window of %d writes / %s and GRAPH_WRITE_RATE=%s%s; one worker process with WORKER_TENANT_CONCURRENCY=%d and DATABASE_MAX_CONNS=%d%s",
+			l.tenants, num(l.perTenant), l.limit.N, l.limit.Window, strconv.FormatFloat(l.rate(), 'g', -1, 64), scaled, f.tenantWorkers, l.maxConns, defaultNote(l.maxConns == config.Defaults.DatabaseMaxConns))
 		add(line{"5e", fmt.Sprintf("%s: the LOWEST tenant's use of its limit (creates per second in its run's interior windows ÷ its window's rate)%s", scene, timeoutNote(l.timeout)),
 			f3(low.use), fmt.Sprintf("median tenant %s; highest %s", f3(l.medianUse()), f3(maxUse(l.figures))), f3(low.use), "≥ 0.95", atLeast(low.use, 0.95)})
 		add(line{"5f", "Same run: the highest tenant's share of its POSTs answered 429",
 			pct(high.s429, high.posts), "all tenants: " + pct(s429, posts), f3(high.share429()), "≤ 0.010", atMost(high.share429(), 0.01)})
 		ideal := time.Duration(float64(l.perTenant) / l.rate() * float64(time.Second))
-		add(line{"5g", fmt.Sprintf("Same run: rows created, duplicates, and the run's time ÷ the ideal %s (%s rows per tenant at %d/s)", ideal.Round(100*time.Millisecond), num(l.perTenant), l.limit.N),
+		add(line{"5g", fmt.Sprintf("Same run: rows created, duplicates, and the run's time ÷ the ideal %s (%s rows per tenant at %s/s)", ideal.Round(100*time.Millisecond), num(l.perTenant), strconv.FormatFloat(l.rate(), 'g', -1, 64)),
 			fmt.Sprintf("%s of %s created, %d duplicates, %s", num(created), num(l.tenants*l.perTenant), dups, l.elapsed.Round(100*time.Millisecond)), "—",
 			f2(l.elapsed.Seconds() / ideal.Seconds()), "—", ""})
 		clean, throttled, nClean, nThrottled := l.useBy429()
