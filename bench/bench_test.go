@@ -179,8 +179,12 @@ func TestFleetLines(t *testing.T) {
 			queries: []labeledStat{{"a", queryStat{n: 15_000}}, {"b", queryStat{n: 5_000}}}},
 		// 1,000 and 3,000 jobs/s: a mean of 2,000; 0.02 statements and 100 µs of Postgres CPU per job.
 		noopTuned: []run{noop(10_000, 10*time.Second, time.Second, time.Second, 200), noop(9_000, 3*time.Second, time.Second, 900*time.Millisecond, 180)},
-		limited: &fleetLimitRun{tenants: 2, perTenant: 300, limit: graphsim.Limit{Mode: graphsim.FixedWindow, N: 5, Window: time.Second}, elapsed: 66 * time.Second,
-			figures: []tenantFigure{{tenant: "a", use: 0.96, posts: 300, created: 300}, {tenant: "b", use: 0.94, posts: 303, s429: 3, created: 300}}},
+		limited: []fleetLimitRun{
+			{tenants: 2, perTenant: 300, limit: graphsim.Limit{Mode: graphsim.FixedWindow, N: 5, Window: time.Second}, elapsed: 66 * time.Second,
+				figures: []tenantFigure{{tenant: "a", use: 0.96, posts: 300, created: 300}, {tenant: "b", use: 0.94, posts: 303, s429: 3, created: 300}}},
+			{tenants: 2, perTenant: 300, limit: graphsim.Limit{Mode: graphsim.FixedWindow, N: 20, Window: 4 * time.Second}, elapsed: 63 * time.Second,
+				figures: []tenantFigure{{tenant: "a", use: 0.97, posts: 300, created: 300}, {tenant: "b", use: 0.96, posts: 300, created: 299, duplicates: 1}}},
+		},
 	}}
 	got := map[string]line{}
 	for _, l := range r.fleetLines() {
@@ -194,6 +198,10 @@ func TestFleetLines(t *testing.T) {
 		{"5f", "1.0 % (3 of 303)", "0.010", "yes"},
 		{"5g", "600 of 600 created, 0 duplicates, 1m6s", "1.10", ""},
 		{"5h", "0.960 (1 tenant)", "1.021", ""},
+		{"5i", "0.960", "0.960", "yes"},
+		{"5j", "0.0 % (0 of 300)", "0.000", "yes"},
+		{"5k", "599 of 600 created, 1 duplicates, 1m3s", "1.05", ""},
+		{"5l", "0.965 (2 tenants)", "—", ""},
 	}
 	for _, w := range want {
 		l, ok := got[w.id]

@@ -293,14 +293,14 @@ func (f fleetLimitRun) rate() float64 { return float64(f.limit.N) / f.limit.Wind
 
 // fleetLimited works o.fleetTenants tenants × o.fleetLimitRows rows with
 // one worker process against a simulator that gives every tenant its own
-// fixed window of o.fleetLimitN writes per second (o.fleetWindow long, so
-// o.fleetLimitN × o.fleetWindow writes a window), GRAPH_WRITE_RATE
+// fixed window of o.fleetLimitN writes per second (window long, so
+// o.fleetLimitN × window writes a window), GRAPH_WRITE_RATE
 // matching it, DATABASE_MAX_CONNS o.fleetLimitConns (the default 10
 // unless told) and the default GRAPH_READ_RATE.
-func fleetLimited(ctx context.Context, o options) (fleetLimitRun, error) {
-	l := graphsim.Limit{Mode: graphsim.FixedWindow, N: int(math.Round(float64(o.fleetLimitN) * o.fleetWindow.Seconds())), Window: o.fleetWindow}
+func fleetLimited(ctx context.Context, o options, window time.Duration) (fleetLimitRun, error) {
+	l := graphsim.Limit{Mode: graphsim.FixedWindow, N: int(math.Round(float64(o.fleetLimitN) * window.Seconds())), Window: window}
 	if l.N < 1 {
-		return fleetLimitRun{}, fmt.Errorf("a window of %s at %d writes/s admits no write", o.fleetWindow, o.fleetLimitN)
+		return fleetLimitRun{}, fmt.Errorf("a window of %s at %d writes/s admits no write", window, o.fleetLimitN)
 	}
 	fb, err := newFleetBatch(ctx, "fll", o.fleetTenants, o.fleetLimitRows, o.fleetConfigs, l)
 	if err != nil {
@@ -368,9 +368,9 @@ func fleetLimited(ctx context.Context, o options) (fleetLimitRun, error) {
 type fleetResult struct {
 	tenants, perTenant, configs int
 	tenantWorkers, maxConns     int
-	ours                        run   // fleetRun, traced
-	noopTuned                   []run // River no-op, fetch tuned, traced: before and after ours
-	limited                     *fleetLimitRun
+	ours                        run             // fleetRun, traced
+	noopTuned                   []run           // River no-op, fetch tuned, traced: before and after ours
+	limited                     []fleetLimitRun // one per window length
 }
 
 func (f *fleetResult) noopTunedRate() float64 {
@@ -419,16 +419,19 @@ func benchFleet(ctx context.Context, o options) (*fleetResult, error) {
 	}
 	say("River no-op, fetch tuned, again", t2)
 	f.noopTuned = []run{t1, t2}
-	if o.fleetLimitRows > 0 {
-		lr, err := fleetLimited(ctx, o)
+	for _, window := range o.fleetWindows {
+		if o.fleetLimitRows <= 0 {
+			break
+		}
+		lr, err := fleetLimited(ctx, o, window)
 		if err != nil {
 			return nil, fmt.Errorf("bulkassign fleet at the tenants' limits: %w", err)
 		}
-		f.limited = &lr
+		f.limited = append(f.limited, lr)
 		low, high := lr.lowestUse(), lr.highest429()
 		created, dups, posts, s429 := lr.totals()
-		progress("fleet: %d tenants × %d rows at %g writes/s each%s: %s; lowest use %.3f, highest 429 share %.3f; %d created, %d duplicates, %d of %d POSTs 429",
-			lr.tenants, lr.perTenant, lr.rate(), timeoutNote(lr.timeout), lr.elapsed.Round(100*time.Millisecond), low.use, high.share429(), created, dups, s429, posts)
+		progress("fleet: %d tenants × %d rows at %g writes/s each, windows of %d / %s%s: %s; lowest use %.3f, highest 429 share %.3f; %d created, %d duplicates, %d of %d POSTs 429",
+			lr.tenants, lr.perTenant, lr.rate(), lr.limit.N, lr.limit.Window, timeoutNote(lr.timeout), lr.elapsed.Round(100*time.Millisecond), low.use, high.share429(), created, dups, s429, posts)
 		byUse := append([]tenantFigure(nil), lr.figures...)
 		sort.Slice(byUse, func(i, j int) bool { return byUse[i].use < byUse[j].use })
 		var lows []string

@@ -58,7 +58,7 @@ type options struct {
 	fleetLimitRows     int
 	fleetLimitN        int
 	fleetLimitConns    int
-	fleetWindow        time.Duration
+	fleetWindows       []time.Duration
 }
 
 func main() {
@@ -89,10 +89,22 @@ func main() {
 	flag.IntVar(&o.fleetLimitRows, "fleet-limit-rows", 300, "rows per tenant of section 5's run at the tenants' limits (0 skips it)")
 	flag.IntVar(&o.fleetLimitConns, "fleet-limit-max-conns", config.Defaults.DatabaseMaxConns, "DATABASE_MAX_CONNS of section 5's run at the tenants' limits")
 	flag.IntVar(&o.fleetLimitN, "fleet-limit", 5, "each tenant's limit in section 5, writes per second (and GRAPH_WRITE_RATE)")
-	flag.DurationVar(&o.fleetWindow, "fleet-window", time.Second, "each tenant's fixed window in section 5 (it admits fleet-limit × this many writes)")
+	var windows string
+	flag.StringVar(&windows, "fleet-windows", "1s,4s", "section 5's runs at the tenants' limits: one per window length, each window admitting fleet-limit × its seconds writes")
 	flag.DurationVar(&o.runTimeout, "run-timeout", 3*time.Minute, "longest any one run may take")
 	flag.Parse()
 	o.poolConns = int32(pool)
+	for _, w := range strings.Split(windows, ",") {
+		if w = strings.TrimSpace(w); w == "" {
+			continue
+		}
+		d, err := time.ParseDuration(w)
+		if err != nil || d <= 0 {
+			fmt.Fprintf(os.Stderr, "bench: -fleet-windows: %q is not a duration\n", w)
+			os.Exit(2)
+		}
+		o.fleetWindows = append(o.fleetWindows, d)
+	}
 	if quick {
 		o.rounds, o.enqueueRows, o.rssRows, o.workerRows, o.tracedRows, o.skewRows, o.limitRows =
 			1, 20_000, 100_000, 4_000, 1_000, 1_000, 120
