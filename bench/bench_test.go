@@ -217,3 +217,17 @@ func TestFleetLines(t *testing.T) {
 		t.Error("lines without section 5")
 	}
 }
+
+func TestErredNote(t *testing.T) {
+	t.Parallel()
+	if got := erredNote(0, ""); got != "" {
+		t.Errorf("no errors: %q", got)
+	}
+	got := erredNote(3, "FATAL: sorry, too many clients already")
+	if want := ` — 3 ROWS MET AN ERROR and were retried by River (e.g. "FATAL: sorry, too many clients already")`; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got := erredNote(1, strings.Repeat("x", 200)); !strings.Contains(got, strings.Repeat("x", 120)+"…") || strings.Contains(got, strings.Repeat("x", 121)) {
+		t.Errorf("a long error is not cut at 120 characters: %q", got)
+	}
+}

@@ -195,7 +195,39 @@ func fleetRun(ctx context.Context, o options) (run, error) {
 		r.created += len(st.Ledger())
 	}
 	r.pairs = o.fleetTenants * o.fleetConfigs
+	if r.erred, r.firstError, err = jobErrors(ctx, fb.s); err != nil {
+		return run{}, err
+	}
 	return r, nil
+}
+
+// jobErrors counts the jobs that met an error (River recorded one and
+// retried the job after a backoff), with the first such error: a row that
+// could not reach Postgres (the shared server's max_connections reached by
+// others' tests) waits seconds to minutes for its retry, which says more
+// about the machine than about the product.
+func jobErrors(ctx context.Context, s *schema) (int, string, error) {
+	var n int
+	var first *string
+	err := s.pool.QueryRow(ctx, `SELECT count(*), min(errors[1]->>'error') FROM river_job WHERE cardinality(errors) > 0`).Scan(&n, &first)
+	if err != nil {
+		return 0, "", fmt.Errorf("counting jobs that met an error: %w", err)
+	}
+	if first == nil {
+		return n, "", nil
+	}
+	return n, *first, nil
+}
+
+// erredNote says in a label that jobs met errors.
+func erredNote(n int, first string) string {
+	if n == 0 {
+		return ""
+	}
+	if len(first) > 120 {
+		first = first[:120] + "…"
+	}
+	return fmt.Sprintf(" — %d ROWS MET AN ERROR and were retried by River (e.g. %q)", n, first)
 }
 
 // tenantFigure is one tenant's share of a limited fleet run.
@@ -221,6 +253,8 @@ type fleetLimitRun struct {
 	maxConns           int // DATABASE_MAX_CONNS
 	elapsed            time.Duration
 	timeout            bool
+	erred              int // jobs that met an error (see jobErrors)
+	firstError         string
 	figures            []tenantFigure
 }
 
@@ -335,6 +369,9 @@ func fleetLimited(ctx context.Context, o options, window time.Duration) (fleetLi
 		return fleetLimitRun{}, err
 	}
 
+	if fr.erred, fr.firstError, err = jobErrors(ctx, fb.s); err != nil {
+		return fleetLimitRun{}, err
+	}
 	created := map[string]int{}
 	err = store.ListResults(ctx, fb.s.pool, fb.batch, []assign.Status{assign.StatusCreated, assign.StatusAlreadyAssigned}, func(r *store.Result) error {
 		created[strings.ToLower(r.TenantID)]++
@@ -412,7 +449,7 @@ func benchFleet(ctx context.Context, o options) (*fleetResult, error) {
 	if f.ours, err = fleetRun(ctx, o); err != nil {
 		return nil, fmt.Errorf("bulkassign fleet, no limit: %w", err)
 	}
-	say(fmt.Sprintf("bulkassign, %d tenants, no limit", o.fleetTenants), f.ours)
+	say(fmt.Sprintf("bulkassign, %d tenants, no limit%s", o.fleetTenants, erredNote(f.ours.erred, f.ours.firstError)), f.ours)
 	t2, err := riverNoop(ctx, o, rows, true, true)
 	if err != nil {
 		return nil, fmt.Errorf("River no-op: %w", err)
@@ -438,7 +475,7 @@ func benchFleet(ctx context.Context, o options) (*fleetResult, error) {
 		for _, t := range byUse[:min(5, len(byUse))] {
 			lows = append(lows, fmt.Sprintf("%s… %.3f (%d 429s)", t.tenant[:8], t.use, t.s429))
 		}
-		progress("fleet: lowest uses: %s", strings.Join(lows, ", "))
+		progress("fleet: lowest uses: %s%s", strings.Join(lows, ", "), erredNote(lr.erred, lr.firstError))
 	}
 	return f, nil
 }

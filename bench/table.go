@@ -148,7 +148,7 @@ func (r *results) fleetLines() []line {
 	scene := fmt.Sprintf("%d tenants × %s rows (%s rows, CSV column tenant_id, sorted by tenant; %d configurations per tenant), one worker process: a River queue per tenant with WORKER_TENANT_CONCURRENCY=%d, DATABASE_MAX_CONNS=%d (raised from the default 10; a pool of %d), simulator without latency or limit, GRAPH_WRITE_RATE=0 and GRAPH_READ_RATE=0, each tenant signing in on its first row",
 		f.tenants, num(f.perTenant), num(f.tenants*f.perTenant), f.configs, f.tenantWorkers, f.maxConns, fleetPool(f.maxConns))
 	add(line{"5a", fmt.Sprintf("Work %s ÷ River no-op jobs with River's benchmark fetch tuning (as 2a: one queue, %d workers, pool of %d), same database; no-op = mean of a run before and after%s",
-		scene, r.o.workers, r.o.poolConns, timeoutNote(f.ours.timeout)),
+		scene, r.o.workers, r.o.poolConns, timeoutNote(f.ours.timeout)+erredNote(f.ours.erred, f.ours.firstError)),
 		num(f.ours.rate()) + " rows/s", "River no-op, tuned: " + num(tr) + " jobs/s", f2(f.ours.rate() / tr), "≥ 0.25", atLeast(f.ours.rate()/tr, 0.25)})
 	oq, nq := statementsPerRow(f.ours), f.noopStatements()
 	add(line{"5b", fmt.Sprintf("Statements sent to Postgres per worked row in run 5a (every statement of the process, River's fetches of the %d queues and completions included; counted by a pgx tracer in the timed runs, 5a's and the no-op's); the goal is on the bulkassign column, the ratio is bulkassign ÷ no-op", f.tenants),
@@ -181,7 +181,7 @@ func (r *results) fleetLines() []line {
 				scene += fmt.Sprintf(", %d tenants × %s rows, DATABASE_MAX_CONNS=%d", l.tenants, num(l.perTenant), l.maxConns)
 			}
 		}
-		add(line{id(0), fmt.Sprintf("%s: the LOWEST tenant's use of its limit (creates per second in its run's interior windows ÷ its window's rate)%s", scene, timeoutNote(l.timeout)),
+		add(line{id(0), fmt.Sprintf("%s: the LOWEST tenant's use of its limit (creates per second in its run's interior windows ÷ its window's rate)%s", scene, timeoutNote(l.timeout)+erredNote(l.erred, l.firstError)),
 			f3(low.use), fmt.Sprintf("median tenant %s; highest %s", f3(l.medianUse()), f3(maxUse(l.figures))), f3(low.use), "≥ 0.95", atLeast(low.use, 0.95)})
 		add(line{id(1), "Same run: the highest tenant's share of its POSTs answered 429",
 			pct(high.s429, high.posts), "all tenants: " + pct(s429, posts), f3(high.share429()), "≤ 0.010", atMost(high.share429(), 0.01)})
