@@ -2,7 +2,9 @@
 // on one machine — Postgres COPY and River's bare insert (enqueue), River's
 // own per-job cost (workers), and the tenant's Graph write limit (a whole
 // run) — and against what a Go user would write today with the Graph SDK's
-// default pipeline. It prints one Markdown table. Every figure that matters
+// default pipeline; section 5 measures the same for many tenants in one
+// fleet (fifty tenants' rows in one batch, each tenant with its own queue,
+// sign-in and limit). It prints one Markdown table. Every figure that matters
 // is a ratio of two things measured side by side in the same run, because
 // absolute numbers drift on a shared machine.
 //
@@ -26,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/graphsim"
 )
 
@@ -46,13 +49,23 @@ type options struct {
 	limitConfigs  int
 	runTimeout    time.Duration
 	whatIf        bool
+
+	fleetTenants       int
+	fleetRows          int
+	fleetConfigs       int
+	fleetTenantWorkers int
+	fleetMaxConns      int
+	fleetLimitRows     int
+	fleetLimitN        int
+	fleetLimitConns    int
+	fleetWindows       []time.Duration
 }
 
 func main() {
 	var o options
 	var quick bool
 	var pool int
-	flag.StringVar(&o.sections, "sections", "1,2,3,4", "sections to run (4 reads its figures from the runs of 2 and 3)")
+	flag.StringVar(&o.sections, "sections", "1,2,3,4,5", "sections to run (4 reads its figures from the runs of 2 and 3)")
 	flag.StringVar(&o.enqueueBin, "enqueue-bin", "", "the enqueue command, built from ../cmd/enqueue, for the peak-RSS child (required for section 1)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bulkassign worker run (section 2) to this file")
 	flag.BoolVar(&quick, "quick", false, "small sizes, for a smoke run")
@@ -68,12 +81,34 @@ func main() {
 	flag.IntVar(&pool, "pool", 40, "Postgres connections per worker process in section 2 (the same for River's no-op)")
 	flag.IntVar(&o.limitRows, "limit-rows", 400, "rows of each tenant-limit run")
 	flag.IntVar(&o.limitConfigs, "limit-configs", 10, "configurations of the tenant-limit runs")
+	flag.IntVar(&o.fleetTenants, "fleet-tenants", 50, "tenants of section 5 (many tenants in one fleet)")
+	flag.IntVar(&o.fleetRows, "fleet-rows", 200, "rows per tenant of section 5's run without a limit")
+	flag.IntVar(&o.fleetConfigs, "fleet-configs", 2, "configurations per tenant in section 5")
+	flag.IntVar(&o.fleetTenantWorkers, "fleet-tenant-workers", 10, "WORKER_TENANT_CONCURRENCY in section 5")
+	flag.IntVar(&o.fleetMaxConns, "fleet-max-conns", 41, "DATABASE_MAX_CONNS of section 5's run without a limit")
+	flag.IntVar(&o.fleetLimitRows, "fleet-limit-rows", 300, "rows per tenant of section 5's run at the tenants' limits (0 skips it)")
+	flag.IntVar(&o.fleetLimitConns, "fleet-limit-max-conns", config.Defaults.DatabaseMaxConns, "DATABASE_MAX_CONNS of section 5's run at the tenants' limits")
+	flag.IntVar(&o.fleetLimitN, "fleet-limit", 5, "each tenant's limit in section 5, writes per second (and GRAPH_WRITE_RATE)")
+	var windows string
+	flag.StringVar(&windows, "fleet-windows", "1s,4s", "section 5's runs at the tenants' limits: one per window length, each window admitting fleet-limit × its seconds writes")
 	flag.DurationVar(&o.runTimeout, "run-timeout", 3*time.Minute, "longest any one run may take")
 	flag.Parse()
 	o.poolConns = int32(pool)
+	for _, w := range strings.Split(windows, ",") {
+		if w = strings.TrimSpace(w); w == "" {
+			continue
+		}
+		d, err := time.ParseDuration(w)
+		if err != nil || d <= 0 {
+			fmt.Fprintf(os.Stderr, "bench: -fleet-windows: %q is not a duration\n", w)
+			os.Exit(2)
+		}
+		o.fleetWindows = append(o.fleetWindows, d)
+	}
 	if quick {
 		o.rounds, o.enqueueRows, o.rssRows, o.workerRows, o.tracedRows, o.skewRows, o.limitRows =
 			1, 20_000, 100_000, 4_000, 1_000, 1_000, 120
+		o.fleetTenants, o.fleetRows, o.fleetLimitRows = 10, 100, 40
 	}
 	want := map[string]bool{}
 	for _, s := range strings.Split(o.sections, ",") {
@@ -113,6 +148,7 @@ func benchMain(o options, want map[string]bool) int {
 		{"1", "enqueue", func() (err error) { res.enqueue, err = benchEnqueue(ctx, o); return }},
 		{"2", "workers", func() (err error) { res.workers, err = benchWorkers(ctx, o); return }},
 		{"3", "tenant limit", func() (err error) { res.limit, err = benchLimit(ctx, o); return }},
+		{"5", "many tenants", func() (err error) { res.fleet, err = benchFleet(ctx, o); return }},
 	} {
 		if !want[s.id] {
 			continue

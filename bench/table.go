@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bulkassign/bulkassign/internal/config"
 )
 
 type results struct {
@@ -19,6 +21,7 @@ type results struct {
 	enqueue            *enqueueResult
 	workers            *workerResult
 	limit              *limitResult
+	fleet              *fleetResult
 }
 
 // line is one row of the table.
@@ -129,7 +132,92 @@ func (r *results) lines(section4 bool) []line {
 			add(line{"4f", "Graph reads per (configuration, path) per batch under the fault mix (run 3e; a lost answer is checked by a fresh read)", f3(rpp), "—", f3(rpp), "—", ""})
 		}
 	}
+	ls = append(ls, r.fleetLines()...)
 	return ls
+}
+
+// fleetLines are section 5's: many tenants in one fleet.
+func (r *results) fleetLines() []line {
+	f := r.fleet
+	if f == nil {
+		return nil
+	}
+	var ls []line
+	add := func(l line) { ls = append(ls, l) }
+	tr := f.noopTunedRate()
+	scene := fmt.Sprintf("%d tenants × %s rows (%s rows, CSV column tenant_id, sorted by tenant; %d configurations per tenant), one worker process: a River queue per tenant with WORKER_TENANT_CONCURRENCY=%d, DATABASE_MAX_CONNS=%d (raised from the default 10; a pool of %d), simulator without latency or limit, GRAPH_WRITE_RATE=0 and GRAPH_READ_RATE=0, each tenant signing in on its first row",
+		f.tenants, num(f.perTenant), num(f.tenants*f.perTenant), f.configs, f.tenantWorkers, f.maxConns, fleetPool(f.maxConns))
+	add(line{"5a", fmt.Sprintf("Work %s ÷ River no-op jobs with River's benchmark fetch tuning (as 2a: one queue, %d workers, pool of %d), same database; no-op = mean of a run before and after%s",
+		scene, r.o.workers, r.o.poolConns, timeoutNote(f.ours.timeout)+erredNote(f.ours.erred, f.ours.firstError)),
+		num(f.ours.rate()) + " rows/s", "River no-op, tuned: " + num(tr) + " jobs/s", f2(f.ours.rate() / tr), "≥ 0.25", atLeast(f.ours.rate()/tr, 0.25)})
+	oq, nq := statementsPerRow(f.ours), f.noopStatements()
+	add(line{"5b", fmt.Sprintf("Statements sent to Postgres per worked row in run 5a (every statement of the process, River's fetches of the %d queues and completions included; counted by a pgx tracer in the timed runs, 5a's and the no-op's); the goal is on the bulkassign column, the ratio is bulkassign ÷ no-op", f.tenants),
+		f1(oq), "River no-op, tuned: " + f2(nq), f1(oq / nq), "≤ 3 per row", atMost(oq, 3)})
+	oPg, nPg := perRow(f.ours.pgCPU, f.ours.rows), f.noopPerRow(func(r run) time.Duration { return r.pgCPU })
+	add(line{"5c", "CPU per worked row in the Postgres backends of the run's pool, run 5a ÷ the tuned no-op runs",
+		us(oPg), "River no-op, tuned: " + us(nPg), f1(float64(oPg) / float64(nPg)), "≤ 5.0", atMost(float64(oPg)/float64(nPg), 5)})
+	oGo, nGo := perRow(f.ours.goCPU, f.ours.rows), f.noopPerRow(func(r run) time.Duration { return r.goCPU })
+	add(line{"5d", "CPU per worked row in this process (workers, River, pgx, the in-process simulator), same runs",
+		us(oGo), "River no-op, tuned: " + us(nGo), f1(float64(oGo) / float64(nGo)), "—", ""})
+	for k, l := range f.limited {
+		id := func(i int) string { return "5" + string(rune('e'+4*k+i)) }
+		low, high := l.lowestUse(), l.highest429()
+		created, dups, posts, s429 := l.totals()
+		rate := strconv.FormatFloat(l.rate(), 'g', -1, 64)
+		var scene string
+		if k == 0 {
+			scaled := ""
+			if l.rate() != 20 || l.perTenant != 2000 {
+				scaled = fmt.Sprintf(" — SCALED DOWN from the issue's 50 × 2,000 rows at 20 writes/s (1,000 writes/s in all, beyond this machine: see 5a's rate without a limit) to %s writes/s in all (the issue's \"50 tenants at 5 writes/s each\") and %s rows per tenant, so that the run takes about %s",
+					num(float64(l.tenants)*l.rate()), num(l.perTenant), time.Duration(float64(l.perTenant)/l.rate()*float64(time.Second)).Round(time.Second))
+			}
+			scene = fmt.Sprintf("%d tenants × %s rows, each tenant with its own fixed window of %d writes / %s and GRAPH_WRITE_RATE=%s%s; one worker process with WORKER_TENANT_CONCURRENCY=%d and DATABASE_MAX_CONNS=%d%s",
+				l.tenants, num(l.perTenant), l.limit.N, l.limit.Window, rate, scaled, f.tenantWorkers, l.maxConns, defaultNote(l.maxConns == config.Defaults.DatabaseMaxConns))
+		} else {
+			first := f.limited[0]
+			scene = fmt.Sprintf("As %s, the same %s writes/s per tenant, in windows of %d writes / %s instead of %d / %s (section 3's window holds 20 writes; Intune's windows are 20 s long)",
+				"5e", rate, l.limit.N, l.limit.Window, first.limit.N, first.limit.Window)
+			if l.tenants != first.tenants || l.perTenant != first.perTenant || l.maxConns != first.maxConns {
+				scene += fmt.Sprintf(", %d tenants × %s rows, DATABASE_MAX_CONNS=%d", l.tenants, num(l.perTenant), l.maxConns)
+			}
+		}
+		add(line{id(0), fmt.Sprintf("%s: the LOWEST tenant's use of its limit (creates per second in its run's interior windows ÷ its window's rate)%s", scene, timeoutNote(l.timeout)+erredNote(l.erred, l.firstError)),
+			f3(low.use), fmt.Sprintf("median tenant %s; highest %s", f3(l.medianUse()), f3(maxUse(l.figures))), f3(low.use), "≥ 0.95", atLeast(low.use, 0.95)})
+		add(line{id(1), "Same run: the highest tenant's share of its POSTs answered 429",
+			pct(high.s429, high.posts), "all tenants: " + pct(s429, posts), f3(high.share429()), "≤ 0.010", atMost(high.share429(), 0.01)})
+		ideal := time.Duration(float64(l.perTenant) / l.rate() * float64(time.Second))
+		add(line{id(2), fmt.Sprintf("Same run: rows created, duplicates, and the run's time ÷ the ideal %s (%s rows per tenant at %s/s)", ideal.Round(100*time.Millisecond), num(l.perTenant), rate),
+			fmt.Sprintf("%s of %s created, %d duplicates, %s", num(created), num(l.tenants*l.perTenant), dups, l.elapsed.Round(100*time.Millisecond)), "—",
+			f2(l.elapsed.Seconds() / ideal.Seconds()), "—", ""})
+		clean, throttled, nClean, nThrottled := l.useBy429()
+		add(line{id(3), "Same run: median use of the limit by the tenants that met no 429 ÷ by those that met one or more (a 429 pauses the tenant's fleet-wide bucket and cuts its rate to 0.7, which recovers by 0.02 of the rate per second)",
+			fmt.Sprintf("%s (%s)", f3n(clean), tenantsN(nClean)), fmt.Sprintf("met a 429: %s (%s)", f3n(throttled), tenantsN(nThrottled)), f3n(clean / throttled), "—", ""})
+	}
+	return ls
+}
+
+func tenantsN(n int) string {
+	if n == 1 {
+		return "1 tenant"
+	}
+	return strconv.Itoa(n) + " tenants"
+}
+
+func defaultNote(isDefault bool) string {
+	if isDefault {
+		return " (the default)"
+	}
+	return " (not the default)"
+}
+
+func maxUse(fs []tenantFigure) float64 {
+	m := math.NaN()
+	for i, t := range fs {
+		if i == 0 || t.use > m {
+			m = t.use
+		}
+	}
+	return m
 }
 
 func timeoutNote(t bool) string {
@@ -153,6 +241,12 @@ func (r *results) print(w io.Writer, section4 bool) {
 		printQueries(w, wr.traced)
 		fmt.Fprintf(w, "\nRiver's no-op jobs, same trace (%s jobs):\n\n", num(wr.tracedNoop.rows))
 		printQueries(w, wr.tracedNoop)
+	}
+	if f := r.fleet; f != nil && len(f.ours.queries) > 0 {
+		fmt.Fprintf(w, "\nWhere a worked row's database time goes with %d tenants (run 5a, %s rows; per row: statements, client-side ms):\n\n", f.tenants, num(f.ours.rows))
+		printQueries(w, f.ours)
+		fmt.Fprintf(w, "\nRiver's no-op jobs, fetch tuned, same trace (the run after 5a, %s jobs):\n\n", num(f.noopTuned[len(f.noopTuned)-1].rows))
+		printQueries(w, f.noopTuned[len(f.noopTuned)-1])
 	}
 }
 
@@ -199,6 +293,14 @@ func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/floa
 func f1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 func f2(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 func f3(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+
+// f3n is f3, or "—" for a figure that could not be had (NaN).
+func f3n(v float64) string {
+	if math.IsNaN(v) {
+		return "—"
+	}
+	return f3(v)
+}
 
 func pct(n, of int64) string {
 	if of == 0 {

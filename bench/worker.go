@@ -39,6 +39,10 @@ type run struct {
 	created int
 	queries []labeledStat
 	timeout bool
+	// erred jobs met an error and were retried by River (fleet runs only;
+	// see jobErrors).
+	erred      int
+	firstError string
 }
 
 func (r run) rate() float64 {

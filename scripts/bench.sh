@@ -4,7 +4,8 @@
 # every scenario on a real Postgres (found or started by scripts/postgres.sh;
 # the bench creates and drops its own bench_* schemas in the database
 # "test") and prints one Markdown table. Extra arguments go to the bench
-# program (cd bench && go run . -h lists them; -quick is a smoke run).
+# program (cd bench && go run . -h lists them; -quick is a smoke run;
+# -sections 5 runs only the many-tenants part, about 3 minutes).
 # Outputs are kept in bench/out/: the table, the worker run's CPU profile and
 # its top functions.
 set -euo pipefail
