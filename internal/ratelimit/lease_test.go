@@ -46,9 +46,10 @@ func TestLeasesFollowEachOther(t *testing.T) {
 			}
 			first := ls.local.Add(ls.wait)
 			if i > 0 {
-				// Local clocks of one process; the row's clock is the
-				// database's: allow the read's latency.
-				if gap := first.Sub(end); gap < -2*time.Millisecond || gap > 20*time.Millisecond {
+				// Two processes map the database's clock each by its own
+				// fastest answer: allow a busy machine's latencies (the
+				// bound on grants is TestFleetBound's).
+				if gap := first.Sub(end); gap < -30*time.Millisecond || gap > 60*time.Millisecond {
 					t.Errorf("recovering %v: lease %d starts %s after the previous block's end, want about 0", recovering, i, gap)
 				}
 			}
