@@ -90,6 +90,9 @@ func (w *connWatch) look(ctx context.Context, url string) {
 	rows, err := conn.Query(cctx, `SELECT application_name, count(*) FROM pg_stat_activity
 		WHERE backend_type = 'client backend' GROUP BY application_name`)
 	if err != nil {
+		if ctx.Err() != nil {
+			return // stopped meanwhile: not a refusal
+		}
 		w.refusals = append(w.refusals, fmt.Errorf("connected, but: %w", err))
 		return
 	}
@@ -98,7 +101,9 @@ func (w *connWatch) look(ctx context.Context, url string) {
 		var app string
 		var n int
 		if err := rows.Scan(&app, &n); err != nil {
-			w.refusals = append(w.refusals, err)
+			if ctx.Err() == nil {
+				w.refusals = append(w.refusals, err)
+			}
 			return
 		}
 		total += n
