@@ -42,9 +42,7 @@ func NewTokenSource(ctx context.Context, gcfg config.Graph, db *store.DB) (graph
 		}
 		return d, nil
 	}
-	tokens, err := NewApp(AppConfig{AuthorityHost: gcfg.AuthorityHost, TenantID: gcfg.TenantID, ClientID: gcfg.ClientID,
-		Secret: gcfg.ClientSecret, CertificatePath: gcfg.CertificatePath, CertificatePassword: gcfg.CertificatePassword,
-		Scope: gcfg.Scope(), HTTPClient: NewHTTPClient(gcfg.Timeout)})
+	tokens, err := NewApp(AppConfigFor(gcfg, gcfg.TenantID))
 	if err != nil {
 		return nil, config.Unusable(err)
 	}
@@ -52,6 +50,14 @@ func NewTokenSource(ctx context.Context, gcfg config.Graph, db *store.DB) (graph
 		return nil, fmt.Errorf("cannot sign in to %s as app %s in tenant %s: %w", gcfg.AuthorityHost, gcfg.ClientID, gcfg.TenantID, err)
 	}
 	return tokens, nil
+}
+
+// AppConfigFor is the settings' app sign-in (AZURE_CLIENT_ID and its
+// credential) at tenant's authority.
+func AppConfigFor(gcfg config.Graph, tenant string) AppConfig {
+	return AppConfig{AuthorityHost: gcfg.AuthorityHost, TenantID: tenant, ClientID: gcfg.ClientID,
+		Secret: gcfg.ClientSecret, CertificatePath: gcfg.CertificatePath, CertificatePassword: gcfg.CertificatePassword,
+		Scope: gcfg.Scope(), HTTPClient: NewHTTPClient(gcfg.Timeout)}
 }
 
 // NewDelegatedSignIn is the delegated sign-in of the settings' app and

@@ -23,9 +23,7 @@ import (
 // verdict is what settle decided for a row, for the worker to record.
 type verdict struct {
 	// Final: the row ends (failed); otherwise it waits and runs again.
-	Final bool
-	// Waiting: the row waits without having failed (limit, throttle).
-	Waiting      bool
+	Final        bool
 	HTTPStatus   int
 	ErrorCode    string
 	ErrorMessage string
@@ -63,14 +61,14 @@ func decide(ctx context.Context, s *Settings, errorsSoFar int, resp *graph.Respo
 	v := verdict{HTTPStatus: resp.StatusCode, ErrorCode: resp.ErrorCode, ErrorMessage: resp.ErrorMessage,
 		RequestID: resp.RequestID, Decision: dec}
 	if resp.Err != nil {
-		v.ErrorCode, v.ErrorMessage = noAnswerCode(resp.Err), resp.Err.Error()
+		v.ErrorCode, v.ErrorMessage = noAnswerCode(dec, resp.Err), resp.Err.Error()
 	}
 	switch dec.Action {
 	case graph.Wait:
 		if ctx.Err() == nil && dec.Delay == 0 {
 			return v, 0, resp.Err // the limiter's database failed
 		}
-		v.Waiting, v.ErrorCode, v.ErrorMessage = true, assign.CodeWaiting, "waiting: "+resp.Err.Error()
+		v.ErrorCode, v.ErrorMessage = assign.CodeWaiting, "waiting: "+resp.Err.Error()
 		if ctx.Err() != nil {
 			v.ErrorMessage = "interrupted by a shutdown before the request left; resumes on any worker"
 		}
@@ -81,7 +79,6 @@ func decide(ctx context.Context, s *Settings, errorsSoFar int, resp *graph.Respo
 		if err != nil {
 			return v, 0, err
 		}
-		v.Waiting = true
 		return v, pause + backoff.Policy{Base: 200 * time.Millisecond, Max: 200 * time.Millisecond}.Delay(1), nil
 
 	case graph.Retry, graph.Reconcile:
@@ -165,12 +162,13 @@ func (d *Deps) snooze(r *rowRun, delay time.Duration) error {
 	return river.JobSnooze(backoff.Clamp(min(delay, left)))
 }
 
-// noAnswerCode is the error_code of a request that got no HTTP answer.
-func noAnswerCode(err error) string {
+// noAnswerCode is the error_code of a request that got no HTTP answer,
+// from the policy's decision on it (dec) and its error.
+func noAnswerCode(dec graph.Decision, err error) string {
 	switch {
-	case errors.Is(err, graph.ErrSignInAgain):
+	case dec.SignInAgain:
 		return assign.CodeSignInAgain // only a person can fix it: `worker login`
-	case errors.Is(err, graph.ErrSignInRefused):
+	case dec.SignInRefused:
 		return assign.CodeSignInRefused // an admin of the tenant must consent (or the tenant id is wrong)
 	case errors.Is(err, graph.ErrTokenAcquisition):
 		return assign.CodeSignInFailed

@@ -66,9 +66,9 @@ func (ts *tenants) Tenant(ctx context.Context, id string) (*jobs.Tenant, error) 
 	switch d, delegated := ts.signedIn.(*auth.Delegated); {
 	case hasOwn && own.ClientID != "":
 		// The tenant's own app registration (BULKASSIGN_TENANTS).
-		app, err := auth.NewApp(auth.AppConfig{AuthorityHost: ts.gcfg.AuthorityHost, TenantID: id, ClientID: own.ClientID,
-			Secret: own.Secret, CertificatePath: own.CertificatePath, CertificatePassword: own.CertificatePassword,
-			Scope: ts.gcfg.Scope(), HTTPClient: auth.NewHTTPClient(ts.gcfg.Timeout)})
+		cfg := auth.AppConfigFor(ts.gcfg, id)
+		cfg.ClientID, cfg.Secret, cfg.CertificatePath, cfg.CertificatePassword = own.ClientID, own.Secret, own.CertificatePath, own.CertificatePassword
+		app, err := auth.NewApp(cfg)
 		if err != nil {
 			return nil, config.Unusable(fmt.Errorf("%s: tenant %s: %w", config.TenantsVar, id, err))
 		}
@@ -78,9 +78,7 @@ func (ts *tenants) Tenant(ctx context.Context, id string) (*jobs.Tenant, error) 
 		// tenant (GDAP).
 		tokens = d.ForTenant(id)
 	default:
-		app, err := auth.NewApp(auth.AppConfig{AuthorityHost: ts.gcfg.AuthorityHost, TenantID: id, ClientID: ts.gcfg.ClientID,
-			Secret: ts.gcfg.ClientSecret, CertificatePath: ts.gcfg.CertificatePath, CertificatePassword: ts.gcfg.CertificatePassword,
-			Scope: ts.gcfg.Scope(), HTTPClient: auth.NewHTTPClient(ts.gcfg.Timeout)})
+		app, err := auth.NewApp(auth.AppConfigFor(ts.gcfg, id))
 		if err != nil {
 			return nil, err
 		}
