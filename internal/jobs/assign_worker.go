@@ -9,10 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/backoff"
@@ -89,6 +87,7 @@ type Deps struct {
 	OnWait func(time.Duration)
 
 	logged403 sync.Map // batch id → struct{}: permission failures are logged loudly once
+	outcomes  outcomeWriter
 }
 
 // withDefaults fills in what a worker built on d needs and was not given.
@@ -108,29 +107,18 @@ func (d *Deps) wait(ctx context.Context, l *ratelimit.Limiter) error {
 	return err
 }
 
-// completeWith runs record (when not nil) and completes job in one
-// transaction: a job is never done in River without what record writes,
-// nor the reverse.
-func completeWith[T river.JobArgs](ctx context.Context, pool *pgxpool.Pool, job *river.Job[T], record func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if record != nil {
-			if err := record(tx); err != nil {
-				return err
-			}
-		}
-		_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
-		return err
-	})
-}
-
 // AssignWorker creates one assignment per item, never twice.
 //
-// The sequence for a row is: hold the row for this run (a second run backs
-// off); read what exists on its configuration path (once per batch, shared
-// by the fleet); a matching target ends the row already_assigned; otherwise
-// wait for the fleet's write budget, claim the target across batches and
-// record the intent (one transaction), POST, and settle the answer with the
-// response policy. An answer that leaves the create in doubt keeps the
+// The sequence for a row is: read the row with the batch's list of its
+// configuration path (one statement; a row another live run holds makes
+// this run back off); read the list from Graph if the batch has none yet
+// (once per batch, shared by the fleet); a matching target ends the row
+// already_assigned; otherwise wait for the fleet's write budget, claim the
+// target across batches, take the row for this run and record the intent
+// (one statement), POST, and settle the answer with the response policy.
+// Outcomes are written in rounds shared by the process's runs
+// (outcomes.go), and River completes the jobs in its own batches: a worked
+// row costs three statements of its own. An answer that leaves the create in doubt keeps the
 // intent, and the next attempt re-reads Graph before it may post again: a
 // match then means this row created it.
 type AssignWorker struct {
@@ -161,21 +149,9 @@ type assignRun struct {
 func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) error {
 	a := job.Args
 	run := assign.NewID()
-	it, err := store.StartRun(ctx, w.d.Pool, a.Batch, a.Row, run, w.d.Settings.JobTimeout+RunMargin)
-	var held *store.HeldError
-	switch {
-	case errors.As(err, &held):
-		// Another run of this row is live (River rescued the job while the
-		// first run still works it): come back when its hold ends.
-		return river.JobSnooze(backoff.Clamp(held.Left + time.Second))
-	case errors.Is(err, store.ErrNotFound):
-		return river.JobCancel(err) // the batch was deleted
-	case err != nil:
-		return err
-	}
-	if it.Status.Final() {
-		// Canceled (or finished by an earlier run whose completion was lost).
-		return completeWith(ctx, w.d.Pool, job, nil)
+	it, err := store.StartRun(ctx, w.d.Pool, a.Batch, a.Row, run)
+	if it == nil || it.Status.Final() {
+		return w.notToWork(it, err)
 	}
 	r := &assignRun{w: w, job: job, it: it, run: run,
 		log: w.d.Logger.With("batch", a.Batch, "row", a.Row, "line", it.Line, "configuration", it.Spec.ConfigurationID)}
@@ -191,12 +167,43 @@ func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) err
 	return r.work(ctx, it.IntentRequestID != "")
 }
 
+// notToWork is the job's result for a row this run may not work, as
+// StartRun read it: another live run holds it (River rescued the job while
+// a first run still works it: come back when its hold ends, and finish
+// the row if that run died), it is final (canceled, or finished by a run
+// whose completion was lost: River completes the job), or it is gone.
+func (w *AssignWorker) notToWork(it *store.Item, err error) error {
+	var held *store.HeldError
+	switch {
+	case errors.As(err, &held):
+		return river.JobSnooze(backoff.Clamp(held.Left + time.Second))
+	case errors.Is(err, store.ErrNotFound):
+		return river.JobCancel(err) // the batch was deleted
+	case err != nil:
+		return err
+	case it.Status.Final():
+		return nil
+	}
+	return fmt.Errorf("item %s/%d is %s and held by no other run, yet this run could not write it", it.BatchID, it.Row, it.Status)
+}
+
+// yield is the job's result when this run could not write its row (a
+// claim or an outcome refused): the row as it is now says why.
+func (r *assignRun) yield(ctx context.Context) error {
+	it, err := store.StartRun(ctx, r.w.d.Pool, r.it.BatchID, r.it.Row, r.run)
+	if err == nil && !it.Status.Final() {
+		// Refused a moment ago, free now: work it again soon.
+		return river.JobSnooze(time.Second)
+	}
+	return r.w.notToWork(it, err)
+}
+
 // work reads, claims and posts; fresh reads Graph rather than the batch's
 // list (a create of ours, or of another row, may have applied unseen).
 func (r *assignRun) work(ctx context.Context, fresh bool) error {
 	d, it := r.w.d, r.it
 	key := store.ListKey{BatchID: it.BatchID, ConfigurationID: it.Spec.ConfigurationID, Path: it.Spec.Path}
-	list, resp, err := r.w.assignments(ctx, r.t, key, fresh, r.log)
+	list, resp, err := r.w.assignments(ctx, r.t, key, it.List, fresh, r.log)
 	if err != nil {
 		return err
 	}
@@ -222,11 +229,12 @@ func (r *assignRun) work(ctx context.Context, fresh bool) error {
 		return d.settle(ctx, r.rowRun(graph.OpCreate), graph.NotSent(http.MethodPost, graph.OpCreate, err), r.t.Writes)
 	}
 	crid := graph.NewRequestID()
-	claim, err := store.Claim(ctx, d.Pool, store.ClaimRequest{BatchID: it.BatchID, Row: it.Row, Run: r.run, Spec: it.Spec,
+	claim, err := store.Claim(ctx, d.Pool, store.ClaimRequest{BatchID: it.BatchID, Row: it.Row, Run: r.run,
+		Hold: d.Settings.JobTimeout + RunMargin, Spec: it.Spec,
 		TenantID: r.t.ID, ClientRequestID: crid, ListReadAt: list.ReadAt})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return completeWith(ctx, d.Pool, r.job, nil) // canceled, or another run took the row meanwhile
+		return r.yield(ctx) // canceled, or another run holds the row
 	case err != nil:
 		return err
 	}
@@ -275,7 +283,7 @@ func (r *assignRun) tenantKey() string {
 func (r *assignRun) rowRun(op graph.Op) *rowRun {
 	return &rowRun{batchID: r.it.BatchID, errors: r.it.Errors, elapsed: r.it.Elapsed, log: r.log,
 		record: func(ctx context.Context, v verdict) error {
-			_, err := store.RecordOutcome(ctx, r.w.d.Pool, r.it.BatchID, r.it.Row, r.run, r.outcome(op, v))
+			_, err := r.w.d.outcomes.record(ctx, r.w.d.Pool, r.rowOutcome(r.outcome(op, v)))
 			return err
 		},
 		finish: func(ctx context.Context, v verdict) error { return r.done(ctx, r.outcome(op, v)) },
@@ -305,15 +313,21 @@ func (r *assignRun) finish(ctx context.Context, v verdict) error {
 	return r.done(ctx, r.outcome(graph.OpList, v))
 }
 
-// done records a final outcome and completes the job in one transaction:
-// a row can never be done in River without its outcome, nor the reverse.
+// rowOutcome is o for this run's row.
+func (r *assignRun) rowOutcome(o store.Outcome) store.RowOutcome {
+	return store.RowOutcome{BatchID: r.it.BatchID, Row: r.it.Row, Run: r.run, Outcome: o}
+}
+
+// done records a final outcome; once it has committed, the run returns
+// and River completes the job (outcomes.go): a job is never done in River
+// without its row's outcome.
 func (r *assignRun) done(ctx context.Context, o store.Outcome) error {
-	err := completeWith(ctx, r.w.d.Pool, r.job, func(tx pgx.Tx) error {
-		_, err := store.RecordOutcome(ctx, tx, r.it.BatchID, r.it.Row, r.run, o)
-		return err
-	})
+	wrote, err := r.w.d.outcomes.record(ctx, r.w.d.Pool, r.rowOutcome(o))
 	if err != nil {
 		return fmt.Errorf("error recording outcome %s: %w", o.Status, err)
+	}
+	if !wrote {
+		return r.yield(ctx)
 	}
 	attrs := []any{"status", o.Status, "assignment_id", o.AssignmentID, "http_status", o.HTTPStatus, "request_id", o.RequestID}
 	if o.Status == assign.StatusFailed {
@@ -327,8 +341,9 @@ func (r *assignRun) done(ctx context.Context, o store.Outcome) error {
 	return nil
 }
 
-// assignments returns the batch's list for key, reading it from Graph when
-// the batch has none yet (or fresh is set). A non-nil Response is a failed
+// assignments returns the batch's list for key: stored (what StartRun
+// found), else read from Graph when the batch has none yet; fresh reads
+// Graph whatever is stored. A non-nil Response is a failed
 // read, or a wait for another worker's read; a read that finds no such
 // configuration is kept as such.
 //
@@ -337,8 +352,11 @@ func (r *assignRun) done(ctx context.Context, o store.Outcome) error {
 // while the batch's other rows on the path poll for the stored list for a
 // moment and then snooze. A lease runs for the job timeout: by then its
 // reader's run has ended, read or not.
-func (w *AssignWorker) assignments(ctx context.Context, t *Tenant, key store.ListKey, fresh bool, log *slog.Logger) (*store.AssignmentList, *graph.Response, error) {
+func (w *AssignWorker) assignments(ctx context.Context, t *Tenant, key store.ListKey, stored *store.AssignmentList, fresh bool, log *slog.Logger) (*store.AssignmentList, *graph.Response, error) {
 	d := w.d
+	if stored != nil && !fresh {
+		return stored, nil, nil
+	}
 	read := func(readAt time.Time) (*store.AssignmentList, *graph.Response) {
 		l, r := readList(ctx, t.Graph, key.ConfigurationID, key.Path, func(ctx context.Context) error { return d.wait(ctx, t.Reads) })
 		log.Debug("graph list", "status", r.StatusCode, "request_id", r.RequestID, "client_request_id", r.ClientRequestID,
@@ -371,9 +389,11 @@ func (w *AssignWorker) assignments(ctx context.Context, t *Tenant, key store.Lis
 	reader := assign.NewID()
 	var readAt time.Time
 	for polls, start := 1, time.Now(); ; polls++ {
-		l, err := store.GetList(ctx, d.Pool, key)
-		if err != nil || l != nil {
-			return l, nil, err
+		if polls > 1 { // StartRun found none stored before the first
+			l, err := store.GetList(ctx, d.Pool, key)
+			if err != nil || l != nil {
+				return l, nil, err
+			}
 		}
 		at, ok, err := store.LeaseList(ctx, d.Pool, key, reader, d.Settings.JobTimeout)
 		if err != nil {

@@ -62,7 +62,7 @@ func (w *RevertWorker) Work(ctx context.Context, job *river.Job[RevertArgs]) err
 		return err
 	}
 	if st.Status == assign.RevertNone || st.Status.Final() {
-		return completeWith(ctx, w.d.Pool, job, nil) // canceled, or done by a run whose completion was lost
+		return nil // canceled, or done by a run whose completion was lost: River completes the job
 	}
 	it, err := store.GetItem(ctx, w.d.Pool, a.Batch, a.Row)
 	if err != nil {
@@ -110,11 +110,12 @@ func revertOutcome(v verdict) store.RevertOutcome {
 	return o
 }
 
-// finish records a final revert outcome and completes the job in one
-// transaction, as the assign worker does for creates. A revert that
-// deleted the assignment releases the row's claim on the target.
+// finish records a final revert outcome; once it has committed, the run
+// returns and River completes the job, as for creates (outcomes.go). A
+// revert that deleted the assignment releases the row's claim on the
+// target in the same transaction.
 func (w *RevertWorker) finish(ctx context.Context, job *river.Job[RevertArgs], log *slog.Logger, o store.RevertOutcome) error {
-	err := completeWith(ctx, w.d.Pool, job, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, w.d.Pool, func(tx pgx.Tx) error {
 		wrote, err := store.RecordRevert(ctx, tx, job.Args.Batch, job.Args.Row, o)
 		if err != nil || !wrote || o.Status != assign.RevertReverted {
 			return err

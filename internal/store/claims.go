@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 )
@@ -51,9 +51,13 @@ type ClaimResult struct {
 // ClaimRequest names the row, its run, the intent it records on success,
 // and when its view of the configuration's assignments was read.
 type ClaimRequest struct {
-	BatchID         string
-	Row             int
-	Run             string
+	BatchID string
+	Row     int
+	Run     string
+	// Hold is how long the run holds the row once it claims (on the
+	// database's clock): past its job's timeout, so no second run of the
+	// row posts while this one may.
+	Hold            time.Duration
 	Spec            assign.Spec
 	TenantID        string
 	ClientRequestID string
@@ -63,101 +67,50 @@ type ClaimRequest struct {
 	ListReadAt time.Time
 }
 
-// Claim claims the row's target and, when it holds the claim, records the
-// intent to create (counting the attempt) in the same transaction. It
-// returns ErrNotFound when the row is final or its run no longer holds it.
-func Claim(ctx context.Context, db Beginner, r ClaimRequest) (ClaimResult, error) {
-	var res ClaimResult
-	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		var err error
-		res, err = claim(ctx, tx, r)
-		if err != nil || res.Verdict != Claimed {
-			return err
-		}
-		return recordIntent(ctx, tx, r.BatchID, r.Row, r.Run, r.ClientRequestID)
-	})
-	return res, err
-}
-
-// Beginner starts transactions: a pool or a connection.
-type Beginner interface {
-	Begin(ctx context.Context) (pgx.Tx, error)
-}
-
-func claim(ctx context.Context, tx pgx.Tx, r ClaimRequest) (ClaimResult, error) {
-	key := []any{r.TenantID, r.Spec.ConfigurationID, string(r.Spec.Path), r.Spec.Target.Key()}
-	tag, err := tx.Exec(ctx, `INSERT INTO target_claims (tenant_id, configuration_id, path, target_key, batch_id, row)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, append(key, r.BatchID, r.Row)...)
+// Claim claims the row's target and, when it holds the claim, takes the
+// row for r.Run and records the intent to create (counting the attempt),
+// atomically in one statement:
+// the rule is bulkassign_claim's (migrations/010_row_cost.sql). It
+// returns ErrNotFound when the row is final or another live run holds it;
+// nothing is then claimed or recorded.
+func Claim(ctx context.Context, q Querier, r ClaimRequest) (ClaimResult, error) {
+	var (
+		verdict                           string
+		holderBatch, status, assignmentID *string
+		holderRow                         *int
+	)
+	err := q.QueryRow(ctx, `SELECT verdict, holder_batch::text, holder_row, holder_status, holder_assignment
+		FROM bulkassign_claim($1, $2, $3, $4, $5, $6, $7::uuid, $8, $9, $10)`,
+		r.TenantID, r.Spec.ConfigurationID, string(r.Spec.Path), r.Spec.Target.Key(), r.BatchID, r.Row, r.Run, r.Hold,
+		r.ClientRequestID, r.ListReadAt).Scan(&verdict, &holderBatch, &holderRow, &status, &assignmentID)
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == noDataFound {
+		return ClaimResult{}, fmt.Errorf("item %s/%d is final, gone, or held by another run: %w", r.BatchID, r.Row, ErrNotFound)
+	}
 	if err != nil {
 		return ClaimResult{}, fmt.Errorf("error claiming target: %w", err)
 	}
-	if tag.RowsAffected() == 1 {
-		return ClaimResult{Verdict: Claimed}, nil
+	res := ClaimResult{Holder: Holder{BatchID: deref(holderBatch), Status: assign.Status(deref(status)), AssignmentID: deref(assignmentID)}}
+	if holderRow != nil {
+		res.Holder.Row = *holderRow
 	}
-	var (
-		h                        Holder
-		status, assignmentID     *string
-		finishedAt               *time.Time
-		exists, inDoubt, running bool
-	)
-	err = tx.QueryRow(ctx, `SELECT c.batch_id::text, c.row, i.row IS NOT NULL, i.status, i.assignment_id, i.finished_at,
-			coalesce(i.intent_request_id IS NOT NULL, false), coalesce(i.run_until > now(), false)
-		FROM target_claims c LEFT JOIN items i ON i.batch_id = c.batch_id AND i.row = c.row
-		WHERE c.tenant_id = $1 AND c.configuration_id = $2 AND c.path = $3 AND c.target_key = $4
-		FOR UPDATE OF c`, key...).Scan(&h.BatchID, &h.Row, &exists, &status, &assignmentID, &finishedAt, &inDoubt, &running)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// Released between the two statements (a revert): try once more.
-		return claim(ctx, tx, r)
-	}
-	if err != nil {
-		return ClaimResult{}, fmt.Errorf("error reading target claim: %w", err)
-	}
-	if h.BatchID == r.BatchID && h.Row == r.Row {
-		return ClaimResult{Verdict: Claimed}, nil // ours: a later run of the same row
-	}
-	h.Status, h.AssignmentID = assign.Status(deref(status)), deref(assignmentID)
-	res := ClaimResult{Holder: h}
-	switch {
-	case exists && (running || !h.Status.Final()):
-		res.Verdict = HolderBusy
-		return res, nil
-	case exists && (h.Status == assign.StatusCreated || h.Status == assign.StatusAlreadyAssigned) &&
-		h.AssignmentID != "" && finishedAt != nil && !finishedAt.Before(r.ListReadAt):
-		res.Verdict = HolderCreated
-		return res, nil
-	}
-	// The holder is done and has no assignment this row's list could have
-	// missed: it failed, was canceled, is gone, or its assignment was
-	// deleted since. Take the claim over.
-	if _, err := tx.Exec(ctx, `UPDATE target_claims SET batch_id = $5, row = $6, claimed_at = now()
-		WHERE tenant_id = $1 AND configuration_id = $2 AND path = $3 AND target_key = $4`, append(key, r.BatchID, r.Row)...); err != nil {
-		return ClaimResult{}, fmt.Errorf("error taking over target claim: %w", err)
-	}
-	if !exists || (inDoubt && h.Status != assign.StatusCreated) {
+	switch verdict {
+	case "claimed":
+		res = ClaimResult{Verdict: Claimed}
+	case "read_first":
 		res.Verdict = ReadFirst
-		return res, nil
+	case "holder_busy":
+		res.Verdict = HolderBusy
+	case "holder_created":
+		res.Verdict = HolderCreated
+	default:
+		return ClaimResult{}, fmt.Errorf("error claiming target: unknown verdict %q", verdict)
 	}
-	res.Verdict = Claimed
 	return res, nil
 }
 
-// recordIntent commits, before a create request leaves the process, that it
-// is about to: if the answer is lost, the next attempt knows a create may
-// have been applied. It counts the attempt, and only the run holding the
-// row may record it.
-func recordIntent(ctx context.Context, q Querier, batchID string, row int, run, clientRequestID string) error {
-	tag, err := q.Exec(ctx, `UPDATE items SET intent_request_id = $3, intent_at = now(), client_request_id = $3,
-			attempts = attempts + 1, status = 'running', updated_at = now()
-		WHERE batch_id = $1 AND row = $2 AND NOT bulkassign_final(status) AND run_id = $4::uuid AND run_until > now()`,
-		batchID, row, clientRequestID, run)
-	if err != nil {
-		return fmt.Errorf("error recording intent: %w", err)
-	}
-	if tag.RowsAffected() != 1 {
-		return fmt.Errorf("item %s/%d is final, gone, or held by another run: %w", batchID, row, ErrNotFound)
-	}
-	return nil
-}
+// noDataFound is the SQLSTATE bulkassign_claim raises for a row that is
+// final, gone, or held by another run.
+const noDataFound = "P0002"
 
 // ReleaseClaims drops the claims a row holds: its assignment was deleted
 // (reverted), so the target is free for any row to create again.

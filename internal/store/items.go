@@ -29,19 +29,28 @@ type Item struct {
 	// Elapsed is how long ago the row first started, by the database's
 	// clock (patience counts from it; a worker's clock may be off).
 	Elapsed time.Duration
+	// List is the batch's stored list of the row's configuration path, as
+	// StartRun found it; nil when none was stored (or read) yet.
+	List *AssignmentList
 }
 
-// itemReturning lists the columns scanItem reads, in order.
-const itemReturning = `line, configuration_id::text, path, target_type, group_id::text, collection_id,
-	filter_id::text, filter_type, status, attempts, errors, assignment_id, intent_request_id, intent_at, started_at,
-	coalesce(now() - started_at, '0'), coalesce(tenant_id, '')`
+// workColumns lists the columns scanItem reads, in order, from items
+// named i.
+const workColumns = `i.line, i.configuration_id::text, i.path, i.target_type, i.group_id::text, i.collection_id,
+	i.filter_id::text, i.filter_type, i.status, i.attempts, i.errors, i.assignment_id, i.intent_request_id, i.intent_at,
+	i.started_at, coalesce(now() - i.started_at, '0'), coalesce(i.tenant_id, '')`
 
 func scanItem(row pgx.Row, batchID string, rowNo int) (*Item, error) {
+	return scanItemWith(row, batchID, rowNo)
+}
+
+// scanItemWith scans workColumns, then more (the values of further columns).
+func scanItemWith(row pgx.Row, batchID string, rowNo int, more ...any) (*Item, error) {
 	it := &Item{BatchID: batchID, Row: rowNo}
 	var path, ttype, status string
 	var group, coll, filter, ftype, assignmentID, intent *string
-	err := row.Scan(&it.Line, &it.Spec.ConfigurationID, &path, &ttype, &group, &coll, &filter, &ftype, &status,
-		&it.Attempts, &it.Errors, &assignmentID, &intent, &it.IntentAt, &it.StartedAt, &it.Elapsed, &it.TenantID)
+	err := row.Scan(append([]any{&it.Line, &it.Spec.ConfigurationID, &path, &ttype, &group, &coll, &filter, &ftype, &status,
+		&it.Attempts, &it.Errors, &assignmentID, &intent, &it.IntentAt, &it.StartedAt, &it.Elapsed, &it.TenantID}, more...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("item %s/%d: %w", batchID, rowNo, ErrNotFound)
 	}
@@ -66,7 +75,7 @@ func scanItem(row pgx.Row, batchID string, rowNo int) (*Item, error) {
 
 // GetItem reads one item.
 func GetItem(ctx context.Context, q Querier, batchID string, row int) (*Item, error) {
-	return scanItem(q.QueryRow(ctx, `SELECT `+itemReturning+` FROM items WHERE batch_id = $1 AND row = $2`, batchID, row), batchID, row)
+	return scanItem(q.QueryRow(ctx, `SELECT `+workColumns+` FROM items i WHERE i.batch_id = $1 AND i.row = $2`, batchID, row), batchID, row)
 }
 
 func deref(s *string) string {
@@ -87,40 +96,33 @@ func (e *HeldError) Error() string {
 	return fmt.Sprintf("another run holds the row for up to %s", e.Left.Round(time.Millisecond))
 }
 
-// StartRun takes the row for one run of its job: it records that a worker
-// has the row (keeping the first start time, from which patience counts),
-// and holds it for run until hold has passed on the database's clock. A
-// row held by another live run is not taken: StartRun returns *HeldError.
-// A final row is returned as it is, not held.
-func StartRun(ctx context.Context, q Querier, batchID string, row int, run string, hold time.Duration) (*Item, error) {
-	it, err := scanItem(q.QueryRow(ctx, `UPDATE items SET
-			status = CASE WHEN bulkassign_final(status) THEN status ELSE 'running' END,
-			started_at = CASE WHEN bulkassign_final(status) THEN started_at ELSE coalesce(started_at, now()) END,
-			run_id = CASE WHEN bulkassign_final(status) THEN run_id ELSE $3::uuid END,
-			run_until = CASE WHEN bulkassign_final(status) THEN run_until ELSE now() + $4::interval END,
-			updated_at = now()
-		WHERE batch_id = $1 AND row = $2
-			AND (bulkassign_final(status) OR run_until IS NULL OR run_until <= now() OR run_id = $3::uuid)
-		RETURNING `+itemReturning, batchID, row, run, hold), batchID, row)
-	if !errors.Is(err, ErrNotFound) {
-		return it, err
-	}
-	var left *time.Duration
-	err = q.QueryRow(ctx, `SELECT run_until - now() FROM items WHERE batch_id = $1 AND row = $2`, batchID, row).Scan(&left)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("item %s/%d: %w", batchID, row, ErrNotFound)
-	}
+// StartRun reads the row for one run of its job, with the batch's stored
+// list of the row's configuration path (Item.List, nil when none is
+// stored yet), in one statement that writes nothing. A row that another
+// live run holds (it claimed the target and may be posting) is not handed
+// out: StartRun returns *HeldError. A final row is returned as it is. The
+// run takes the row when it claims the target (Claim), and every outcome
+// it records ends its hold.
+func StartRun(ctx context.Context, q Querier, batchID string, row int, run string) (*Item, error) {
+	var (
+		stored listScan
+		held   *time.Duration
+	)
+	it, err := scanItemWith(q.QueryRow(ctx, `SELECT `+workColumns+`, `+listColumns+`,
+			CASE WHEN NOT bulkassign_final(i.status) AND i.run_until > now() AND i.run_id IS DISTINCT FROM $3::uuid
+				THEN i.run_until - now() END
+		FROM items i
+		LEFT JOIN assignment_lists l ON l.batch_id = i.batch_id AND l.configuration_id = i.configuration_id
+			AND l.path = i.path AND l.reader IS NULL
+		WHERE i.batch_id = $1 AND i.row = $2`, batchID, row, run), batchID, row, append(stored.dest(), &held)...)
 	if err != nil {
-		return nil, fmt.Errorf("error reading item %s/%d: %w", batchID, row, err)
+		return nil, err
 	}
-	return nil, &HeldError{Left: max(deref0(left), 0)}
-}
-
-func deref0(d *time.Duration) time.Duration {
-	if d == nil {
-		return 0
+	if held != nil {
+		return nil, &HeldError{Left: max(*held, 0)}
 	}
-	return *d
+	it.List = stored.list()
+	return it, nil
 }
 
 // Outcome is what the last Graph exchange of a row said.
@@ -137,31 +139,94 @@ type Outcome struct {
 	KeepIntent bool
 }
 
-// RecordOutcome writes an outcome to its item, for the run that holds it
-// (run "" writes whoever holds it). For a final status it also sets
-// finished_at and ends the run's hold; callers complete the River job in
-// the same transaction. Any outcome but a final one also ends the hold (the
-// job is about to snooze). It does not overwrite a row that is already
-// final (a cancel that raced the worker wins), except that a create which
-// did apply is always recorded, so revert can find it. It reports whether
-// it wrote. Text is made storable (valid UTF-8, no NUL, bounded).
+// RowOutcome is an outcome for one row, written by the run that holds it
+// (Run "" writes whoever holds it).
+type RowOutcome struct {
+	BatchID string
+	Row     int
+	Run     string
+	Outcome
+}
+
+// RecordOutcome writes one row's outcome: RecordOutcomes of one.
 func RecordOutcome(ctx context.Context, q Querier, batchID string, row int, run string, o Outcome) (bool, error) {
-	tag, err := q.Exec(ctx, `UPDATE items SET status = $3, http_status = $4,
-			assignment_id = coalesce($5, assignment_id), error_code = $6, error_message = $7,
-			request_id = coalesce($8, request_id), errors = errors + $9::int,
-			intent_request_id = CASE WHEN $10 THEN intent_request_id END,
-			intent_at = CASE WHEN $10 THEN intent_at END,
-			finished_at = CASE WHEN bulkassign_final($3) THEN now() END,
+	wrote, err := RecordOutcomes(ctx, q, []RowOutcome{{BatchID: batchID, Row: row, Run: run, Outcome: o}})
+	if err != nil {
+		return false, err
+	}
+	return wrote[0], nil
+}
+
+// RecordOutcomes writes outcomes to their items in one statement, each
+// for the run that holds its row (or any run while no live run does: a
+// hold that has run out was left by a run that can no longer post). A row's
+// first outcome sets its start (patience counts from it, or from the
+// claim). For a final status it also sets
+// finished_at and ends the run's hold, and the row is done: its River job
+// may be completed after (never before) this commits. Any outcome but a
+// final one also ends the hold (the job is about to snooze). It does not
+// overwrite a row that is already final (a cancel that raced the worker
+// wins), except that a create which did apply is always recorded, so
+// revert can find it. It reports, per outcome, whether it wrote. Text is
+// made storable (valid UTF-8, no NUL, bounded).
+func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, error) {
+	n := len(os)
+	var (
+		batches, statuses, assignmentIDs, codes, messages, requestIDs, runs = make([]string, n), make([]string, n),
+			make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+		rows, httpStatuses, countErrors = make([]int32, n), make([]*int32, n), make([]int32, n)
+		keepIntents                     = make([]bool, n)
+	)
+	for i, o := range os {
+		batches[i], rows[i], statuses[i] = o.BatchID, int32(o.Row), string(o.Status)
+		if o.HTTPStatus != 0 {
+			hs := int32(o.HTTPStatus)
+			httpStatuses[i] = &hs
+		}
+		assignmentIDs[i], codes[i] = nullable(text.Short(o.AssignmentID)), nullable(text.Short(o.ErrorCode))
+		messages[i], requestIDs[i] = nullable(text.Message(o.ErrorMessage)), nullable(text.Short(o.RequestID))
+		countErrors[i], keepIntents[i], runs[i] = int32(boolInt(o.CountError)), o.KeepIntent, nullable(o.Run)
+	}
+	rs, err := q.Query(ctx, `UPDATE items i SET status = o.status, http_status = o.http_status,
+			assignment_id = coalesce(o.assignment_id, i.assignment_id), error_code = o.error_code, error_message = o.error_message,
+			request_id = coalesce(o.request_id, i.request_id), errors = i.errors + o.count_error,
+			intent_request_id = CASE WHEN o.keep_intent THEN i.intent_request_id END,
+			intent_at = CASE WHEN o.keep_intent THEN i.intent_at END,
+			started_at = coalesce(i.started_at, now()),
+			finished_at = CASE WHEN bulkassign_final(o.status) THEN now() END,
 			run_id = NULL, run_until = NULL,
 			updated_at = now()
-		WHERE batch_id = $1 AND row = $2 AND (NOT bulkassign_final(status) OR ($3 = 'created' AND status = 'canceled'))
-			AND ($11::uuid IS NULL OR run_id = $11::uuid OR run_id IS NULL)`,
-		batchID, row, string(o.Status), nullInt(o.HTTPStatus), nullable(text.Short(o.AssignmentID)), nullable(text.Short(o.ErrorCode)),
-		nullable(text.Message(o.ErrorMessage)), nullable(text.Short(o.RequestID)), boolInt(o.CountError), o.KeepIntent, nullable(run))
+		FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], $11::bool[])
+			AS o(batch_id, row, run, status, http_status, assignment_id, error_code, error_message, request_id, count_error, keep_intent)
+		WHERE i.batch_id = o.batch_id AND i.row = o.row
+			AND (NOT bulkassign_final(i.status) OR (o.status = 'created' AND i.status = 'canceled'))
+			AND (o.run IS NULL OR i.run_id IS NULL OR i.run_id = o.run OR i.run_until <= now())
+		RETURNING i.batch_id::text, i.row`,
+		batches, rows, runs, statuses, httpStatuses, assignmentIDs, codes, messages, requestIDs, countErrors, keepIntents)
 	if err != nil {
-		return false, fmt.Errorf("error recording outcome: %w", err)
+		return nil, fmt.Errorf("error recording outcomes: %w", err)
 	}
-	return tag.RowsAffected() == 1, nil
+	type key struct {
+		batch string
+		row   int
+	}
+	written := map[key]bool{}
+	for rs.Next() {
+		var k key
+		if err := rs.Scan(&k.batch, &k.row); err != nil {
+			rs.Close()
+			return nil, fmt.Errorf("error recording outcomes: %w", err)
+		}
+		written[k] = true
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("error recording outcomes: %w", err)
+	}
+	out := make([]bool, n)
+	for i, o := range os {
+		out[i] = written[key{o.BatchID, o.Row}]
+	}
+	return out, nil
 }
 
 func nullInt(n int) any {

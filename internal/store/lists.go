@@ -37,26 +37,57 @@ type ListKey struct {
 	Path            assign.Path
 }
 
+// listColumns lists the columns listScan reads, in order, from
+// assignment_lists named l (a stored list: reader IS NULL).
+const listColumns = `l.batch_id IS NOT NULL, l.found, l.http_status, l.error_code, l.error_message, l.request_id, l.keys, l.read_at`
+
+// listScan receives listColumns, which may come from an outer join that
+// found no list.
+type listScan struct {
+	stored           bool
+	found            *bool
+	status           *int
+	code, msg, reqID *string
+	keys             map[string]string
+	readAt           *time.Time
+}
+
+func (s *listScan) dest() []any {
+	return []any{&s.stored, &s.found, &s.status, &s.code, &s.msg, &s.reqID, &s.keys, &s.readAt}
+}
+
+// list is the scanned list, or nil when none was stored.
+func (s *listScan) list() *AssignmentList {
+	if !s.stored || s.found == nil {
+		return nil
+	}
+	l := &AssignmentList{Found: *s.found, ErrorCode: deref(s.code), ErrorMessage: deref(s.msg), RequestID: deref(s.reqID), Keys: s.keys}
+	if s.status != nil {
+		l.HTTPStatus = *s.status
+	}
+	if s.readAt != nil {
+		l.ReadAt = *s.readAt
+	}
+	if l.Keys == nil {
+		l.Keys = map[string]string{}
+	}
+	return l
+}
+
 // GetList returns the stored list, or nil when none was read yet (or its
 // read is still in progress).
 func GetList(ctx context.Context, q Querier, k ListKey) (*AssignmentList, error) {
-	l := &AssignmentList{}
-	var status *int
-	var code, msg, reqID *string
-	err := q.QueryRow(ctx, `SELECT found, http_status, error_code, error_message, request_id, keys, read_at
-		FROM assignment_lists WHERE batch_id = $1 AND configuration_id = $2 AND path = $3 AND reader IS NULL`,
-		k.BatchID, k.ConfigurationID, string(k.Path)).Scan(&l.Found, &status, &code, &msg, &reqID, &l.Keys, &l.ReadAt)
+	var s listScan
+	err := q.QueryRow(ctx, `SELECT `+listColumns+` FROM assignment_lists l
+		WHERE l.batch_id = $1 AND l.configuration_id = $2 AND l.path = $3 AND l.reader IS NULL`,
+		k.BatchID, k.ConfigurationID, string(k.Path)).Scan(s.dest()...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("error reading assignment list: %w", err)
 	}
-	if status != nil {
-		l.HTTPStatus = *status
-	}
-	l.ErrorCode, l.ErrorMessage, l.RequestID = deref(code), deref(msg), deref(reqID)
-	return l, nil
+	return s.list(), nil
 }
 
 // One worker of the fleet reads a batch's list from Graph while the batch's

@@ -227,11 +227,11 @@ func uuidValue(s string) (pgtype.UUID, error) {
 	return u, nil
 }
 
-func nullable(s string) any {
+func nullable(s string) *string {
 	if s == "" {
 		return nil
 	}
-	return s
+	return &s
 }
 
 // StatusCounts counts a batch's items by status.
