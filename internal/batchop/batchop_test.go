@@ -124,6 +124,25 @@ func TestRetry(t *testing.T) {
 		}
 	})
 
+	t.Run("RowsWhoseRunWroteItsOutcome", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, 3)
+		// Every job shows running. Row 1 failed and its run wrote that
+		// (River completes the job in its next batch); row 2 failed while
+		// a run holds it (its claim came after: it may post); row 3 is
+		// still running.
+		b.exec(t, `UPDATE river_job SET state = 'running', attempted_at = now() WHERE args->>'batch' = $1::text`)
+		b.exec(t, `UPDATE items SET status = 'failed', http_status = 503, finished_at = now() WHERE batch_id = $1 AND row IN (1, 2)`)
+		b.exec(t, `UPDATE items SET run_id = gen_random_uuid(), run_until = now() + interval '1 minute' WHERE batch_id = $1 AND row = 2`)
+		res, err := batchop.Retry(ctx, b.db, b.batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(res.Queued, []int{1}) || res.StillFinishing != 1 {
+			t.Fatalf("retry: %+v, want row 1 queued and 1 still finishing", res)
+		}
+	})
+
 	t.Run("RefusesARevertedBatch", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, 4)
@@ -152,9 +171,13 @@ func TestCancel(t *testing.T) {
 	t.Run("RowsAndJobs", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, 4)
-		// Row 1's job runs: it is left to finish its call.
+		// Row 1's job runs and its run has claimed the target (it holds
+		// the row: its create may be in flight): it is left to finish its
+		// call. Row 2's job runs too, but its run has not claimed: once
+		// the row is canceled, its claim is refused and it creates nothing.
 		b.exec(t, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now()
-			WHERE args->>'batch' = $1 AND (args->>'row')::int = 1`)
+			WHERE args->>'batch' = $1 AND (args->>'row')::int IN (1, 2)`)
+		b.exec(t, `UPDATE items SET run_id = gen_random_uuid(), run_until = now() + interval '1 minute' WHERE batch_id = $1 AND row = 1`)
 		res, err := batchop.Cancel(ctx, b.db, b.batch)
 		if err != nil {
 			t.Fatal(err)
@@ -162,8 +185,8 @@ func TestCancel(t *testing.T) {
 		if want := (batchop.CancelResult{Rows: 4, InFlight: 1}); res != want {
 			t.Fatalf("cancel: %+v, want %+v", res, want)
 		}
-		if n := b.jobs(t, assignKind, "cancelled"); n != 3 {
-			t.Fatalf("%d jobs cancelled, want 3", n)
+		if n := b.jobs(t, assignKind, "cancelled"); n != 2 {
+			t.Fatalf("%d jobs cancelled, want 2 (the other two run)", n)
 		}
 		res, err = batchop.Cancel(ctx, b.db, b.batch)
 		if want := (batchop.CancelResult{InFlight: 1}); err != nil || res != want {

@@ -33,12 +33,19 @@ func LockBatch(ctx context.Context, tx pgx.Tx, batchID string) error {
 // liveJobStates are the River job states that may still run.
 const liveJobStates = `('available', 'scheduled', 'retryable', 'pending', 'running')`
 
-// LiveJobRows lists the rows of a batch that have a River job of kind not
-// yet finished (waiting, snoozed or running). Jobs are found by their args,
-// which name the batch and the row (River's GIN index on args serves @>).
+// LiveJobRows lists the rows of a batch whose River job of kind (an
+// assign job) may still act: it waits, is snoozed, or runs while its row
+// is not final or is held by a live run (a run holds its row from its
+// claim until its outcome is written). A job that still shows running
+// after its run wrote a final outcome (River completes jobs in batches,
+// moments later) can change nothing and is not listed. Jobs are found by
+// their args, which name the batch and the row (River's GIN index on args
+// serves @>).
 func LiveJobRows(ctx context.Context, q Querier, kind, batchID string) ([]int, error) {
-	rows, err := q.Query(ctx, `SELECT DISTINCT (args->>'row')::int FROM river_job
-		WHERE kind = $1 AND args @> jsonb_build_object('batch', $2::text) AND state IN `+liveJobStates,
+	rows, err := q.Query(ctx, `SELECT DISTINCT (j.args->>'row')::int FROM river_job j
+		LEFT JOIN items i ON i.batch_id = $2::uuid AND i.row = (j.args->>'row')::int
+		WHERE j.kind = $1 AND j.args @> jsonb_build_object('batch', $2::text) AND j.state IN `+liveJobStates+`
+			AND (j.state <> 'running' OR i.row IS NULL OR NOT bulkassign_final(i.status) OR i.run_until > now())`,
 		kind, batchID)
 	if err != nil {
 		return nil, fmt.Errorf("error reading the batch's jobs: %w", err)
