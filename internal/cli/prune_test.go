@@ -1,0 +1,146 @@
+package cli_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkassign/bulkassign/internal/cli"
+	"github.com/bulkassign/bulkassign/internal/store"
+	"github.com/bulkassign/bulkassign/internal/testenv"
+)
+
+// rowsOf counts what the database still holds of a batch, table by table.
+func rowsOf(t *testing.T, h *testenv.Harness, batch string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for table, sql := range map[string]string{
+		"batches":            `SELECT count(*) FROM batches WHERE id = $1`,
+		"items":              `SELECT count(*) FROM items WHERE batch_id = $1`,
+		"assignment_results": `SELECT count(*) FROM assignment_results WHERE batch_id = $1`,
+		"item_history":       `SELECT count(*) FROM item_history WHERE batch_id = $1`,
+		"target_claims":      `SELECT count(*) FROM target_claims WHERE batch_id = $1`,
+		"assignment_lists":   `SELECT count(*) FROM assignment_lists WHERE batch_id = $1`,
+		"batch_counts":       `SELECT count(*) FROM batch_counts WHERE batch_id = $1`,
+		"batch_prunes":       `SELECT count(*) FROM batch_prunes WHERE batch_id = $1`,
+		"river_job":          `SELECT count(*) FROM river_job WHERE args @> jsonb_build_object('batch', $1::text)`,
+	} {
+		var n int
+		if err := h.DB.Pool.QueryRow(context.Background(), sql, batch).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		out[table] = n
+	}
+	return out
+}
+
+func TestPrune(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newTenant(t, 3)
+	_, stopWorker := h.StartWorker(t, fastWorker)
+	run := func(name string, rows int) string {
+		t.Helper()
+		file := testenv.WriteFile(t, name, testenv.GroupCSV(rows, 3))
+		r := enqueue(t, h, false, file, "--wait", "--progress-interval", "100ms")
+		wantRun(t, r, cli.ExitOK, "")
+		return strings.TrimSpace(r.stdout)
+	}
+	// Finished: a batch by hand, then two runs of the nightly schedule.
+	finished := run("finished.csv", 20)
+	nightly1 := run("nightly1.csv", 10)
+	nightly2 := run("nightly2.csv", 10)
+	for _, b := range []string{nightly1, nightly2} {
+		if err := store.SetBatchSchedule(ctx, h.DB.Pool, b, "nightly"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A finished row's earlier run, as a retry leaves it.
+	if _, err := h.DB.Pool.Exec(ctx, `INSERT INTO item_history (batch_id, row, run, status, attempts, errors)
+		VALUES ($1, 1, 0, 'failed', 1, 1)`, finished); err != nil {
+		t.Fatal(err)
+	}
+	before := rowsOf(t, h, finished)
+	for _, table := range []string{"items", "target_claims", "assignment_lists", "river_job", "item_history"} {
+		if before[table] == 0 {
+			t.Fatalf("the finished batch has no %s rows before the prune: the test proves nothing of them (%v)", table, before)
+		}
+	}
+	// Still running: no worker works it.
+	stopWorker()
+	running := strings.TrimSpace(enqueue(t, h, false, testenv.WriteFile(t, "running.csv", testenv.GroupCSV(15, 3))).stdout)
+
+	t.Run("BadAge", func(t *testing.T) {
+		wantRun(t, enqueue(t, h, false, "prune"), cli.ExitSetting, "-older-than is required")
+		r := enqueue(t, h, false, "prune", "--older-than", "90x")
+		wantRun(t, r, cli.ExitSetting, `-older-than: "90x" is not an age (e.g. 90d, 12h, 0s)`)
+		if n := strings.Count(strings.TrimSpace(r.stderr), "\n"); n != 0 {
+			t.Fatalf("a bad age should be one line of stderr, got:\n%s", r.stderr)
+		}
+	})
+
+	t.Run("NothingOldEnough", func(t *testing.T) {
+		r := enqueue(t, h, false, "prune", "--older-than", "90d")
+		wantRun(t, r, cli.ExitOK, "removed 0 batches (0 rows, 0 River jobs)")
+	})
+
+	// The dry run says what would go and removes nothing.
+	r := enqueue(t, h, false, "prune", "--older-than", "0s", "--dry-run", "--format", "csv")
+	wantRun(t, r, cli.ExitOK, "would remove 2 batches (30 rows, 0 River jobs)")
+	if !strings.Contains(r.stdout, finished) || !strings.Contains(r.stdout, nightly1) || strings.Contains(r.stdout, nightly2) {
+		t.Fatalf("dry run lists:\n%s\nwant %s and %s only", r.stdout, finished, nightly1)
+	}
+	if got := rowsOf(t, h, finished); got["items"] != before["items"] {
+		t.Fatalf("a dry run removed rows: %v, before %v", got, before)
+	}
+
+	r = enqueue(t, h, false, "prune", "--older-than", "0s")
+	wantRun(t, r, cli.ExitOK, "removed 2 batches (30 rows, 30 River jobs)")
+	if !strings.Contains(r.stderr, "kept 2 older batches: 1 not finished, 1 the latest run of a schedule") {
+		t.Fatalf("stderr should say what was kept:\n%s", r.stderr)
+	}
+	for _, b := range []string{finished, nightly1} {
+		if !strings.Contains(r.stdout, b) {
+			t.Fatalf("stdout should list %s:\n%s", b, r.stdout)
+		}
+		for table, n := range rowsOf(t, h, b) {
+			if n != 0 {
+				t.Errorf("pruned batch %s still has %d rows in %s", b[:8], n, table)
+			}
+		}
+		wantRun(t, enqueue(t, h, false, "results", b), cli.ExitFailed, "not found")
+		wantRun(t, enqueue(t, h, false, "status", b), cli.ExitFailed, "not found")
+	}
+	list := enqueue(t, h, false, "batches", "--format", "csv")
+	wantRun(t, list, cli.ExitOK, "")
+	for _, b := range []string{finished, nightly1} {
+		if strings.Contains(list.stdout, b) {
+			t.Fatalf("enqueue batches still lists pruned batch %s:\n%s", b, list.stdout)
+		}
+	}
+	for b, rows := range map[string]int{running: 15, nightly2: 10} {
+		if !strings.Contains(list.stdout, b) {
+			t.Fatalf("enqueue batches lost kept batch %s:\n%s", b, list.stdout)
+		}
+		if got := rowsOf(t, h, b); got["assignment_results"] != rows || got["items"] != rows {
+			t.Fatalf("kept batch %s: %v, want its %d rows", b[:8], got, rows)
+		}
+		if c := counts(t, h, b); c.Total() != rows {
+			t.Fatalf("kept batch %s counts %v, want %d rows", b[:8], c, rows)
+		}
+	}
+	// Pruning again finds nothing new.
+	wantRun(t, enqueue(t, h, false, "prune", "--older-than", "0s"), cli.ExitOK, "removed 0 batches")
+
+	// The running batch, once worked, can go too.
+	h.StartWorker(t, fastWorker)
+	h.WaitFinal(t, running, time.Minute)
+	waitFor(t, "the running batch's jobs to complete", time.Minute, func() bool {
+		var live int
+		_ = h.DB.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE args @> jsonb_build_object('batch', $1::text)
+			AND state NOT IN ('completed', 'cancelled', 'discarded')`, running).Scan(&live)
+		return live == 0
+	})
+	wantRun(t, enqueue(t, h, false, "prune", "--older-than", "0s"), cli.ExitOK, "removed 1 batches (15 rows, 15 River jobs)")
+}
