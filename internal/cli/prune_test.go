@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/cli"
 	"github.com/bulkassign/bulkassign/internal/store"
 	"github.com/bulkassign/bulkassign/internal/testenv"
@@ -143,4 +144,124 @@ func TestPrune(t *testing.T) {
 		return live == 0
 	})
 	wantRun(t, enqueue(t, h, false, "prune", "--older-than", "0s"), cli.ExitOK, "removed 1 batches (15 rows, 15 River jobs)")
+}
+
+// fillFinishedBatch writes a finished batch of rows straight in SQL, with
+// a completed River job and a target claim per row, as a worked batch
+// leaves them; enqueued (created_at) age ago.
+func fillFinishedBatch(t *testing.T, h *testenv.Harness, rows int, age time.Duration) string {
+	t.Helper()
+	ctx := context.Background()
+	batch := assign.NewID()
+	for _, sql := range []string{
+		`INSERT INTO batches (id, source, sha256, bytes, row_count, created_at) VALUES ($1, 'big.csv', '', 0, $2, now() - $3::interval)`,
+		`INSERT INTO items (batch_id, row, line, configuration_id, target_type, group_id, status, http_status, assignment_id,
+			tenant_id, finished_at, created_at, updated_at)
+		SELECT $1, g, g + 1, 'c0000000-0000-4000-8000-000000000001', 'group', gen_random_uuid(), 'created', 201, 'a' || g,
+			'5e0c9f3a-7d21-4b8e-a6f4-2c1d0e9b8a73', now(), now() - $3::interval, now()
+		FROM generate_series(1, $2) g`,
+		`INSERT INTO river_job (args, kind, max_attempts, queue, state, attempt, attempted_at, finalized_at)
+		SELECT jsonb_build_object('batch', $1::text, 'row', g), 'bulkassign_assign', 25, 'bulkassign', 'completed', 1, now(), now()
+		FROM generate_series(1, $2) g WHERE $3::interval IS NOT NULL`,
+		`INSERT INTO target_claims (tenant_id, configuration_id, path, target_key, batch_id, row)
+		SELECT 'big', 'c0000000-0000-4000-8000-000000000001', '', $1::text || '/' || g, $1::uuid, g FROM generate_series(1, $2) g
+		WHERE $3::interval IS NOT NULL`,
+	} {
+		if _, err := h.DB.Pool.Exec(ctx, sql, batch, rows, age); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	return batch
+}
+
+// TestPruneDoesNotBlockWorkers prunes a large batch while a worker works
+// another batch, and probes the other batch's rows from a connection that
+// gives up on any lock held more than a few seconds.
+func TestPruneDoesNotBlockWorkers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newTenant(t, 3)
+	const bigRows = 200_000
+	big := fillFinishedBatch(t, h, bigRows, time.Hour)
+	h.StartWorker(t, slowWorker)
+	other := strings.TrimSpace(enqueue(t, h, false, testenv.WriteFile(t, "other.csv", testenv.GroupCSV(60, 3))).stdout)
+
+	type pruneDone struct {
+		r    result
+		took time.Duration
+	}
+	pruned := make(chan pruneDone, 1)
+	start := time.Now()
+	go func() {
+		r := enqueue(t, h, false, "prune", "--older-than", "30m")
+		pruned <- pruneDone{r, time.Since(start)}
+	}()
+
+	// Probe while the prune runs: a worker's kind of write on the other
+	// batch, and the counts --wait reads.
+	probe, err := h.DB.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Release()
+	if _, err := probe.Exec(ctx, `SET lock_timeout = '5s'`); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		done    pruneDone
+		probes  int
+		slowest time.Duration
+	)
+	for finished := false; !finished; {
+		select {
+		case done = <-pruned:
+			finished = true
+			continue
+		default:
+		}
+		began := time.Now()
+		if _, err := probe.Exec(ctx, `UPDATE items SET updated_at = now() WHERE batch_id = $1 AND row = 1`, other); err != nil {
+			t.Fatalf("a write to another batch's row during the prune: %v", err)
+		}
+		if _, err := store.CountByStatus(ctx, probe.Conn(), other); err != nil {
+			t.Fatalf("counting another batch during the prune: %v", err)
+		}
+		slowest = max(slowest, time.Since(began))
+		probes++
+		time.Sleep(20 * time.Millisecond)
+	}
+	wantRun(t, done.r, cli.ExitOK, "removed 1 batches (200000 rows, 200000 River jobs)")
+	counts := h.WaitFinal(t, other, 2*time.Minute)
+	if counts.Final() != 60 {
+		t.Fatalf("the other batch: %v, want 60 rows final", counts)
+	}
+	if left := rowsOf(t, h, big); left["items"]+left["river_job"]+left["target_claims"] != 0 {
+		t.Fatalf("the pruned batch left %v", left)
+	}
+	if probes == 0 {
+		t.Fatal("no probe ran while the prune ran: the test proves nothing")
+	}
+	t.Logf("figure: pruned %d rows in %s; %d probes of another batch meanwhile, slowest %s",
+		bigRows, done.took.Round(time.Millisecond), probes, slowest.Round(time.Millisecond))
+}
+
+// TestDailyPrune: with BULKASSIGN_RETENTION, the worker's leader prunes
+// finished batches older than it on its own.
+func TestDailyPrune(t *testing.T) {
+	t.Parallel()
+	h := newTenant(t, 3)
+	old := fillFinishedBatch(t, h, 500, 49*time.Hour)
+	young := fillFinishedBatch(t, h, 10, time.Hour)
+	h.StartWorker(t, testenv.WorkerOptions{Extra: map[string]string{"BULKASSIGN_RETENTION": "2d"}})
+	waitFor(t, "the leader's prune", 2*time.Minute, func() bool { return rowsOf(t, h, old)["items"] == 0 })
+	if left := rowsOf(t, h, old); left["batches"]+left["river_job"]+left["batch_prunes"] != 0 {
+		t.Fatalf("the old batch left %v", left)
+	}
+	if got := rowsOf(t, h, young); got["items"] != 10 {
+		t.Fatalf("the young batch: %v, want its 10 rows kept", got)
+	}
+	var claimed int
+	if err := h.DB.Pool.QueryRow(context.Background(), `SELECT count(*) FROM sweeps WHERE name = 'prune'`).Scan(&claimed); err != nil || claimed != 1 {
+		t.Fatalf("the day's prune is not recorded (%d, %v)", claimed, err)
+	}
 }

@@ -349,7 +349,7 @@ func retention(env Env) (time.Duration, error) {
 		return 0, &Error{RetentionVar, err.Error() + "; or off (the default)"}
 	}
 	if d < MinRetention {
-		return 0, &Error{RetentionVar, fmt.Sprintf("%q is shorter than %s: give an age such as 90d, or off", v, MinRetention)}
+		return 0, &Error{RetentionVar, fmt.Sprintf("%q is shorter than an hour: give an age such as 90d, or off", v)}
 	}
 	return d, nil
 }
