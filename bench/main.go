@@ -59,13 +59,18 @@ type options struct {
 	fleetLimitN        int
 	fleetLimitConns    int
 	fleetWindows       []time.Duration
+
+	storeRows    int
+	storeBatches int
+	storeRunning int
+	storeReps    int
 }
 
 func main() {
 	var o options
 	var quick bool
 	var pool int
-	flag.StringVar(&o.sections, "sections", "1,2,3,4,5", "sections to run (4 reads its figures from the runs of 2 and 3)")
+	flag.StringVar(&o.sections, "sections", "1,2,3,4,5,6", "sections to run (4 reads its figures from the runs of 2 and 3)")
 	flag.StringVar(&o.enqueueBin, "enqueue-bin", "", "the enqueue command, built from ../cmd/enqueue, for the peak-RSS child (required for section 1)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bulkassign worker run (section 2) to this file")
 	flag.BoolVar(&quick, "quick", false, "small sizes, for a smoke run")
@@ -91,6 +96,10 @@ func main() {
 	flag.IntVar(&o.fleetLimitN, "fleet-limit", 5, "each tenant's limit in section 5, writes per second (and GRAPH_WRITE_RATE)")
 	var windows string
 	flag.StringVar(&windows, "fleet-windows", "1s,4s", "section 5's runs at the tenants' limits: one per window length, each window admitting fleet-limit × its seconds writes")
+	flag.IntVar(&o.storeRows, "store-rows", 10_000_000, "item rows of section 6's large store (the results store after many nightly runs)")
+	flag.IntVar(&o.storeBatches, "store-batches", 100, "batches of section 6's large store, one a night, all of one size; the small store holds the newest alone")
+	flag.IntVar(&o.storeRunning, "store-running", 10, "of those, the newest still running (half their rows final)")
+	flag.IntVar(&o.storeReps, "store-reps", 5, "timed runs of each command and query in section 6 (the median counts), after one warm-up")
 	flag.DurationVar(&o.runTimeout, "run-timeout", 3*time.Minute, "longest any one run may take")
 	flag.Parse()
 	o.poolConns = int32(pool)
@@ -109,6 +118,7 @@ func main() {
 		o.rounds, o.enqueueRows, o.rssRows, o.workerRows, o.tracedRows, o.skewRows, o.limitRows =
 			1, 20_000, 100_000, 4_000, 1_000, 1_000, 120
 		o.fleetTenants, o.fleetRows, o.fleetLimitRows = 10, 100, 40
+		o.storeRows, o.storeBatches, o.storeRunning, o.storeReps = 500_000, 10, 2, 3
 	}
 	want := map[string]bool{}
 	for _, s := range strings.Split(o.sections, ",") {
@@ -149,6 +159,7 @@ func benchMain(o options, want map[string]bool) int {
 		{"2", "workers", func() (err error) { res.workers, err = benchWorkers(ctx, o); return }},
 		{"3", "tenant limit", func() (err error) { res.limit, err = benchLimit(ctx, o); return }},
 		{"5", "many tenants", func() (err error) { res.fleet, err = benchFleet(ctx, o); return }},
+		{"6", "results store", func() (err error) { res.store, err = benchStore(ctx, o); return }},
 	} {
 		if !want[s.id] {
 			continue

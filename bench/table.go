@@ -22,6 +22,7 @@ type results struct {
 	workers            *workerResult
 	limit              *limitResult
 	fleet              *fleetResult
+	store              *storeResult
 }
 
 // line is one row of the table.
@@ -133,6 +134,7 @@ func (r *results) lines(section4 bool) []line {
 		}
 	}
 	ls = append(ls, r.fleetLines()...)
+	ls = append(ls, r.storeLines()...)
 	return ls
 }
 

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -229,4 +230,15 @@ func Revert(ctx context.Context, db *store.DB, batchID string) (RevertResult, er
 		return RevertResult{}, err
 	}
 	return res, nil
+}
+
+// Prune removes the finished batches enqueued more than olderThan ago
+// (store.Prune): every row and revert final, no job left running, not the
+// latest run of a schedule. Their rows and River jobs go with them, in
+// short transactions. With dryRun it only reports what would go. removed,
+// when set, sees each batch as it goes.
+func Prune(ctx context.Context, db *store.DB, olderThan time.Duration, dryRun bool, removed func(store.PrunedBatch)) (store.PruneReport, error) {
+	o := jobs.PruneOptions(olderThan)
+	o.DryRun, o.Removed = dryRun, removed
+	return store.Prune(ctx, db.Pool(), o)
 }

@@ -35,6 +35,7 @@ func enqueueProgram() *program {
 			{"retry", "BATCH [--wait]", "run the failed and canceled rows again", enqueueRetry},
 			{"cancel", "BATCH", "stop the rows not yet final", enqueueCancel},
 			{"revert", "BATCH [--wait]", "delete the assignments the batch created", enqueueRevert},
+			{"prune", "--older-than AGE", "remove finished batches enqueued longer ago than AGE (90d, 12h, 0s)", enqueuePrune},
 			{"schedule", "add|list|remove", "enqueue a list at cron times (enqueue schedule -h)", enqueueSchedule},
 		},
 		notes: `BATCH is a batch id or its first 8 or more characters.

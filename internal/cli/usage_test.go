@@ -60,6 +60,7 @@ func TestUsageText(t *testing.T) {
        enqueue retry BATCH [--wait]      run the failed and canceled rows again
        enqueue cancel BATCH              stop the rows not yet final
        enqueue revert BATCH [--wait]     delete the assignments the batch created
+       enqueue prune --older-than AGE    remove finished batches enqueued longer ago than AGE (90d, 12h, 0s)
        enqueue schedule add|list|remove  enqueue a list at cron times (enqueue schedule -h)
 
 BATCH is a batch id or its first 8 or more characters.

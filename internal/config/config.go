@@ -267,6 +267,9 @@ type Worker struct {
 	DatabaseMaxConns int
 	// Tenants are the per-tenant settings of BULKASSIGN_TENANTS.
 	Tenants Tenants
+	// Retention is BULKASSIGN_RETENTION: the leader prunes finished
+	// batches enqueued longer ago than this once a day; 0 is off.
+	Retention time.Duration
 	// HTTPAddr is where the worker serves probes, metrics and River UI;
 	// "" (WORKER_HTTP_ADDR=off) serves nothing.
 	HTTPAddr string
@@ -322,7 +325,59 @@ func LoadWorker(env Env) (Worker, error) {
 	if w.Tenants, err = LoadTenants(env); err != nil {
 		return w, err
 	}
+	if w.Retention, err = retention(env); err != nil {
+		return w, err
+	}
 	return w, nil
+}
+
+// RetentionVar is the setting that turns the fleet's daily prune on.
+const RetentionVar = "BULKASSIGN_RETENTION"
+
+// MinRetention is the shortest BULKASSIGN_RETENTION: a fleet setting that
+// prunes whatever just finished is more likely a slip than a wish
+// (`enqueue prune --older-than 0s` does that on purpose).
+const MinRetention = time.Hour
+
+func retention(env Env) (time.Duration, error) {
+	v := get(env, RetentionVar, "off")
+	if strings.EqualFold(v, "off") {
+		return 0, nil
+	}
+	d, err := ParseAge(v)
+	if err != nil {
+		return 0, &Error{RetentionVar, err.Error() + "; or off (the default)"}
+	}
+	if d < MinRetention {
+		return 0, &Error{RetentionVar, fmt.Sprintf("%q is shorter than an hour: give an age such as 90d, or off", v)}
+	}
+	return d, nil
+}
+
+// ParseAge reads an age: a Go duration (12h, 90m, 0s) that may start with
+// a number of days (90d, 1d12h). It is how retention is written, in
+// BULKASSIGN_RETENTION and in enqueue prune --older-than.
+func ParseAge(v string) (time.Duration, error) {
+	s := strings.TrimSpace(v)
+	var days int64
+	if i := strings.IndexByte(s, 'd'); i >= 0 {
+		n, err := strconv.ParseInt(s[:i], 10, 64)
+		if err != nil || n < 0 || n > 100*366 {
+			return 0, fmt.Errorf("%q is not an age (e.g. 90d, 12h, 0s)", v)
+		}
+		days, s = n, s[i+1:]
+	}
+	var rest time.Duration
+	if s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 || (days > 0 && strings.HasPrefix(s, "+")) {
+			return 0, fmt.Errorf("%q is not an age (e.g. 90d, 12h, 0s)", v)
+		}
+		rest = d
+	} else if days == 0 && !strings.Contains(v, "d") {
+		return 0, fmt.Errorf("%q is not an age (e.g. 90d, 12h, 0s)", v)
+	}
+	return time.Duration(days)*24*time.Hour + rest, nil
 }
 
 func get(env Env, k, def string) string {

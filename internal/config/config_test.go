@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkassign/bulkassign/internal/config"
 )
@@ -225,6 +226,71 @@ func TestDatabaseMaxConns(t *testing.T) {
 		var ce *config.Error
 		if !errors.As(err, &ce) || ce.Var != "DATABASE_MAX_CONNS" || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: %d, %v; want one line naming DATABASE_MAX_CONNS", tc.env, w.DatabaseMaxConns, err)
+		}
+	}
+}
+
+func TestParseAge(t *testing.T) {
+	t.Parallel()
+	day := 24 * time.Hour
+	for _, tt := range []struct {
+		in   string
+		want time.Duration
+		bad  bool
+	}{
+		{in: "90d", want: 90 * day},
+		{in: "12h", want: 12 * time.Hour},
+		{in: "0s", want: 0},
+		{in: "0", want: 0},
+		{in: "1d12h", want: 36 * time.Hour},
+		{in: " 7d ", want: 7 * day},
+		{in: "", bad: true},
+		{in: "d", bad: true},
+		{in: "90", bad: true},
+		{in: "90x", bad: true},
+		{in: "-1d", bad: true},
+		{in: "-5h", bad: true},
+		{in: "1d-2h", bad: true},
+		{in: "1.5d", bad: true},
+	} {
+		got, err := config.ParseAge(tt.in)
+		if tt.bad {
+			if err == nil || !strings.Contains(err.Error(), "is not an age (e.g. 90d, 12h, 0s)") {
+				t.Errorf("ParseAge(%q) = %s, %v; want the error naming the shape of an age", tt.in, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseAge(%q) = %s, %v; want %s", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestRetention(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		value string
+		want  time.Duration
+		err   string
+	}{
+		{value: "", want: 0},
+		{value: "off", want: 0},
+		{value: "OFF", want: 0},
+		{value: "90d", want: 90 * 24 * time.Hour},
+		{value: "1h", want: time.Hour},
+		{value: "0s", err: `BULKASSIGN_RETENTION: "0s" is shorter than an hour: give an age such as 90d, or off`},
+		{value: "ninety", err: `BULKASSIGN_RETENTION: "ninety" is not an age (e.g. 90d, 12h, 0s); or off (the default)`},
+	} {
+		w, err := config.LoadWorker(config.MapEnv(map[string]string{"BULKASSIGN_RETENTION": tt.value}))
+		if tt.err != "" {
+			var ce *config.Error
+			if !errors.As(err, &ce) || err.Error() != tt.err {
+				t.Errorf("BULKASSIGN_RETENTION=%q: error %v, want %q", tt.value, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || w.Retention != tt.want {
+			t.Errorf("BULKASSIGN_RETENTION=%q: %s, %v; want %s", tt.value, w.Retention, err, tt.want)
 		}
 	}
 }

@@ -32,6 +32,9 @@ type ClientConfig struct {
 	PeriodicJobs []*river.PeriodicJob
 	// Plugins are River hooks and middleware together (metrics).
 	Plugins []rivertype.Plugin
+	// Retention, when positive, has the leader prune finished batches
+	// enqueued longer ago than this once a day (BULKASSIGN_RETENTION).
+	Retention time.Duration
 }
 
 // NewClient returns a River client that works assignment rows with w.
@@ -52,6 +55,8 @@ func NewClient(pool *pgxpool.Pool, w *AssignWorker, cfg ClientConfig) (*river.Cl
 	workers := river.NewWorkers()
 	river.AddWorker(workers, w)
 	river.AddWorker(workers, &SweepWorker{pool: pool, log: logger.With("component", "sweep")})
+	river.AddWorker(workers, &CompactCountsWorker{pool: pool})
+	river.AddWorker(workers, &PruneWorker{pool: pool, log: logger.With("component", "prune"), retention: cfg.Retention})
 	if cfg.Register != nil {
 		cfg.Register(workers)
 	}
@@ -65,7 +70,7 @@ func NewClient(pool *pgxpool.Pool, w *AssignWorker, cfg ClientConfig) (*river.Cl
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		RetryPolicy:          retryPolicy{},
 		FetchPollInterval:    cfg.FetchPollInterval,
-		PeriodicJobs:         append([]*river.PeriodicJob{newSweepJob()}, cfg.PeriodicJobs...),
+		PeriodicJobs:         append(upkeepJobs(cfg.Retention), cfg.PeriodicJobs...),
 		Logger:               logger,
 		Plugins:              cfg.Plugins,
 	})
@@ -82,4 +87,15 @@ func NewInsertClient(pool *pgxpool.Pool) (*river.Client[pgx.Tx], error) {
 		return nil, fmt.Errorf("error creating River client: %w", err)
 	}
 	return client, nil
+}
+
+// upkeepJobs are the leader's periodic jobs of the store's upkeep: the
+// sweep, the counts' compaction and, with a retention, the daily prune
+// (which also finishes prunes cut short).
+func upkeepJobs(retention time.Duration) []*river.PeriodicJob {
+	out := []*river.PeriodicJob{newSweepJob(), newCompactCountsJob()}
+	if retention > 0 {
+		out = append(out, newPruneJob())
+	}
+	return out
 }

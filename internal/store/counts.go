@@ -54,11 +54,17 @@ func (c TenantCounts) Sum() StatusCounts {
 	return out
 }
 
-// CountByTenant counts a batch's items by tenant and status. It reads the
-// batch's rows as CountByStatus does.
+// A batch's rows are counted as they change, not when asked: triggers on
+// items add a delta row to batch_counts per statement and key (tenant,
+// status, revert status) it changed, and the leader folds each key's deltas
+// into one row every few seconds (CompactCounts). A count sums the batch's
+// rows in batch_counts: a handful, whatever the size of the batch or of the
+// store (migrations/009_results_store.sql).
+
+// CountByTenant counts a batch's items by tenant and status.
 func CountByTenant(ctx context.Context, q Querier, batchID string) (TenantCounts, error) {
-	rows, err := q.Query(ctx, `SELECT coalesce(tenant_id, ''), status, count(*) FROM items WHERE batch_id = $1
-		GROUP BY tenant_id, status`, batchID)
+	rows, err := q.Query(ctx, `SELECT tenant_id, status, sum(n) FROM batch_counts WHERE batch_id = $1
+		GROUP BY tenant_id, status HAVING sum(n) <> 0`, batchID)
 	if err != nil {
 		return nil, fmt.Errorf("error counting items by tenant: %w", err)
 	}
@@ -76,4 +82,40 @@ func CountByTenant(ctx context.Context, q Querier, batchID string) (TenantCounts
 		out[tenant][assign.Status(s)] = n
 	}
 	return out, rows.Err()
+}
+
+// CompactResult says what CompactCounts did.
+type CompactResult struct {
+	// Folded delta rows became Kept rows (keys whose deltas summed to zero
+	// keep none).
+	Folded, Kept int
+}
+
+// CompactCounts folds the delta rows of each key of batch_counts into one.
+// It deletes the rows it folds and inserts their sum in one statement, so a
+// count read at any moment is exact; rows that triggers add meanwhile are
+// not in its snapshot and stay for the next run, and two compactions at
+// once each fold only the rows they deleted. Its cost follows the number of
+// batches and the rows changed since the last run, not the items.
+func CompactCounts(ctx context.Context, q Querier) (CompactResult, error) {
+	var res CompactResult
+	err := q.QueryRow(ctx, `WITH keys AS (
+			SELECT batch_id, tenant_id, status, revert_status FROM batch_counts
+			GROUP BY 1, 2, 3, 4 HAVING count(*) > 1
+		), folded AS (
+			DELETE FROM batch_counts c USING keys k
+			WHERE c.batch_id = k.batch_id AND c.tenant_id = k.tenant_id AND c.status = k.status
+				AND c.revert_status = k.revert_status
+			RETURNING c.batch_id, c.tenant_id, c.status, c.revert_status, c.n
+		), kept AS (
+			INSERT INTO batch_counts (batch_id, tenant_id, status, revert_status, n)
+			SELECT batch_id, tenant_id, status, revert_status, sum(n) FROM folded
+			GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0
+			RETURNING 1
+		)
+		SELECT (SELECT count(*) FROM folded), (SELECT count(*) FROM kept)`).Scan(&res.Folded, &res.Kept)
+	if err != nil {
+		return res, fmt.Errorf("error compacting batch counts: %w", err)
+	}
+	return res, nil
 }

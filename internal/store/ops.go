@@ -195,10 +195,11 @@ func (c RevertCounts) Final() int {
 	return n
 }
 
-// CountReverts counts a batch's rows by revert status.
+// CountReverts counts a batch's rows by revert status, from its kept
+// counts (see CountByTenant).
 func CountReverts(ctx context.Context, q Querier, batchID string) (RevertCounts, error) {
-	rows, err := q.Query(ctx, `SELECT revert_status, count(*) FROM items
-		WHERE batch_id = $1 AND revert_status IS NOT NULL GROUP BY revert_status`, batchID)
+	rows, err := q.Query(ctx, `SELECT revert_status, sum(n) FROM batch_counts
+		WHERE batch_id = $1 AND revert_status <> '' GROUP BY revert_status HAVING sum(n) <> 0`, batchID)
 	if err != nil {
 		return nil, fmt.Errorf("error counting reverts: %w", err)
 	}
@@ -285,17 +286,19 @@ type BatchSummary struct {
 }
 
 // ListBatches returns the most recent batches, newest first, with counts.
-// Counting by tenant and status reads each batch's rows once, as counting
-// by status alone did.
+// It reads the batches' kept counts (see CountByTenant), not their rows, and
+// the newest batches along batches_created: its cost follows limit, not the
+// batches' sizes nor how many there are.
 func ListBatches(ctx context.Context, q Querier, limit int) ([]BatchSummary, error) {
 	rows, err := q.Query(ctx, `SELECT b.id::text, b.source, b.sha256, b.bytes, b.row_count, b.duplicate_rows, b.created_at,
-			coalesce((SELECT jsonb_object_agg(tenant, counts) FROM
-				(SELECT coalesce(tenant_id, '') AS tenant, jsonb_object_agg(status, n) AS counts FROM
-					(SELECT tenant_id, status, count(*) AS n FROM items WHERE batch_id = b.id GROUP BY tenant_id, status) s
+			coalesce((SELECT jsonb_object_agg(tenant_id, counts) FROM
+				(SELECT tenant_id, jsonb_object_agg(status, n) AS counts FROM
+					(SELECT tenant_id, status, sum(n) AS n FROM batch_counts WHERE batch_id = b.id
+					 GROUP BY tenant_id, status HAVING sum(n) <> 0) s
 				 GROUP BY tenant_id) t), '{}'),
 			coalesce((SELECT jsonb_object_agg(revert_status, n) FROM
-				(SELECT revert_status, count(*) AS n FROM items WHERE batch_id = b.id AND revert_status IS NOT NULL
-				 GROUP BY revert_status) r), '{}')
+				(SELECT revert_status, sum(n) AS n FROM batch_counts WHERE batch_id = b.id AND revert_status <> ''
+				 GROUP BY revert_status HAVING sum(n) <> 0) r), '{}')
 		FROM (SELECT * FROM batches ORDER BY created_at DESC, id LIMIT $1) b
 		ORDER BY b.created_at DESC, b.id`, limit)
 	if err != nil {

@@ -257,20 +257,13 @@ func (c StatusCounts) Final() int {
 	return n
 }
 
-// CountByStatus counts a batch's items by status.
+// CountByStatus counts a batch's items by status. It reads the batch's
+// kept counts (batch_counts), not its rows: its cost does not grow with the
+// batch or the store.
 func CountByStatus(ctx context.Context, q Querier, batchID string) (StatusCounts, error) {
-	rows, err := q.Query(ctx, `SELECT status, count(*) FROM items WHERE batch_id = $1 GROUP BY status`, batchID)
+	tc, err := CountByTenant(ctx, q, batchID)
 	if err != nil {
-		return nil, fmt.Errorf("error counting items: %w", err)
+		return nil, err
 	}
-	out := StatusCounts{}
-	for rows.Next() {
-		var s string
-		var n int
-		if err := rows.Scan(&s, &n); err != nil {
-			return nil, err
-		}
-		out[assign.Status(s)] = n
-	}
-	return out, rows.Err()
+	return tc.Sum(), nil
 }

@@ -154,6 +154,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 		},
 		PeriodicJobs: []*river.PeriodicJob{jobs.NewScheduleTick(r.Schedule)},
 		Plugins:      r.Metrics.RiverPlugins(),
+		Retention:    r.cfg.Retention,
 	})
 	if err != nil {
 		return err
