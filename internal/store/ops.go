@@ -282,6 +282,7 @@ type BatchSummary struct {
 // by status alone did.
 func ListBatches(ctx context.Context, q Querier, limit int) ([]BatchSummary, error) {
 	rows, err := q.Query(ctx, `SELECT b.id::text, b.source, b.sha256, b.bytes, b.row_count, b.duplicate_rows, b.created_at,
+			coalesce(b.created_by, ''),
 			coalesce((SELECT jsonb_object_agg(tenant, counts) FROM
 				(SELECT coalesce(tenant_id, '') AS tenant, jsonb_object_agg(status, n) AS counts FROM
 					(SELECT tenant_id, status, count(*) AS n FROM items WHERE batch_id = b.id GROUP BY tenant_id, status) s
@@ -301,7 +302,7 @@ func ListBatches(ctx context.Context, q Querier, limit int) ([]BatchSummary, err
 		var tenants map[string]map[string]int
 		var reverts map[string]int
 		if err := rows.Scan(&s.ID, &s.Source, &s.SHA256, &s.Bytes, &s.RowCount, &s.DuplicateRows, &s.CreatedAt,
-			&tenants, &reverts); err != nil {
+			&s.CreatedBy, &tenants, &reverts); err != nil {
 			return nil, fmt.Errorf("error listing batches: %w", err)
 		}
 		s.Tenants, s.Reverts = TenantCounts{}, RevertCounts{}
