@@ -26,7 +26,7 @@ func runWorker(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) e
 		return err
 	}
 	if wcfg.HTTPAddr != "" {
-		if err := httpapi.CheckExposure(wcfg.HTTPAddr, wcfg.HTTPUser, wcfg.HTTPPassword); err != nil {
+		if err := httpapi.CheckSettings(wcfg); err != nil {
 			return err
 		}
 	}
