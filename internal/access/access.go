@@ -171,14 +171,22 @@ func (g *Guard) csrfFor(sid string) string {
 	return base64.RawURLEncoding.EncodeToString(g.mac("csrf:" + sid))
 }
 
-// CheckCSRF reports whether r carries its session's CSRF token.
+// CheckCSRF reports whether r carries its session's CSRF token: in the
+// X-CSRF-Token header, else in the form (field csrf).
 func CheckCSRF(r *http.Request) bool {
-	want := CSRFToken(r)
 	got := r.Header.Get("X-CSRF-Token")
 	if got == "" {
 		got = r.PostFormValue("csrf")
 	}
-	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+	return ValidCSRF(r, got)
+}
+
+// ValidCSRF reports whether token is r's session's CSRF token (a
+// multipart upload carries it in its URL, so that the check does not read
+// the file first).
+func ValidCSRF(r *http.Request, token string) bool {
+	want := CSRFToken(r)
+	return want != "" && subtle.ConstantTimeCompare([]byte(token), []byte(want)) == 1
 }
 
 func (g *Guard) mac(s string) []byte {
