@@ -102,7 +102,7 @@ func New(cfg Config) (*Console, error) {
 	c.mux.HandleFunc("POST /console/enqueue", c.enqueue)
 	c.mux.HandleFunc("GET /console/batches/{id}", c.batchPage)
 	c.mux.HandleFunc("GET /console/batches/{id}/status.json", c.statusJSON)
-	c.mux.HandleFunc("GET /console/batches/{id}/results.{format}", c.download)
+	c.mux.HandleFunc("GET /console/batches/{id}/export/{format}", c.download)
 	c.mux.HandleFunc("GET /console/batches/{id}/confirm/{op}", c.confirm)
 	c.mux.HandleFunc("POST /console/batches/{id}/{op}", c.operate)
 	c.mux.HandleFunc("GET /console/schedules", c.schedules)

@@ -110,7 +110,7 @@ type review struct {
 	Token    string
 	Name     string
 	Rows     int
-	Counts   map[dryrun.Result]int
+	Counts   map[string]int
 	Groups   []reviewRow
 	Warnings []string
 	Lists    int
@@ -168,8 +168,11 @@ func (c *Console) uploadList(w http.ResponseWriter, r *http.Request) {
 		c.internal(w, r, "reviewing the list", err)
 		return
 	}
-	rv := review{Token: u.token, Name: u.name, Rows: len(rep.Rows), Counts: rep.Counts, Lists: rep.Lists,
+	rv := review{Token: u.token, Name: u.name, Rows: len(rep.Rows), Counts: map[string]int{}, Lists: rep.Lists,
 		Warnings: plan.Intake[0].WarningLines()}
+	for k, v := range rep.Counts {
+		rv.Counts[string(k)] = v
+	}
 	groups := map[[2]string]*reviewRow{}
 	for _, o := range rep.Rows {
 		k := [2]string{o.TenantID, o.Spec.ConfigurationID}
