@@ -74,7 +74,17 @@
   // A batch page: progress bar, counts, rate, ETA and why nothing moves.
   var live = document.getElementById("live");
   if (live) {
+    var lastDone = -1;
     poll(live.getAttribute("data-live"), 1000, function (s) {
+      if (s.done !== lastDone && lastDone >= 0 && (s.done >= s.total || s.done % 50 === 0)) {
+        // Rows ended: refresh this page of results (still no reload).
+        fetch(location.href, { credentials: "same-origin" }).then(function (r) { return r.text(); }).then(function (html) {
+          var body = new DOMParser().parseFromString(html, "text/html").querySelector("#results tbody");
+          var mine = document.querySelector("#results tbody");
+          if (body && mine) { mine.replaceWith(body); }
+        });
+      }
+      lastDone = s.done;
       var bar = document.getElementById("bar");
       bar.max = s.total; bar.value = s.done;
       text(document.getElementById("done"), s.done);
