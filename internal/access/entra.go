@@ -2,8 +2,8 @@ package access
 
 import (
 	"crypto/ecdsa"
-	"crypto/hmac"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"

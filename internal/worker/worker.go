@@ -46,11 +46,11 @@ type Runtime struct {
 	Console func() (http.Handler, error)
 	// Access is the web sign-in's app registration (AZURE_*), for Entra
 	// ID sign-in to the console.
-	Access access.Config
-	ready           chan struct{}
-	httpAddr        string
-	cfg             config.Worker
-	worker          *jobs.AssignWorker
+	Access   access.Config
+	ready    chan struct{}
+	httpAddr string
+	cfg      config.Worker
+	worker   *jobs.AssignWorker
 }
 
 // Open signs in as the settings say (auth.NewTokenSource) and wires a
