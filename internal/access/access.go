@@ -14,7 +14,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -298,6 +297,3 @@ func (g *Guard) basicOK(r *http.Request) bool {
 	okPassword := subtle.ConstantTimeCompare(gotPassword[:], wantPassword[:])
 	return okUser&okPassword == 1
 }
-
-// errSignIn is a sign-in the guard refused; its text is for the person.
-var errSignIn = errors.New("sign-in refused")

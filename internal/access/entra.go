@@ -129,10 +129,11 @@ func (g *Guard) callback(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Guard) logout(w http.ResponseWriter, r *http.Request) {
-	s := g.readSession(r)
-	if s == nil || sameToken(r.PostFormValue("csrf"), g.csrfFor(s.ID)) {
-		http.SetCookie(w, g.cookie(sessionCookie, "", -1))
+	if s := g.readSession(r); s != nil && !sameToken(r.PostFormValue("csrf"), g.csrfFor(s.ID)) {
+		http.Error(w, "sign-out refused: no valid CSRF token (reload the page and try again)", http.StatusForbidden)
+		return
 	}
+	http.SetCookie(w, g.cookie(sessionCookie, "", -1))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	fmt.Fprint(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signed out · bulkassign</title></head><body><main><h1>Signed out</h1><p><a href="/console/">Open the console</a></p></main></body></html>`)
 }

@@ -321,6 +321,13 @@ func TestConsoleHTTP(t *testing.T) {
 		if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "/auth/login") {
 			t.Errorf("/riverui/ before sign-in = %d %s, want a redirect to /auth/login", resp.StatusCode, resp.Header.Get("Location"))
 		}
+		// Sign-out takes the session's CSRF token.
+		if code, _, _ := b.postForm(t, "/auth/logout", url.Values{}); code != http.StatusForbidden {
+			t.Errorf("sign-out without a CSRF token = %d, want 403", code)
+		}
+		if code, _, _ := b.postForm(t, "/auth/logout", url.Values{"csrf": {b.csrf(t)}}); code != http.StatusOK {
+			t.Errorf("sign-out with the CSRF token = %d, want 200", code)
+		}
 		// A callback with a forged state is refused.
 		code, _ = b.get(t, "/auth/callback?code=x&state=forged")
 		if code != http.StatusBadRequest {
