@@ -41,7 +41,19 @@ batch=$(bin/enqueue examples/assignments.csv | tail -n 1)
 echo "== worker (log in $demo/worker.log)"
 WORKER_HTTP_ADDR=127.0.0.1:0 bin/worker 2> "$demo/worker.log" &
 worker=$!
+# The worker logs the address it chose ("worker started ... http=ADDR").
+console=""
+for _ in $(seq 1 100); do
+  addr=$(grep -o 'http[=":]*127\.0\.0\.1:[0-9]*' "$demo/worker.log" 2>/dev/null | head -n 1 | grep -o '127\.0\.0\.1:[0-9]*' || true)
+  if [ -n "$addr" ]; then console="http://$addr/console/"; break; fi
+  sleep 0.1
+done
+[ -n "$console" ] && echo "== console: ${console}batches/$batch (open it in a browser while the worker runs)"
 bin/enqueue status "$batch" --wait || true
+if [ -n "$console" ] && [ -t 0 ] && [ -t 1 ]; then
+  echo "== the console stays open at $console — press Enter to stop the worker"
+  read -r _ || true
+fi
 kill -TERM "$worker"; wait "$worker" || true; worker=""
 
 echo "== results of batch $batch"

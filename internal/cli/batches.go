@@ -10,7 +10,7 @@ import (
 )
 
 var batchColumns = []string{"batch_id", "source", "enqueued_at", "rows", "duplicate_rows", "queued", "running", "retrying",
-	"created", "already_assigned", "failed", "canceled", "revert_pending", "reverted", "revert_failed", "revert_canceled", "tenants"}
+	"created", "already_assigned", "failed", "canceled", "revert_pending", "reverted", "revert_failed", "revert_canceled", "tenants", "created_by"}
 
 const batchesUsage = `usage: enqueue batches [--limit N] [--format table|csv|json]
 
@@ -51,7 +51,7 @@ func enqueueBatches(ctx context.Context, env *Env, args []string) error {
 			err := rw.write([]any{s.ID, s.Source, s.CreatedAt.UTC(), s.RowCount, s.DuplicateRows,
 				c[assign.StatusQueued], c[assign.StatusRunning], c[assign.StatusRetrying], c[assign.StatusCreated],
 				c[assign.StatusAlreadyAssigned], c[assign.StatusFailed], c[assign.StatusCanceled],
-				pending, r[assign.RevertReverted], r[assign.RevertFailed], r[assign.RevertCanceled], len(s.Tenants)})
+				pending, r[assign.RevertReverted], r[assign.RevertFailed], r[assign.RevertCanceled], len(s.Tenants), optional(s.CreatedBy)})
 			if err != nil {
 				return err
 			}
@@ -59,7 +59,7 @@ func enqueueBatches(ctx context.Context, env *Env, args []string) error {
 		return rw.close()
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "BATCH\tENQUEUED\tROWS\tPENDING\tCREATED\tALREADY\tFAILED\tCANCELED\tREVERTED\tSOURCE")
+	fmt.Fprintln(tw, "BATCH\tENQUEUED\tROWS\tPENDING\tCREATED\tALREADY\tFAILED\tCANCELED\tREVERTED\tBY\tSOURCE")
 	for _, s := range list {
 		c := s.Counts
 		pending := c[assign.StatusQueued] + c[assign.StatusRunning] + c[assign.StatusRetrying]
@@ -67,9 +67,9 @@ func enqueueBatches(ctx context.Context, env *Env, args []string) error {
 		if s.Reverts.Total() > 0 {
 			reverted = fmt.Sprintf("%d/%d", s.Reverts[assign.RevertReverted], s.Reverts.Total())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", s.ID, s.CreatedAt.Local().Format("2006-01-02 15:04:05"),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", s.ID, s.CreatedAt.Local().Format("2006-01-02 15:04:05"),
 			s.RowCount, pending, c[assign.StatusCreated], c[assign.StatusAlreadyAssigned], c[assign.StatusFailed],
-			c[assign.StatusCanceled], reverted, oneLine(s.Source))
+			c[assign.StatusCanceled], reverted, orDash(oneLine(s.CreatedBy)), oneLine(s.Source))
 		if len(s.Tenants) < 2 {
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"strings"
 	"text/tabwriter"
 
@@ -50,12 +51,13 @@ func enqueueLists(ctx context.Context, env *Env, fs *flag.FlagSet, args []string
 	}
 	var inputs []jobs.Input
 	stdinUsed := false
+	creator := cliCreator(env)
 	for _, name := range files {
 		f, err := intake.DetectFormat(name, *format)
 		if err != nil {
 			return usageError("%v", err)
 		}
-		in := jobs.Input{Name: name, Format: f, DefaultTenant: gcfg.TenantID}
+		in := jobs.Input{Name: name, Format: f, DefaultTenant: gcfg.TenantID, CreatedBy: creator}
 		if name == "-" {
 			if stdinUsed {
 				return usageError("stdin (-) given twice")
@@ -193,4 +195,23 @@ func writeTenantCounts(w io.Writer, tc store.TenantCounts) {
 			c[assign.StatusCreated], c[assign.StatusAlreadyAssigned], c[assign.StatusFailed], c[assign.StatusCanceled])
 	}
 	tw.Flush()
+}
+
+// cliCreator is the created_by of the batches this command enqueues: the
+// OS user and host, user@host ($USER, else the account's name).
+func cliCreator(env *Env) string {
+	name, _ := env.Getenv("USER")
+	if name = strings.TrimSpace(name); name == "" {
+		if u, err := user.Current(); err == nil {
+			name = u.Username
+		}
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	if name == "" {
+		name = "unknown-user"
+	}
+	return name + "@" + host
 }

@@ -2,17 +2,14 @@ package cli
 
 import (
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/export"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
@@ -51,14 +48,7 @@ func enqueueResults(ctx context.Context, env *Env, args []string) error {
 	}
 	defer db.Close()
 	if *format != "table" {
-		rw := newRecordWriter(env.Stdout, *format, store.ExportColumns)
-		err := store.ExportResultsWhere(ctx, db, b.ID, filter, func(r *store.ExportRow) error {
-			return rw.write(exportValues(r))
-		})
-		if err != nil {
-			return err
-		}
-		return rw.close()
+		return export.Results(ctx, db, b.ID, filter, env.Stdout, *format)
 	}
 
 	reverts, err := store.CountReverts(ctx, db, b.ID)
@@ -153,148 +143,6 @@ func revertLabel(r *store.ExportRow) string {
 		s += " " + r.RevertErrorCode
 	case r.RevertError != "":
 		s += " " + oneLine(r.RevertError)
-	}
-	return s
-}
-
-// exportValues are r's cells in store.ExportColumns order; nil is absent.
-func exportValues(r *store.ExportRow) []any {
-	return []any{r.BatchID, r.Row, r.Line, r.Source, r.ConfigurationID, optional(r.Path), r.TargetType,
-		optional(r.GroupID), optional(r.CollectionID), optional(r.FilterID), optional(r.FilterType), string(r.Status),
-		optionalInt(r.HTTPStatus), optional(r.AssignmentID), r.Attempts, optional(r.ErrorCode), optional(r.ErrorMessage),
-		optional(r.RequestID), r.CreatedAt.UTC(), r.UpdatedAt.UTC(), optionalTime(r.FinishedAt), r.Retries,
-		optional(string(r.RevertStatus)), optionalInt(r.RevertHTTPStatus), optional(r.RevertErrorCode),
-		optional(r.RevertError), optional(r.RevertRequestID), optionalTime(r.RevertedAt), optional(r.TenantID)}
-}
-
-func optional(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-func optionalInt(n int) any {
-	if n == 0 {
-		return nil
-	}
-	return n
-}
-
-func optionalTime(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return t.UTC()
-}
-
-// recordWriter streams records as CSV (with a header) or as a JSON array
-// of objects whose keys are the column names.
-type recordWriter struct {
-	w      io.Writer
-	format string
-	cols   []string
-	csv    *csv.Writer
-	keys   [][]byte // JSON-encoded column names
-	n      int
-	cells  []string
-	buf    []byte
-}
-
-func newRecordWriter(w io.Writer, format string, cols []string) *recordWriter {
-	rw := &recordWriter{w: w, format: format, cols: cols}
-	if format == "csv" {
-		rw.csv = csv.NewWriter(w)
-		rw.cells = make([]string, len(cols))
-	} else {
-		for _, c := range cols {
-			k, _ := json.Marshal(c)
-			rw.keys = append(rw.keys, k)
-		}
-	}
-	return rw
-}
-
-func (rw *recordWriter) write(vals []any) error {
-	if rw.csv != nil {
-		if rw.n == 0 {
-			if err := rw.csv.Write(rw.cols); err != nil {
-				return err
-			}
-		}
-		rw.n++
-		for i, v := range vals {
-			rw.cells[i] = csvCell(v)
-		}
-		return rw.csv.Write(rw.cells)
-	}
-	b := rw.buf[:0]
-	if rw.n == 0 {
-		b = append(b, "[\n"...)
-	} else {
-		b = append(b, ",\n"...)
-	}
-	rw.n++
-	b = append(b, '{')
-	for i, v := range vals {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, rw.keys[i]...)
-		b = append(b, ':')
-		enc, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		b = append(b, enc...)
-	}
-	b = append(b, '}')
-	rw.buf = b
-	_, err := rw.w.Write(b)
-	return err
-}
-
-func (rw *recordWriter) close() error {
-	if rw.csv != nil {
-		if rw.n == 0 {
-			if err := rw.csv.Write(rw.cols); err != nil {
-				return err
-			}
-		}
-		rw.csv.Flush()
-		return rw.csv.Error()
-	}
-	end := "\n]\n"
-	if rw.n == 0 {
-		end = "[]\n"
-	}
-	_, err := io.WriteString(rw.w, end)
-	return err
-}
-
-func csvCell(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return spreadsheetSafe(v)
-	case int:
-		return strconv.Itoa(v)
-	case time.Time:
-		return v.UTC().Format(time.RFC3339Nano)
-	case bool:
-		return strconv.FormatBool(v)
-	}
-	return spreadsheetSafe(fmt.Sprint(v))
-}
-
-// spreadsheetSafe defuses formula injection: spreadsheets run a cell that
-// starts with = + - @ (or a tab or carriage return before one) as a
-// formula, so such cells get a leading single quote, which makes them text.
-// Error messages and file names come from outside: they could be crafted.
-func spreadsheetSafe(s string) string {
-	if s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0 {
-		return "'" + s
 	}
 	return s
 }

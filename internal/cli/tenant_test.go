@@ -236,12 +236,16 @@ func TestTenantCommands(t *testing.T) {
 		r := enqueue(t, h, false, "results", two, "--tenant", strings.ToUpper(tenantA), "--format", "csv")
 		recs := readCSV(t, r.stdout)
 		tenant := slices.Index(recs[0], "tenant_id")
-		if r.code != cli.ExitOK || len(recs) != 4 || tenant != len(recs[0])-1 {
+		// Columns are appended only: tenant_id, then created_by (008).
+		if r.code != cli.ExitOK || len(recs) != 4 || tenant != len(recs[0])-2 || recs[0][len(recs[0])-1] != "created_by" {
 			t.Fatalf("results --tenant: exit %d\n%s", r.code, r.stdout)
 		}
 		for _, rec := range recs[1:] {
 			if rec[tenant] != tenantA {
 				t.Errorf("row %v, want tenant %s only", rec, tenantA)
+			}
+			if by := rec[len(rec)-1]; !strings.Contains(by, "@") {
+				t.Errorf("row %v: created_by %q, want the command's user@host", rec, by)
 			}
 		}
 		r = enqueue(t, h, false, "results", two)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/stall"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
@@ -40,8 +41,12 @@ const (
 	// redrawEvery is the live bar's refresh period.
 	redrawEvery = 250 * time.Millisecond
 	// stallAfter is how long no row may finish before the hint that no
-	// worker may be running.
+	// worker may be running, when the follower cannot ask why.
 	stallAfter = 30 * time.Second
+	// whyAfter is how long no row may finish before the follower asks why
+	// (stall.Why) and says so; whyEvery spaces the asking.
+	whyAfter = 3 * time.Second
+	whyEvery = 2 * time.Second
 )
 
 // follower polls a batch and shows its progress on stderr until every row
@@ -51,7 +56,10 @@ type follower struct {
 	label    string // "batch 3f2a9c1e"
 	interval time.Duration
 	poll     func(context.Context) (progress, error)
-	hint     string // the command to resume following, for the messages
+	// why, when set, says why the rows do not move (stall.Why): printed
+	// when no row finished for whyAfter and the reason changed.
+	why  func(context.Context) (stall.Reason, error)
+	hint string // the command to resume following, for the messages
 }
 
 // run follows until done, ctx ends (an error) or poll fails.
@@ -69,6 +77,8 @@ func (f *follower) run(ctx context.Context) (progress, error) {
 		lastChange = time.Now()
 		hinted     bool
 		drawn      bool
+		lastWhy    time.Time
+		said       string
 	)
 	endBar := func() {
 		if drawn {
@@ -105,7 +115,25 @@ func (f *follower) run(ctx context.Context) (progress, error) {
 			endBar()
 			return p, nil
 		}
-		if !hinted && now.Sub(lastChange) >= stallAfter {
+		if f.why != nil && now.Sub(lastChange) >= whyAfter && now.Sub(lastWhy) >= whyEvery {
+			lastWhy = now
+			r, err := f.why(ctx)
+			if err != nil {
+				endBar()
+				if ctx.Err() != nil {
+					return last, f.stopped()
+				}
+				return last, err
+			}
+			if r.Text != said {
+				if r.Text != "" {
+					endBar()
+					fmt.Fprintf(f.env.Stderr, "%s: %s\n", f.label, r.Text)
+				}
+				said = r.Text
+			}
+		}
+		if f.why == nil && !hinted && now.Sub(lastChange) >= stallAfter {
 			endBar()
 			fmt.Fprintf(f.env.Stderr, "%s: no row finished in the last %s: is a worker running? (start one with `worker`)\n",
 				f.label, stallAfter)
@@ -169,6 +197,7 @@ func followBatch(ctx context.Context, env *Env, db *store.DB, b *store.Batch, in
 	start := time.Now()
 	f := &follower{env: env, label: "batch " + shortID(b.ID), interval: interval,
 		hint: "enqueue status " + b.ID + " --wait",
+		why:  func(ctx context.Context) (stall.Reason, error) { return stall.Why(ctx, db, b.ID) },
 		poll: func(ctx context.Context) (progress, error) {
 			c, err := store.CountByStatus(ctx, db, b.ID)
 			if err != nil {
@@ -187,6 +216,7 @@ func followRevert(ctx context.Context, env *Env, db *store.DB, b *store.Batch, i
 	start := time.Now()
 	f := &follower{env: env, label: "revert " + shortID(b.ID), interval: interval,
 		hint: "enqueue revert " + b.ID + " --wait",
+		why:  func(ctx context.Context) (stall.Reason, error) { return stall.Why(ctx, db, b.ID) },
 		poll: func(ctx context.Context) (progress, error) {
 			c, err := store.CountReverts(ctx, db, b.ID)
 			if err != nil {

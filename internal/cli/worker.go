@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/bulkassign/bulkassign/internal/config"
+	"github.com/bulkassign/bulkassign/internal/console"
 	"github.com/bulkassign/bulkassign/internal/httpapi"
 	"github.com/bulkassign/bulkassign/internal/worker"
 )
@@ -26,7 +27,7 @@ func runWorker(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) e
 		return err
 	}
 	if wcfg.HTTPAddr != "" {
-		if err := httpapi.CheckExposure(wcfg.HTTPAddr, wcfg.HTTPUser, wcfg.HTTPPassword); err != nil {
+		if err := httpapi.CheckSettings(wcfg); err != nil {
 			return err
 		}
 	}
@@ -51,6 +52,7 @@ func runWorker(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) e
 	}
 	// A scheduled run puts rows that name no tenant in the worker's.
 	w.Schedule.DefaultTenant = gcfg.TenantID
+	console.Attach(w)
 	return w.Run(ctx)
 }
 

@@ -276,6 +276,8 @@ type Worker struct {
 	// HTTPUser and HTTPPassword protect River UI with basic auth.
 	HTTPUser     string
 	HTTPPassword string
+	// Console is who may open the console and River UI (CONSOLE_*).
+	Console Console
 }
 
 // LoadWorker reads the worker's tuning settings.
@@ -322,6 +324,9 @@ func LoadWorker(env Env) (Worker, error) {
 	}
 	w.HTTPUser = get(env, "WORKER_HTTP_USER", "")
 	w.HTTPPassword = get(env, "WORKER_HTTP_PASSWORD", "")
+	if w.Console, err = loadConsole(env, w.HTTPUser != ""); err != nil {
+		return w, err
+	}
 	if w.Tenants, err = LoadTenants(env); err != nil {
 		return w, err
 	}

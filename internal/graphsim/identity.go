@@ -120,8 +120,10 @@ func (s *Server) serveIdentity(w http.ResponseWriter, r *http.Request) {
 		s.serveToken(w, r, traceID, segs[0], ts)
 	case "oauth2/v2.0/devicecode":
 		s.serveDeviceCode(w, r, traceID, ts)
-	case "oauth2/v2.0/authorize", "oauth2/authorize":
-		s.writeAAD(w, r, traceID, badRequest("invalid_request", 900144, "Interactive sign-in is not simulated by graphsim; use the device code flow or client credentials."))
+	case "oauth2/v2.0/authorize":
+		s.serveAuthorize(w, r, traceID, ts)
+	case "oauth2/authorize":
+		s.writeAAD(w, r, traceID, badRequest("invalid_request", 900144, "graphsim serves the v2.0 authorize endpoint only."))
 	default:
 		s.writeAAD(w, r, traceID, badRequest("invalid_request", 900561, fmt.Sprintf("graphsim does not serve /%s.", rest)))
 	}
@@ -634,10 +636,21 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, traceID, seg
 			return
 		}
 		s.writeJSON(w, http.StatusOK, resp)
+	case grantAuthorizationCode:
+		if e := s.authenticateClient(form, c, !c.Delegated, audiences); e != nil {
+			fail(e)
+			return
+		}
+		resp, e := s.redeemAuthCode(now, c, ts, form)
+		if e != nil {
+			fail(e)
+			return
+		}
+		s.writeJSON(w, http.StatusOK, resp)
 	case "":
 		fail(badRequest("invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'."))
 	default:
-		fail(badRequest("unsupported_grant_type", 70003, fmt.Sprintf("The app requested an unsupported grant type '%s'. graphsim supports client_credentials, device_code and refresh_token.", gt)))
+		fail(badRequest("unsupported_grant_type", 70003, fmt.Sprintf("The app requested an unsupported grant type '%s'. graphsim supports client_credentials, authorization_code, device_code and refresh_token.", gt)))
 	}
 }
 

@@ -310,6 +310,7 @@ type Server struct {
 	refresh     map[string]*refreshToken
 	devices     map[string]*deviceCode // by device_code
 	userCodes   map[string]*deviceCode // by user_code
+	oidc        oidcState              // the authorization code flow (oidc.go)
 	closeOnce   sync.Once
 }
 

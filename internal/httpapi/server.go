@@ -1,24 +1,27 @@
 // Package httpapi is the worker's HTTP side: liveness and readiness probes,
-// Prometheus metrics, and River UI behind basic auth.
+// Prometheus metrics, the console, and River UI.
 //
 //	GET /healthz     200 while the process serves
 //	GET /readyz      200 when the database answers and its migrations are current, else 503
 //	GET /metrics     Prometheus text format
-//	    /riverui/    River UI (basic auth when a user and password are set)
+//	    /console/    the web console (internal/console)
+//	    /riverui/    River UI
+//	    /auth/       Entra ID sign-in and sign-out (internal/access)
 //
-// Only River UI is protected: probes and scrapes carry no secrets and must
-// work without credentials.
+// The console and River UI are behind the same sign-in (internal/access:
+// none on loopback, basic auth, or Entra ID) and refuse cross-site requests
+// that change state. Probes and scrapes carry no secrets and must work
+// without credentials.
 package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,8 +29,8 @@ import (
 	"github.com/riverqueue/river"
 	"riverqueue.com/riverui"
 
+	"github.com/bulkassign/bulkassign/internal/access"
 	"github.com/bulkassign/bulkassign/internal/config"
-	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
@@ -45,6 +48,12 @@ type Config struct {
 	// Limits bound what one client can hold of the server; zero fields
 	// take DefaultLimits'.
 	Limits Limits
+	// Access is who may use the console and River UI; its Addr, User and
+	// Password are taken from the fields above.
+	Access access.Config
+	// Console, when set, builds the console's handler (mounted at
+	// /console/ behind the sign-in).
+	Console func() (http.Handler, error)
 }
 
 // Limits are the server's timeouts and header size limit.
@@ -112,38 +121,69 @@ type Server struct {
 	served chan error
 }
 
-// CheckExposure refuses to put River UI (which can cancel, retry and delete
-// jobs) on an address other machines can reach without a password. Its
-// errors are settings errors naming the variables.
+// CheckExposure refuses to put the console and River UI (which enqueue,
+// cancel, retry, revert and delete) on an address other machines can reach
+// without a password: basic auth with user and password. Its errors are
+// settings errors naming the variables.
 func CheckExposure(addr, user, password string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return &config.Error{Var: "WORKER_HTTP_ADDR", Msg: fmt.Sprintf("%q is not host:port (e.g. 127.0.0.1:8080), nor off", addr)}
+	c := config.Console{SignIn: config.WebSignInNone}
+	if user != "" {
+		c.SignIn = config.WebSignInBasic
 	}
-	if (user == "") != (password == "") {
+	return CheckSettings(config.Worker{HTTPAddr: addr, HTTPUser: user, HTTPPassword: password, Console: c})
+}
+
+// CheckSettings is CheckExposure for the worker's settings, with any
+// sign-in they configure (CONSOLE_SIGNIN).
+func CheckSettings(w config.Worker) error {
+	if _, _, err := net.SplitHostPort(w.HTTPAddr); err != nil {
+		return &config.Error{Var: "WORKER_HTTP_ADDR", Msg: fmt.Sprintf("%q is not host:port (e.g. 127.0.0.1:8080), nor off", w.HTTPAddr)}
+	}
+	if (w.HTTPUser == "") != (w.HTTPPassword == "") {
 		return &config.Error{Var: "WORKER_HTTP_USER", Msg: "WORKER_HTTP_USER and WORKER_HTTP_PASSWORD must be set together"}
 	}
-	if user == "" && !graph.IsLoopback(host) {
-		return &config.Error{Var: "WORKER_HTTP_ADDR", Msg: fmt.Sprintf(
-			"%q is not a loopback address: set WORKER_HTTP_USER and WORKER_HTTP_PASSWORD to protect River UI there, or listen on 127.0.0.1", addr)}
-	}
-	return nil
+	return access.CheckExposure(w.HTTPAddr, w.Console)
 }
 
 // Start listens on cfg.Addr and serves until Shutdown.
 func Start(cfg Config) (*Server, error) {
-	if err := CheckExposure(cfg.Addr, cfg.User, cfg.Password); err != nil {
-		return nil, err
-	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	ac := cfg.Access
+	ac.Addr, ac.User, ac.Password = cfg.Addr, cfg.User, cfg.Password
+	if ac.Console.SignIn == "" {
+		ac.Console.SignIn = config.WebSignInNone
+		if cfg.User != "" {
+			ac.Console.SignIn = config.WebSignInBasic
+		}
+	}
+	if ac.Logger == nil {
+		ac.Logger = logger.With("component", "access")
+	}
+	guard, err := access.New(ac)
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		if cfg.Console != nil && strings.Contains(r.Header.Get("Accept"), "text/html") {
+			http.Redirect(w, r, "/console/", http.StatusFound)
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "bulkassign worker: /healthz /readyz /metrics /riverui/")
+		fmt.Fprintln(w, "bulkassign worker: /healthz /readyz /metrics /console/ /riverui/")
 	})
+	guard.Routes(mux)
+	if cfg.Console != nil {
+		h, err := cfg.Console()
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle("/console/", guard.Protect(h))
+		mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -179,11 +219,7 @@ func Start(cfg Config) (*Server, error) {
 			stopUI()
 			return nil, fmt.Errorf("error starting River UI: %w", err)
 		}
-		var h http.Handler = ui
-		if cfg.User != "" {
-			h = basicAuth(cfg.User, cfg.Password, h)
-		}
-		mux.Handle("/riverui/", h)
+		mux.Handle("/riverui/", guard.Protect(ui))
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -191,6 +227,7 @@ func Start(cfg Config) (*Server, error) {
 		stopUI()
 		return nil, fmt.Errorf("WORKER_HTTP_ADDR: cannot listen on %s: %w", cfg.Addr, err)
 	}
+	guard.SetBase(ln.Addr().String())
 	lim := cfg.Limits.orDefaults()
 	s := &Server{
 		ln: ln,
@@ -264,22 +301,4 @@ func ready(ctx context.Context, pool *pgxpool.Pool) error {
 		return &notReady{"database migrations are not current: run `worker migrate`", nil}
 	}
 	return nil
-}
-
-// basicAuth compares digests in constant time, user and password both
-// always, so neither a wrong user nor a wrong length shows in the timing.
-func basicAuth(user, password string, next http.Handler) http.Handler {
-	wantUser, wantPassword := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(password))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, p, _ := r.BasicAuth()
-		gotUser, gotPassword := sha256.Sum256([]byte(u)), sha256.Sum256([]byte(p))
-		okUser := subtle.ConstantTimeCompare(gotUser[:], wantUser[:])
-		okPassword := subtle.ConstantTimeCompare(gotPassword[:], wantPassword[:])
-		if okUser&okPassword != 1 {
-			w.Header().Set("WWW-Authenticate", `Basic realm="bulkassign worker", charset="UTF-8"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }

@@ -25,6 +25,12 @@ type Input struct {
 	// be empty, or a domain name, which signing in accepts but a row cannot
 	// be keyed by.
 	DefaultTenant string
+	// CreatedBy is who starts the batch (store.Batch.CreatedBy): the
+	// console's user, the command's OS user@host, or schedule:<name>.
+	CreatedBy string
+	// RequestKey, when set, makes the batch the only one of that key: the
+	// console's token against a double submit (store.Batch.RequestKey).
+	RequestKey string
 }
 
 // DefaultTenantID is the canonical GUID of in.DefaultTenant, or "" when
@@ -142,7 +148,7 @@ func EnqueueTx(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], inputs 
 // so it does once a row names no tenant and there is no default tenant to
 // fill in (the *NoTenantError it returns names the first such row).
 func enqueueOne(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], in Input, write bool) (Enqueued, *NoTenantError, error) {
-	b := &store.Batch{ID: assign.NewID(), Source: in.Name}
+	b := &store.Batch{ID: assign.NewID(), Source: in.Name, CreatedBy: in.CreatedBy, RequestKey: in.RequestKey}
 	if write {
 		if err := store.InsertBatch(ctx, tx, b); err != nil {
 			return Enqueued{}, nil, err

@@ -210,6 +210,10 @@ func (w *ScheduleWorker) Work(ctx context.Context, _ *river.Job[ScheduleTickArgs
 	return err
 }
 
+// ScheduleCreator is the created_by of the batches a schedule's runs
+// enqueue.
+func ScheduleCreator(name string) string { return "schedule:" + name }
+
 // ScheduleRun is one run made by RunDueSchedules.
 type ScheduleRun struct {
 	Schedule string
@@ -299,7 +303,7 @@ func runSchedule(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], s *st
 		return run, false, err
 	}
 	out, err := EnqueueTx(ctx, sp, rc, []Input{{Name: s.Source, Reader: bytes.NewReader(content), Format: intake.Format(s.Format),
-		DefaultTenant: defaultTenant}})
+		DefaultTenant: defaultTenant, CreatedBy: ScheduleCreator(s.Name)}})
 	var invalid *InvalidInputError
 	var noTenant *NoTenantError
 	if errors.As(err, &invalid) || errors.As(err, &noTenant) {

@@ -46,3 +46,8 @@ func TenantKey(id, defaultTenant string) string {
 	}
 	return id
 }
+
+// Tenant is the Tenant a row of tenant id works with ("" or the default
+// tenant's id: the default tenant): what the dry run reads through in a
+// worker process.
+func (d *Deps) Tenant(ctx context.Context, id string) (*Tenant, error) { return d.tenant(ctx, id) }

@@ -66,3 +66,7 @@ func (db *DB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, err
 func (db *DB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	return db.pool.QueryRow(ctx, sql, args...)
 }
+
+// Wrap holds an open pool as a DB (the worker runtime's, for the console);
+// closing the DB closes the pool.
+func Wrap(pool *pgxpool.Pool) *DB { return &DB{pool: pool} }

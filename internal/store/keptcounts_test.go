@@ -147,10 +147,16 @@ func TestKeptCounts(t *testing.T) {
 		checkKept(t, pool, tb.batch, "after enqueue")
 		checkKept(t, pool, tb.another, "after enqueue")
 
-		// Workers: rows start, some finish one at a time.
+		// Workers: rows are read and claimed (running), some finish one at
+		// a time.
 		for row := 1; row <= 60; row++ {
 			run := assign.NewID()
-			if _, err := store.StartRun(ctx, pool, tb.batch, row, run, time.Minute); err != nil {
+			it, err := store.StartRun(ctx, pool, tb.batch, row, run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := store.Claim(ctx, pool, store.ClaimRequest{BatchID: tb.batch, Row: row, Run: run, Hold: time.Minute,
+				Spec: it.Spec, TenantID: it.TenantID, ClientRequestID: assign.NewID(), ListReadAt: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
 			o := store.Outcome{Status: assign.StatusCreated, HTTPStatus: 201, AssignmentID: fmt.Sprintf("a%d", row)}
@@ -168,16 +174,14 @@ func TestKeptCounts(t *testing.T) {
 		}
 		checkKept(t, pool, tb.batch, "after single-row outcomes")
 
-		// A batched outcome write, as the worker's batching writes them:
-		// many rows in one UPDATE ... FROM unnest.
-		rows, statuses := []int32{}, []string{}
+		// A batched outcome write, as the worker's group commit writes
+		// them: many rows in one UPDATE ... FROM unnest.
+		var batched []store.RowOutcome
 		for row := 61; row <= 120; row++ {
-			rows = append(rows, int32(row))
-			statuses = append(statuses, []string{"created", "already_assigned", "failed"}[row%3])
+			batched = append(batched, store.RowOutcome{BatchID: tb.batch, Row: row,
+				Outcome: store.Outcome{Status: []assign.Status{assign.StatusCreated, assign.StatusAlreadyAssigned, assign.StatusFailed}[row%3]}})
 		}
-		if _, err := pool.Exec(ctx, `UPDATE items i SET status = u.status, finished_at = now(), updated_at = now()
-			FROM unnest($2::int[], $3::text[]) AS u(row, status) WHERE i.batch_id = $1 AND i.row = u.row`,
-			tb.batch, rows, statuses); err != nil {
+		if _, err := store.RecordOutcomes(ctx, pool, batched); err != nil {
 			t.Fatal(err)
 		}
 		checkKept(t, pool, tb.batch, "after a batched outcome write")
@@ -261,7 +265,7 @@ func TestKeptCounts(t *testing.T) {
 				defer wg.Done()
 				for row := w + 1; row <= 200; row += workers {
 					run := assign.NewID()
-					if _, err := store.StartRun(ctx, pool, tb.batch, row, run, time.Minute); err != nil {
+					if _, err := store.StartRun(ctx, pool, tb.batch, row, run); err != nil {
 						errs <- err
 						return
 					}

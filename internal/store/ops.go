@@ -291,6 +291,7 @@ type BatchSummary struct {
 // batches' sizes nor how many there are.
 func ListBatches(ctx context.Context, q Querier, limit int) ([]BatchSummary, error) {
 	rows, err := q.Query(ctx, `SELECT b.id::text, b.source, b.sha256, b.bytes, b.row_count, b.duplicate_rows, b.created_at,
+			coalesce(b.created_by, ''),
 			coalesce((SELECT jsonb_object_agg(tenant_id, counts) FROM
 				(SELECT tenant_id, jsonb_object_agg(status, n) AS counts FROM
 					(SELECT tenant_id, status, sum(n) AS n FROM batch_counts WHERE batch_id = b.id
@@ -311,7 +312,7 @@ func ListBatches(ctx context.Context, q Querier, limit int) ([]BatchSummary, err
 		var tenants map[string]map[string]int
 		var reverts map[string]int
 		if err := rows.Scan(&s.ID, &s.Source, &s.SHA256, &s.Bytes, &s.RowCount, &s.DuplicateRows, &s.CreatedAt,
-			&tenants, &reverts); err != nil {
+			&s.CreatedBy, &tenants, &reverts); err != nil {
 			return nil, fmt.Errorf("error listing batches: %w", err)
 		}
 		s.Tenants, s.Reverts = TenantCounts{}, RevertCounts{}

@@ -64,6 +64,7 @@ type ExportRow struct {
 	RevertError      string
 	RevertRequestID  string
 	RevertedAt       *time.Time
+	CreatedBy        string // the batch's: who started it
 }
 
 // ExportColumns are the view's columns ExportResults reads, in the view's
@@ -71,7 +72,7 @@ type ExportRow struct {
 var ExportColumns = []string{"batch_id", "row", "line", "source", "configuration_id", "path", "target_type", "group_id",
 	"collection_id", "filter_id", "filter_type", "status", "http_status", "assignment_id", "attempts", "error_code",
 	"error_message", "request_id", "created_at", "updated_at", "finished_at", "retries", "revert_status",
-	"revert_http_status", "revert_error_code", "revert_error", "revert_request_id", "reverted_at", "tenant_id"}
+	"revert_http_status", "revert_error_code", "revert_error", "revert_request_id", "reverted_at", "tenant_id", "created_by"}
 
 // ExportResults calls fn for each row of a batch in input order with every
 // column of the view, optionally only rows with one of statuses. It streams.
@@ -92,7 +93,8 @@ func ExportResultsWhere(ctx context.Context, q Querier, batchID string, f Result
 			status, coalesce(http_status, 0), coalesce(assignment_id, ''), attempts, coalesce(error_code, ''),
 			coalesce(error_message, ''), coalesce(request_id, ''), created_at, updated_at, finished_at, retries,
 			coalesce(revert_status, ''), coalesce(revert_http_status, 0), coalesce(revert_error_code, ''),
-			coalesce(revert_error, ''), coalesce(revert_request_id, ''), reverted_at, coalesce(tenant_id, '')
+			coalesce(revert_error, ''), coalesce(revert_request_id, ''), reverted_at, coalesce(tenant_id, ''),
+			coalesce(created_by, '')
 		FROM assignment_results WHERE batch_id = $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2))
 			AND ($3 = '' OR tenant_id = $3)
 		ORDER BY row`, batchID, filter, f.TenantID)
@@ -107,7 +109,7 @@ func ExportResultsWhere(ctx context.Context, q Querier, batchID string, f Result
 			&r.CollectionID, &r.FilterID, &r.FilterType, &status, &r.HTTPStatus, &r.AssignmentID, &r.Attempts,
 			&r.ErrorCode, &r.ErrorMessage, &r.RequestID, &r.CreatedAt, &r.UpdatedAt, &r.FinishedAt, &r.Retries,
 			&revert, &r.RevertHTTPStatus, &r.RevertErrorCode, &r.RevertError, &r.RevertRequestID, &r.RevertedAt,
-			&r.TenantID); err != nil {
+			&r.TenantID, &r.CreatedBy); err != nil {
 			return fmt.Errorf("error reading results: %w", err)
 		}
 		r.Status, r.RevertStatus = assign.Status(status), assign.RevertStatus(revert)

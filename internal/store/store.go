@@ -74,13 +74,21 @@ type Batch struct {
 	RowCount      int
 	DuplicateRows int
 	CreatedAt     time.Time
+	// CreatedBy is who started the batch: a console user's UPN, the OS
+	// user@host of the enqueue command, or schedule:<name>; "" for batches
+	// enqueued before it was recorded.
+	CreatedBy string
+	// RequestKey, when set, is the console's enqueue token: a second batch
+	// with the same key is refused by the database (see FindBatchByKey).
+	RequestKey string
 }
 
 // InsertBatch writes the batch row. Counts may be zero and set later in the
 // same transaction with FinishBatchInsert, so items can stream in first.
 func InsertBatch(ctx context.Context, q Querier, b *Batch) error {
-	_, err := q.Exec(ctx, `INSERT INTO batches (id, source, sha256, bytes, row_count, duplicate_rows)
-		VALUES ($1, $2, $3, $4, $5, $6)`, b.ID, b.Source, b.SHA256, b.Bytes, b.RowCount, b.DuplicateRows)
+	_, err := q.Exec(ctx, `INSERT INTO batches (id, source, sha256, bytes, row_count, duplicate_rows, created_by, request_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, b.ID, b.Source, b.SHA256, b.Bytes, b.RowCount, b.DuplicateRows,
+		nullable(b.CreatedBy), nullable(b.RequestKey))
 	if err != nil {
 		return fmt.Errorf("error inserting batch: %w", err)
 	}
@@ -111,7 +119,8 @@ func GetBatch(ctx context.Context, q Querier, id string) (*Batch, error) {
 		return nil, fmt.Errorf("batch %q: %w: give the id or its first %d or more characters (hex digits and dashes)",
 			id, ErrBadBatchID, minBatchPrefix)
 	}
-	rows, err := q.Query(ctx, `SELECT id::text, source, sha256, bytes, row_count, duplicate_rows, created_at
+	rows, err := q.Query(ctx, `SELECT id::text, source, sha256, bytes, row_count, duplicate_rows, created_at,
+			coalesce(created_by, '')
 		FROM batches WHERE id::text LIKE $1 ESCAPE '!' ORDER BY created_at DESC LIMIT 2`, likePrefix(strings.ToLower(id)))
 	if err != nil {
 		return nil, fmt.Errorf("error reading batch: %w", err)
@@ -120,7 +129,7 @@ func GetBatch(ctx context.Context, q Querier, id string) (*Batch, error) {
 	var out []*Batch
 	for rows.Next() {
 		b := &Batch{}
-		if err := rows.Scan(&b.ID, &b.Source, &b.SHA256, &b.Bytes, &b.RowCount, &b.DuplicateRows, &b.CreatedAt); err != nil {
+		if err := rows.Scan(&b.ID, &b.Source, &b.SHA256, &b.Bytes, &b.RowCount, &b.DuplicateRows, &b.CreatedAt, &b.CreatedBy); err != nil {
 			return nil, err
 		}
 		out = append(out, b)

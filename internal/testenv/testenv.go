@@ -129,6 +129,9 @@ type WorkerOptions struct {
 	// Schedule tunes the schedule tick (interval, clock); zero keeps the
 	// defaults, and the default tenant is the worker's AZURE_TENANT_ID.
 	Schedule jobs.ScheduleConfig
+	// Prepare, when set, sees the runtime before it runs (e.g.
+	// console.Attach, as the worker command does).
+	Prepare func(*worker.Runtime)
 }
 
 // StartWorker starts a worker runtime and returns a stop function (also
@@ -174,6 +177,9 @@ func (h *Harness) StartWorker(t testing.TB, o WorkerOptions) (*worker.Runtime, f
 	}
 	if o.Settings.Patience > 0 {
 		s.Patience = o.Settings.Patience
+	}
+	if o.Prepare != nil {
+		o.Prepare(rt)
 	}
 	rt.Schedule = o.Schedule
 	if rt.Schedule.DefaultTenant == "" {

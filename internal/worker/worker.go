@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/bulkassign/bulkassign/internal/access"
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/auth"
 	"github.com/bulkassign/bulkassign/internal/config"
@@ -39,10 +41,16 @@ type Runtime struct {
 	Schedule jobs.ScheduleConfig
 	// TenantQueuePoll, when set, replaces the package's TenantQueuePoll.
 	TenantQueuePoll time.Duration
-	ready           chan struct{}
-	httpAddr        string
-	cfg             config.Worker
-	worker          *jobs.AssignWorker
+	// Console, when set before Run, builds the console's handler, served
+	// at /console/ (internal/console sets it).
+	Console func() (http.Handler, error)
+	// Access is the web sign-in's app registration (AZURE_*), for Entra
+	// ID sign-in to the console.
+	Access   access.Config
+	ready    chan struct{}
+	httpAddr string
+	cfg      config.Worker
+	worker   *jobs.AssignWorker
 }
 
 // Open signs in as the settings say (auth.NewTokenSource) and wires a
@@ -95,7 +103,8 @@ func New(pool *pgxpool.Pool, tokens graph.TokenSource, gcfg config.Graph, wcfg c
 			JobTimeout: wcfg.JobTimeout,
 		},
 	}
-	return &Runtime{Pool: pool, Logger: logger, Deps: deps, Metrics: m, ready: make(chan struct{}), cfg: wcfg, worker: jobs.NewAssignWorker(deps)}, nil
+	return &Runtime{Pool: pool, Logger: logger, Deps: deps, Metrics: m, ready: make(chan struct{}), cfg: wcfg, worker: jobs.NewAssignWorker(deps),
+		Access: access.Config{AuthorityHost: gcfg.AuthorityHost, TenantID: gcfg.TenantID, ClientID: gcfg.ClientID, ClientSecret: gcfg.ClientSecret}}, nil
 }
 
 // riverListenConns is what River holds outside the pool: its notifier
@@ -138,6 +147,9 @@ func (r *Runtime) Ready() <-chan struct{} { return r.ready }
 // it is off or failed to start.
 func (r *Runtime) HTTPAddr() string { return r.httpAddr }
 
+// Settings are the worker's settings it was built with.
+func (r *Runtime) Settings() config.Worker { return r.cfg }
+
 // Run works rows until ctx ends, then stops gracefully: no new rows are
 // taken and running ones get up to the job timeout to finish; after that
 // they are cancelled (and snooze, spending no attempt).
@@ -171,8 +183,11 @@ func (r *Runtime) Run(ctx context.Context) error {
 	}
 	// Listen before working rows: a taken port stops the worker at start.
 	if r.cfg.HTTPAddr != "" {
+		ac := r.Access
+		ac.Console = r.cfg.Console
 		srv, err := httpapi.Start(httpapi.Config{Addr: r.cfg.HTTPAddr, User: r.cfg.HTTPUser, Password: r.cfg.HTTPPassword,
-			Pool: r.Pool, River: client, Metrics: r.Metrics.Handler(), Logger: r.Logger.With("component", "http")})
+			Pool: r.Pool, River: client, Metrics: r.Metrics.Handler(), Logger: r.Logger.With("component", "http"),
+			Access: ac, Console: r.Console})
 		if err != nil {
 			return err
 		}

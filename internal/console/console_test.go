@@ -1,0 +1,337 @@
+package console_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulkassign/bulkassign/internal/config"
+	"github.com/bulkassign/bulkassign/internal/console"
+	"github.com/bulkassign/bulkassign/internal/graphsim"
+	"github.com/bulkassign/bulkassign/internal/httpapi"
+	"github.com/bulkassign/bulkassign/internal/testenv"
+	"github.com/bulkassign/bulkassign/internal/worker"
+)
+
+// testBundle is one test's tenant, worker and browser-like client (a
+// cookie jar, as a browser keeps the session).
+type testBundle struct {
+	h      *testenv.Harness
+	base   string
+	client *http.Client
+}
+
+func setup(t *testing.T, configs int, extra map[string]string) *testBundle {
+	t.Helper()
+	h := testenv.New(t, graphsim.Config{})
+	for i := range configs {
+		h.Sim.AddConfiguration(testenv.Config(i))
+	}
+	o := testenv.WorkerOptions{Extra: map[string]string{"GRAPH_WRITE_RATE": "200", "WORKER_CONCURRENCY": "4"}, Prepare: console.Attach}
+	for k, v := range extra {
+		o.Extra[k] = v
+	}
+	rt, _ := h.StartWorker(t, o)
+	return &testBundle{h: h, base: serving(t, rt), client: newClient(t)}
+}
+
+func newClient(t *testing.T) *http.Client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Jar: jar, Timeout: 60 * time.Second}
+}
+
+func serving(t *testing.T, rt *worker.Runtime) string {
+	t.Helper()
+	select {
+	case <-rt.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker not ready after 30s")
+	}
+	if rt.HTTPAddr() == "" {
+		t.Fatal("worker serves no HTTP")
+	}
+	return "http://" + rt.HTTPAddr()
+}
+
+func (b *testBundle) do(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+func (b *testBundle) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, b.base+path, nil)
+	req.Header.Set("Accept", "text/html")
+	return b.do(t, req)
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"|data-csrf="([^"]+)"`)
+
+// csrf opens the console and reads the session's CSRF token off the page.
+func (b *testBundle) csrf(t *testing.T) string {
+	t.Helper()
+	code, body := b.get(t, "/console/")
+	if code != http.StatusOK {
+		t.Fatalf("/console/ = %d: %.300s", code, body)
+	}
+	m := csrfRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no CSRF token on /console/: %.500s", body)
+	}
+	return m[1] + m[2]
+}
+
+// upload posts a file as the upload form does.
+func (b *testBundle) upload(t *testing.T, csrf, name, content string) (int, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	fw, _ := mw.CreateFormFile("file", name)
+	io.WriteString(fw, content)
+	mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, b.base+"/console/upload?csrf="+url.QueryEscape(csrf), &buf)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Origin", b.base)
+	return b.do(t, req)
+}
+
+func (b *testBundle) postForm(t *testing.T, path string, form url.Values) (int, string, *http.Response) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, b.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", b.base)
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), resp
+}
+
+var tokenRE = regexp.MustCompile(`name="token" value="([0-9a-f]+)"`)
+
+func TestConsoleHTTP(t *testing.T) {
+	t.Parallel()
+
+	t.Run("InvalidRowsEnqueueNothing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, 2, nil)
+		csv := "configuration_id,group_id\n" + testenv.Config(0) + "," + testenv.Group(1) + "\nnot-a-guid," + testenv.Group(2) +
+			"\n" + testenv.Config(1) + ",\n"
+		code, body := b.upload(t, b.csrf(t), "bad.csv", csv)
+		if code != http.StatusUnprocessableEntity {
+			t.Fatalf("upload of bad rows = %d, want 422: %.500s", code, body)
+		}
+		for _, want := range []string{"bad.csv:3", "is not a GUID", "bad.csv:4", "group_id is required", "nothing was enqueued"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("the page of bad rows lacks %q", want)
+			}
+		}
+		var n int
+		if err := b.h.DB.Pool.QueryRow(context.Background(), `SELECT count(*) FROM batches`).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("batches after a bad upload = %d (%v), want 0", n, err)
+		}
+	})
+
+	t.Run("ForgedPostWithoutCSRFIsRefused", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, 1, nil)
+		b.csrf(t) // a session exists: only the token is missing
+		for _, path := range []string{"/console/enqueue", "/console/schedules"} {
+			code, body, _ := b.postForm(t, path, url.Values{"token": {"0123456789abcdef"}})
+			if code != http.StatusForbidden || !strings.Contains(body, "CSRF") {
+				t.Errorf("POST %s without a CSRF token = %d, want 403 naming CSRF: %.200s", path, code, body)
+			}
+		}
+		code, _ := b.upload(t, "wrong-token", "a.csv", "configuration_id,group_id\n"+testenv.Config(0)+","+testenv.Group(1)+"\n")
+		if code != http.StatusForbidden {
+			t.Errorf("upload with a wrong CSRF token = %d, want 403", code)
+		}
+	})
+
+	t.Run("DoubleSubmitMakesOneBatch", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, 2, nil)
+		csrf := b.csrf(t)
+		code, body := b.upload(t, csrf, "ok.csv", testenv.GroupCSV(6, 2))
+		if code != http.StatusOK {
+			t.Fatalf("upload = %d: %.500s", code, body)
+		}
+		if !strings.Contains(body, `id="would-create">6<`) {
+			t.Errorf("review does not say 6 would be created: %.800s", body)
+		}
+		m := tokenRE.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("review has no enqueue token: %.500s", body)
+		}
+		form := url.Values{"csrf": {csrf}, "token": {m[1]}}
+		locs := make([]string, 4)
+		var wg sync.WaitGroup
+		for i := range locs {
+			wg.Go(func() {
+				c := *b.client
+				c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+				req, _ := http.NewRequest(http.MethodPost, b.base+"/console/enqueue", strings.NewReader(form.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				locs[i] = resp.Header.Get("Location")
+			})
+		}
+		wg.Wait()
+		var n int
+		if err := b.h.DB.Pool.QueryRow(context.Background(), `SELECT count(*) FROM batches`).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("batches after 4 submits of one review = %d (%v), want 1", n, err)
+		}
+		for _, l := range locs {
+			if l != locs[0] || !strings.HasPrefix(l, "/console/batches/") {
+				t.Fatalf("submits went to %q, want one batch page", locs)
+			}
+		}
+		id := strings.TrimPrefix(locs[0], "/console/batches/")
+		counts := b.h.WaitFinal(t, id, 60*time.Second)
+		if counts["created"] != 6 {
+			t.Errorf("batch counts %v, want 6 created", counts)
+		}
+		var by string
+		if err := b.h.DB.Pool.QueryRow(context.Background(), `SELECT DISTINCT created_by FROM assignment_results WHERE batch_id = $1`, id).Scan(&by); err != nil || !strings.HasPrefix(by, "console@") {
+			t.Errorf("created_by = %q (%v), want the console's user", by, err)
+		}
+	})
+
+	t.Run("CrossSitePostToRiverUIIsRefused", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, 1, nil)
+		req, _ := http.NewRequest(http.MethodPost, b.base+"/riverui/api/jobs/cancel", strings.NewReader(`{"job_ids":["1"]}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", "https://evil.example")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		if code, body := b.do(t, req); code != http.StatusForbidden {
+			t.Errorf("cross-site POST to River UI = %d, want 403: %.200s", code, body)
+		}
+		req, _ = http.NewRequest(http.MethodPost, b.base+"/riverui/api/jobs/cancel", strings.NewReader(`{"job_ids":["1"]}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", b.base)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		if code, _ := b.do(t, req); code == http.StatusForbidden {
+			t.Errorf("same-origin POST to River UI = %d, want it through", code)
+		}
+	})
+
+	t.Run("BasicAuth", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, 1, map[string]string{"WORKER_HTTP_USER": "ops", "WORKER_HTTP_PASSWORD": "s3cret pass"})
+		if code, _ := b.get(t, "/console/"); code != http.StatusUnauthorized {
+			t.Errorf("/console/ without credentials = %d, want 401", code)
+		}
+		req, _ := http.NewRequest(http.MethodGet, b.base+"/console/", nil)
+		req.SetBasicAuth("ops", "s3cret pass")
+		code, body := b.do(t, req)
+		if code != http.StatusOK || !strings.Contains(body, `id="user">ops<`) {
+			t.Errorf("/console/ with credentials = %d, want the console signed in as ops: %.300s", code, body)
+		}
+		req, _ = http.NewRequest(http.MethodGet, b.base+"/riverui/", nil)
+		req.SetBasicAuth("ops", "wrong")
+		if code, _ := b.do(t, req); code != http.StatusUnauthorized {
+			t.Errorf("/riverui/ with a wrong password = %d, want 401", code)
+		}
+	})
+
+	t.Run("NonLoopbackWithoutSignInRefusesToStart", func(t *testing.T) {
+		t.Parallel()
+		for _, c := range []struct {
+			env  map[string]string
+			want string // "" allowed
+		}{
+			{map[string]string{"WORKER_HTTP_ADDR": "0.0.0.0:8080"}, "WORKER_HTTP_ADDR"},
+			{map[string]string{"WORKER_HTTP_ADDR": "0.0.0.0:8080", "WORKER_HTTP_USER": "a", "WORKER_HTTP_PASSWORD": "b"}, ""},
+			{map[string]string{"WORKER_HTTP_ADDR": "0.0.0.0:8080", "CONSOLE_SIGNIN": "entra", "CONSOLE_ENTRA_GROUP": testenv.Group(1), "AZURE_CLIENT_SECRET": "x"}, ""},
+			{map[string]string{"WORKER_HTTP_ADDR": "0.0.0.0:8080", "CONSOLE_SIGNIN": "entra", "AZURE_CLIENT_SECRET": "x"}, "CONSOLE_ENTRA_GROUP"},
+			{map[string]string{"WORKER_HTTP_ADDR": "127.0.0.1:8080"}, ""},
+		} {
+			w, err := config.LoadWorker(config.MapEnv(c.env))
+			if err == nil {
+				err = httpapi.CheckSettings(w)
+			}
+			var ce *config.Error
+			switch {
+			case c.want == "" && err != nil:
+				t.Errorf("%v: %v, want allowed", c.env, err)
+			case c.want != "" && (!errors.As(err, &ce) || ce.Var != c.want || strings.Contains(err.Error(), "\n")):
+				t.Errorf("%v: %v, want one line about %s", c.env, err, c.want)
+			}
+		}
+	})
+
+	t.Run("EntraSignIn", func(t *testing.T) {
+		t.Parallel()
+		group := testenv.Group(7)
+		b := setup(t, 1, map[string]string{"CONSOLE_SIGNIN": "entra", "CONSOLE_ENTRA_GROUP": group})
+		// Not a member yet: refused, with who and why.
+		b.h.Sim.SetSignInUser(graphsim.SignInUser{UPN: "eve@contoso.example", Groups: []string{testenv.Group(8)}})
+		code, body := b.get(t, "/console/")
+		if code != http.StatusForbidden || !strings.Contains(body, "eve@contoso.example") || !strings.Contains(body, "CONSOLE_ENTRA_GROUP") {
+			t.Fatalf("sign-in of a non-member = %d, want 403 naming the user and the group setting: %.400s", code, body)
+		}
+		// A member: the redirects (console → /auth/login → authorize →
+		// callback → console) end on the console, signed in.
+		b.h.Sim.SetSignInUser(graphsim.SignInUser{UPN: "ada@contoso.example", Groups: []string{group}})
+		code, body = b.get(t, "/console/")
+		if code != http.StatusOK || !strings.Contains(body, `id="user">ada@contoso.example<`) {
+			t.Fatalf("sign-in of a member = %d, want the console as ada: %.400s", code, body)
+		}
+		// River UI is behind the same sign-in: a fresh client is sent to sign in.
+		anon := newClient(t)
+		anon.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		req, _ := http.NewRequest(http.MethodGet, b.base+"/riverui/", nil)
+		req.Header.Set("Accept", "text/html")
+		resp, err := anon.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "/auth/login") {
+			t.Errorf("/riverui/ before sign-in = %d %s, want a redirect to /auth/login", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		// Sign-out takes the session's CSRF token.
+		if code, _, _ := b.postForm(t, "/auth/logout", url.Values{}); code != http.StatusForbidden {
+			t.Errorf("sign-out without a CSRF token = %d, want 403", code)
+		}
+		if code, _, _ := b.postForm(t, "/auth/logout", url.Values{"csrf": {b.csrf(t)}}); code != http.StatusOK {
+			t.Errorf("sign-out with the CSRF token = %d, want 200", code)
+		}
+		// A callback with a forged state is refused.
+		code, _ = b.get(t, "/auth/callback?code=x&state=forged")
+		if code != http.StatusBadRequest {
+			t.Errorf("callback with a forged state = %d, want 400", code)
+		}
+	})
+}
