@@ -217,6 +217,13 @@ func fillStore(ctx context.Context, s *schema, batches, running, perBatch int) (
 			WHERE b.id = $1`, id, perBatch, isRunning); err != nil {
 			return "", err
 		}
+		// Counted as enqueue and the workers would have counted them
+		// (migration 009's kept counts).
+		if _, err := s.pool.Exec(ctx, `INSERT INTO batch_counts (batch_id, tenant_id, status, revert_status, n)
+			SELECT batch_id, coalesce(tenant_id, ''), status, '', count(*) FROM items WHERE batch_id = $1
+			GROUP BY batch_id, tenant_id, status`, id); err != nil {
+			return "", err
+		}
 		newest = id
 		if (i+1)%10 == 0 && batches > 10 {
 			progress("section 6: %d of %d batches written", i+1, batches)

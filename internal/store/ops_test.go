@@ -94,7 +94,8 @@ func TestCancelThenRetry(t *testing.T) {
 	b.exec(t, `UPDATE items SET status = 'created', assignment_id = 'a1', finished_at = now() WHERE batch_id = $1 AND row = 1`)
 	b.exec(t, `UPDATE items SET status = 'failed', http_status = 404, error_code = 'ResourceNotFound', attempts = 1,
 		finished_at = now() WHERE batch_id = $1 AND row = 2`)
-	b.exec(t, `UPDATE items SET status = 'running', intent_request_id = 'crid-3', intent_at = now() WHERE batch_id = $1 AND row = 3`)
+	b.exec(t, `UPDATE items SET status = 'running', intent_request_id = 'crid-3', intent_at = now(),
+		run_id = gen_random_uuid(), run_until = now() + interval '1 minute' WHERE batch_id = $1 AND row = 3`)
 	b.exec(t, `UPDATE river_job SET state = 'completed', finalized_at = now() WHERE args @> jsonb_build_object('batch', $1::text)
 		AND (args->>'row')::int IN (1, 2)`)
 	b.exec(t, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now() WHERE args @> jsonb_build_object('batch', $1::text)

@@ -178,7 +178,8 @@ type ItemRow struct {
 
 var itemColumns = []string{"batch_id", "row", "line", "configuration_id", "path", "target_type", "group_id", "collection_id", "filter_id", "filter_type", "tenant_id"}
 
-// CopyItems writes items with COPY.
+// CopyItems writes items with COPY, and adds them to the batch's kept
+// counts. It is the only way rows enter items.
 func CopyItems(ctx context.Context, tx pgx.Tx, batchID string, items []ItemRow) error {
 	batch, err := uuidValue(batchID)
 	if err != nil {
@@ -209,6 +210,19 @@ func CopyItems(ctx context.Context, tx pgx.Tx, batchID string, items []ItemRow) 
 	}
 	if int(n) != len(items) {
 		return fmt.Errorf("error copying items: wrote %d of %d", n, len(items))
+	}
+	// The batch's kept counts (migration 009): every copied row is queued.
+	byTenant := map[string]int{}
+	for i := range items {
+		byTenant[items[i].TenantID]++
+	}
+	tenants, counts := make([]string, 0, len(byTenant)), make([]int64, 0, len(byTenant))
+	for tenant, c := range byTenant {
+		tenants, counts = append(tenants, tenant), append(counts, int64(c))
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO batch_counts (batch_id, tenant_id, status, revert_status, n)
+		SELECT $1, t, $4, '', c FROM unnest($2::text[], $3::bigint[]) AS u(t, c)`, batch, tenants, counts, string(assign.StatusQueued)); err != nil {
+		return fmt.Errorf("error counting copied items: %w", err)
 	}
 	return nil
 }
