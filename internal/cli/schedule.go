@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,7 +33,6 @@ existing schedule's list or times; it keeps the schedule's time zone unless
 // the command and by every run.
 const maxScheduleBytes = 128 << 20
 
-var scheduleNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
 func enqueueSchedule(ctx context.Context, env *Env, args []string) error {
 	if len(args) == 0 {
@@ -70,8 +68,8 @@ func scheduleAdd(ctx context.Context, env *Env, args []string) error {
 		return usageError("schedule add takes a name and a file (got %d arguments)", len(pos))
 	}
 	name, file := pos[0], pos[1]
-	if !scheduleNameRE.MatchString(name) {
-		return usageError("schedule name %q: use letters, digits, '.', '_' and '-' (at most 63, starting with a letter or digit)", name)
+	if err := jobs.CheckScheduleName(name); err != nil {
+		return usageError("%v", err)
 	}
 	if _, err := jobs.LoadTimeZone(*tz); err != nil {
 		return usageError("--tz: %v", err)
@@ -104,9 +102,7 @@ func scheduleAdd(ctx context.Context, env *Env, args []string) error {
 		return &exitError{ExitFailed, errors.New("nothing was stored: fix the rows above and run again")}
 	}
 
-	now := time.Now()
-	next := sched.Next(now)
-	if next.IsZero() {
+	if next := sched.Next(time.Now()); next.IsZero() {
 		return usageError("--cron %q never fires", *spec)
 	}
 	db, err := openMigrated(ctx, env, 2)
@@ -121,15 +117,12 @@ func scheduleAdd(ctx context.Context, env *Env, args []string) error {
 		if zone, kept, err = scheduleZone(ctx, db, name, zone); err != nil {
 			return err
 		}
-		if kept {
-			if sched, err = jobs.ParseSchedule(*spec, zone); err != nil {
-				return fmt.Errorf("schedule %q: its time zone %q: %w", name, zone, err)
-			}
-			next = sched.Next(now)
-		}
 	}
-	s := &store.Schedule{Name: name, Cron: strings.TrimSpace(*spec), TimeZone: zone, Source: file, Format: string(f),
-		Content: content, SHA256: res.SHA256, RowCount: res.Rows, LastRunAt: now, NextRunAt: next}
+	s, err := jobs.NewSchedule(name, *spec, zone, file, f, content, res, time.Now())
+	if err != nil {
+		return fmt.Errorf("schedule %q: %w", name, err)
+	}
+	next := s.NextRunAt
 	err = store.PutSchedule(ctx, db, s, *replace)
 	if errors.Is(err, store.ErrExists) {
 		return fmt.Errorf("schedule %q exists: add --replace to change it, or remove it first", name)

@@ -1,10 +1,10 @@
 package console
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -12,9 +12,6 @@ import (
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
-
-// scheduleNameRE is the names `enqueue schedule add` takes.
-var scheduleNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
 func (c *Console) schedules(w http.ResponseWriter, r *http.Request) {
 	list, err := store.ListSchedules(r.Context(), c.cfg.DB)
@@ -43,9 +40,9 @@ func (c *Console) schedulePreview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, spec, tz := strings.TrimSpace(u.fields["name"]), strings.TrimSpace(u.fields["cron"]), strings.TrimSpace(u.fields["tz"])
-	if !scheduleNameRE.MatchString(name) {
+	if err := jobs.CheckScheduleName(name); err != nil {
 		os.Remove(u.path)
-		c.fail(w, r, http.StatusBadRequest, "Schedule name: use letters, digits, '.', '_' and '-' (at most 63, starting with a letter or digit).")
+		c.fail(w, r, http.StatusBadRequest, "Schedule name: "+err.Error())
 		return
 	}
 	sched, err := jobs.ParseSchedule(spec, tz)
@@ -74,12 +71,7 @@ func (c *Console) schedulePreview(w http.ResponseWriter, r *http.Request) {
 	}
 	p := preview{Token: u.token, Name: name, Cron: spec, TimeZone: tz, File: u.name, Rows: res.Rows}
 	loc, _ := jobs.LoadTimeZone(tz)
-	t := time.Now()
-	for range 3 {
-		t = sched.Next(t)
-		if t.IsZero() {
-			break
-		}
+	for _, t := range jobs.NextRuns(sched, time.Now(), 3) {
 		p.Next = append(p.Next, t.In(loc).Format("Mon 2006-01-02 15:04 MST"))
 	}
 	if len(p.Next) == 0 {
@@ -107,24 +99,21 @@ func (c *Console) scheduleSave(w http.ResponseWriter, r *http.Request) {
 	}
 	defer os.Remove(u.path)
 	name, file, _ := strings.Cut(u.name, "\x00")
-	sched, err := jobs.ParseSchedule(spec, tz)
-	if err != nil {
-		c.fail(w, r, http.StatusBadRequest, "Cron or time zone: "+err.Error())
-		return
-	}
 	content, err := os.ReadFile(u.path)
 	if err != nil {
 		c.internal(w, r, "reading the upload", err)
 		return
 	}
-	res, err := intake.Reader{Name: file, Format: u.format}.Read(strings.NewReader(string(content)), func(intake.Row) error { return nil })
+	res, err := intake.Reader{Name: file, Format: u.format}.Read(bytes.NewReader(content), func(intake.Row) error { return nil })
 	if err != nil || res.Err() != nil {
 		c.fail(w, r, http.StatusBadRequest, "The list is not valid any more: add the schedule again.")
 		return
 	}
-	now := time.Now()
-	s := &store.Schedule{Name: name, Cron: spec, TimeZone: tz, Source: file, Format: string(u.format), Content: content,
-		SHA256: res.SHA256, RowCount: res.Rows, LastRunAt: now, NextRunAt: sched.Next(now)}
+	s, err := jobs.NewSchedule(name, spec, tz, file, u.format, content, res, time.Now())
+	if err != nil {
+		c.fail(w, r, http.StatusBadRequest, "Schedule: "+err.Error())
+		return
+	}
 	if err := store.PutSchedule(r.Context(), c.cfg.DB, s, false); errors.Is(err, store.ErrExists) {
 		c.fail(w, r, http.StatusConflict, "A schedule named "+name+" exists: remove it first, or pick another name.")
 		return

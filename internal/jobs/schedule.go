@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"time"
 	_ "time/tzdata" // schedules name IANA zones; workers must not depend on the host's zoneinfo
@@ -25,6 +26,50 @@ const QueueSchedule = "bulkassign_schedule"
 
 // DefaultScheduleInterval is how often the leader looks for due schedules.
 const DefaultScheduleInterval = 30 * time.Second
+
+// scheduleName is what a schedule may be called: it names its batches
+// (created_by schedule:NAME) and its commands' arguments.
+var scheduleName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// CheckScheduleName says why name cannot name a schedule, or nil.
+func CheckScheduleName(name string) error {
+	if !scheduleName.MatchString(name) {
+		return fmt.Errorf("schedule name %q: use letters, digits, '.', '_' and '-' (at most 63, starting with a letter or digit)", name)
+	}
+	return nil
+}
+
+// NewSchedule is the schedule to store for a list that has been read and
+// found valid (res): its name checked, its first run the next time spec
+// fires after now in zone tz. Both the command and the console add
+// schedules through it.
+func NewSchedule(name, spec, tz, source string, format intake.Format, content []byte, res *intake.Summary, now time.Time) (*store.Schedule, error) {
+	if err := CheckScheduleName(name); err != nil {
+		return nil, err
+	}
+	sched, err := ParseSchedule(spec, tz)
+	if err != nil {
+		return nil, err
+	}
+	next := sched.Next(now)
+	if next.IsZero() {
+		return nil, fmt.Errorf("cron expression %q never fires", spec)
+	}
+	return &store.Schedule{Name: name, Cron: strings.TrimSpace(spec), TimeZone: tz, Source: source, Format: string(format),
+		Content: content, SHA256: res.SHA256, RowCount: res.Rows, LastRunAt: now, NextRunAt: next}, nil
+}
+
+// NextRuns are the next n times sched fires after t (fewer if it stops).
+func NextRuns(sched cron.Schedule, t time.Time, n int) []time.Time {
+	var out []time.Time
+	for range n {
+		if t = sched.Next(t); t.IsZero() {
+			break
+		}
+		out = append(out, t)
+	}
+	return out
+}
 
 // ParseSchedule reads a standard 5-field cron expression (or a descriptor
 // such as @daily) in an IANA time zone ("" is UTC). The zone is given apart
