@@ -117,6 +117,7 @@ func TestWorkerObservability(t *testing.T) {
 	const rows, perConfig = 40, 10
 	batch := h.Enqueue(t, "in.csv", testenv.GroupCSV(rows, 4))
 	counts := h.WaitFinal(t, batch, 2*time.Minute)
+	h.WaitJobsDone(t, batch, time.Minute)
 	if counts[assign.StatusCreated] != rows-perConfig || counts[assign.StatusFailed] != perConfig {
 		t.Fatalf("batch: %v, want %d created and %d failed", counts, rows-perConfig, perConfig)
 	}

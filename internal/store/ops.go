@@ -30,8 +30,6 @@ func LockBatch(ctx context.Context, tx pgx.Tx, batchID string) error {
 	return nil
 }
 
-// liveJobStates are the River job states that may still run.
-const liveJobStates = `('available', 'scheduled', 'retryable', 'pending', 'running')`
 
 // LiveJobRows lists the rows of a batch whose River job of kind (an
 // assign job) may still act: it waits, is snoozed, or runs while its row
@@ -44,9 +42,9 @@ const liveJobStates = `('available', 'scheduled', 'retryable', 'pending', 'runni
 func LiveJobRows(ctx context.Context, q Querier, kind, batchID string) ([]int, error) {
 	rows, err := q.Query(ctx, `SELECT DISTINCT (j.args->>'row')::int FROM river_job j
 		LEFT JOIN items i ON i.batch_id = $2::uuid AND i.row = (j.args->>'row')::int
-		WHERE j.kind = $1 AND j.args @> jsonb_build_object('batch', $2::text) AND j.state IN `+liveJobStates+`
+		WHERE j.kind = $1 AND j.args @> jsonb_build_object('batch', $2::text) AND j.state::text = ANY($3)
 			AND (j.state <> 'running' OR i.row IS NULL OR NOT bulkassign_final(i.status) OR i.run_until > now())`,
-		kind, batchID)
+		kind, batchID, QueueStates)
 	if err != nil {
 		return nil, fmt.Errorf("error reading the batch's jobs: %w", err)
 	}

@@ -32,7 +32,7 @@ func Sweep(ctx context.Context, q Querier, assignKind, revertKind string) (Sweep
 				AND j.finalized_at > coalesce(mark.since - interval '5 minutes', '-infinity')
 				AND NOT EXISTS (SELECT 1 FROM river_job l WHERE l.kind = j.kind
 					AND l.args @> jsonb_build_object('batch', j.args->>'batch', 'row', (j.args->>'row')::int)
-					AND l.state IN ('available', 'scheduled', 'retryable', 'pending', 'running'))
+					AND l.state::text = ANY($5))
 		), rows AS (
 			UPDATE items i SET status = 'failed',
 				error_code = CASE e.state WHEN 'discarded' THEN $3 ELSE $4 END,
@@ -56,7 +56,7 @@ func Sweep(ctx context.Context, q Querier, assignKind, revertKind string) (Sweep
 			RETURNING 1
 		)
 		SELECT (SELECT count(*) FROM rows), (SELECT count(*) FROM reverts)`,
-		assignKind, revertKind, assign.CodeJobDiscarded, assign.CodeJobCancelled).Scan(&res.Rows, &res.Reverts)
+		assignKind, revertKind, assign.CodeJobDiscarded, assign.CodeJobCancelled, QueueStates).Scan(&res.Rows, &res.Reverts)
 	if err != nil {
 		return res, fmt.Errorf("error sweeping rows whose job ended: %w", err)
 	}

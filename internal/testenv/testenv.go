@@ -222,6 +222,29 @@ func (h *Harness) WaitFinal(t testing.TB, batchID string, timeout time.Duration)
 	}
 }
 
+// WaitJobsDone waits until none of the batch's River jobs is waiting or
+// running: a run returns once its row's outcome has committed, and River
+// completes the jobs moments later, in batches.
+func (h *Harness) WaitJobsDone(t testing.TB, batchID string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var n int
+		err := h.DB.Pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job
+			WHERE args @> jsonb_build_object('batch', $1::text) AND finalized_at IS NULL`, batchID).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("batch %s: %d River jobs not finished after %s", batchID, n, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Export reads the batch's rows, every column of the assignment_results
 // view, in input order.
 func (h *Harness) Export(t testing.TB, batchID string) []store.ExportRow {
