@@ -33,7 +33,6 @@ existing schedule's list or times; it keeps the schedule's time zone unless
 // the command and by every run.
 const maxScheduleBytes = 128 << 20
 
-
 func enqueueSchedule(ctx context.Context, env *Env, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(env.Stderr, scheduleUsage)

@@ -30,7 +30,6 @@ func LockBatch(ctx context.Context, tx pgx.Tx, batchID string) error {
 	return nil
 }
 
-
 // LiveJobRows lists the rows of a batch whose River job of kind (an
 // assign job) may still act: it waits, is snoozed, or runs while its row
 // is not final or is held by a live run (a run holds its row from its
