@@ -330,3 +330,20 @@ func (v *vocab) targetProblem(t *assign.Target, err error) string {
 	}
 	return err.Error()
 }
+
+// Record is s in tenant as an input CSV row, its values in Columns order:
+// what `enqueue results --format input` writes, read back by this package
+// unchanged (tenant "" is the default tenant).
+func Record(s assign.Spec, tenant string) []string {
+	var r [numFields]string
+	t := &s.Target
+	r[fieldConfigurationID] = s.ConfigurationID
+	r[fieldTargetType] = string(t.Type)
+	r[fieldGroupID] = t.GroupID
+	r[fieldCollectionID] = t.CollectionID
+	r[fieldFilterID] = t.FilterID
+	r[fieldFilterType] = string(t.FilterType)
+	r[fieldPath] = string(s.Path)
+	r[fieldTenantID] = tenant
+	return r[:]
+}
