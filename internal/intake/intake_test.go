@@ -361,6 +361,8 @@ func TestExamples(t *testing.T) {
 			Path            string `json:"path"`
 			Target          assign.Target
 		}
+		// Policies of other kinds, for the demo's unsupported ids.
+		ConfigurationPolicies, DeviceCompliancePolicies, GroupPolicyConfigurations []string
 	}
 	dec := jsonDecoder(data)
 	if err := dec.Decode(&tenant); err != nil {
