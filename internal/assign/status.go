@@ -77,4 +77,9 @@ const (
 	// CodeJobCancelled: the row's River job was cancelled outside
 	// bulkassign (River UI, the River API).
 	CodeJobCancelled = "JobCancelled"
+	// CodeUnsupportedPolicyType: the id is not a device configuration
+	// (Graph answered 404) but another kind of Intune policy that
+	// bulkassign does not assign: a Settings Catalog policy, a compliance
+	// policy or an administrative template; the message names the kind.
+	CodeUnsupportedPolicyType = "UnsupportedPolicyType"
 )

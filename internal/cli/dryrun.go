@@ -113,8 +113,12 @@ func reportDryRun(env *Env, rep *dryrun.Report, manyFiles, tenants bool, output 
 		}
 	}
 	c := rep.Counts
-	fmt.Fprintf(env.Stderr, "enqueue: dry run: %d rows: %d would be created, %d already assigned, %d on configurations that do not exist, %d not checked; %d assignment lists read, nothing written\n",
-		len(rep.Rows), c[dryrun.WouldCreate], c[dryrun.AlreadyAssigned], c[dryrun.ConfigurationNotFound], c[dryrun.ReadFailed], rep.Lists)
+	unsupported := ""
+	if n := c[dryrun.UnsupportedPolicyType]; n > 0 {
+		unsupported = fmt.Sprintf(", %d on policies that are not device configurations (not supported)", n)
+	}
+	fmt.Fprintf(env.Stderr, "enqueue: dry run: %d rows: %d would be created, %d already assigned, %d on configurations that do not exist%s, %d not checked; %d assignment lists read, nothing written\n",
+		len(rep.Rows), c[dryrun.WouldCreate], c[dryrun.AlreadyAssigned], c[dryrun.ConfigurationNotFound], unsupported, c[dryrun.ReadFailed], rep.Lists)
 	if n := c[dryrun.ReadFailed]; n > 0 {
 		return fmt.Errorf("dry run: %d rows could not be checked: their assignment lists could not be read (see ERROR)", n)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/cli"
+	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/graphsim"
 	"github.com/bulkassign/bulkassign/internal/testenv"
 )
@@ -70,9 +71,11 @@ func TestDryRun(t *testing.T) {
 		if !strings.Contains(r.stderr, "12 rows: 6 would be created, 2 already assigned, 4 on configurations that do not exist, 0 not checked; 3 assignment lists read, nothing written") {
 			t.Fatalf("summary:\n%s", r.stderr)
 		}
-		// One read per configuration path, not per row.
-		if reads := h.Sim.Stats().Reads - readsBefore; reads != 3 {
-			t.Fatalf("the dry run read %d lists, want 3", reads)
+		// One read per configuration path, not per row; the one that does
+		// not exist is then looked up once in each kind of policy
+		// bulkassign does not assign.
+		if reads := h.Sim.Stats().Reads - readsBefore; reads != 3+int64(len(graph.UnsupportedKinds)) {
+			t.Fatalf("the dry run read Graph %d times, want 3 lists and %d probes", reads, len(graph.UnsupportedKinds))
 		}
 		nothingWritten(t)
 	})
@@ -143,4 +146,48 @@ func TestDryRun(t *testing.T) {
 			t.Fatalf("%d reads took %s: faster than GRAPH_READ_RATE=5 allows", st.Reads, took)
 		}
 	})
+}
+
+// TestDryRunUnsupportedPolicyType: an id that is a policy of a kind
+// bulkassign does not assign is said to be so, per row, not "not found".
+func TestDryRunUnsupportedPolicyType(t *testing.T) {
+	t.Parallel()
+	// Config(0) is a device configuration, Config(1) a Settings Catalog
+	// policy, Config(2) an administrative template, Config(3) nothing.
+	h := newTenant(t, 1)
+	if err := h.Sim.AddPolicy("configurationPolicies", testenv.Config(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Sim.AddPolicy("groupPolicyConfigurations", testenv.Config(2)); err != nil {
+		t.Fatal(err)
+	}
+	r := enqueue(t, h, false, "--dry-run", testenv.WriteFile(t, "dry.csv", testenv.GroupCSV(8, 4)), "--output", "csv")
+	if r.code != cli.ExitOK {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	recs := readCSV(t, r.stdout)
+	col := func(name string) int { return slices.Index(recs[0], name) }
+	want := []struct{ result, why string }{
+		{"would_create", ""},
+		{"unsupported_policy_type", "UnsupportedPolicyType: " + testenv.Config(1) + " is a Settings Catalog policy (configurationPolicies), not a device configuration: bulkassign assigns device configurations only"},
+		{"unsupported_policy_type", "UnsupportedPolicyType: " + testenv.Config(2) + " is an administrative template (groupPolicyConfigurations), not a device configuration: bulkassign assigns device configurations only"},
+		{"configuration_not_found", "HTTP 404 ResourceNotFound"},
+	}
+	if len(recs) != 9 {
+		t.Fatalf("dry run CSV:\n%s", r.stdout)
+	}
+	for i, rec := range recs[1:] {
+		w := want[i%4]
+		if rec[col("result")] != w.result || !strings.HasPrefix(rec[col("error")], w.why) {
+			t.Errorf("row %d: result %q, error %q; want %q, %q", i, rec[col("result")], rec[col("error")], w.result, w.why)
+		}
+	}
+	if !strings.Contains(r.stderr, "8 rows: 2 would be created, 0 already assigned, 2 on configurations that do not exist, 4 on policies that are not device configurations (not supported), 0 not checked; 4 assignment lists read") {
+		t.Fatalf("summary:\n%s", r.stderr)
+	}
+	// 4 lists, then 1 probe for Config(1), 3 for Config(2) (the third
+	// kind), 3 for Config(3): one GET per kind at most, only after a 404.
+	if reads := h.Sim.Stats().Reads; reads != 4+1+3+3 {
+		t.Fatalf("the dry run read Graph %d times, want 11", reads)
+	}
 }

@@ -13,19 +13,24 @@ import (
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
-const resultsUsage = `usage: enqueue results BATCH [--format table|csv|json] [--status STATUS[,STATUS...]] [--tenant TENANT]
+const resultsUsage = `usage: enqueue results BATCH [--format table|csv|json|input] [--status STATUS[,STATUS...]] [--tenant TENANT]
 
 One line per row of the batch, in input order. csv and json carry every
 column of the assignment_results view; csv cells that a spreadsheet would
 run as a formula are prefixed with a single quote. The table has a TENANT
-column when the batch spans more than one tenant.
+column when the batch spans more than one tenant. input writes the rows as
+an input file (CSV with enqueue's columns, each row's tenant kept), which
+enqueue reads unchanged:
+
+  enqueue results BATCH --status failed --format input > failed.csv
+  enqueue failed.csv
 
 flags:
 `
 
 func enqueueResults(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "enqueue results", resultsUsage)
-	format := fs.String("format", "table", "output format: table, csv or json")
+	format := fs.String("format", "table", "output format: table, csv, json or input")
 	var statuses statusList
 	fs.Var(&statuses, "status", "only rows with this status; comma-separated or repeated ("+joinStatuses()+")")
 	tenant := fs.String("tenant", "", "only rows of this tenant (its id, a GUID)")
@@ -33,8 +38,10 @@ func enqueueResults(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkFormat("-format", *format); err != nil {
-		return err
+	switch *format {
+	case "table", "csv", "json", "input":
+	default:
+		return usageError("-format %q: want table, csv, json or input", *format)
 	}
 	filter := store.ResultFilter{Statuses: statuses}
 	if *tenant != "" {
@@ -47,7 +54,10 @@ func enqueueResults(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer db.Close()
-	if *format != "table" {
+	switch *format {
+	case "input":
+		return export.Inputs(ctx, db, b.ID, filter, env.Stdout)
+	case "csv", "json":
 		return export.Results(ctx, db, b.ID, filter, env.Stdout, *format)
 	}
 

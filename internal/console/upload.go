@@ -186,7 +186,7 @@ func (c *Console) uploadList(w http.ResponseWriter, r *http.Request) {
 			g.Create++
 		case dryrun.AlreadyAssigned:
 			g.Already++
-		case dryrun.ConfigurationNotFound:
+		case dryrun.ConfigurationNotFound, dryrun.UnsupportedPolicyType:
 			g.NotFound++
 			g.Why = o.Why
 		case dryrun.ReadFailed:

@@ -27,6 +27,9 @@ const (
 	WouldCreate           Result = "would_create"
 	AlreadyAssigned       Result = "already_assigned"
 	ConfigurationNotFound Result = "configuration_not_found"
+	// UnsupportedPolicyType: the id is not a device configuration but a
+	// policy of a kind bulkassign does not assign (Why names the kind).
+	UnsupportedPolicyType Result = "unsupported_policy_type"
 	ReadFailed            Result = "read_failed" // the row's list could not be read: not checked
 )
 
@@ -52,9 +55,10 @@ type key struct {
 
 // list is what Graph said of one configuration path.
 type list struct {
-	found bool
-	keys  map[string]string // target key → assignment id
-	err   string            // the read failed: why
+	found       bool
+	unsupported bool              // not found: a policy of a kind not assigned (err says which)
+	keys        map[string]string // target key → assignment id
+	err         string            // the read failed: why
 }
 
 // Plan is a dry run's input: every row, and the configuration paths they
@@ -205,6 +209,8 @@ func readList(ctx context.Context, clients Clients, k key) *list {
 	switch {
 	case l == nil:
 		return &list{found: true, err: why}
+	case !l.Found && l.ErrorCode == assign.CodeUnsupportedPolicyType:
+		return &list{unsupported: true, err: fmt.Sprintf("%s: %s", l.ErrorCode, l.ErrorMessage)}
 	case !l.Found:
 		return &list{err: fmt.Sprintf("HTTP %d %s (request-id %s)", l.HTTPStatus, l.ErrorCode, l.RequestID)}
 	}
@@ -229,6 +235,8 @@ func outcome(r Row, lists map[key]*list) Outcome {
 	switch {
 	case l == nil:
 		o.Result, o.Why = ReadFailed, "not read"
+	case l.unsupported:
+		o.Result, o.Why = UnsupportedPolicyType, l.err
 	case !l.found:
 		o.Result, o.Why = ConfigurationNotFound, l.err
 	case l.err != "":

@@ -24,6 +24,7 @@ func TestOutcome(t *testing.T) {
 		{"", testenv.Config(0), ""}: {found: true, keys: map[string]string{group(1).Key(): "a1"}},
 		{"", testenv.Config(1), ""}: {err: "HTTP 404 ResourceNotFound (request-id r)"},
 		{"", testenv.Config(2), ""}: {found: true, err: "gave up after 4 failed reads"},
+		{"", testenv.Config(4), ""}: {unsupported: true, err: "UnsupportedPolicyType: a compliance policy"},
 	}
 	tests := []struct {
 		name string
@@ -35,6 +36,7 @@ func TestOutcome(t *testing.T) {
 		{"NoConfiguration", row(1, 1), Outcome{Result: ConfigurationNotFound, Why: "HTTP 404 ResourceNotFound (request-id r)"}},
 		{"ReadFailed", row(2, 1), Outcome{Result: ReadFailed, Why: "gave up after 4 failed reads"}},
 		{"NotRead", row(3, 1), Outcome{Result: ReadFailed, Why: "not read"}},
+		{"UnsupportedPolicyType", row(4, 1), Outcome{Result: UnsupportedPolicyType, Why: "UnsupportedPolicyType: a compliance policy"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,11 +48,11 @@ func TestOutcome(t *testing.T) {
 		})
 	}
 
-	rows := []Row{row(0, 1), row(0, 2), row(0, 3), row(1, 1), row(3, 1)}
+	rows := []Row{row(0, 1), row(0, 2), row(0, 3), row(1, 1), row(3, 1), row(4, 1)}
 	rep := newReport(rows, lists)
-	if len(rep.Rows) != 5 || rep.Lists != 3 || rep.Counts[WouldCreate] != 2 || rep.Counts[AlreadyAssigned] != 1 ||
-		rep.Counts[ConfigurationNotFound] != 1 || rep.Counts[ReadFailed] != 1 {
-		t.Fatalf("report: %d rows, %d lists, counts %v; want 5 rows, 3 lists, 2 would_create and one of each other result", len(rep.Rows), rep.Lists, rep.Counts)
+	if len(rep.Rows) != 6 || rep.Lists != 4 || rep.Counts[WouldCreate] != 2 || rep.Counts[AlreadyAssigned] != 1 ||
+		rep.Counts[ConfigurationNotFound] != 1 || rep.Counts[ReadFailed] != 1 || rep.Counts[UnsupportedPolicyType] != 1 {
+		t.Fatalf("report: %d rows, %d lists, counts %v; want 6 rows, 4 lists, 2 would_create and one of each other result", len(rep.Rows), rep.Lists, rep.Counts)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/intake"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
@@ -27,6 +29,34 @@ func Results(ctx context.Context, q store.Querier, batchID string, f store.Resul
 		return err
 	}
 	return rw.Close()
+}
+
+// Inputs streams the rows of a batch that f picks to w as an input file
+// (CSV with intake's columns), which `enqueue` reads unchanged: each row
+// asks for what it asked for before, in its own tenant. The cells are ids,
+// enums and paths that intake validated on the way in; the writer's
+// formula guard still applies to every cell, and none of them can start
+// with a character it defuses.
+func Inputs(ctx context.Context, q store.Querier, batchID string, f store.ResultFilter, w io.Writer) error {
+	rw := NewWriter(w, "csv", intake.Columns)
+	vals := make([]any, len(intake.Columns))
+	err := store.ExportResultsWhere(ctx, q, batchID, f, func(r *store.ExportRow) error {
+		for i, v := range intake.Record(InputSpec(r), r.TenantID) {
+			vals[i] = v
+		}
+		return rw.Write(vals)
+	})
+	if err != nil {
+		return err
+	}
+	return rw.Close()
+}
+
+// InputSpec is what row r asked for.
+func InputSpec(r *store.ExportRow) assign.Spec {
+	return assign.Spec{ConfigurationID: r.ConfigurationID, Path: assign.Path(r.Path), Target: assign.Target{
+		Type: assign.TargetType(r.TargetType), GroupID: r.GroupID, CollectionID: r.CollectionID,
+		FilterID: r.FilterID, FilterType: assign.FilterType(r.FilterType)}}
 }
 
 // ResultValues are r's cells in store.ExportColumns order; nil is absent.

@@ -560,3 +560,26 @@ func (c *Client) ProbeConfigurations(ctx context.Context) *Response {
 	resp, _ := c.do(ctx, http.MethodGet, OpList, c.base.String()+"/deviceManagement/deviceConfigurations?$top=1&$select=id", nil, "")
 	return resp
 }
+
+// PolicyKind is a kind of Intune policy that bulkassign does not assign:
+// its Graph collection under deviceManagement and what an admin calls it.
+type PolicyKind struct {
+	Collection string
+	Name       string
+}
+
+// UnsupportedKinds are the kinds an id that is not a device configuration
+// is looked up in (GetPolicy), in this order, to say what it is instead.
+var UnsupportedKinds = []PolicyKind{
+	{"configurationPolicies", "a Settings Catalog policy"},
+	{"deviceCompliancePolicies", "a compliance policy"},
+	{"groupPolicyConfigurations", "an administrative template"},
+}
+
+// GetPolicy reads the policy id of kind (GET
+// deviceManagement/{collection}/{id}?$select=id): 200 when it exists, 404
+// when no policy of that kind has the id.
+func (c *Client) GetPolicy(ctx context.Context, kind PolicyKind, id string) *Response {
+	resp, _ := c.do(ctx, http.MethodGet, OpProbe, c.base.String()+"/deviceManagement/"+kind.Collection+"/"+url.PathEscape(id)+"?$select=id", nil, "")
+	return resp
+}

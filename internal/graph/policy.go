@@ -16,6 +16,9 @@ const (
 	OpList   Op = "list"
 	OpCreate Op = "create"
 	OpDelete Op = "delete"
+	// OpProbe reads one policy of a kind bulkassign does not assign
+	// (GetPolicy), to say what an id that is not a device configuration is.
+	OpProbe Op = "probe"
 )
 
 // Action is what the caller does with a Graph answer.
@@ -73,6 +76,8 @@ var Policy = []Rule{
 	{Op: OpCreate, Status: 404, Action: Fail, Gone: true, Why: "not found: the configuration (or path) does not exist"},
 	{Op: OpDelete, Status: 204, Action: Succeed, Why: "deleted"},
 	{Op: OpDelete, Status: 404, Action: Succeed, Why: "already gone: deleted before, or by someone else"},
+	{Op: OpProbe, Status: 200, Action: Succeed, Why: "exists: a policy of a kind bulkassign does not assign"},
+	{Op: OpProbe, Status: 404, Action: Fail, Gone: true, Why: "not found: no policy of this kind has the id"},
 	{Status: 200, Action: Succeed, Why: "ok"},
 	{Status: 400, Action: Fail, Why: "Graph rejected the request"},
 	{Status: 401, Action: Fail, Why: "authentication failed again after renewing the token"},

@@ -43,6 +43,7 @@ const (
 	routeItem
 	routeOrganization
 	routeConfigurations // the list of device configurations
+	routePolicy         // one policy of another kind (PolicyCollections)
 )
 
 type route struct {
@@ -50,7 +51,10 @@ type route struct {
 	kind    routeKind
 	cfgID   string // canonical
 	path    assign.Path
-	id      string // assignment id (routeItem), organization id (routeOrganization)
+	id      string // assignment id (routeItem), organization id (routeOrganization), policy id (routePolicy)
+	// collection is the policy's collection (routePolicy), as in
+	// PolicyCollections.
+	collection string
 }
 
 type graphErr struct {
@@ -92,6 +96,18 @@ func parseGraphPath(p string) (route, *graphErr) {
 	}
 	if len(segs) < 2 {
 		return rt, &graphErr{http.StatusBadRequest, "BadRequest", "graphsim serves only deviceManagement/deviceConfigurations."}
+	}
+	for _, c := range PolicyCollections {
+		if strings.EqualFold(segs[1], c) {
+			if len(segs) < 3 || segs[2] == "" {
+				return rt, &graphErr{http.StatusBadRequest, "BadRequest", "graphsim serves only GET deviceManagement/" + c + "/{id}."}
+			}
+			if len(segs) > 3 {
+				return rt, segmentErr(segs[3])
+			}
+			rt.kind, rt.collection, rt.id = routePolicy, c, assign.CanonicalGUID(segs[2])
+			return rt, nil
+		}
 	}
 	if !strings.EqualFold(segs[1], "deviceConfigurations") {
 		return rt, segmentErr(segs[1])
@@ -187,6 +203,8 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 		s.listConfigurations(gc, rt)
 	case rt.kind == routeConfiguration && r.Method == http.MethodGet:
 		s.getConfiguration(gc, rt)
+	case rt.kind == routePolicy && r.Method == http.MethodGet:
+		s.getPolicy(gc, rt)
 	case rt.kind == routeCollection && r.Method == http.MethodGet:
 		s.list(gc, rt)
 	case rt.kind == routeCollection && r.Method == http.MethodPost:
@@ -462,6 +480,25 @@ func (s *Server) getConfiguration(gc *graphCall, rt route) {
 		"id":             c.id,
 		"displayName":    fmt.Sprintf("graphsim configuration %d", c.seq+1),
 		"version":        1,
+	})
+}
+
+// getPolicy answers GET deviceManagement/{collection}/{id} for a policy of
+// a kind other than device configurations: its id, or 404.
+func (s *Server) getPolicy(gc *graphCall, rt route) {
+	if s.maybeRead503(gc) {
+		return
+	}
+	s.mu.Lock()
+	ok := gc.ten.policies[rt.collection][rt.id]
+	s.mu.Unlock()
+	if !ok {
+		s.notFound(gc, fmt.Sprintf("Resource not found: %s '%s'.", strings.TrimSuffix(rt.collection, "s"), rt.id))
+		return
+	}
+	s.writeGraph(gc, http.StatusOK, map[string]any{
+		"@odata.context": s.url + "/" + rt.version + "/$metadata#deviceManagement/" + rt.collection + "(id)/$entity",
+		"id":             rt.id,
 	})
 }
 

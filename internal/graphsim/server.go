@@ -518,6 +518,12 @@ func (s *Server) SetRevokeAfter(d time.Duration) {
 // the default tenant; see Tenant.AddConfiguration.
 func (s *Server) AddConfiguration(ids ...string) { s.DefaultTenant().AddConfiguration(ids...) }
 
+// AddPolicy registers policies of a kind other than device configurations
+// (collection, one of PolicyCollections) in the default tenant.
+func (s *Server) AddPolicy(collection string, ids ...string) error {
+	return s.DefaultTenant().AddPolicy(collection, ids...)
+}
+
 // Configurations lists the default tenant's configuration ids in the order
 // they were added.
 func (s *Server) Configurations() []string { return s.DefaultTenant().Configurations() }

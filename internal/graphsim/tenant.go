@@ -3,6 +3,7 @@ package graphsim
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -81,6 +82,7 @@ type tenantState struct {
 	limit        Limit
 	lim          limiter
 	configs      map[string]*configuration
+	policies     map[string]map[string]bool // policy collection (PolicyCollections) -> ids
 	ledger       []LedgerEntry
 	stats        Stats
 	rejections   map[string]rejection // by target group or collection id
@@ -94,6 +96,7 @@ func newTenantState(id, name string, l Limit, start time.Time) *tenantState {
 	ts := &tenantState{
 		id: id, name: name, limit: l, lim: newLimiter(l, start),
 		configs:    map[string]*configuration{},
+		policies:   map[string]map[string]bool{},
 		rejections: map[string]rejection{},
 		principals: map[string]string{},
 	}
@@ -267,6 +270,31 @@ func (t *Tenant) AddConfiguration(ids ...string) {
 	for _, id := range ids {
 		t.t.configLocked(id, true)
 	}
+}
+
+// PolicyCollections are the kinds of Intune policy other than device
+// configurations the simulator holds, by their collection under
+// deviceManagement: a GET of one of their ids answers 200 (its
+// assignments are not served). bulkassign assigns none of them.
+var PolicyCollections = []string{"configurationPolicies", "deviceCompliancePolicies", "groupPolicyConfigurations"}
+
+// AddPolicy registers policies (GUIDs, any case) of collection, one of
+// PolicyCollections, in the tenant.
+func (t *Tenant) AddPolicy(collection string, ids ...string) error {
+	if !slices.Contains(PolicyCollections, collection) {
+		return fmt.Errorf("graphsim: %q is not a policy collection (%s)", collection, strings.Join(PolicyCollections, ", "))
+	}
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	m := t.t.policies[collection]
+	if m == nil {
+		m = map[string]bool{}
+		t.t.policies[collection] = m
+	}
+	for _, id := range ids {
+		m[assign.CanonicalGUID(id)] = true
+	}
+	return nil
 }
 
 // Configurations lists the tenant's configuration ids in the order they

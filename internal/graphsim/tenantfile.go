@@ -14,7 +14,12 @@ import (
 // tenantData is what a tenant file holds for one tenant.
 type tenantData struct {
 	Configurations []string `json:"configurations"`
-	Existing       []struct {
+	// Policies of kinds bulkassign does not assign, one list per
+	// collection, in PolicyCollections order.
+	ConfigurationPolicies     []string `json:"configurationPolicies"`
+	DeviceCompliancePolicies  []string `json:"deviceCompliancePolicies"`
+	GroupPolicyConfigurations []string `json:"groupPolicyConfigurations"`
+	Existing                  []struct {
 		ConfigurationID string        `json:"configurationId"`
 		Path            string        `json:"path"`
 		Target          assign.Target `json:"target"`
@@ -69,6 +74,33 @@ func (d tenantData) validate(where string) ([]string, []preassignment, error) {
 	return ids, pre, nil
 }
 
+// policies checks the tenant's policies of other kinds and returns their
+// canonical ids by collection; where prefixes the error messages.
+func (d tenantData) policies(where string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for i, ids := range [][]string{d.ConfigurationPolicies, d.DeviceCompliancePolicies, d.GroupPolicyConfigurations} {
+		c := PolicyCollections[i]
+		for i, id := range ids {
+			g, err := assign.ParseGUID(where+c+"["+strconv.Itoa(i)+"]", id)
+			if err != nil {
+				return nil, err
+			}
+			out[c] = append(out[c], g)
+		}
+	}
+	return out, nil
+}
+
+// addPolicies registers pols (from tenantData.policies) in t.
+func addPolicies(t *Tenant, pols map[string][]string) error {
+	for c, ids := range pols {
+		if err := t.AddPolicy(c, ids...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // LoadTenantFile registers the configurations and existing assignments a
 // JSON file describes, and the tenants it lists, and returns the
 // configuration ids it added to the default tenant:
@@ -76,6 +108,7 @@ func (d tenantData) validate(where string) ([]string, []preassignment, error) {
 //	{"name": "<default tenant display name>",
 //	 "configurations": ["<guid>", ...],
 //	 "existing": [{"configurationId": "<guid>", "path": "", "target": {<Graph target>}}, ...],
+//	 "configurationPolicies": ["<guid>", ...], "deviceCompliancePolicies": [...], "groupPolicyConfigurations": [...],
 //	 "tenants": [{"id": "<tenant guid>", "name": "Fabrikam", "writeLimit": "100/20s",
 //	              "refuse": ""|"consent"|"notfound"|"disabled", "tokenFailures": 0, "noPermission": false,
 //	              "configurations": [...], "existing": [...]}, ...]}
@@ -106,6 +139,10 @@ func (s *Server) LoadTenantFile(path string) ([]string, error) {
 	if err != nil {
 		return fail(err)
 	}
+	pols, err := f.policies("")
+	if err != nil {
+		return fail(err)
+	}
 
 	type loaded struct {
 		id    string
@@ -114,6 +151,7 @@ func (s *Server) LoadTenantFile(path string) ([]string, error) {
 		limit *Limit
 		ids   []string
 		pre   []preassignment
+		pols  map[string][]string
 	}
 	var entries []loaded
 	seen := map[string]bool{}
@@ -159,6 +197,9 @@ func (s *Server) LoadTenantFile(path string) ([]string, error) {
 		if ld.ids, ld.pre, err = e.validate(where); err != nil {
 			return fail(err)
 		}
+		if ld.pols, err = e.policies(where); err != nil {
+			return fail(err)
+		}
 		entries = append(entries, ld)
 	}
 
@@ -169,6 +210,9 @@ func (s *Server) LoadTenantFile(path string) ([]string, error) {
 		s.mu.Unlock()
 	}
 	def.AddConfiguration(ids...)
+	if err := addPolicies(def, pols); err != nil {
+		return fail(err)
+	}
 	for _, p := range pre {
 		def.Preassign(p.cfg, p.path, p.target)
 	}
@@ -199,6 +243,9 @@ func (s *Server) LoadTenantFile(path string) ([]string, error) {
 			s.mu.Unlock()
 		}
 		t.AddConfiguration(ld.ids...)
+		if err := addPolicies(t, ld.pols); err != nil {
+			return fail(err)
+		}
 		for _, p := range ld.pre {
 			t.Preassign(p.cfg, p.path, p.target)
 		}

@@ -715,3 +715,55 @@ func TestTenantFile(t *testing.T) {
 }
 
 const tenantCID = "ccccdddd-0000-4000-8000-00000000000d"
+
+// TestPolicies: policies of kinds bulkassign does not assign, seeded from
+// a tenant file or added, answer a GET by id in their own collection and
+// tenant only.
+func TestPolicies(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "tenant.json")
+	body := `{"configurations": ["` + cfgA + `"],
+	  "configurationPolicies": ["` + strings.ToUpper(cfgB) + `"],
+	  "tenants": [{"id": "` + tenantB + `", "groupPolicyConfigurations": ["` + cfgA + `"]}]}`
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(t, graphsim.Config{})
+	if _, err := s.LoadTenantFile(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddPolicy("deviceCompliancePolicies", groupN(7)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddPolicy("mobileApps", groupN(8)); err == nil {
+		t.Fatal("AddPolicy of an unknown collection: nil error")
+	}
+	tok, tokB := appToken(t, s), mustTokenFor(t, s, tenantB)
+	for _, tc := range []struct {
+		token, collection, id string
+		want                  int
+	}{
+		{tok, "configurationPolicies", cfgB, http.StatusOK},
+		{tok, "deviceCompliancePolicies", groupN(7), http.StatusOK},
+		{tok, "groupPolicyConfigurations", cfgA, http.StatusNotFound}, // tenant B's
+		{tokB, "groupPolicyConfigurations", cfgA, http.StatusOK},
+		{tok, "deviceCompliancePolicies", cfgB, http.StatusNotFound}, // another kind's
+		{tok, "configurationPolicies", cfgA, http.StatusNotFound},    // a device configuration
+		{tok, "configurationPolicies", cfgB + "/assignments", http.StatusBadRequest},
+	} {
+		r := call(t, http.MethodGet, s.GraphBaseURL()+"/deviceManagement/"+tc.collection+"/"+tc.id+"?$select=id", tc.token, nil)
+		if r.status != tc.want {
+			t.Errorf("GET %s/%s = %d, want %d: %s", tc.collection, tc.id, r.status, tc.want, r.body)
+		}
+		if r.status == http.StatusOK {
+			var got struct{ ID string }
+			if r.decode(t, &got); got.ID != tc.id {
+				t.Errorf("GET %s/%s: id %q", tc.collection, tc.id, got.ID)
+			}
+		}
+	}
+	// A device configuration's own GET does not see them.
+	if r := call(t, http.MethodGet, s.GraphBaseURL()+"/deviceManagement/deviceConfigurations/"+cfgB, tok, nil); r.status != http.StatusNotFound {
+		t.Errorf("GET deviceConfigurations/%s = %d, want 404", cfgB, r.status)
+	}
+}

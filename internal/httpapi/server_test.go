@@ -20,6 +20,7 @@ import (
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/cli"
 	"github.com/bulkassign/bulkassign/internal/config"
+	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/graphsim"
 	"github.com/bulkassign/bulkassign/internal/httpapi"
 	"github.com/bulkassign/bulkassign/internal/jobs"
@@ -143,6 +144,7 @@ func TestWorkerObservability(t *testing.T) {
 	t.Run("Metrics", func(t *testing.T) {
 		m := scrape(t, base)
 		post, getc := st.Methods["POST"], st.Methods["GET"]
+		probes := float64(len(graph.UnsupportedKinds))
 		for _, c := range []struct {
 			series string
 			want   float64
@@ -155,11 +157,15 @@ func TestWorkerObservability(t *testing.T) {
 			{`bulkassign_graph_requests_total{code="503",op="create",tenant="default"}`, float64(post.S5xx)},
 			// Lists: one per configuration, and again after a create in doubt.
 			{`bulkassign_graph_requests_total{code="200",op="list",tenant="default"}`, float64(getc.S2xx)},
-			{`bulkassign_graph_requests_total{code="404",op="list",tenant="default"}`, float64(getc.S4xx)},
+			// The unknown configuration's 404, and its 404 in each kind of
+			// policy bulkassign does not assign (graph.UnsupportedKinds).
+			{`bulkassign_graph_requests_total{code="404",op="list",tenant="default"}`, float64(getc.S4xx) - probes},
+			{`bulkassign_graph_requests_total{code="404",op="probe",tenant="default"}`, probes},
 			{`bulkassign_graph_throttled_total{op="create",tenant="default"}`, float64(st.Throttled)},
 			{`bulkassign_graph_request_duration_seconds_count{op="create"}`, float64(post.S2xx + post.S429 + post.S5xx)},
 			{`bulkassign_graph_request_duration_seconds_bucket{op="create",le="+Inf"}`, float64(post.S2xx + post.S429 + post.S5xx)},
-			{`bulkassign_graph_request_duration_seconds_count{op="list"}`, float64(getc.S2xx + getc.S4xx)},
+			{`bulkassign_graph_request_duration_seconds_count{op="list"}`, float64(getc.S2xx+getc.S4xx) - probes},
+			{`bulkassign_graph_request_duration_seconds_count{op="probe"}`, probes},
 			{`bulkassign_queue_jobs{state="available"}`, 0},
 			{`bulkassign_queue_jobs{state="running"}`, 0},
 		} {
@@ -294,6 +300,7 @@ func checkLog(t *testing.T, log string, st graphsim.Stats, rows, perConfig int) 
 	}
 	want := map[string]string{ // message → level
 		"graph list":                       "DEBUG",
+		"graph probe":                      "DEBUG",
 		"graph create":                     "DEBUG",
 		"graph throttled":                  "INFO",
 		"graph request failed; will retry": "WARN",
@@ -332,8 +339,11 @@ func checkLog(t *testing.T, log string, st graphsim.Stats, rows, perConfig int) 
 	if got, want := seen["graph create"], int(post.S2xx+post.S4xx+post.S429+post.S5xx+post.NoResponse); got != want {
 		t.Errorf("%d creates logged, the tenant saw %d POSTs", got, want)
 	}
-	if got, want := seen["graph list"], int(getc.S2xx+getc.S4xx+getc.S429+getc.S5xx+getc.NoResponse); got != want {
-		t.Errorf("%d lists logged, the tenant saw %d GETs", got, want)
+	if got, want := seen["graph list"]+seen["graph probe"], int(getc.S2xx+getc.S4xx+getc.S429+getc.S5xx+getc.NoResponse); got != want {
+		t.Errorf("%d lists and %d probes logged, the tenant saw %d GETs", seen["graph list"], seen["graph probe"], want)
+	}
+	if seen["graph probe"] != len(graph.UnsupportedKinds) {
+		t.Errorf("%d probes logged, want %d: the unknown configuration looked up once in each kind", seen["graph probe"], len(graph.UnsupportedKinds))
 	}
 	if seen["graph throttled"] != int(st.Throttled) || seen["graph request failed; will retry"] != int(st.Injected503) {
 		t.Errorf("logged %d throttles and %d failures; the tenant sent %d 429s and %d 503s",

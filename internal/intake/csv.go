@@ -99,7 +99,7 @@ func (st *state) readCSV(r io.Reader) error {
 			st.invalid(line, st.chk.String())
 			continue
 		}
-		if err := st.row(line, tenant, spec); err != nil {
+		if err := st.row(line, tenant, spec, &csvVocab); err != nil {
 			return err
 		}
 	}

@@ -330,3 +330,33 @@ func (v *vocab) targetProblem(t *assign.Target, err error) string {
 	}
 	return err.Error()
 }
+
+// conflict is the message for a row spec whose group an earlier row, at
+// line first, puts on the other side (included against excluded) on the
+// same configuration path in the same tenant.
+func (v *vocab) conflict(spec *assign.Spec, first int) string {
+	here, there := "excluded", "included"
+	if spec.Target.Type == assign.TargetGroup {
+		here, there = "included", "excluded"
+	}
+	return fmt.Sprintf("%s %q is %s here and %s on line %d (same %s, %s and %s): Intune refuses a group both included and excluded on one configuration; keep one of the two lines",
+		v.name(fieldGroupID), spec.Target.GroupID, here, there, first,
+		v.name(fieldConfigurationID), v.name(fieldPath), v.name(fieldTenantID))
+}
+
+// Record is s in tenant as an input CSV row, its values in Columns order:
+// what `enqueue results --format input` writes, read back by this package
+// unchanged (tenant "" is the default tenant).
+func Record(s assign.Spec, tenant string) []string {
+	var r [numFields]string
+	t := &s.Target
+	r[fieldConfigurationID] = s.ConfigurationID
+	r[fieldTargetType] = string(t.Type)
+	r[fieldGroupID] = t.GroupID
+	r[fieldCollectionID] = t.CollectionID
+	r[fieldFilterID] = t.FilterID
+	r[fieldFilterType] = string(t.FilterType)
+	r[fieldPath] = string(s.Path)
+	r[fieldTenantID] = tenant
+	return r[:]
+}

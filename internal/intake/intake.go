@@ -2,13 +2,15 @@
 // assignments to create, validates every row into an assign.Spec and hands
 // the unique valid rows, in order, to a callback. It streams: memory does not
 // grow with the number of rows except for a compact duplicate set (about
-// 18 bytes a unique row).
+// 18 bytes a unique row, twice that for a group or exclusion group row).
 //
 // Any invalid row makes the whole input invalid (Summary.Err), but reading goes
 // on to the end so that every bad line is reported, as "FILE:LINE: message".
 // A syntax error stops reading at its line. A row that repeats an earlier one
 // (same assign.Spec.Key in the same tenant) is passed on once, with a
-// warning.
+// warning. A row that excludes a group an earlier row includes on the same
+// configuration path in the same tenant (or includes one it excludes) is
+// invalid: Intune refuses the pair; the message names the earlier line.
 //
 // CSV: a header row naming the columns (any order; configuration_id is
 // required, the others are optional and read as empty when absent):
@@ -343,18 +345,33 @@ func (st *state) record(line int) bool {
 	return true
 }
 
-// row handles a validated row of tenant ("" when it names none): a
-// duplicate (the same Spec in the same tenant) is counted and warned
-// about, anything else passed to fn.
-func (st *state) row(line int, tenant string, spec assign.Spec) error {
+// row handles a validated row of tenant ("" when it names none), read in
+// vocabulary v: a row that includes a group another row excludes on the
+// same configuration path in the same tenant, or the other way round, is
+// invalid (Intune refuses the pair); a duplicate (the same Spec in the
+// same tenant) is counted and warned about; anything else is passed to fn.
+func (st *state) row(line int, tenant string, spec assign.Spec, v *vocab) error {
 	if tenant == "" {
 		tenant = st.def
+	}
+	line32 := int32(min(line, 1<<31-1))
+	t := spec.Target.Type
+	grouped := t == assign.TargetGroup || t == assign.TargetExclusionGroup
+	if grouped {
+		other := assign.TargetGroup
+		if t == assign.TargetGroup {
+			other = assign.TargetExclusionGroup
+		}
+		if first, ok := st.seen.find(st.sideHash(tenant, &spec, other)); ok {
+			st.invalid(line, v.conflict(&spec, int(first)))
+			return nil
+		}
 	}
 	st.key = append(st.key[:0], tenant...)
 	st.key = append(st.key, '|')
 	st.key = appendKey(st.key, &spec)
 	h1, h2 := maphash.Bytes(st.seed1, st.key), maphash.Bytes(st.seed2, st.key)
-	if first, dup := st.seen.add(h1, h2, int32(min(line, 1<<31-1))); dup {
+	if first, dup := st.seen.add(h1, h2, line32); dup {
 		st.res.Duplicates++
 		if len(st.res.Warnings) < st.max {
 			st.res.Warnings = append(st.res.Warnings, Problem{File: st.name, Line: line, Warning: true,
@@ -362,11 +379,30 @@ func (st *state) row(line int, tenant string, spec assign.Spec) error {
 		}
 		return nil
 	}
+	if grouped {
+		// The first line that puts the group on this side is the one named.
+		h1, h2 := st.sideHash(tenant, &spec, t)
+		st.seen.add(h1, h2, line32)
+	}
 	st.res.Rows++
 	if err := st.fn(Row{Line: line, Spec: spec, TenantID: tenant}); err != nil {
 		return fmt.Errorf("%s:%d: %w", st.name, line, err)
 	}
 	return nil
+}
+
+// sideHash hashes the key of one side (typ: group or exclusion group) of
+// spec's group on its configuration path in tenant. It has fewer parts
+// than a row's key (appendKey) and ends in a part no row key has, so the
+// two never meet in the one set.
+func (st *state) sideHash(tenant string, spec *assign.Spec, typ assign.TargetType) (uint64, uint64) {
+	k := append(st.key[:0], tenant...)
+	for _, s := range [...]string{spec.ConfigurationID, string(spec.Path), string(typ), spec.Target.GroupID, "side"} {
+		k = append(k, '|')
+		k = append(k, s...)
+	}
+	st.key = k
+	return maphash.Bytes(st.seed1, k), maphash.Bytes(st.seed2, k)
 }
 
 // invalid records an invalid row.

@@ -114,6 +114,7 @@ const (
 	c2 = "7b6a5f4e-3d2c-4b1a-9f8e-7d6c5b4a3f2e"
 	g1 = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"
 	g2 = "1e2d3c4b-5a69-4788-9a6b-5c4d3e2f1a0b"
+	g3 = "4f3e2d1c-0b9a-4876-a5b4-c3d2e1f0a9b8"
 	t1 = "2b7c4d9e-1a3f-4e5b-8c6d-7e8f9a0b1c2d"
 	t2 = "6e5d4c3b-2a19-4f08-b7e6-d5c4b3a29180"
 	f1 = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
@@ -155,7 +156,7 @@ var goodFiles = map[string][]Row{
 		{Line: 11, Spec: spec(c2, "rootCertificate", col, "", "P0100023", "", "")},
 		{Line: 12, Spec: spec(c2, "", usr, "", "", f2, inc)},
 		{Line: 13, Spec: spec(c2, "", dev, "", "", "", "")},
-		{Line: 14, Spec: spec(c2, "", excl, g1, "", "", "")},
+		{Line: 14, Spec: spec(c2, "", excl, g3, "", "", "")}, // not g1: line 10 includes it
 		{Line: 15, Spec: spec(c2, "", col, "", "SMS00001", "", "")},
 		{Line: 16, Spec: spec(c2, "", grp, g2, "", f2, exc)},
 	},
@@ -360,6 +361,8 @@ func TestExamples(t *testing.T) {
 			Path            string `json:"path"`
 			Target          assign.Target
 		}
+		// Policies of other kinds, for the demo's unsupported ids.
+		ConfigurationPolicies, DeviceCompliancePolicies, GroupPolicyConfigurations []string
 	}
 	dec := jsonDecoder(data)
 	if err := dec.Decode(&tenant); err != nil {

@@ -517,7 +517,7 @@ func (st *state) jsonValue(s *scanner) error {
 		st.invalid(line, st.chk.String())
 		return nil
 	}
-	return st.row(line, tenant, spec)
+	return st.row(line, tenant, spec, &jsonVocab)
 }
 
 // jsonObject reads a row object (prefix "") or its target (prefix

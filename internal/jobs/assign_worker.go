@@ -358,7 +358,7 @@ func (w *AssignWorker) assignments(ctx context.Context, t *Tenant, key store.Lis
 		return stored, nil, nil
 	}
 	read := func(readAt time.Time) (*store.AssignmentList, *graph.Response) {
-		l, r := readList(ctx, t.Graph, key.ConfigurationID, key.Path, func(ctx context.Context) error { return d.wait(ctx, t.Reads) })
+		l, r := readList(ctx, t.Graph, key.ConfigurationID, key.Path, func(ctx context.Context) error { return d.wait(ctx, t.Reads) }, log)
 		log.Debug("graph list", "status", r.StatusCode, "request_id", r.RequestID, "client_request_id", r.ClientRequestID,
 			"duration", r.Duration, "assignments", len(l.Keys))
 		if !l.Found && l.HTTPStatus == 0 {
@@ -460,7 +460,12 @@ const listWriteTimeout = 10 * time.Second
 // does not exist (not Found, with Graph's status and code), or neither
 // (not Found, HTTPStatus 0: the returned Response says why). The workers
 // and the dry run read through it.
-func readList(ctx context.Context, gc *graph.Client, cfgID string, p assign.Path, wait func(context.Context) error) (*store.AssignmentList, *graph.Response) {
+//
+// An id that is not a device configuration may be a policy of a kind
+// bulkassign does not assign: after a 404, it is looked up in each such
+// kind (probeKinds), and one that exists makes the list's error code
+// assign.CodeUnsupportedPolicyType.
+func readList(ctx context.Context, gc *graph.Client, cfgID string, p assign.Path, wait func(context.Context) error, log *slog.Logger) (*store.AssignmentList, *graph.Response) {
 	found, r := gc.ListAssignments(ctx, cfgID, p, wait)
 	l := &store.AssignmentList{RequestID: r.RequestID, Keys: map[string]string{}}
 	switch dec := graph.Classify(r); {
@@ -474,6 +479,46 @@ func readList(ctx context.Context, gc *graph.Client, cfgID string, p assign.Path
 		if l.ErrorMessage == "" {
 			l.ErrorMessage = dec.Why
 		}
+		if pr := probeKinds(ctx, gc, cfgID, l, wait, log); pr != nil {
+			return &store.AssignmentList{Keys: map[string]string{}}, pr
+		}
 	}
 	return l, r
+}
+
+// probeKinds looks cfgID up in each kind of policy bulkassign does not
+// assign, one read each under the read limit, until one has it (l then
+// says which) or says it has not. A probe Graph refuses (403, 400) leaves
+// the 404 as it is: the id is not a device configuration all the same. A
+// probe that could not be answered (not sent, throttled, 5xx) is returned:
+// the read failed, and its caller settles it and reads again.
+//
+// Each probe is logged at debug on log, when not nil.
+func probeKinds(ctx context.Context, gc *graph.Client, cfgID string, l *store.AssignmentList, wait func(context.Context) error, log *slog.Logger) *graph.Response {
+	for _, kind := range graph.UnsupportedKinds {
+		if wait != nil {
+			if err := wait(ctx); err != nil {
+				return graph.NotSent(http.MethodGet, graph.OpProbe, err)
+			}
+		}
+		r := gc.GetPolicy(ctx, kind, cfgID)
+		if log != nil {
+			log.Debug("graph probe", "kind", kind.Collection, "status", r.StatusCode, "request_id", r.RequestID,
+				"client_request_id", r.ClientRequestID, "duration", r.Duration)
+		}
+		switch dec := graph.Classify(r); {
+		case dec.Action == graph.Succeed:
+			l.ErrorCode = assign.CodeUnsupportedPolicyType
+			l.ErrorMessage = fmt.Sprintf("%s is %s (%s), not a device configuration: bulkassign assigns device configurations only",
+				cfgID, kind.Name, kind.Collection)
+			return nil
+		case dec.Gone:
+			continue
+		case dec.Action == graph.Fail:
+			return nil
+		default:
+			return r
+		}
+	}
+	return nil
 }

@@ -38,7 +38,7 @@ func ReadList(ctx context.Context, gc *graph.Client, reads *ratelimit.Limiter, c
 	}
 	var errs, waits int
 	for {
-		l, resp := readList(ctx, gc, cfgID, p, wait)
+		l, resp := readList(ctx, gc, cfgID, p, wait, nil)
 		if l.Found || l.HTTPStatus != 0 {
 			return l, ""
 		}
