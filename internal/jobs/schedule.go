@@ -215,9 +215,7 @@ func (ScheduleTickArgs) InsertOpts() river.InsertOpts {
 // missed) is decided from the schedules table by RunDueSchedules.
 func NewScheduleTick(cfg ScheduleConfig) *river.PeriodicJob {
 	cfg.withDefaults()
-	return river.NewPeriodicJob(river.PeriodicInterval(cfg.Interval),
-		func() (river.JobArgs, *river.InsertOpts) { return ScheduleTickArgs{}, nil },
-		&river.PeriodicJobOpts{RunOnStart: true})
+	return leaderEvery(cfg.Interval, ScheduleTickArgs{})
 }
 
 // ScheduleWorker works schedule ticks.

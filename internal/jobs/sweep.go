@@ -55,8 +55,12 @@ func (w *SweepWorker) Work(ctx context.Context, _ *river.Job[SweepArgs]) error {
 	return nil
 }
 
-func newSweepJob() *river.PeriodicJob {
-	return river.NewPeriodicJob(river.PeriodicInterval(SweepInterval),
-		func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
+func newSweepJob() *river.PeriodicJob { return leaderEvery(SweepInterval, SweepArgs{}) }
+
+// leaderEvery is a periodic job that River's elected leader inserts every
+// interval, and once at its start: the fleet's upkeep and schedule ticks.
+func leaderEvery(interval time.Duration, args river.JobArgs) *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(interval),
+		func() (river.JobArgs, *river.InsertOpts) { return args, nil },
 		&river.PeriodicJobOpts{RunOnStart: true})
 }

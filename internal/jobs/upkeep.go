@@ -46,9 +46,7 @@ func (w *CompactCountsWorker) Work(ctx context.Context, _ *river.Job[CompactCoun
 }
 
 func newCompactCountsJob() *river.PeriodicJob {
-	return river.NewPeriodicJob(river.PeriodicInterval(CompactInterval),
-		func() (river.JobArgs, *river.InsertOpts) { return CompactCountsArgs{}, nil },
-		&river.PeriodicJobOpts{RunOnStart: true})
+	return leaderEvery(CompactInterval, CompactCountsArgs{})
 }
 
 // PruneEvery is how often the fleet prunes on its own (BULKASSIGN_RETENTION).
@@ -117,8 +115,4 @@ func PruneOptions(olderThan time.Duration) store.PruneOptions {
 	return store.PruneOptions{OlderThan: olderThan, JobKinds: []string{AssignArgs{}.Kind(), RevertArgs{}.Kind()}}
 }
 
-func newPruneJob() *river.PeriodicJob {
-	return river.NewPeriodicJob(river.PeriodicInterval(pruneTick),
-		func() (river.JobArgs, *river.InsertOpts) { return PruneArgs{}, nil },
-		&river.PeriodicJobOpts{RunOnStart: true})
-}
+func newPruneJob() *river.PeriodicJob { return leaderEvery(pruneTick, PruneArgs{}) }
