@@ -64,6 +64,7 @@ type options struct {
 	storeBatches int
 	storeRunning int
 	storeReps    int
+	readme       string
 }
 
 func main() {
@@ -99,6 +100,7 @@ func main() {
 	flag.IntVar(&o.storeRows, "store-rows", 10_000_000, "item rows of section 6's large store (the results store after many nightly runs)")
 	flag.IntVar(&o.storeBatches, "store-batches", 100, "batches of section 6's large store, one a night, all of one size; the small store holds the newest alone")
 	flag.IntVar(&o.storeRunning, "store-running", 10, "of those, the newest still running (half their rows final)")
+	flag.StringVar(&o.readme, "readme", "README.md", "the README whose \"Querying results\" queries section 6 times (scripts/bench.sh runs from the repository's root)")
 	flag.IntVar(&o.storeReps, "store-reps", 5, "timed runs of each command and query in section 6 (the median counts), after one warm-up")
 	flag.DurationVar(&o.runTimeout, "run-timeout", 3*time.Minute, "longest any one run may take")
 	flag.Parse()

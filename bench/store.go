@@ -12,6 +12,7 @@ import (
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/cli"
 	"github.com/bulkassign/bulkassign/internal/store"
+	"github.com/bulkassign/bulkassign/internal/testenv"
 )
 
 // Section 6: the results store after a long time of nightly runs. A store
@@ -36,39 +37,20 @@ type storeMeasure struct {
 	big, small time.Duration // medians
 }
 
-// The README's three queries ("Querying results"), verbatim; they also run
-// in internal/jobs TestScheduleNightlyRuns.
-const (
-	queryFailuresByCode = `SELECT error_code, http_status, count(*) AS rows, min(error_message) AS example
-FROM assignment_results
-WHERE status = 'failed' AND updated_at > now() - interval '1 day'
-GROUP BY error_code, http_status
-ORDER BY rows DESC`
-
-	queryPerConfiguration = `SELECT configuration_id,
-       count(*) FILTER (WHERE status = 'created')          AS created,
-       count(*) FILTER (WHERE status = 'already_assigned') AS already_assigned,
-       count(*) FILTER (WHERE status = 'failed')           AS failed,
-       count(*) FILTER (WHERE NOT final)                   AS pending
-FROM assignment_results
-WHERE batch_id = (SELECT id FROM batches ORDER BY created_at DESC LIMIT 1)
-GROUP BY configuration_id
-ORDER BY configuration_id`
-
-	queryLastNightlyRun = `SELECT b.id AS batch_id, b.created_at, r.status, count(*) AS rows
-FROM batches b
-JOIN assignment_results r ON r.batch_id = b.id
-WHERE b.id = (SELECT id FROM batches WHERE schedule = 'nightly' ORDER BY created_at DESC LIMIT 1)
-GROUP BY b.id, b.created_at, r.status
-ORDER BY r.status`
-)
-
 func benchStore(ctx context.Context, o options) (*storeResult, error) {
 	res := &storeResult{batches: o.storeBatches, running: o.storeRunning, perBatch: o.storeRows / o.storeBatches}
 	if res.perBatch < 1 || o.storeRunning > o.storeBatches {
 		return nil, fmt.Errorf("-store-rows %d over -store-batches %d with -store-running %d: want at least one row a batch and no more running batches than batches",
 			o.storeRows, o.storeBatches, o.storeRunning)
 	}
+	qs, err := testenv.READMEQueries(o.readme)
+	if err != nil {
+		return nil, err
+	}
+	if len(qs) != 3 {
+		return nil, fmt.Errorf("%s: %d queries under \"Querying results\", want the 3 section 6 times", o.readme, len(qs))
+	}
+	queryFailuresByCode, queryPerConfiguration, queryLastNightlyRun := qs[0], qs[1], qs[2]
 	small, err := newSchema(ctx, "sts")
 	if err != nil {
 		return nil, err

@@ -263,35 +263,16 @@ func waitTicks(t *testing.T, h *testenv.Harness, n int) {
 	})
 }
 
-// The operator's guide queries (README "Querying results"), run verbatim.
-const (
-	queryFailuresByCode = `SELECT error_code, http_status, count(*) AS rows, min(error_message) AS example
-FROM assignment_results
-WHERE status = 'failed' AND updated_at > now() - interval '1 day'
-GROUP BY error_code, http_status
-ORDER BY rows DESC`
-
-	queryPerConfiguration = `SELECT configuration_id,
-       count(*) FILTER (WHERE status = 'created')          AS created,
-       count(*) FILTER (WHERE status = 'already_assigned') AS already_assigned,
-       count(*) FILTER (WHERE status = 'failed')           AS failed,
-       count(*) FILTER (WHERE NOT final)                   AS pending
-FROM assignment_results
-WHERE batch_id = (SELECT id FROM batches ORDER BY created_at DESC LIMIT 1)
-GROUP BY configuration_id
-ORDER BY configuration_id`
-
-	queryLastNightlyRun = `SELECT b.id AS batch_id, b.created_at, r.status, count(*) AS rows
-FROM batches b
-JOIN assignment_results r ON r.batch_id = b.id
-WHERE b.id = (SELECT id FROM batches WHERE schedule = 'nightly' ORDER BY created_at DESC LIMIT 1)
-GROUP BY b.id, b.created_at, r.status
-ORDER BY r.status`
-)
-
 func TestScheduleNightlyRuns(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
+	// The operator's guide queries (README "Querying results"), run as
+	// written there.
+	qs, err := testenv.READMEQueries("../../README.md")
+	if err != nil || len(qs) != 3 {
+		t.Fatalf("README queries = %d, %v; want 3", len(qs), err)
+	}
+	queryFailuresByCode, queryPerConfiguration, queryLastNightlyRun := qs[0], qs[1], qs[2]
 	h := testenv.New(t, graphsim.Config{})
 	// Four configurations in the list; the fourth does not exist, so its
 	// rows fail every night.
