@@ -352,3 +352,19 @@ func NewID() string {
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
+
+// TargetLabel is a target as one compact line, for tables: its type, its
+// group or collection id, and its filter.
+func TargetLabel(typ, group, collection, filterID, filterType string) string {
+	s := typ
+	switch {
+	case group != "":
+		s += ":" + group
+	case collection != "":
+		s += ":" + collection
+	}
+	if filterID != "" {
+		s += " (" + filterType + " " + filterID + ")"
+	}
+	return s
+}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"text/tabwriter"
 
+	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/dryrun"
 	"github.com/bulkassign/bulkassign/internal/jobs"
@@ -77,7 +78,7 @@ func reportDryRun(env *Env, rep *dryrun.Report, manyFiles, tenants bool, output 
 			r := &rep.Rows[i]
 			t := r.Spec.Target
 			line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s", r.Line, r.Spec.ConfigurationID, orDash(string(r.Spec.Path)),
-				targetText(string(t.Type), t.GroupID, t.CollectionID, t.FilterID, string(t.FilterType)), r.Result, orDash(r.AssignmentID), orDash(oneLine(r.Why)))
+				assign.TargetLabel(string(t.Type), t.GroupID, t.CollectionID, t.FilterID, string(t.FilterType)), r.Result, orDash(r.AssignmentID), orDash(oneLine(r.Why)))
 			if tenants {
 				line = r.TenantID + "\t" + line
 			}

@@ -82,7 +82,7 @@ func enqueueResults(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintln(tw, header)
 	err = store.ExportResultsWhere(ctx, db, b.ID, filter, func(r *store.ExportRow) error {
 		line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", r.Line, r.ConfigurationID, orDash(r.Path),
-			targetLabel(&r.Result), r.Status, httpLabel(r.HTTPStatus), orDash(r.AssignmentID), orDash(oneLine(errorLabel(&r.Result))))
+			r.TargetLabel(), r.Status, httpLabel(r.HTTPStatus), orDash(r.AssignmentID), orDash(oneLine(r.ErrorLabel())))
 		if withTenant {
 			line = orDash(r.TenantID) + "\t" + line
 		}
@@ -179,33 +179,4 @@ func httpLabel(n int) string {
 		return "-"
 	}
 	return fmt.Sprint(n)
-}
-
-// targetLabel is a compact target: type, id and filter.
-func targetLabel(r *store.Result) string {
-	return targetText(r.TargetType, r.GroupID, r.CollectionID, r.FilterID, r.FilterType)
-}
-
-func targetText(typ, group, collection, filterID, filterType string) string {
-	s := typ
-	switch {
-	case group != "":
-		s += ":" + group
-	case collection != "":
-		s += ":" + collection
-	}
-	if filterID != "" {
-		s += " (" + filterType + " " + filterID + ")"
-	}
-	return s
-}
-
-func errorLabel(r *store.Result) string {
-	switch {
-	case r.ErrorCode != "" && r.ErrorMessage != "":
-		return r.ErrorCode + ": " + r.ErrorMessage
-	case r.ErrorCode != "":
-		return r.ErrorCode
-	}
-	return r.ErrorMessage
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/bulkassign/bulkassign/internal/access"
-	"github.com/bulkassign/bulkassign/internal/store"
 )
 
 func userOf(r *http.Request) string { return access.User(r) }
@@ -30,28 +29,6 @@ var funcs = template.FuncMap{
 			return "-"
 		}
 		return s
-	},
-	"target": func(r store.Result) string {
-		s := r.TargetType
-		switch {
-		case r.GroupID != "":
-			s += ":" + r.GroupID
-		case r.CollectionID != "":
-			s += ":" + r.CollectionID
-		}
-		if r.FilterID != "" {
-			s += " (" + r.FilterType + " " + r.FilterID + ")"
-		}
-		return s
-	},
-	"errtext": func(r store.Result) string {
-		switch {
-		case r.ErrorCode != "" && r.ErrorMessage != "":
-			return r.ErrorCode + ": " + r.ErrorMessage
-		case r.ErrorCode != "":
-			return r.ErrorCode
-		}
-		return r.ErrorMessage
 	},
 	"statusOf": func(m map[string]int, s any) int { return m[fmt.Sprint(s)] },
 }

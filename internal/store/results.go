@@ -34,6 +34,22 @@ type Result struct {
 	TenantID string
 }
 
+// TargetLabel is the row's target as one compact line (assign.TargetLabel).
+func (r Result) TargetLabel() string {
+	return assign.TargetLabel(r.TargetType, r.GroupID, r.CollectionID, r.FilterID, r.FilterType)
+}
+
+// ErrorLabel is the row's error as one text: code and message.
+func (r Result) ErrorLabel() string {
+	switch {
+	case r.ErrorCode != "" && r.ErrorMessage != "":
+		return r.ErrorCode + ": " + r.ErrorMessage
+	case r.ErrorCode != "":
+		return r.ErrorCode
+	}
+	return r.ErrorMessage
+}
+
 // ResultColumns are the view's columns behind Result's fields, in order.
 var ResultColumns = []string{"batch_id", "row", "line", "configuration_id", "path", "target_type", "group_id",
 	"collection_id", "filter_id", "filter_type", "status", "http_status", "assignment_id", "attempts", "error_code",
