@@ -3,7 +3,6 @@ package graphsim
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1" // #nosec: x5t is defined as a SHA-1 thumbprint
 	"crypto/sha256"
@@ -816,23 +815,12 @@ func delegatedSCP(s *Server, scope string) string {
 // idToken signs an id_token (ES256, key published at the jwks_uri) for the
 // simulated user, signed in to tenant ts.
 func (s *Server) idToken(now time.Time, clientID string, ts *tenantState) string {
-	h, _ := json.Marshal(map[string]string{"typ": "JWT", "alg": "ES256", "kid": s.idKid})
-	p, _ := json.Marshal(map[string]any{
+	return s.signIDToken(map[string]any{
 		"aud": clientID, "iss": s.issuer(ts), "iat": now.Unix(), "nbf": now.Unix(),
 		"exp": now.Add(time.Hour).Unix(), "name": "Graphsim Operator", "oid": s.userOID,
 		"preferred_username": "operator@graphsim.invalid", "sub": s.userOID, "tid": ts.id,
 		"ver": "2.0",
 	})
-	signing := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(p)
-	d := sha256.Sum256([]byte(signing))
-	r, ss, err := ecdsa.Sign(rand.Reader, s.idKey, d[:])
-	if err != nil {
-		return signing + "."
-	}
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	ss.FillBytes(sig[32:])
-	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 var userCodeAlphabet = []byte("BCDFGHJKLMNPQRSTVWXZ23456789")
