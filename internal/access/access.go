@@ -7,6 +7,7 @@
 package access
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -86,7 +87,7 @@ func New(cfg Config) (*Guard, error) {
 		g.base = "http://" + cfg.Addr
 	}
 	host, _ := os.Hostname()
-	g.local = "console@" + cmpOr(host, "localhost")
+	g.local = "console@" + cmp.Or(host, "localhost")
 	if cfg.Console.SignIn == config.WebSignInEntra {
 		hc := cfg.HTTPClient
 		if hc == nil {
@@ -104,13 +105,6 @@ func (g *Guard) SetBase(addr string) {
 	if g.cfg.Console.URL == "" {
 		g.base = "http://" + addr
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // session is what the session cookie holds.

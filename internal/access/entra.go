@@ -1,6 +1,7 @@
 package access
 
 import (
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hmac"
@@ -200,7 +201,7 @@ func (e *entra) redeem(r *http.Request, code, redirectURI string, f flow) (strin
 	if claims.Nonce == "" || claims.Nonce != f.Nonce {
 		return "", errors.New("the sign-in's nonce does not match: sign in again")
 	}
-	user := cmpOr(claims.UPN, claims.UPN2)
+	user := cmp.Or(claims.UPN, claims.UPN2)
 	if user == "" {
 		user = claims.Subject
 	}
