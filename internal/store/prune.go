@@ -133,12 +133,8 @@ func Prune(ctx context.Context, pool *pgxpool.Pool, o PruneOptions) (PruneReport
 			rep.JobsRunning++
 			continue
 		}
-		if b.Items, b.Jobs, err = deletePrunedRows(ctx, pool, b.ID, o.JobKinds); err != nil {
+		if err := rep.remove(ctx, pool, o, b); err != nil {
 			return rep, err
-		}
-		rep.Removed = append(rep.Removed, b)
-		if o.Removed != nil {
-			o.Removed(b)
 		}
 	}
 	return rep, nil
@@ -154,15 +150,25 @@ func FinishPrunes(ctx context.Context, pool *pgxpool.Pool, o PruneOptions) (Prun
 	}
 	for _, b := range unfinished {
 		b.Resumed = true
-		if b.Items, b.Jobs, err = deletePrunedRows(ctx, pool, b.ID, o.JobKinds); err != nil {
+		if err := rep.remove(ctx, pool, o, b); err != nil {
 			return rep, err
-		}
-		rep.Removed = append(rep.Removed, b)
-		if o.Removed != nil {
-			o.Removed(b)
 		}
 	}
 	return rep, nil
+}
+
+// remove deletes the rows of b, a batch whose batches row is gone, and
+// reports it.
+func (rep *PruneReport) remove(ctx context.Context, pool *pgxpool.Pool, o PruneOptions, b PrunedBatch) error {
+	var err error
+	if b.Items, b.Jobs, err = deletePrunedRows(ctx, pool, b.ID, o.JobKinds); err != nil {
+		return err
+	}
+	rep.Removed = append(rep.Removed, b)
+	if o.Removed != nil {
+		o.Removed(b)
+	}
+	return nil
 }
 
 type pruneCandidate struct {
