@@ -18,6 +18,15 @@
 -- instead of posting beside it), until the run's outcome is recorded.
 -- A row that is final, gone, or held by another live run gets no claim
 -- and no intent: the call raises no_data_found (P0002) and changes nothing.
+-- The rule of a row's hold, once: run may act on a row whose hold is
+-- (run_id, run_until) when no live run holds it (none ever did, or the
+-- hold ran out on the database's clock: its run can no longer post) or run
+-- itself does. With run NULL it says whether the row is free of every live
+-- run. StartRun, the claim, outcomes and the live-job count call it.
+CREATE FUNCTION bulkassign_free(run_id uuid, run_until timestamptz, run uuid) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT $2 IS NULL OR $2 <= now() OR $1 IS NOT DISTINCT FROM $3 $$;
+
 CREATE FUNCTION bulkassign_claim(
     p_tenant text, p_configuration uuid, p_path text, p_target text,
     p_batch uuid, p_row integer, p_run uuid, p_hold interval, p_request text, p_read_at timestamptz,
@@ -39,7 +48,7 @@ BEGIN
             EXIT;
         END IF;
         SELECT c.batch_id, c.row, i.row IS NOT NULL, i.status, i.assignment_id, i.finished_at,
-               coalesce(i.intent_request_id IS NOT NULL, false), coalesce(i.run_until > now(), false)
+               coalesce(i.intent_request_id IS NOT NULL, false), NOT bulkassign_free(i.run_id, i.run_until, NULL)
           INTO holder_batch, holder_row, h_exists, holder_status, holder_assignment, h_finished,
                h_in_doubt, h_running
           FROM target_claims c
@@ -85,7 +94,7 @@ BEGIN
            attempts = attempts + 1, status = 'running', started_at = coalesce(started_at, now()),
            run_id = p_run, run_until = now() + p_hold, updated_at = now()
      WHERE batch_id = p_batch AND row = p_row AND NOT bulkassign_final(status)
-       AND (run_until IS NULL OR run_until <= now() OR run_id = p_run);
+       AND bulkassign_free(run_id, run_until, p_run);
     IF NOT FOUND THEN
         RAISE EXCEPTION 'item %/% is final, gone, or held by another run', p_batch, p_row
             USING ERRCODE = 'no_data_found';

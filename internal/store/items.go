@@ -40,12 +40,8 @@ const workColumns = `i.line, i.configuration_id::text, i.path, i.target_type, i.
 	i.filter_id::text, i.filter_type, i.status, i.attempts, i.errors, i.assignment_id, i.intent_request_id, i.intent_at,
 	i.started_at, coalesce(now() - i.started_at, '0'), coalesce(i.tenant_id, '')`
 
-func scanItem(row pgx.Row, batchID string, rowNo int) (*Item, error) {
-	return scanItemWith(row, batchID, rowNo)
-}
-
-// scanItemWith scans workColumns, then more (the values of further columns).
-func scanItemWith(row pgx.Row, batchID string, rowNo int, more ...any) (*Item, error) {
+// scanItem scans workColumns, then more (the values of further columns).
+func scanItem(row pgx.Row, batchID string, rowNo int, more ...any) (*Item, error) {
 	it := &Item{BatchID: batchID, Row: rowNo}
 	var path, ttype, status string
 	var group, coll, filter, ftype, assignmentID, intent *string
@@ -108,8 +104,8 @@ func StartRun(ctx context.Context, q Querier, batchID string, row int, run strin
 		stored listScan
 		held   *time.Duration
 	)
-	it, err := scanItemWith(q.QueryRow(ctx, `SELECT `+workColumns+`, `+listColumns+`,
-			CASE WHEN NOT bulkassign_final(i.status) AND i.run_until > now() AND i.run_id IS DISTINCT FROM $3::uuid
+	it, err := scanItem(q.QueryRow(ctx, `SELECT `+workColumns+`, `+listColumns+`,
+			CASE WHEN NOT bulkassign_final(i.status) AND NOT bulkassign_free(i.run_id, i.run_until, $3::uuid)
 				THEN i.run_until - now() END
 		FROM items i
 		LEFT JOIN assignment_lists l ON l.batch_id = i.batch_id AND l.configuration_id = i.configuration_id
@@ -200,7 +196,7 @@ func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, er
 			AS o(batch_id, row, run, status, http_status, assignment_id, error_code, error_message, request_id, count_error, keep_intent)
 		WHERE i.batch_id = o.batch_id AND i.row = o.row
 			AND (NOT bulkassign_final(i.status) OR (o.status = 'created' AND i.status = 'canceled'))
-			AND (o.run IS NULL OR i.run_id IS NULL OR i.run_id = o.run OR i.run_until <= now())
+			AND (o.run IS NULL OR bulkassign_free(i.run_id, i.run_until, o.run))
 		RETURNING i.batch_id::text, i.row`,
 		batches, rows, runs, statuses, httpStatuses, assignmentIDs, codes, messages, requestIDs, countErrors, keepIntents)
 	if err != nil {

@@ -42,7 +42,8 @@ func LiveJobRows(ctx context.Context, q Querier, kind, batchID string) ([]int, e
 	rows, err := q.Query(ctx, `SELECT DISTINCT (j.args->>'row')::int FROM river_job j
 		LEFT JOIN items i ON i.batch_id = $2::uuid AND i.row = (j.args->>'row')::int
 		WHERE j.kind = $1 AND j.args @> jsonb_build_object('batch', $2::text) AND j.state::text = ANY($3)
-			AND (j.state <> 'running' OR i.row IS NULL OR NOT bulkassign_final(i.status) OR i.run_until > now())`,
+			AND (j.state <> 'running' OR i.row IS NULL OR NOT bulkassign_final(i.status)
+				OR NOT bulkassign_free(i.run_id, i.run_until, NULL))`,
 		kind, batchID, QueueStates)
 	if err != nil {
 		return nil, fmt.Errorf("error reading the batch's jobs: %w", err)
