@@ -138,7 +138,6 @@ func (w *AssignWorker) Timeout(*river.Job[AssignArgs]) time.Duration { return w.
 // assignRun is one run of one row.
 type assignRun struct {
 	w   *AssignWorker
-	job *river.Job[AssignArgs]
 	it  *store.Item
 	t   *Tenant
 	run string // this run's hold on the row
@@ -153,7 +152,7 @@ func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) err
 	if it == nil || it.Status.Final() {
 		return w.notToWork(it, err)
 	}
-	r := &assignRun{w: w, job: job, it: it, run: run,
+	r := &assignRun{w: w, it: it, run: run,
 		log: w.d.Logger.With("batch", a.Batch, "row", a.Row, "line", it.Line, "configuration", it.Spec.ConfigurationID)}
 	if it.TenantID != "" {
 		r.log = r.log.With("tenant", it.TenantID)
