@@ -20,7 +20,6 @@ import (
 	"github.com/bulkassign/bulkassign/internal/graphsim"
 	"github.com/bulkassign/bulkassign/internal/httpapi"
 	"github.com/bulkassign/bulkassign/internal/testenv"
-	"github.com/bulkassign/bulkassign/internal/worker"
 )
 
 // testBundle is one test's tenant, worker and browser-like client (a
@@ -42,7 +41,7 @@ func setup(t *testing.T, configs int, extra map[string]string) *testBundle {
 		o.Extra[k] = v
 	}
 	rt, _ := h.StartWorker(t, o)
-	return &testBundle{h: h, base: serving(t, rt), client: newClient(t)}
+	return &testBundle{h: h, base: testenv.Serving(t, rt), client: newClient(t)}
 }
 
 func newClient(t *testing.T) *http.Client {
@@ -52,19 +51,6 @@ func newClient(t *testing.T) *http.Client {
 		t.Fatal(err)
 	}
 	return &http.Client{Jar: jar, Timeout: 60 * time.Second}
-}
-
-func serving(t *testing.T, rt *worker.Runtime) string {
-	t.Helper()
-	select {
-	case <-rt.Ready():
-	case <-time.After(30 * time.Second):
-		t.Fatal("worker not ready after 30s")
-	}
-	if rt.HTTPAddr() == "" {
-		t.Fatal("worker serves no HTTP")
-	}
-	return "http://" + rt.HTTPAddr()
 }
 
 func (b *testBundle) do(t *testing.T, req *http.Request) (int, string) {

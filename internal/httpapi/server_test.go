@@ -25,7 +25,6 @@ import (
 	"github.com/bulkassign/bulkassign/internal/httpapi"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/testenv"
-	"github.com/bulkassign/bulkassign/internal/worker"
 )
 
 var httpClient = &http.Client{Timeout: 20 * time.Second}
@@ -49,20 +48,6 @@ func get(t *testing.T, url, user, password string) (int, string, http.Header) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(b), resp.Header
-}
-
-// serving waits for the runtime to be up and returns its HTTP base URL.
-func serving(t *testing.T, rt *worker.Runtime) string {
-	t.Helper()
-	select {
-	case <-rt.Ready():
-	case <-time.After(30 * time.Second):
-		t.Fatal("worker not ready after 30s")
-	}
-	if rt.HTTPAddr() == "" {
-		t.Fatal("worker serves no HTTP")
-	}
-	return "http://" + rt.HTTPAddr()
 }
 
 // scrape reads /metrics into series → value, checking every line parses.
@@ -113,7 +98,7 @@ func TestWorkerObservability(t *testing.T) {
 	}
 	o.Settings.RetryBase = 50 * time.Millisecond
 	rt, _ := h.StartWorker(t, o)
-	base := serving(t, rt)
+	base := testenv.Serving(t, rt)
 
 	const rows, perConfig = 40, 10
 	batch := h.Enqueue(t, "in.csv", testenv.GroupCSV(rows, 4))
@@ -417,7 +402,7 @@ func TestWorkerHTTPSettings(t *testing.T) {
 		t.Parallel()
 		h := testenv.New(t, graphsim.Config{})
 		open, stopOpen := h.StartWorker(t, testenv.WorkerOptions{})
-		base := serving(t, open)
+		base := testenv.Serving(t, open)
 		if code, body, _ := get(t, base+"/riverui/", "", ""); code != http.StatusOK || !strings.Contains(body, "<html") {
 			t.Fatalf("/riverui/ on loopback without a password = %d, want the UI", code)
 		}

@@ -222,6 +222,21 @@ func (h *Harness) WaitFinal(t testing.TB, batchID string, timeout time.Duration)
 	}
 }
 
+// Serving waits for a worker runtime to be up and returns the base URL of
+// its HTTP server.
+func Serving(t testing.TB, rt *worker.Runtime) string {
+	t.Helper()
+	select {
+	case <-rt.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker not ready after 30s")
+	}
+	if rt.HTTPAddr() == "" {
+		t.Fatal("worker serves no HTTP")
+	}
+	return "http://" + rt.HTTPAddr()
+}
+
 // WaitJobsDone waits until none of the batch's River jobs is waiting or
 // running: a run returns once its row's outcome has committed, and River
 // completes the jobs moments later, in batches.
