@@ -113,17 +113,21 @@ type Target struct {
 
 // Validate checks the combination of fields, naming the offending field in
 // the CSV vocabulary. It expects canonical values (see NewTarget).
-func (t Target) Validate() error {
+func (t Target) Validate() error { return t.validate(t.GroupID != "", t.FilterID != "") }
+
+// validate is Validate where the group and the filter may be given by id
+// or by name (Spec.Validate): hasGroup and hasFilter say whether they are.
+func (t Target) validate(hasGroup, hasFilter bool) error {
 	if !t.Type.Valid() {
 		return fmt.Errorf("target_type %q is not one of %s", string(t.Type), joinTypes())
 	}
 	switch t.Type {
 	case TargetGroup, TargetExclusionGroup:
-		if t.GroupID == "" {
+		if !hasGroup {
 			return fmt.Errorf("group_id is required for target_type %s", t.Type)
 		}
 	default:
-		if t.GroupID != "" {
+		if hasGroup {
 			return fmt.Errorf("group_id is not allowed for target_type %s", t.Type)
 		}
 	}
@@ -134,13 +138,13 @@ func (t Target) Validate() error {
 	} else if t.CollectionID != "" {
 		return fmt.Errorf("collection_id is not allowed for target_type %s", t.Type)
 	}
-	if (t.FilterID == "") != (t.FilterType == FilterNone) {
-		if t.FilterID == "" {
+	if !hasFilter != (t.FilterType == FilterNone) {
+		if !hasFilter {
 			return fmt.Errorf("filter_type %s needs a filter_id", t.FilterType)
 		}
 		return errors.New("filter_id needs a filter_type (include or exclude)")
 	}
-	if t.FilterID != "" && t.Type == TargetExclusionGroup {
+	if hasFilter && t.Type == TargetExclusionGroup {
 		return errors.New("filter_id is not allowed for target_type exclusion_group")
 	}
 	return nil
@@ -327,17 +331,95 @@ func (p Path) AssignmentsPath(configurationID string) string {
 	return base + "assignments"
 }
 
-// Spec is one row of input: create this target on this path of this
-// configuration.
+// Spec is one row of input: create (or, with ActionRemove, delete) this
+// target on this path of this configuration. The configuration, the group
+// and the filter are each given by id or by display name (Names), not
+// both; a worker resolves names to ids in the row's tenant before it
+// reads or writes anything, and the row keeps both.
 type Spec struct {
 	ConfigurationID string
 	Path            Path
 	Target          Target
+	Action          Action
+	Names           Names
 }
 
-// Key identifies the spec for de-duplication of input rows.
+// Names are the display names a row gave instead of ids. A name is matched
+// exactly as Graph compares displayName (case-insensitively).
+type Names struct {
+	Configuration string // instead of Spec.ConfigurationID
+	Group         string // instead of Target.GroupID
+	Filter        string // instead of Target.FilterID
+}
+
+// Any reports whether a name is given.
+func (n Names) Any() bool { return n.Configuration != "" || n.Group != "" || n.Filter != "" }
+
+// Unresolved reports whether some name of s has no id yet: the row must
+// be resolved before its target can be compared or sent.
+func (s Spec) Unresolved() bool {
+	return s.Names.Configuration != "" && s.ConfigurationID == "" ||
+		s.Names.Group != "" && s.Target.GroupID == "" ||
+		s.Names.Filter != "" && s.Target.FilterID == ""
+}
+
+// Validate checks a spec as input gives it: the configuration, the group
+// and the filter each by id or by name, not both, and the target's fields
+// in a valid combination. Messages name CSV columns.
+func (s Spec) Validate() error {
+	n, t := &s.Names, &s.Target
+	switch {
+	case s.ConfigurationID != "" && n.Configuration != "":
+		return errors.New("give configuration_id or configuration_name, not both")
+	case s.ConfigurationID == "" && n.Configuration == "":
+		return errors.New("configuration_id or configuration_name is required")
+	case t.GroupID != "" && n.Group != "":
+		return errors.New("give group_id or group_name, not both")
+	case t.FilterID != "" && n.Filter != "":
+		return errors.New("give filter_id or filter_name, not both")
+	}
+	return t.validate(t.GroupID != "" || n.Group != "", t.FilterID != "" || n.Filter != "")
+}
+
+// Key identifies the spec for de-duplication of input rows: its target on
+// its configuration path, ids and names as given. The action is not part
+// of it: one file may not both assign and remove a target (intake).
 func (s Spec) Key() string {
-	return s.ConfigurationID + "|" + string(s.Path) + "|" + s.Target.Key()
+	k := s.ConfigurationID + "|" + string(s.Path) + "|" + s.Target.Key()
+	if s.Names.Any() {
+		k += "|" + s.Names.Configuration + "|" + s.Names.Group + "|" + s.Names.Filter
+	}
+	return k
+}
+
+// Action is what a row does with its target. The zero value assigns.
+type Action uint8
+
+const (
+	ActionAssign Action = iota // create the assignment (the default)
+	ActionRemove               // delete the assignment of exactly this target
+)
+
+// Actions lists the actions in documentation order.
+var Actions = []Action{ActionAssign, ActionRemove}
+
+// String is the action as inputs, the database and the results write it.
+func (a Action) String() string {
+	if a == ActionRemove {
+		return "remove"
+	}
+	return "assign"
+}
+
+// ParseAction accepts assign or remove in any case; empty is assign.
+func ParseAction(s string) (Action, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "assign":
+		return ActionAssign, nil
+	case "remove":
+		return ActionRemove, nil
+	}
+	return 0, fmt.Errorf("action %q is not assign or remove", s)
 }
 
 // NewID returns a random (version 4) GUID in canonical form: batch ids and

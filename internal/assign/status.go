@@ -13,15 +13,20 @@ const (
 	StatusAlreadyAssigned Status = "already_assigned"
 	StatusFailed          Status = "failed"
 	StatusCanceled        Status = "canceled"
+	// StatusRemoved: a remove row deleted its target's assignment.
+	StatusRemoved Status = "removed"
+	// StatusNotAssigned: a remove row found no assignment of its target.
+	StatusNotAssigned Status = "not_assigned"
 )
 
 // Statuses lists every status, non-final first.
-var Statuses = []Status{StatusQueued, StatusRunning, StatusRetrying, StatusCreated, StatusAlreadyAssigned, StatusFailed, StatusCanceled}
+var Statuses = []Status{StatusQueued, StatusRunning, StatusRetrying, StatusCreated, StatusAlreadyAssigned,
+	StatusRemoved, StatusNotAssigned, StatusFailed, StatusCanceled}
 
 // Final reports whether no more work will be done for a row in this status.
 func (s Status) Final() bool {
 	switch s {
-	case StatusCreated, StatusAlreadyAssigned, StatusFailed, StatusCanceled:
+	case StatusCreated, StatusAlreadyAssigned, StatusRemoved, StatusNotAssigned, StatusFailed, StatusCanceled:
 		return true
 	}
 	return false
@@ -82,4 +87,10 @@ const (
 	// bulkassign does not assign: a Settings Catalog policy, a compliance
 	// policy or an administrative template; the message names the kind.
 	CodeUnsupportedPolicyType = "UnsupportedPolicyType"
+	// CodeNameNotFound: a display name the row gave matches no object of
+	// its kind in the row's tenant.
+	CodeNameNotFound = "NameNotFound"
+	// CodeNameAmbiguous: a display name matches more than one object; the
+	// message lists the candidates' ids.
+	CodeNameAmbiguous = "NameAmbiguous"
 )
