@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -154,6 +155,15 @@ func (t Target) validate(hasGroup, hasFilter bool) error {
 // same key are the same assignment in Intune's eyes.
 func (t Target) Key() string {
 	return string(t.Type) + "|" + t.GroupID + "|" + t.CollectionID + "|" + t.FilterID + "|" + string(t.FilterType)
+}
+
+// TargetFromKey is the target whose Key is k.
+func TargetFromKey(k string) (Target, bool) {
+	p := strings.Split(k, "|")
+	if len(p) != 5 {
+		return Target{}, false
+	}
+	return Target{Type: TargetType(p[0]), GroupID: p[1], CollectionID: p[2], FilterID: p[3], FilterType: FilterType(p[4])}, true
 }
 
 // graphTarget is the wire shape of a deviceAndAppManagementAssignmentTarget.
@@ -381,6 +391,21 @@ func (s Spec) Validate() error {
 	return t.validate(t.GroupID != "" || n.Group != "", t.FilterID != "" || n.Filter != "")
 }
 
+// ValidateStored checks a spec as the database holds it: like Validate,
+// but a name may stand beside the id it resolved to.
+func (s Spec) ValidateStored() error {
+	if s.ConfigurationID != "" {
+		s.Names.Configuration = ""
+	}
+	if s.Target.GroupID != "" {
+		s.Names.Group = ""
+	}
+	if s.Target.FilterID != "" {
+		s.Names.Filter = ""
+	}
+	return s.Validate()
+}
+
 // Key identifies the spec for de-duplication of input rows: its target on
 // its configuration path, ids and names as given. The action is not part
 // of it: one file may not both assign and remove a target (intake).
@@ -450,3 +475,30 @@ func TargetLabel(typ, group, collection, filterID, filterType string) string {
 	}
 	return s
 }
+
+// NameLabel is an object a row gave by id or by display name, for tables:
+// the id, the name quoted, or both once the name is resolved.
+func NameLabel(id, name string) string {
+	switch {
+	case name == "":
+		return id
+	case id == "":
+		return strconv.Quote(name)
+	}
+	return strconv.Quote(name) + "=" + id
+}
+
+// Label is the spec's target as one compact line (TargetLabel), a name
+// beside the id it resolved to (NameLabel), a remove row's marked.
+func (s Spec) Label() string {
+	t := &s.Target
+	l := TargetLabel(string(t.Type), NameLabel(t.GroupID, s.Names.Group), t.CollectionID,
+		NameLabel(t.FilterID, s.Names.Filter), string(t.FilterType))
+	if s.Action == ActionRemove {
+		l = "remove " + l
+	}
+	return l
+}
+
+// ConfigurationLabel is the spec's configuration: id, name or both.
+func (s Spec) ConfigurationLabel() string { return NameLabel(s.ConfigurationID, s.Names.Configuration) }

@@ -14,7 +14,7 @@ import (
 )
 
 var dryRunColumns = []string{"source", "line", "configuration_id", "path", "target_type", "group_id", "collection_id",
-	"filter_id", "filter_type", "result", "assignment_id", "error"}
+	"filter_id", "filter_type", "result", "assignment_id", "error", "action", "configuration_name", "group_name", "filter_name"}
 
 // enqueueDryRun validates inputs, has package dryrun read the existing
 // assignments of every configuration path they name and reports per row
@@ -76,9 +76,8 @@ func reportDryRun(env *Env, rep *dryrun.Report, manyFiles, tenants bool, output 
 		fmt.Fprintln(tw, header)
 		for i := range rep.Rows {
 			r := &rep.Rows[i]
-			t := r.Spec.Target
-			line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s", r.Line, r.Spec.ConfigurationID, orDash(string(r.Spec.Path)),
-				assign.TargetLabel(string(t.Type), t.GroupID, t.CollectionID, t.FilterID, string(t.FilterType)), r.Result, orDash(r.AssignmentID), orDash(oneLine(r.Why)))
+			line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s", r.Line, oneLine(r.Spec.ConfigurationLabel()), orDash(string(r.Spec.Path)),
+				oneLine(r.Spec.Label()), r.Result, orDash(r.AssignmentID), orDash(oneLine(r.Why)))
 			if tenants {
 				line = r.TenantID + "\t" + line
 			}
@@ -101,7 +100,8 @@ func reportDryRun(env *Env, rep *dryrun.Report, manyFiles, tenants bool, output 
 			t := r.Spec.Target
 			vals := []any{r.Source, r.Line, r.Spec.ConfigurationID, optional(string(r.Spec.Path)), string(t.Type),
 				optional(t.GroupID), optional(t.CollectionID), optional(t.FilterID), optional(string(t.FilterType)),
-				string(r.Result), optional(r.AssignmentID), optional(r.Why)}
+				string(r.Result), optional(r.AssignmentID), optional(r.Why), r.Spec.Action.String(), optional(r.Spec.Names.Configuration),
+				optional(r.Spec.Names.Group), optional(r.Spec.Names.Filter)}
 			if tenants {
 				vals = slices.Concat(vals[:2], []any{r.TenantID}, vals[2:])
 			}
@@ -118,10 +118,27 @@ func reportDryRun(env *Env, rep *dryrun.Report, manyFiles, tenants bool, output 
 	if n := c[dryrun.UnsupportedPolicyType]; n > 0 {
 		unsupported = fmt.Sprintf(", %d on policies that are not device configurations (not supported)", n)
 	}
-	fmt.Fprintf(env.Stderr, "enqueue: dry run: %d rows: %d would be created, %d already assigned, %d on configurations that do not exist%s, %d not checked; %d assignment lists read, nothing written\n",
-		len(rep.Rows), c[dryrun.WouldCreate], c[dryrun.AlreadyAssigned], c[dryrun.ConfigurationNotFound], unsupported, c[dryrun.ReadFailed], rep.Lists)
+	// Results a list without names or removals never has are told only
+	// when counted.
+	more := ""
+	for _, m := range []struct {
+		r    dryrun.Result
+		what string
+	}{{dryrun.WouldRemove, "would be removed"}, {dryrun.NotAssigned, "to remove but not assigned"},
+		{dryrun.Conflict, "conflict with what the tenant holds (see ERROR)"},
+		{dryrun.NameNotFound, "name something that does not exist"}, {dryrun.NameAmbiguous, "give an ambiguous name"}} {
+		if n := c[m.r]; n > 0 {
+			more += fmt.Sprintf(", %d %s", n, m.what)
+		}
+	}
+	names := ""
+	if rep.Names > 0 {
+		names = fmt.Sprintf(", %d names looked up", rep.Names)
+	}
+	fmt.Fprintf(env.Stderr, "enqueue: dry run: %d rows: %d would be created, %d already assigned%s, %d on configurations that do not exist%s, %d not checked; %d assignment lists read%s, nothing written\n",
+		len(rep.Rows), c[dryrun.WouldCreate], c[dryrun.AlreadyAssigned], more, c[dryrun.ConfigurationNotFound], unsupported, c[dryrun.ReadFailed], rep.Lists, names)
 	if n := c[dryrun.ReadFailed]; n > 0 {
-		return fmt.Errorf("dry run: %d rows could not be checked: their assignment lists could not be read (see ERROR)", n)
+		return fmt.Errorf("dry run: %d rows could not be checked: their assignment lists or names could not be read (see ERROR)", n)
 	}
 	return nil
 }

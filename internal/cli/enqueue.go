@@ -188,11 +188,10 @@ func writeTenantCounts(w io.Writer, tc store.TenantCounts) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TENANT\tROWS\tPENDING\tCREATED\tALREADY\tFAILED\tCANCELED")
+	fmt.Fprintln(tw, "TENANT\tROWS\tPENDING\t"+finalHeads())
 	for _, t := range tc.Tenants() {
 		c := tc[t]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", orDash(t), c.Total(), c.Total()-c.Final(),
-			c[assign.StatusCreated], c[assign.StatusAlreadyAssigned], c[assign.StatusFailed], c[assign.StatusCanceled])
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", orDash(t), c.Total(), c.Total()-c.Final(), finalCells(c))
 	}
 	tw.Flush()
 }

@@ -138,7 +138,7 @@ func enqueueRevert(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if len(res.Queued) > 0 {
-		fmt.Fprintf(env.Stderr, "enqueue: batch %s: %d assignments it created queued for deletion; %d rows that found their target already assigned are left alone\n",
+		fmt.Fprintf(env.Stderr, "enqueue: batch %s: %d rows queued to revert (an assignment it created is deleted, one it removed is put back); %d rows that found their target already assigned are left alone\n",
 			shortID(b.ID), len(res.Queued), res.AlreadyAssigned)
 	} else {
 		fmt.Fprintf(env.Stderr, "enqueue: batch %s: nothing new to revert (%d of %d reverts done)\n", shortID(b.ID), res.Reverts.Final(), res.Reverts.Total())

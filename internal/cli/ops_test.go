@@ -164,7 +164,7 @@ func TestRevertRestoresTheTenant(t *testing.T) {
 	}
 
 	r = enqueue(t, h, false, "revert", batch[:8], "--wait", "--progress-interval", "100ms")
-	wantRun(t, r, cli.ExitOK, "32 assignments it created queued for deletion; 8 rows that found their target already assigned are left alone")
+	wantRun(t, r, cli.ExitOK, "32 rows queued to revert (an assignment it created is deleted, one it removed is put back); 8 rows that found their target already assigned are left alone")
 	if !regexp.MustCompile(`(?m)^revert `+batch[:8]+`: 32/32 final \(reverted 32, failed 0\), \d+\.\d rows/s, eta 0s$`).MatchString(r.stderr) ||
 		!regexp.MustCompile(`(?m)^\s*revert reverted\s+32$`).MatchString(r.stderr) {
 		t.Fatalf("revert --wait output:\n%s", r.stderr)

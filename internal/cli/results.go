@@ -81,7 +81,7 @@ func enqueueResults(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintln(tw, header)
 	err = store.ExportResultsWhere(ctx, db, b.ID, filter, func(r *store.ExportRow) error {
-		line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", r.Line, r.ConfigurationID, orDash(r.Path),
+		line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", r.Line, oneLine(r.ConfigurationLabel()), orDash(r.Path),
 			r.TargetLabel(), r.Status, httpLabel(r.HTTPStatus), orDash(r.AssignmentID), orDash(oneLine(r.ErrorLabel())))
 		if withTenant {
 			line = orDash(r.TenantID) + "\t" + line

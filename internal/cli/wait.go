@@ -174,8 +174,14 @@ func batchProgress(c store.StatusCounts) progress {
 		{"already_assigned", "already", c[assign.StatusAlreadyAssigned]},
 		{"failed", "failed", c[assign.StatusFailed]},
 	}}
-	if n := c[assign.StatusCanceled]; n > 0 {
-		p.parts = append(p.parts, part{"canceled", "canceled", n})
+	// Statuses most batches never have are shown only when counted.
+	for _, o := range []struct {
+		st    assign.Status
+		short string
+	}{{assign.StatusRemoved, "removed"}, {assign.StatusNotAssigned, "absent"}, {assign.StatusCanceled, "canceled"}} {
+		if n := c[o.st]; n > 0 {
+			p.parts = append(p.parts, part{string(o.st), o.short, n})
+		}
 	}
 	return p
 }

@@ -329,9 +329,9 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request) {
 		op.Possible = open > 0
 	case "revert":
 		op.Verb = "Revert the batch"
-		op.What = fmt.Sprintf("Deletes the %d assignments this batch created, and only those; the %d rows that found their target already assigned are left alone. The batch must be finished.",
-			counts[assign.StatusCreated], counts[assign.StatusAlreadyAssigned])
-		op.Possible = counts[assign.StatusCreated] > 0
+		op.What = fmt.Sprintf("Deletes the %d assignments this batch created, and puts back the %d it removed, and only those; the %d rows that found their target already assigned are left alone. The batch must be finished.",
+			counts[assign.StatusCreated], counts[assign.StatusRemoved], counts[assign.StatusAlreadyAssigned])
+		op.Possible = counts[assign.StatusCreated]+counts[assign.StatusRemoved] > 0
 	default:
 		http.NotFound(w, r)
 		return

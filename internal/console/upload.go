@@ -101,6 +101,7 @@ func (c *Console) spoolUpload(w http.ResponseWriter, r *http.Request) (*upload, 
 type reviewRow struct {
 	Tenant, Configuration     string
 	Create, Already, NotFound int
+	Remove, NotAssigned       int
 	ReadFailed                int
 	Why                       string
 }
@@ -175,10 +176,10 @@ func (c *Console) uploadList(w http.ResponseWriter, r *http.Request) {
 	}
 	groups := map[[2]string]*reviewRow{}
 	for _, o := range rep.Rows {
-		k := [2]string{o.TenantID, o.Spec.ConfigurationID}
+		k := [2]string{o.TenantID, o.Spec.ConfigurationLabel()}
 		g := groups[k]
 		if g == nil {
-			g = &reviewRow{Tenant: o.TenantID, Configuration: o.Spec.ConfigurationID}
+			g = &reviewRow{Tenant: o.TenantID, Configuration: o.Spec.ConfigurationLabel()}
 			groups[k] = g
 		}
 		switch o.Result {
@@ -186,7 +187,11 @@ func (c *Console) uploadList(w http.ResponseWriter, r *http.Request) {
 			g.Create++
 		case dryrun.AlreadyAssigned:
 			g.Already++
-		case dryrun.ConfigurationNotFound, dryrun.UnsupportedPolicyType:
+		case dryrun.WouldRemove:
+			g.Remove++
+		case dryrun.NotAssigned:
+			g.NotAssigned++
+		case dryrun.ConfigurationNotFound, dryrun.UnsupportedPolicyType, dryrun.NameNotFound, dryrun.NameAmbiguous, dryrun.Conflict:
 			g.NotFound++
 			g.Why = o.Why
 		case dryrun.ReadFailed:

@@ -8,12 +8,14 @@ package dryrun
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/auth"
 	"github.com/bulkassign/bulkassign/internal/config"
+	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/intake"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/store"
@@ -30,7 +32,21 @@ const (
 	// UnsupportedPolicyType: the id is not a device configuration but a
 	// policy of a kind bulkassign does not assign (Why names the kind).
 	UnsupportedPolicyType Result = "unsupported_policy_type"
-	ReadFailed            Result = "read_failed" // the row's list could not be read: not checked
+	ReadFailed            Result = "read_failed" // the row's list (or a name) could not be read: not checked
+	// WouldRemove and NotAssigned are a remove row's: its target is
+	// assigned (AssignmentID) and would be deleted, or it is not.
+	WouldRemove Result = "would_remove"
+	NotAssigned Result = "not_assigned"
+	// NameNotFound and NameAmbiguous: a display name the row gives matches
+	// no object, or several (Why lists them); the row would fail.
+	NameNotFound  Result = "name_not_found"
+	NameAmbiguous Result = "name_ambiguous"
+	// Conflict: the row would create a group's assignment beside one the
+	// tenant already holds for the same group on the same path, with
+	// another filter or on the other side (included against excluded),
+	// which Intune refuses or which would change what the group gets (Why
+	// says which, AssignmentID is the existing one).
+	Conflict Result = "conflict"
 )
 
 // readers is how many lists a dry run reads at once; the fleet's read
@@ -59,6 +75,22 @@ type list struct {
 	unsupported bool              // not found: a policy of a kind not assigned (err says which)
 	keys        map[string]string // target key → assignment id
 	err         string            // the read failed: why
+	// groups holds the list's group and exclusion group targets by group
+	// id (conflicts are found through it); built with the list.
+	groups map[string][]assign.Target
+}
+
+// nameKey is one display name in one tenant, looked up once.
+type nameKey struct {
+	tenant string
+	kind   graph.NameKind
+	name   string
+}
+
+// lookup is what one name looked up as: ids, or why it could not be read.
+type lookup struct {
+	l   *store.NameLookup
+	err string
 }
 
 // Plan is a dry run's input: every row, and the configuration paths they
@@ -72,14 +104,14 @@ type Plan struct {
 	// while its input's default tenant is not a tenant id: enqueue would
 	// refuse the inputs, and the plan is not run.
 	NoTenant *jobs.NoTenantError
-	keys     []key // each once, in order of first use
+	names    []nameKey // each once, in order of first use
 }
 
 // NewPlan reads and validates the inputs, as enqueue would, rows that name
 // no tenant going to their input's default tenant.
 func NewPlan(inputs []jobs.Input) (*Plan, error) {
 	p := &Plan{}
-	seen := map[key]bool{}
+	seen := map[nameKey]bool{}
 	for _, in := range inputs {
 		rd := intake.Reader{Name: in.Name, Format: in.Format, DefaultTenant: in.DefaultTenantID()}
 		res, err := rd.Read(in.Reader, func(r intake.Row) error {
@@ -87,10 +119,12 @@ func NewPlan(inputs []jobs.Input) (*Plan, error) {
 				p.NoTenant = &jobs.NoTenantError{File: in.Name, Line: r.Line, DefaultTenant: in.DefaultTenant}
 			}
 			p.Rows = append(p.Rows, Row{Source: in.Name, Line: r.Line, TenantID: r.TenantID, Spec: r.Spec})
-			k := key{r.TenantID, r.Spec.ConfigurationID, r.Spec.Path}
-			if !seen[k] {
-				seen[k] = true
-				p.keys = append(p.keys, k)
+			for _, ref := range jobs.Names(&r.Spec) {
+				k := nameKey{r.TenantID, ref.Kind, ref.Name}
+				if !seen[k] {
+					seen[k] = true
+					p.names = append(p.names, k)
+				}
 			}
 			return nil
 		})
@@ -113,20 +147,22 @@ func (p *Plan) Invalid() bool {
 	return false
 }
 
-// Outcome is what a row would come to.
+// Outcome is what a row would come to. Its Spec holds the ids its names
+// resolved to, beside the names.
 type Outcome struct {
 	Row
 	Result       Result
-	AssignmentID string // the existing assignment, when AlreadyAssigned
-	Why          string // when ConfigurationNotFound or ReadFailed
+	AssignmentID string // the existing assignment: AlreadyAssigned, WouldRemove, Conflict
+	Why          string // for the results that are not what the row asks for
 }
 
 // Report is a dry run's finding: an outcome per row, in input order.
 type Report struct {
 	Rows   []Outcome
 	Counts map[Result]int
-	// Lists is how many assignment lists were read.
-	Lists int
+	// Lists is how many assignment lists were read, Names how many
+	// display names were looked up.
+	Lists, Names int
 }
 
 // Run signs in as the settings say and reads every list the plan names,
@@ -157,25 +193,69 @@ type Clients func(tenant string) (*jobs.Tenant, error)
 // Read reads every list the plan names, each in its tenant through what
 // clients gives, and reports what each row would come to.
 func (p *Plan) Read(ctx context.Context, clients Clients) (*Report, error) {
-	lists, err := readLists(ctx, clients, p.keys)
+	found, err := readAll(ctx, p.names, func(k nameKey) *lookup { return lookUp(ctx, clients, k) })
 	if err != nil {
 		return nil, err
 	}
-	return newReport(p.Rows, lists), nil
+	rows := slices.Clone(p.Rows)
+	unresolved := map[int]Outcome{}
+	var keys []key
+	seen := map[key]bool{}
+	for i := range rows {
+		r := &rows[i]
+		if o, ok := resolve(r, found); !ok {
+			unresolved[i] = o
+			continue
+		}
+		k := key{r.TenantID, r.Spec.ConfigurationID, r.Spec.Path}
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	lists, err := readAll(ctx, keys, func(k key) *list { return readList(ctx, clients, k) })
+	if err != nil {
+		return nil, err
+	}
+	rep := newReport(rows, lists, unresolved)
+	rep.Names = len(found)
+	return rep, nil
 }
 
-// readLists reads every list, readers at a time.
-func readLists(ctx context.Context, clients Clients, keys []key) (map[key]*list, error) {
-	out := make(map[key]*list, len(keys))
+// resolve fills in the ids of r's names from what they looked up as, or
+// returns the outcome of a row with a name that does not resolve.
+func resolve(r *Row, found map[nameKey]*lookup) (Outcome, bool) {
+	for _, ref := range jobs.Names(&r.Spec) {
+		lu := found[nameKey{r.TenantID, ref.Kind, ref.Name}]
+		switch {
+		case lu == nil:
+			return Outcome{Row: *r, Result: ReadFailed, Why: "not read"}, false
+		case lu.err != "":
+			return Outcome{Row: *r, Result: ReadFailed, Why: lu.err}, false
+		}
+		switch code, msg := jobs.NameProblem(ref.Kind, ref.Name, lu.l, r.TenantID); {
+		case len(lu.l.IDs) == 0:
+			return Outcome{Row: *r, Result: NameNotFound, Why: code + ": " + msg}, false
+		case len(lu.l.IDs) > 1:
+			return Outcome{Row: *r, Result: NameAmbiguous, Why: code + ": " + msg}, false
+		}
+		ref.Set(&r.Spec, lu.l.IDs[0])
+	}
+	return Outcome{}, true
+}
+
+// readAll reads every key with read, readers at a time.
+func readAll[K comparable, V any](ctx context.Context, keys []K, read func(K) V) (map[K]V, error) {
+	out := make(map[K]V, len(keys))
 	var mu sync.Mutex
-	work := make(chan key)
+	work := make(chan K)
 	var wg sync.WaitGroup
 	for range min(readers, len(keys)) {
 		wg.Go(func() {
 			for k := range work {
-				l := readList(ctx, clients, k)
+				v := read(k)
 				mu.Lock()
-				out[k] = l
+				out[k] = v
 				mu.Unlock()
 			}
 		})
@@ -194,6 +274,24 @@ func readLists(ctx context.Context, clients Clients, keys []key) (map[key]*list,
 	return out, nil
 }
 
+// readSettings are the dry run's patience with Graph, for lists and names.
+var readSettings = jobs.ReadListSettings{
+	Settings: jobs.Settings{MaxErrors: 4, RetryBase: time.Second, RetryMax: 30 * time.Second, MaxWait: 5 * time.Minute},
+}
+
+// lookUp looks one name up through the workers' lookup (jobs.LookUpName).
+func lookUp(ctx context.Context, clients Clients, k nameKey) *lookup {
+	t, err := clients(k.tenant)
+	if err != nil {
+		return &lookup{err: err.Error()}
+	}
+	l, why := jobs.LookUpName(ctx, t.Graph, t.Reads, k.kind, k.name, readSettings)
+	if l == nil {
+		return &lookup{err: why}
+	}
+	return &lookup{l: l}
+}
+
 // readList reads one list through the workers' read (jobs.ReadList): the
 // same reduction of Graph's answer and the same response policy, waiting
 // in process because a dry run has no queue to come back to later. It is
@@ -203,9 +301,7 @@ func readList(ctx context.Context, clients Clients, k key) *list {
 	if err != nil {
 		return &list{found: true, err: err.Error()}
 	}
-	l, why := jobs.ReadList(ctx, t.Graph, t.Reads, k.cfg, k.path, jobs.ReadListSettings{
-		Settings: jobs.Settings{MaxErrors: 4, RetryBase: time.Second, RetryMax: 30 * time.Second, MaxWait: 5 * time.Minute},
-	})
+	l, why := jobs.ReadList(ctx, t.Graph, t.Reads, k.cfg, k.path, readSettings)
 	switch {
 	case l == nil:
 		return &list{found: true, err: why}
@@ -214,14 +310,24 @@ func readList(ctx context.Context, clients Clients, k key) *list {
 	case !l.Found:
 		return &list{err: fmt.Sprintf("HTTP %d %s (request-id %s)", l.HTTPStatus, l.ErrorCode, l.RequestID)}
 	}
-	return &list{found: true, keys: l.Keys}
+	out := &list{found: true, keys: l.Keys, groups: map[string][]assign.Target{}}
+	for k := range l.Keys {
+		if t, ok := assign.TargetFromKey(k); ok && t.GroupID != "" {
+			out.groups[t.GroupID] = append(out.groups[t.GroupID], t)
+		}
+	}
+	return out
 }
 
-// newReport is the outcome of every row, given the lists.
-func newReport(rows []Row, lists map[key]*list) *Report {
+// newReport is the outcome of every row, given the lists and the rows
+// whose names did not resolve (by index).
+func newReport(rows []Row, lists map[key]*list, unresolved map[int]Outcome) *Report {
 	rep := &Report{Rows: make([]Outcome, len(rows)), Counts: map[Result]int{}, Lists: len(lists)}
 	for i := range rows {
-		o := outcome(rows[i], lists)
+		o, ok := unresolved[i]
+		if !ok {
+			o = outcome(rows[i], lists)
+		}
 		rep.Rows[i] = o
 		rep.Counts[o.Result]++
 	}
@@ -241,12 +347,43 @@ func outcome(r Row, lists map[key]*list) Outcome {
 		o.Result, o.Why = ConfigurationNotFound, l.err
 	case l.err != "":
 		o.Result, o.Why = ReadFailed, l.err
+	case r.Spec.Action == assign.ActionRemove:
+		if id, ok := l.keys[r.Spec.Target.Key()]; ok {
+			o.Result, o.AssignmentID = WouldRemove, id
+		} else {
+			o.Result = NotAssigned
+		}
 	default:
 		if id, ok := l.keys[r.Spec.Target.Key()]; ok {
 			o.Result, o.AssignmentID = AlreadyAssigned, id
+		} else if why, id := conflict(r.Spec.Target, l); why != "" {
+			o.Result, o.AssignmentID, o.Why = Conflict, id, why
 		} else {
 			o.Result = WouldCreate
 		}
 	}
 	return o
+}
+
+// conflict says why creating t beside what l holds would conflict, and
+// the existing assignment it conflicts with: the same group already
+// assigned on the path with another filter, or on the other side.
+func conflict(t assign.Target, l *list) (why, id string) {
+	for _, have := range l.groups[t.GroupID] {
+		if t.GroupID == "" {
+			break
+		}
+		switch {
+		case have.Type != t.Type:
+			return fmt.Sprintf("the group is already %s on this configuration path; Intune refuses a group both included and excluded",
+				map[assign.TargetType]string{assign.TargetGroup: "included", assign.TargetExclusionGroup: "excluded"}[have.Type]), l.keys[have.Key()]
+		case have.FilterID != t.FilterID || have.FilterType != t.FilterType:
+			f := "no filter"
+			if have.FilterID != "" {
+				f = "filter " + have.FilterID + " (" + string(have.FilterType) + ")"
+			}
+			return "the group is already assigned here with " + f + "; remove that assignment first to change its filter", l.keys[have.Key()]
+		}
+	}
+	return "", ""
 }

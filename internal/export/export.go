@@ -52,11 +52,21 @@ func Inputs(ctx context.Context, q store.Querier, batchID string, f store.Result
 	return rw.Close()
 }
 
-// InputSpec is what row r asked for.
+// InputSpec is what row r asked for: a name where it gave a name (not the
+// id the name resolved to: the list asks again in the admin's words), and
+// its action.
 func InputSpec(r *store.ExportRow) assign.Spec {
-	return assign.Spec{ConfigurationID: r.ConfigurationID, Path: assign.Path(r.Path), Target: assign.Target{
-		Type: assign.TargetType(r.TargetType), GroupID: r.GroupID, CollectionID: r.CollectionID,
-		FilterID: r.FilterID, FilterType: assign.FilterType(r.FilterType)}}
+	s := r.Spec()
+	if s.Names.Configuration != "" {
+		s.ConfigurationID = ""
+	}
+	if s.Names.Group != "" {
+		s.Target.GroupID = ""
+	}
+	if s.Names.Filter != "" {
+		s.Target.FilterID = ""
+	}
+	return s
 }
 
 // ResultValues are r's cells in store.ExportColumns order; nil is absent.
@@ -66,7 +76,8 @@ func ResultValues(r *store.ExportRow) []any {
 		optionalInt(r.HTTPStatus), optional(r.AssignmentID), r.Attempts, optional(r.ErrorCode), optional(r.ErrorMessage),
 		optional(r.RequestID), r.CreatedAt.UTC(), r.UpdatedAt.UTC(), optionalTime(r.FinishedAt), r.Retries,
 		optional(string(r.RevertStatus)), optionalInt(r.RevertHTTPStatus), optional(r.RevertErrorCode),
-		optional(r.RevertError), optional(r.RevertRequestID), optionalTime(r.RevertedAt), optional(r.TenantID), optional(r.CreatedBy)}
+		optional(r.RevertError), optional(r.RevertRequestID), optionalTime(r.RevertedAt), optional(r.TenantID), optional(r.CreatedBy),
+		r.Action.String(), optional(r.ConfigurationName), optional(r.GroupName), optional(r.FilterName), optional(r.RevertAssignmentID)}
 }
 
 func optional(s string) any {

@@ -86,7 +86,7 @@ type Deps struct {
 	// OnWait, when set, is told how long a job waited for the limits.
 	OnWait func(time.Duration)
 
-	logged403 sync.Map // batch id → struct{}: permission failures are logged loudly once
+	logged403 sync.Map // batch id and op → struct{}: permission failures are logged loudly once
 	outcomes  outcomeWriter
 }
 
@@ -142,6 +142,13 @@ type assignRun struct {
 	t   *Tenant
 	run string // this run's hold on the row
 	log *slog.Logger
+	// resolved are the ids this run resolved the row's names to, recorded
+	// with its outcome; listUnknown says StartRun could not look for the
+	// row's list (its configuration was known by name only).
+	resolved    store.Resolution
+	listUnknown bool
+	// removing is the assignment a remove row's delete is for.
+	removing string
 }
 
 // Work processes one row.
@@ -162,6 +169,19 @@ func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) err
 	}
 	if r.t, err = w.d.tenant(ctx, it.TenantID); err != nil {
 		return err
+	}
+	if it.Spec.Unresolved() {
+		v, resp, err := r.resolve(ctx)
+		switch {
+		case err != nil:
+			return err
+		case resp != nil:
+			return w.d.settle(ctx, r.rowRun(graph.OpResolve), resp, r.t.Reads)
+		case v != nil:
+			return r.done(ctx, r.outcome(graph.OpResolve, *v))
+		}
+		it.List = nil // StartRun could not join the list of a configuration it knew by name only
+		r.listUnknown = true
 	}
 	return r.work(ctx, it.IntentRequestID != "")
 }
@@ -202,7 +222,7 @@ func (r *assignRun) yield(ctx context.Context) error {
 func (r *assignRun) work(ctx context.Context, fresh bool) error {
 	d, it := r.w.d, r.it
 	key := store.ListKey{BatchID: it.BatchID, ConfigurationID: it.Spec.ConfigurationID, Path: it.Spec.Path}
-	list, resp, err := r.w.assignments(ctx, r.t, key, it.List, fresh, r.log)
+	list, resp, err := r.w.assignments(ctx, r.t, key, it.List, fresh, !r.listUnknown, r.log)
 	if err != nil {
 		return err
 	}
@@ -213,6 +233,9 @@ func (r *assignRun) work(ctx context.Context, fresh bool) error {
 		return r.finish(ctx, verdict{Final: true, HTTPStatus: list.HTTPStatus, ErrorCode: list.ErrorCode,
 			ErrorMessage: list.ErrorMessage, RequestID: list.RequestID})
 	}
+	if it.Spec.Action == assign.ActionRemove {
+		return r.remove(ctx, list, fresh)
+	}
 	if id, ok := list.Keys[it.Spec.Target.Key()]; ok {
 		o := store.Outcome{Status: assign.StatusAlreadyAssigned, AssignmentID: id, HTTPStatus: http.StatusOK, RequestID: list.RequestID}
 		if it.IntentRequestID != "" {
@@ -222,34 +245,12 @@ func (r *assignRun) work(ctx context.Context, fresh bool) error {
 		return r.done(ctx, o)
 	}
 
-	// Wait for the fleet's write budget, then claim the target and record
-	// the intent in one transaction.
-	if err := d.wait(ctx, r.t.Writes); err != nil {
-		return d.settle(ctx, r.rowRun(graph.OpCreate), graph.NotSent(http.MethodPost, graph.OpCreate, err), r.t.Writes)
-	}
-	crid := graph.NewRequestID()
-	claim, err := store.Claim(ctx, d.Pool, store.ClaimRequest{BatchID: it.BatchID, Row: it.Row, Run: r.run,
-		Hold: d.Settings.JobTimeout + RunMargin, Spec: it.Spec,
-		TenantID: r.t.ID, ClientRequestID: crid, ListReadAt: list.ReadAt})
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return r.yield(ctx) // canceled, or another run holds the row
-	case err != nil:
+	crid, claim, err := r.claim(ctx, graph.OpCreate, list, fresh)
+	if err != nil || claim == nil {
 		return err
 	}
-	switch claim.Verdict {
-	case store.HolderCreated:
+	if claim.Verdict == store.HolderCreated {
 		return r.done(ctx, store.Outcome{Status: assign.StatusAlreadyAssigned, AssignmentID: claim.Holder.AssignmentID})
-	case store.HolderBusy:
-		// Another batch's row is creating the same target: wait for it
-		// rather than post beside it.
-		r.log.Info("target claimed by another row; waiting for it", "holder_batch", claim.Holder.BatchID, "holder_row", claim.Holder.Row)
-		return d.settle(ctx, r.rowRun(graph.OpCreate), graph.NotSent(http.MethodPost, graph.OpCreate, claimWait), r.t.Writes)
-	case store.ReadFirst:
-		if fresh {
-			return fmt.Errorf("target claim of %s/%d: taken over twice in one run", it.BatchID, it.Row)
-		}
-		return r.work(ctx, true)
 	}
 
 	created, resp := r.t.Graph.CreateAssignment(ctx, it.Spec.ConfigurationID, it.Spec.Path, it.Spec.Target, crid)
@@ -262,13 +263,47 @@ func (r *assignRun) work(ctx context.Context, fresh bool) error {
 	return d.settle(ctx, r.rowRun(graph.OpCreate), resp, r.t.Writes)
 }
 
-// claimWait is the wait of a row whose target another row is creating.
-var claimWait = waitFor(2 * time.Second)
+// claim waits for the fleet's write budget, then claims the row's target
+// across batches and records the intent to write (op: create or delete)
+// in one statement. It returns the claim when the run may go on: Claimed
+// (write, with the returned client-request-id) or HolderCreated (another
+// row created the target after list was read). Otherwise it has settled
+// the run itself and returns a nil claim with the job's result: the limit
+// or another row's write to wait for, the row final or held by another
+// run, or the target to read again first.
+func (r *assignRun) claim(ctx context.Context, op graph.Op, list *store.AssignmentList, fresh bool) (string, *store.ClaimResult, error) {
+	d, it := r.w.d, r.it
+	method := map[graph.Op]string{graph.OpCreate: http.MethodPost, graph.OpDelete: http.MethodDelete}[op]
+	if err := d.wait(ctx, r.t.Writes); err != nil {
+		return "", nil, d.settle(ctx, r.rowRun(op), graph.NotSent(method, op, err), r.t.Writes)
+	}
+	crid := graph.NewRequestID()
+	claim, err := store.Claim(ctx, d.Pool, store.ClaimRequest{BatchID: it.BatchID, Row: it.Row, Run: r.run,
+		Hold: d.Settings.JobTimeout + RunMargin, Spec: it.Spec,
+		TenantID: r.t.ID, ClientRequestID: crid, ListReadAt: list.ReadAt})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "", nil, r.yield(ctx) // canceled, or another run holds the row
+	case err != nil:
+		return "", nil, err
+	}
+	switch claim.Verdict {
+	case store.HolderBusy:
+		// Another batch's row is writing the same target: wait for it
+		// rather than write beside it.
+		r.log.Info("target claimed by another row; waiting for it", "holder_batch", claim.Holder.BatchID, "holder_row", claim.Holder.Row)
+		return "", nil, d.settle(ctx, r.rowRun(op), graph.NotSent(method, op, claimWait), r.t.Writes)
+	case store.ReadFirst:
+		if fresh {
+			return "", nil, fmt.Errorf("target claim of %s/%d: taken over twice in one run", it.BatchID, it.Row)
+		}
+		return "", nil, r.work(ctx, true)
+	}
+	return crid, &claim, nil
+}
 
-type waitFor time.Duration
-
-func (w waitFor) Error() string             { return "waiting for another row creating the same target" }
-func (w waitFor) RetryDelay() time.Duration { return time.Duration(w) }
+// claimWait is the wait of a row whose target another row is writing.
+var claimWait = sharedWait{2 * time.Second, "waiting for another row writing the same target"}
 
 // tenantKey is the row's tenant as the fleet names it ("" the default).
 func (r *assignRun) tenantKey() string {
@@ -298,10 +333,14 @@ func (r *assignRun) outcome(op graph.Op, v verdict) store.Outcome {
 		o.Status = assign.StatusFailed
 	}
 	o.KeepIntent = r.it.IntentRequestID != ""
-	if op == graph.OpCreate {
-		// A create Graph answered (4xx, 429) did not apply; one held back
-		// never left; an earlier intent stays until a read settles it.
+	if op == graph.OpCreate || op == graph.OpDelete {
+		// A create or delete Graph answered (4xx, 429) did not apply; one
+		// held back never left; an earlier intent stays until a read
+		// settles it.
 		o.KeepIntent = o.KeepIntent && (v.Decision.Ambiguous || v.Decision.Action == graph.Wait)
+	}
+	if op == graph.OpDelete {
+		o.AssignmentID = r.removing // the assignment the delete was for
 	}
 	return o
 }
@@ -314,6 +353,7 @@ func (r *assignRun) finish(ctx context.Context, v verdict) error {
 
 // rowOutcome is o for this run's row.
 func (r *assignRun) rowOutcome(o store.Outcome) store.RowOutcome {
+	o.Resolved = r.resolved
 	return store.RowOutcome{BatchID: r.it.BatchID, Row: r.it.Row, Run: r.run, Outcome: o}
 }
 
@@ -342,7 +382,8 @@ func (r *assignRun) done(ctx context.Context, o store.Outcome) error {
 
 // assignments returns the batch's list for key: stored (what StartRun
 // found), else read from Graph when the batch has none yet; fresh reads
-// Graph whatever is stored. A non-nil Response is a failed
+// Graph whatever is stored. known says StartRun looked for the list (and
+// found none): the first look is skipped. A non-nil Response is a failed
 // read, or a wait for another worker's read; a read that finds no such
 // configuration is kept as such.
 //
@@ -351,7 +392,7 @@ func (r *assignRun) done(ctx context.Context, o store.Outcome) error {
 // while the batch's other rows on the path poll for the stored list for a
 // moment and then snooze. A lease runs for the job timeout: by then its
 // reader's run has ended, read or not.
-func (w *AssignWorker) assignments(ctx context.Context, t *Tenant, key store.ListKey, stored *store.AssignmentList, fresh bool, log *slog.Logger) (*store.AssignmentList, *graph.Response, error) {
+func (w *AssignWorker) assignments(ctx context.Context, t *Tenant, key store.ListKey, stored *store.AssignmentList, fresh, known bool, log *slog.Logger) (*store.AssignmentList, *graph.Response, error) {
 	d := w.d
 	if stored != nil && !fresh {
 		return stored, nil, nil
@@ -366,11 +407,6 @@ func (w *AssignWorker) assignments(ctx context.Context, t *Tenant, key store.Lis
 		l.ReadAt = readAt
 		return l, nil
 	}
-	// What a finished read writes is written even when the run was cut
-	// off meanwhile: rows waiting for the list need it (or the lease back).
-	after := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.WithoutCancel(ctx), listWriteTimeout)
-	}
 	if fresh {
 		readAt, err := store.Now(ctx, d.Pool)
 		if err != nil {
@@ -380,56 +416,100 @@ func (w *AssignWorker) assignments(ctx context.Context, t *Tenant, key store.Lis
 		if resp != nil {
 			return nil, resp, nil
 		}
-		wctx, cancel := after()
+		// Stored even when the run was cut off meanwhile.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), listWriteTimeout)
 		defer cancel()
 		return l, nil, store.PutList(wctx, d.Pool, key, l)
 	}
 
-	reader := assign.NewID()
 	var readAt time.Time
+	return sharedRead(ctx, sharedReadOps[*store.AssignmentList]{
+		op: graph.OpList, busy: listBeingRead, log: log, what: "an assignment list",
+		get: func(ctx context.Context) (*store.AssignmentList, error) { return store.GetList(ctx, d.Pool, key) },
+		lease: func(ctx context.Context, reader string) (bool, error) {
+			at, ok, err := store.LeaseList(ctx, d.Pool, key, reader, d.Settings.JobTimeout)
+			readAt = at
+			return ok, err
+		},
+		read: func() (*store.AssignmentList, *graph.Response) { return read(readAt) },
+		store: func(ctx context.Context, reader string, l *store.AssignmentList) error {
+			_, err := store.StoreLeasedList(ctx, d.Pool, key, reader, l)
+			return err
+		},
+		release: func(ctx context.Context, reader string) error { return store.ReleaseList(ctx, d.Pool, key, reader) },
+	}, known)
+}
+
+// sharedReadOps are what sharedRead needs of one kind of shared read (an
+// assignment list, a name lookup): where the result is stored, and how
+// it is read from Graph.
+type sharedReadOps[T comparable] struct {
+	op   graph.Op
+	busy error  // the wait of a row whose read another worker does
+	what string // for the log
+	log  *slog.Logger
+	// get returns the stored result, or the zero T when none is stored.
+	get     func(context.Context) (T, error)
+	lease   func(ctx context.Context, reader string) (bool, error)
+	read    func() (T, *graph.Response) // a non-nil Response is a failed read
+	store   func(ctx context.Context, reader string, v T) error
+	release func(ctx context.Context, reader string) error
+}
+
+// sharedRead is the one way the fleet reads what a batch reads once: one
+// worker leases the read and does it, with no connection held while Graph
+// answers or the read limit is awaited, and stores the result; the
+// batch's other rows that need it poll for the stored result for a moment,
+// then snooze (the returned Response says why). A lease runs for the job
+// timeout: by then its reader's run has ended, read or not. known says
+// the caller has just found nothing stored (the first get is skipped).
+func sharedRead[T comparable](ctx context.Context, o sharedReadOps[T], known bool) (T, *graph.Response, error) {
+	var zero T
+	reader := assign.NewID()
 	for polls, start := 1, time.Now(); ; polls++ {
-		if polls > 1 { // StartRun found none stored before the first
-			l, err := store.GetList(ctx, d.Pool, key)
-			if err != nil || l != nil {
-				return l, nil, err
+		if polls > 1 || !known {
+			v, err := o.get(ctx)
+			if err != nil || v != zero {
+				return v, nil, err
 			}
 		}
-		at, ok, err := store.LeaseList(ctx, d.Pool, key, reader, d.Settings.JobTimeout)
+		ok, err := o.lease(ctx, reader)
 		if err != nil {
-			return nil, nil, err
+			return zero, nil, err
 		}
 		if ok {
-			readAt = at
 			break
 		}
 		// Another worker is reading it: wait a moment for its result.
 		delay := listPoll.Delay(polls)
 		if time.Since(start)+delay > listPollFor {
-			return nil, graph.NotSent(http.MethodGet, graph.OpList, listBeingRead), nil
+			return zero, graph.NotSent(http.MethodGet, o.op, o.busy), nil
 		}
 		timer := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return nil, graph.NotSent(http.MethodGet, graph.OpList, ctx.Err()), nil
+			return zero, graph.NotSent(http.MethodGet, o.op, ctx.Err()), nil
 		case <-timer.C:
 		}
 	}
 
-	l, resp := read(readAt)
-	wctx, cancel := after()
+	v, resp := o.read()
+	// What a finished read writes is written even when the run was cut
+	// off meanwhile: rows waiting for the result need it (or the lease back).
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), listWriteTimeout)
 	defer cancel()
 	if resp != nil {
-		if err := store.ReleaseList(wctx, d.Pool, key, reader); err != nil {
+		if err := o.release(wctx, reader); err != nil {
 			// The lease runs out by itself; the rows waiting for it wait longer.
-			log.Warn("could not give back the lease on an assignment list", "error", err)
+			o.log.Warn("could not give back the lease on "+o.what, "error", err)
 		}
-		return nil, resp, nil
+		return zero, resp, nil
 	}
-	if _, err := store.StoreLeasedList(wctx, d.Pool, key, reader, l); err != nil {
-		return nil, nil, err
+	if err := o.store(wctx, reader, v); err != nil {
+		return zero, nil, err
 	}
-	return l, nil, nil
+	return v, nil, nil
 }
 
 // How a row whose list another worker is reading waits for it: it polls
@@ -441,14 +521,16 @@ var (
 )
 
 // listBeingRead is the wait of a row whose list another worker is reading.
-var listBeingRead = listReadWait(2 * time.Second)
+var listBeingRead = sharedWait{2 * time.Second, "another worker is reading the configuration's assignments"}
 
-type listReadWait time.Duration
-
-func (w listReadWait) Error() string {
-	return "another worker is reading the configuration's assignments"
+// sharedWait is the wait of a row for what another row or worker does.
+type sharedWait struct {
+	delay time.Duration
+	what  string
 }
-func (w listReadWait) RetryDelay() time.Duration { return time.Duration(w) }
+
+func (w sharedWait) Error() string             { return w.what }
+func (w sharedWait) RetryDelay() time.Duration { return w.delay }
 
 // listWriteTimeout bounds storing a list, or giving its lease back, after
 // the read.

@@ -33,10 +33,13 @@ func (a RevertArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: TenantQueue(a.Tenant), MaxAttempts: maxAttempts}
 }
 
-// RevertWorker deletes the assignment one row created. DELETE is
-// idempotent, so unlike a create nothing is ever in doubt: a DELETE whose
-// answer was lost is simply sent again, and a 404 means the assignment is
-// gone (reverted before, or removed by someone else).
+// RevertWorker deletes the assignment one row created, or creates again
+// the assignment a remove row deleted. DELETE is idempotent, so nothing is
+// ever in doubt: a DELETE whose answer was lost is simply sent again, and a
+// 404 means the assignment is gone (reverted before, or removed by someone
+// else). A create is not: every attempt to put an assignment back first
+// reads the configuration path's assignments, and one already there ends
+// the revert (restore).
 type RevertWorker struct {
 	river.WorkerDefaults[RevertArgs]
 	d *Deps
@@ -77,9 +80,10 @@ func (w *RevertWorker) Work(ctx context.Context, job *river.Job[RevertArgs]) err
 		},
 		finish: func(ctx context.Context, v verdict) error { return w.finish(ctx, job, log, revertOutcome(v)) },
 	}
-	if it.Status != assign.StatusCreated || it.AssignmentID == "" {
+	removed := it.Status == assign.StatusRemoved
+	if !removed && (it.Status != assign.StatusCreated || it.AssignmentID == "") {
 		return r.finish(ctx, verdict{Final: true, ErrorCode: assign.CodeNothingToRevert,
-			ErrorMessage: fmt.Sprintf("the row is %s without an assignment this batch created", it.Status)})
+			ErrorMessage: fmt.Sprintf("the row is %s without an assignment this batch created or removed", it.Status)})
 	}
 	if v := w.d.outOfPatience(st.Elapsed); v != nil {
 		return r.finish(ctx, *v)
@@ -87,6 +91,9 @@ func (w *RevertWorker) Work(ctx context.Context, job *river.Job[RevertArgs]) err
 	t, err := w.d.tenant(ctx, it.TenantID)
 	if err != nil {
 		return err
+	}
+	if removed {
+		return w.restore(ctx, job, r, it, t)
 	}
 	if err := w.d.wait(ctx, t.Writes); err != nil {
 		return w.d.settle(ctx, r, graph.NotSent(http.MethodDelete, graph.OpDelete, err), t.Writes)
@@ -132,4 +139,35 @@ func (w *RevertWorker) finish(ctx context.Context, job *river.Job[RevertArgs], l
 		log.Info("reverted", attrs...)
 	}
 	return nil
+}
+
+// restore reverts a remove row: it creates again the target the row
+// deleted (with its filter). Each attempt reads the path's assignments
+// first, under the read limit, so a create whose answer was lost is found
+// rather than sent twice, and a target someone assigned again meanwhile is
+// left as it is.
+func (w *RevertWorker) restore(ctx context.Context, job *river.Job[RevertArgs], r *rowRun, it *store.Item, t *Tenant) error {
+	d := w.d
+	list, resp := readList(ctx, t.Graph, it.Spec.ConfigurationID, it.Spec.Path, func(ctx context.Context) error { return d.wait(ctx, t.Reads) }, r.log)
+	switch {
+	case resp != nil && !list.Found && list.HTTPStatus == 0:
+		return d.settle(ctx, r, resp, t.Reads)
+	case !list.Found:
+		return r.finish(ctx, verdict{Final: true, HTTPStatus: list.HTTPStatus, ErrorCode: list.ErrorCode,
+			ErrorMessage: list.ErrorMessage, RequestID: list.RequestID})
+	}
+	if id, ok := list.Keys[it.Spec.Target.Key()]; ok {
+		return w.finish(ctx, job, r.log, store.RevertOutcome{Status: assign.RevertReverted, HTTPStatus: http.StatusOK,
+			AssignmentID: id, RequestID: list.RequestID})
+	}
+	if err := d.wait(ctx, t.Writes); err != nil {
+		return d.settle(ctx, r, graph.NotSent(http.MethodPost, graph.OpCreate, err), t.Writes)
+	}
+	created, resp := t.Graph.CreateAssignment(ctx, it.Spec.ConfigurationID, it.Spec.Path, it.Spec.Target, graph.NewRequestID())
+	r.log.Debug("graph create", "status", resp.StatusCode, "request_id", resp.RequestID, "client_request_id", resp.ClientRequestID, "duration", resp.Duration)
+	if created != nil {
+		return w.finish(ctx, job, r.log, store.RevertOutcome{Status: assign.RevertReverted, HTTPStatus: resp.StatusCode,
+			AssignmentID: created.ID, RequestID: resp.RequestID})
+	}
+	return d.settle(ctx, r, resp, t.Writes)
 }

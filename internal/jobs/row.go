@@ -122,9 +122,9 @@ func (d *Deps) settle(ctx context.Context, r *rowRun, resp *graph.Response, limi
 	}
 	if v.Final {
 		if resp.StatusCode == http.StatusForbidden {
-			if _, loaded := d.logged403.LoadOrStore(r.batchID, struct{}{}); !loaded {
-				r.log.Error("PERMISSION DENIED by Graph: grant DeviceManagementConfiguration.ReadWrite.All (admin consent) to this app or user; the batch's remaining rows will fail the same way",
-					"error_code", resp.ErrorCode, "request_id", resp.RequestID)
+			if _, loaded := d.logged403.LoadOrStore(r.batchID+" "+string(resp.Op), struct{}{}); !loaded {
+				r.log.Error("PERMISSION DENIED by Graph ("+v.Decision.Why+"): grant it, with admin consent, to this app or user; the batch's remaining rows will fail the same way",
+					"op", resp.Op, "error_code", resp.ErrorCode, "request_id", resp.RequestID)
 			}
 		}
 		return r.finish(ctx, v)

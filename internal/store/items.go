@@ -36,17 +36,20 @@ type Item struct {
 
 // workColumns lists the columns scanItem reads, in order, from items
 // named i.
-const workColumns = `i.line, i.configuration_id::text, i.path, i.target_type, i.group_id::text, i.collection_id,
+const workColumns = `i.line, coalesce(i.configuration_id::text, ''), i.path, i.target_type, i.group_id::text, i.collection_id,
 	i.filter_id::text, i.filter_type, i.status, i.attempts, i.errors, i.assignment_id, i.intent_request_id, i.intent_at,
-	i.started_at, coalesce(now() - i.started_at, '0'), coalesce(i.tenant_id, '')`
+	i.started_at, coalesce(now() - i.started_at, '0'), coalesce(i.tenant_id, ''), coalesce(i.action, ''),
+	coalesce(i.configuration_name, ''), coalesce(i.group_name, ''), coalesce(i.filter_name, '')`
 
 // scanItem scans workColumns, then more (the values of further columns).
 func scanItem(row pgx.Row, batchID string, rowNo int, more ...any) (*Item, error) {
 	it := &Item{BatchID: batchID, Row: rowNo}
-	var path, ttype, status string
+	var path, ttype, status, action string
 	var group, coll, filter, ftype, assignmentID, intent *string
+	n := &it.Spec.Names
 	err := row.Scan(append([]any{&it.Line, &it.Spec.ConfigurationID, &path, &ttype, &group, &coll, &filter, &ftype, &status,
-		&it.Attempts, &it.Errors, &assignmentID, &intent, &it.IntentAt, &it.StartedAt, &it.Elapsed, &it.TenantID}, more...)...)
+		&it.Attempts, &it.Errors, &assignmentID, &intent, &it.IntentAt, &it.StartedAt, &it.Elapsed, &it.TenantID, &action,
+		&n.Configuration, &n.Group, &n.Filter}, more...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("item %s/%d: %w", batchID, rowNo, ErrNotFound)
 	}
@@ -60,7 +63,10 @@ func scanItem(row pgx.Row, batchID string, rowNo int, more ...any) (*Item, error
 	}
 	it.Spec.Target = assign.Target{Type: assign.TargetType(ttype), GroupID: deref(group), CollectionID: deref(coll),
 		FilterID: deref(filter), FilterType: assign.FilterType(deref(ftype))}
-	if err := it.Spec.Target.Validate(); err != nil {
+	if it.Spec.Action, err = assign.ParseAction(action); err != nil {
+		return nil, fmt.Errorf("item %s/%d holds an invalid action: %w", batchID, rowNo, err)
+	}
+	if err := it.Spec.ValidateStored(); err != nil {
 		return nil, fmt.Errorf("item %s/%d holds an invalid target: %w", batchID, rowNo, err)
 	}
 	it.Status = assign.Status(status)
@@ -131,8 +137,18 @@ type Outcome struct {
 	RequestID    string
 	// CountError adds one to the row's error count (a failed attempt).
 	CountError bool
-	// KeepIntent leaves the intent in place: the create may have applied.
+	// KeepIntent leaves the intent in place: the create (or delete) may
+	// have applied.
 	KeepIntent bool
+	// Resolved are the ids the row's names resolved to in its tenant,
+	// recorded with any outcome (a row keeps the name given and the id
+	// used); empty ids leave the row's as they are.
+	Resolved Resolution
+}
+
+// Resolution is what a row's display names resolved to.
+type Resolution struct {
+	ConfigurationID, GroupID, FilterID string
 }
 
 // RowOutcome is an outcome for one row, written by the run that holds it
@@ -162,8 +178,8 @@ func RecordOutcome(ctx context.Context, q Querier, batchID string, row int, run 
 // may be completed after (never before) this commits. Any outcome but a
 // final one also ends the hold (the job is about to snooze). It does not
 // overwrite a row that is already final (a cancel that raced the worker
-// wins), except that a create which did apply is always recorded, so
-// revert can find it. It reports, per outcome, whether it wrote. Text is
+// wins), except that a create or delete which did apply is always
+// recorded, so revert can find it. It reports, per outcome, whether it wrote. Text is
 // made storable (valid UTF-8, no NUL, bounded).
 func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, error) {
 	n := len(os)
@@ -172,6 +188,7 @@ func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, er
 			make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
 		rows, httpStatuses, countErrors = make([]int32, n), make([]*int32, n), make([]int32, n)
 		keepIntents                     = make([]bool, n)
+		resolved                        = make([]*string, 3*n) // configuration, group, filter ids, row by row
 	)
 	for i, o := range os {
 		batches[i], rows[i], statuses[i] = o.BatchID, int32(o.Row), string(o.Status)
@@ -182,6 +199,8 @@ func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, er
 		assignmentIDs[i], codes[i] = nullable(text.Short(o.AssignmentID)), nullable(text.Short(o.ErrorCode))
 		messages[i], requestIDs[i] = nullable(text.Message(o.ErrorMessage)), nullable(text.Short(o.RequestID))
 		countErrors[i], keepIntents[i], runs[i] = int32(boolInt(o.CountError)), o.KeepIntent, nullable(o.Run)
+		resolved[3*i], resolved[3*i+1], resolved[3*i+2] = nullable(o.Resolved.ConfigurationID), nullable(o.Resolved.GroupID),
+			nullable(o.Resolved.FilterID)
 	}
 	rs, err := q.Query(ctx, `UPDATE items i SET status = o.status, http_status = o.http_status,
 			assignment_id = coalesce(o.assignment_id, i.assignment_id), error_code = o.error_code, error_message = o.error_message,
@@ -191,14 +210,17 @@ func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, er
 			started_at = coalesce(i.started_at, now()),
 			finished_at = CASE WHEN bulkassign_final(o.status) THEN now() END,
 			run_id = NULL, run_until = NULL,
+			configuration_id = coalesce(i.configuration_id, ($12::uuid[])[(3 * o.n - 2)::int]),
+			group_id = coalesce(i.group_id, ($12::uuid[])[(3 * o.n - 1)::int]),
+			filter_id = coalesce(i.filter_id, ($12::uuid[])[(3 * o.n)::int]),
 			updated_at = now()
 		FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], $11::bool[])
-			AS o(batch_id, row, run, status, http_status, assignment_id, error_code, error_message, request_id, count_error, keep_intent)
+			WITH ORDINALITY AS o(batch_id, row, run, status, http_status, assignment_id, error_code, error_message, request_id, count_error, keep_intent, n)
 		WHERE i.batch_id = o.batch_id AND i.row = o.row
-			AND (NOT bulkassign_final(i.status) OR (o.status = 'created' AND i.status = 'canceled'))
+			AND (NOT bulkassign_final(i.status) OR (o.status IN ('created', 'removed') AND i.status = 'canceled'))
 			AND (o.run IS NULL OR bulkassign_free(i.run_id, i.run_until, o.run))
 		RETURNING i.batch_id::text, i.row`,
-		batches, rows, runs, statuses, httpStatuses, assignmentIDs, codes, messages, requestIDs, countErrors, keepIntents)
+		batches, rows, runs, statuses, httpStatuses, assignmentIDs, codes, messages, requestIDs, countErrors, keepIntents, resolved)
 	if err != nil {
 		return nil, fmt.Errorf("error recording outcomes: %w", err)
 	}

@@ -88,8 +88,8 @@ func CancelItems(ctx context.Context, tx pgx.Tx, batchID string) (int, error) {
 // finished run is archived in item_history; the row returns to queued with
 // a fresh error budget and patience, keeping its attempts count and any
 // create intent (so a create in doubt is reconciled, not repeated). The
-// batch's cached assignment lists of the rows' paths are dropped, so the
-// rows see Graph as it is now. It returns the rows, in order.
+// batch's cached assignment lists of the rows' paths, and the lookups of
+// the names they give, are dropped, so the rows see Graph as it is now. It returns the rows, in order.
 func RetryItems(ctx context.Context, tx pgx.Tx, batchID string, skip []int) ([]int, error) {
 	if skip == nil {
 		skip = []int{} // not nil: pgx sends nil as NULL, and row <> ALL(NULL) is never true
@@ -107,6 +107,10 @@ func RetryItems(ctx context.Context, tx pgx.Tx, batchID string, skip []int) ([]i
 			DELETE FROM assignment_lists l USING items i, picked p
 			WHERE l.batch_id = $1 AND i.batch_id = $1 AND i.row = p.row
 				AND l.configuration_id = i.configuration_id AND l.path = i.path
+		), names_cleared AS (
+			DELETE FROM name_lookups n USING items i, picked p
+			WHERE n.batch_id = $1 AND i.batch_id = $1 AND i.row = p.row AND n.tenant_id = coalesce(i.tenant_id, '')
+				AND (n.kind, n.name) IN (('configuration', i.configuration_name), ('group', i.group_name), ('filter', i.filter_name))
 		)
 		UPDATE items i SET status = 'queued', retries = i.retries + 1, errors = 0, http_status = NULL, error_code = NULL,
 			error_message = NULL, request_id = NULL, started_at = NULL, finished_at = NULL, updated_at = now()
@@ -137,14 +141,15 @@ func CountInDoubt(ctx context.Context, q Querier, batchID string) (int, error) {
 }
 
 // QueueRevert marks for revert every row of the batch that created its
-// assignment, skipping rows already reverted or on their way: a second
-// revert re-queues only failed and canceled reverts. Rows that found their
-// target already assigned are never touched. It returns the rows, in order.
+// assignment or removed one, skipping rows already reverted or on their
+// way: a second revert re-queues only failed and canceled reverts. Rows
+// that found their target already assigned, or nothing to remove, are
+// never touched. It returns the rows, in order.
 func QueueRevert(ctx context.Context, tx pgx.Tx, batchID string) ([]int, error) {
 	rows, err := tx.Query(ctx, `UPDATE items SET revert_status = 'queued', revert_http_status = NULL,
 			revert_error_code = NULL, revert_error = NULL, revert_request_id = NULL, revert_errors = 0,
 			revert_started_at = NULL, reverted_at = NULL, updated_at = now()
-		WHERE batch_id = $1 AND status = 'created' AND assignment_id IS NOT NULL
+		WHERE batch_id = $1 AND (status = 'created' AND assignment_id IS NOT NULL OR status = 'removed')
 			AND (revert_status IS NULL OR revert_status IN ('failed', 'canceled'))
 		RETURNING row`, batchID)
 	if err != nil {
@@ -245,7 +250,9 @@ func MarkRevertRunning(ctx context.Context, q Querier, batchID string, row int) 
 	return st, nil
 }
 
-// RevertOutcome is what the last DELETE of a row's assignment said.
+// RevertOutcome is what the last request of a row's revert said: the
+// DELETE of the assignment a create row made, or the create that puts
+// back what a remove row deleted.
 type RevertOutcome struct {
 	Status     assign.RevertStatus
 	HTTPStatus int
@@ -254,6 +261,9 @@ type RevertOutcome struct {
 	RequestID  string
 	// CountError adds one to the revert's error count (a failed attempt).
 	CountError bool
+	// AssignmentID is the assignment a remove row's revert created again
+	// (or found in place).
+	AssignmentID string
 }
 
 // RecordRevert writes a revert outcome to its item; callers complete the
@@ -263,11 +273,12 @@ type RevertOutcome struct {
 func RecordRevert(ctx context.Context, q Querier, batchID string, row int, o RevertOutcome) (bool, error) {
 	tag, err := q.Exec(ctx, `UPDATE items SET revert_status = $3, revert_http_status = $4, revert_error_code = $5,
 			revert_error = $6, revert_request_id = coalesce($7, revert_request_id), revert_errors = revert_errors + $8::int,
-			reverted_at = CASE WHEN $3 = 'reverted' THEN now() END, updated_at = now()
+			reverted_at = CASE WHEN $3 = 'reverted' THEN now() END,
+			revert_assignment_id = coalesce($9, revert_assignment_id), updated_at = now()
 		WHERE batch_id = $1 AND row = $2
 			AND (NOT bulkassign_revert_final(revert_status) OR ($3 = 'reverted' AND revert_status = 'canceled'))`,
 		batchID, row, string(o.Status), nullInt(o.HTTPStatus), nullable(text.Short(o.ErrorCode)), nullable(text.Message(o.Error)),
-		nullable(text.Short(o.RequestID)), boolInt(o.CountError))
+		nullable(text.Short(o.RequestID)), boolInt(o.CountError), nullable(text.Short(o.AssignmentID)))
 	if err != nil {
 		return false, fmt.Errorf("error recording revert: %w", err)
 	}

@@ -32,12 +32,26 @@ type Result struct {
 	// TenantID is the tenant the row writes to; "" (NULL in the view) for
 	// a row enqueued before rows named one.
 	TenantID string
+	Action   assign.Action
+	// The display names the row gave instead of ids; the id beside each is
+	// the one it resolved to ("" until resolved, or when it did not).
+	ConfigurationName, GroupName, FilterName string
 }
 
-// TargetLabel is the row's target as one compact line (assign.TargetLabel).
-func (r Result) TargetLabel() string {
-	return assign.TargetLabel(r.TargetType, r.GroupID, r.CollectionID, r.FilterID, r.FilterType)
+// Spec is what the row asks for, with both the names it gave and the ids
+// they resolved to.
+func (r Result) Spec() assign.Spec {
+	return assign.Spec{ConfigurationID: r.ConfigurationID, Path: assign.Path(r.Path), Target: assign.Target{
+		Type: assign.TargetType(r.TargetType), GroupID: r.GroupID, CollectionID: r.CollectionID,
+		FilterID: r.FilterID, FilterType: assign.FilterType(r.FilterType)},
+		Action: r.Action, Names: assign.Names{Configuration: r.ConfigurationName, Group: r.GroupName, Filter: r.FilterName}}
 }
+
+// TargetLabel is the row's target as one compact line (assign.Spec.Label).
+func (r Result) TargetLabel() string { return r.Spec().Label() }
+
+// ConfigurationLabel is the row's configuration: id, name or both.
+func (r Result) ConfigurationLabel() string { return r.Spec().ConfigurationLabel() }
 
 // ErrorLabel is the row's error as one text: code and message.
 func (r Result) ErrorLabel() string {
@@ -81,6 +95,9 @@ type ExportRow struct {
 	RevertRequestID  string
 	RevertedAt       *time.Time
 	CreatedBy        string // the batch's: who started it
+	// RevertAssignmentID is the assignment a remove row's revert created
+	// again.
+	RevertAssignmentID string
 }
 
 // ExportColumns are the view's columns ExportResults reads, in the view's
@@ -88,7 +105,8 @@ type ExportRow struct {
 var ExportColumns = []string{"batch_id", "row", "line", "source", "configuration_id", "path", "target_type", "group_id",
 	"collection_id", "filter_id", "filter_type", "status", "http_status", "assignment_id", "attempts", "error_code",
 	"error_message", "request_id", "created_at", "updated_at", "finished_at", "retries", "revert_status",
-	"revert_http_status", "revert_error_code", "revert_error", "revert_request_id", "reverted_at", "tenant_id", "created_by"}
+	"revert_http_status", "revert_error_code", "revert_error", "revert_request_id", "reverted_at", "tenant_id", "created_by",
+	"action", "configuration_name", "group_name", "filter_name", "revert_assignment_id"}
 
 // ExportResults calls fn for each row of a batch in input order with every
 // column of the view, optionally only rows with one of statuses. It streams.
@@ -104,13 +122,14 @@ func ExportResultsWhere(ctx context.Context, q Querier, batchID string, f Result
 	for _, s := range f.Statuses {
 		filter = append(filter, string(s))
 	}
-	rows, err := q.Query(ctx, `SELECT batch_id::text, row, line, source, configuration_id::text, path, target_type,
+	rows, err := q.Query(ctx, `SELECT batch_id::text, row, line, source, coalesce(configuration_id::text, ''), path, target_type,
 			coalesce(group_id::text, ''), coalesce(collection_id, ''), coalesce(filter_id::text, ''), coalesce(filter_type, ''),
 			status, coalesce(http_status, 0), coalesce(assignment_id, ''), attempts, coalesce(error_code, ''),
 			coalesce(error_message, ''), coalesce(request_id, ''), created_at, updated_at, finished_at, retries,
 			coalesce(revert_status, ''), coalesce(revert_http_status, 0), coalesce(revert_error_code, ''),
 			coalesce(revert_error, ''), coalesce(revert_request_id, ''), reverted_at, coalesce(tenant_id, ''),
-			coalesce(created_by, '')
+			coalesce(created_by, ''), action, coalesce(configuration_name, ''), coalesce(group_name, ''),
+			coalesce(filter_name, ''), coalesce(revert_assignment_id, '')
 		FROM assignment_results WHERE batch_id = $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2))
 			AND ($3 = '' OR tenant_id = $3)
 		ORDER BY row`, batchID, filter, f.TenantID)
@@ -120,15 +139,19 @@ func ExportResultsWhere(ctx context.Context, q Querier, batchID string, f Result
 	defer rows.Close()
 	var r ExportRow
 	for rows.Next() {
-		var status, revert string
+		var status, revert, action string
 		if err := rows.Scan(&r.BatchID, &r.Row, &r.Line, &r.Source, &r.ConfigurationID, &r.Path, &r.TargetType, &r.GroupID,
 			&r.CollectionID, &r.FilterID, &r.FilterType, &status, &r.HTTPStatus, &r.AssignmentID, &r.Attempts,
 			&r.ErrorCode, &r.ErrorMessage, &r.RequestID, &r.CreatedAt, &r.UpdatedAt, &r.FinishedAt, &r.Retries,
 			&revert, &r.RevertHTTPStatus, &r.RevertErrorCode, &r.RevertError, &r.RevertRequestID, &r.RevertedAt,
-			&r.TenantID, &r.CreatedBy); err != nil {
+			&r.TenantID, &r.CreatedBy, &action, &r.ConfigurationName, &r.GroupName, &r.FilterName,
+			&r.RevertAssignmentID); err != nil {
 			return fmt.Errorf("error reading results: %w", err)
 		}
 		r.Status, r.RevertStatus = assign.Status(status), assign.RevertStatus(revert)
+		if r.Action, err = assign.ParseAction(action); err != nil {
+			return fmt.Errorf("error reading results: row %d: %w", r.Row, err)
+		}
 		if err := fn(&r); err != nil {
 			return err
 		}

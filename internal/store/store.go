@@ -189,7 +189,8 @@ type ItemRow struct {
 	Spec     assign.Spec
 }
 
-var itemColumns = []string{"batch_id", "row", "line", "configuration_id", "path", "target_type", "group_id", "collection_id", "filter_id", "filter_type", "tenant_id"}
+var itemColumns = []string{"batch_id", "row", "line", "configuration_id", "path", "target_type", "group_id", "collection_id",
+	"filter_id", "filter_type", "tenant_id", "action", "configuration_name", "group_name", "filter_name"}
 
 // CopyItems writes items with COPY, and adds them to the batch's kept
 // counts. It is the only way rows enter items.
@@ -216,6 +217,12 @@ func CopyItems(ctx context.Context, tx pgx.Tx, batchID string, items []ItemRow) 
 		}
 		vals[0], vals[1], vals[2], vals[3], vals[4], vals[5] = batch, int32(it.Row), int32(it.Line), cfg, string(it.Spec.Path), string(t.Type)
 		vals[6], vals[7], vals[8], vals[9], vals[10] = group, nullable(t.CollectionID), filter, nullable(string(t.FilterType)), nullable(it.TenantID)
+		vals[11] = nil // assign: NULL, as in every row before actions
+		if it.Spec.Action != assign.ActionAssign {
+			vals[11] = it.Spec.Action.String()
+		}
+		n := &it.Spec.Names
+		vals[12], vals[13], vals[14] = nullable(n.Configuration), nullable(n.Group), nullable(n.Filter)
 		return vals, nil
 	}))
 	if err != nil {
