@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -116,7 +117,9 @@ type tenantNames struct {
 func (d tenantData) names(where string) (tenantNames, error) {
 	var n tenantNames
 	seen := map[string]string{}
-	for key, name := range d.ConfigurationNames {
+	// Keys in order, so that of several bad ones the same is reported.
+	for _, key := range slices.Sorted(maps.Keys(d.ConfigurationNames)) {
+		name := d.ConfigurationNames[key]
 		id, err := assign.ParseGUID(where+"configurationNames: configuration id", key)
 		if err != nil {
 			return n, err
