@@ -237,52 +237,72 @@ const MaxPages = 1000
 // @odata.nextLink. wait, when set, is called before each page (the read
 // limit). Targets of types bulkassign does not know are skipped.
 func (c *Client) ListAssignments(ctx context.Context, cfgID string, p assign.Path, wait func(context.Context) error) ([]Assignment, *Response) {
-	next := c.base.String() + p.AssignmentsPath(cfgID)
 	var out []Assignment
-	seen := map[string]bool{}
-	for pages := 0; next != ""; pages++ {
-		if pages == MaxPages || seen[next] {
-			// A chain that loops (or never ends) is a Graph fault: retrying
-			// later may find it mended.
-			return nil, &Response{Method: http.MethodGet, Op: OpList, RetryAfter: -1,
-				Err: fmt.Errorf("@odata.nextLink chain loops or exceeds %d pages", MaxPages)}
-		}
-		seen[next] = true
-		if wait != nil {
-			if err := wait(ctx); err != nil {
-				return nil, NotSent(http.MethodGet, OpList, err)
-			}
-		}
-		u, err := url.Parse(next)
-		if err != nil || u.Scheme+"://"+u.Host != c.Origin() {
-			// Never send the token to a host other than Graph's.
-			return nil, &Response{Method: http.MethodGet, Op: OpList, RetryAfter: -1, Err: fmt.Errorf("@odata.nextLink leaves %s", c.Origin())}
-		}
-		resp, body := c.do(ctx, http.MethodGet, OpList, next, nil, "")
-		if resp.StatusCode != http.StatusOK {
-			return nil, resp
-		}
-		var page struct {
-			Value    []json.RawMessage `json:"value"`
-			NextLink string            `json:"@odata.nextLink"`
-		}
-		if err := json.Unmarshal(body, &page); err != nil {
-			resp.Err = fmt.Errorf("error decoding assignment list: %w", err)
-			return nil, resp
-		}
-		for _, raw := range page.Value {
+	resp := c.readPages(ctx, OpList, c.base.String()+p.AssignmentsPath(cfgID), "assignment list", wait, func(value []json.RawMessage) (bool, error) {
+		for _, raw := range value {
 			var a Assignment
 			if err := json.Unmarshal(raw, &a); err != nil {
 				continue // a target type we do not manage cannot match a row
 			}
 			out = append(out, a)
 		}
-		next = page.NextLink
-		if next == "" {
-			return out, resp
+		return true, nil
+	})
+	if resp.StatusCode != http.StatusOK || resp.Err != nil {
+		return nil, resp
+	}
+	return out, resp
+}
+
+// readPages GETs first and every page its @odata.nextLink chain leads to,
+// as op, handing each page's value to page, which returns false to stop
+// reading (it has what it needs) or an error to fail the read. wait, when
+// set, is called before each request. It returns the last page's Response:
+// 200 without Err when every page was read (or page stopped), otherwise
+// the request that failed, held back or could not be decoded. what names
+// the collection in decoding errors.
+func (c *Client) readPages(ctx context.Context, op Op, first, what string, wait func(context.Context) error, page func(value []json.RawMessage) (bool, error)) *Response {
+	next := first
+	seen := map[string]bool{}
+	for pages := 0; ; pages++ {
+		if pages == MaxPages || seen[next] {
+			// A chain that loops (or never ends) is a Graph fault: retrying
+			// later may find it mended.
+			return &Response{Method: http.MethodGet, Op: op, RetryAfter: -1,
+				Err: fmt.Errorf("@odata.nextLink chain loops or exceeds %d pages", MaxPages)}
+		}
+		seen[next] = true
+		if wait != nil {
+			if err := wait(ctx); err != nil {
+				return NotSent(http.MethodGet, op, err)
+			}
+		}
+		u, err := url.Parse(next)
+		if err != nil || u.Scheme+"://"+u.Host != c.Origin() {
+			// Never send the token to a host other than Graph's.
+			return &Response{Method: http.MethodGet, Op: op, RetryAfter: -1, Err: fmt.Errorf("@odata.nextLink leaves %s", c.Origin())}
+		}
+		resp, body := c.do(ctx, http.MethodGet, op, next, nil, "")
+		if resp.StatusCode != http.StatusOK {
+			return resp
+		}
+		var pg struct {
+			Value    []json.RawMessage `json:"value"`
+			NextLink string            `json:"@odata.nextLink"`
+		}
+		if err := json.Unmarshal(body, &pg); err != nil {
+			resp.Err = fmt.Errorf("error decoding %s: %w", what, err)
+			return resp
+		}
+		more, err := page(pg.Value)
+		if err != nil {
+			resp.Err = fmt.Errorf("error decoding %s: %w", what, err)
+			return resp
+		}
+		if next = pg.NextLink; next == "" || !more {
+			return resp
 		}
 	}
-	return out, nil
 }
 
 // CreateAssignment posts one assignment. clientRequestID is sent as

@@ -19,6 +19,10 @@ const (
 	// OpProbe reads one policy of a kind bulkassign does not assign
 	// (GetPolicy), to say what an id that is not a device configuration is.
 	OpProbe Op = "probe"
+	// OpResolve looks a configuration, a group or an assignment filter up
+	// by display name (FindByName), for rows that name them instead of
+	// giving ids.
+	OpResolve Op = "resolve"
 )
 
 // Action is what the caller does with a Graph answer.
@@ -78,6 +82,8 @@ var Policy = []Rule{
 	{Op: OpDelete, Status: 404, Action: Succeed, Why: "already gone: deleted before, or by someone else"},
 	{Op: OpProbe, Status: 200, Action: Succeed, Why: "exists: a policy of a kind bulkassign does not assign"},
 	{Op: OpProbe, Status: 404, Action: Fail, Gone: true, Why: "not found: no policy of this kind has the id"},
+	{Op: OpResolve, Status: 200, Action: Succeed, Why: "found by name"},
+	{Op: OpResolve, Status: 403, Action: Fail, Why: "permission denied: name lookups need Group.Read.All for groups and DeviceManagementConfiguration.Read.All for configurations and filters"},
 	{Status: 200, Action: Succeed, Why: "ok"},
 	{Status: 400, Action: Fail, Why: "Graph rejected the request"},
 	{Status: 401, Action: Fail, Why: "authentication failed again after renewing the token"},

@@ -20,6 +20,9 @@ const (
 	graphContentType = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 	graphAppID       = "00000003-0000-0000-c000-000000000000"
 	assignmentType   = "#microsoft.graph.deviceConfigurationAssignment"
+	// configurationType is the @odata.type of every simulated device
+	// configuration (Graph's list is polymorphic; the simulator's is not).
+	configurationType = "#microsoft.graph.windows10CustomConfiguration"
 )
 
 // graphCall is one Graph request in flight.
@@ -44,6 +47,8 @@ const (
 	routeOrganization
 	routeConfigurations // the list of device configurations
 	routePolicy         // one policy of another kind (PolicyCollections)
+	routeGroups         // the list of groups (names.go)
+	routeFilters        // the list of assignment filters (names.go)
 )
 
 type route struct {
@@ -78,7 +83,14 @@ func parseGraphPath(p string) (route, *graphErr) {
 	}
 	segs := strings.Split(strings.Trim(p, "/"), "/")
 	if segs[0] == "" {
-		return rt, &graphErr{http.StatusBadRequest, "BadRequest", "Invalid request: graphsim serves only /organization and /deviceManagement/deviceConfigurations/{id}/.../assignments."}
+		return rt, &graphErr{http.StatusBadRequest, "BadRequest", "Invalid request: graphsim serves only /organization, /groups and /deviceManagement/deviceConfigurations/{id}/.../assignments."}
+	}
+	if strings.EqualFold(segs[0], "groups") {
+		if len(segs) > 1 {
+			return rt, &graphErr{http.StatusBadRequest, "BadRequest", "graphsim serves only GET /groups (with $filter=displayName eq '...')."}
+		}
+		rt.kind = routeGroups
+		return rt, nil
 	}
 	if strings.EqualFold(segs[0], "organization") {
 		switch len(segs) {
@@ -108,6 +120,13 @@ func parseGraphPath(p string) (route, *graphErr) {
 			rt.kind, rt.collection, rt.id = routePolicy, c, assign.CanonicalGUID(segs[2])
 			return rt, nil
 		}
+	}
+	if strings.EqualFold(segs[1], "assignmentFilters") {
+		if len(segs) > 2 {
+			return rt, &graphErr{http.StatusBadRequest, "BadRequest", "graphsim serves only GET deviceManagement/assignmentFilters (with $filter=displayName eq '...')."}
+		}
+		rt.kind = routeFilters
+		return rt, nil
 	}
 	if !strings.EqualFold(segs[1], "deviceConfigurations") {
 		return rt, segmentErr(segs[1])
@@ -186,12 +205,23 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 		s.graphError(gc, ge.status, ge.code, ge.message)
 		return
 	}
+	s.countLookup(gc, rt)
 	if rt.kind == routeOrganization {
 		if r.Method != http.MethodGet {
 			s.graphError(gc, http.StatusMethodNotAllowed, "BadRequest", fmt.Sprintf("No OData route exists that match template with http verb %s for request %s.", r.Method, r.URL.Path))
 			return
 		}
 		s.organization(gc, rt)
+		return
+	}
+	if rt.kind == routeGroups {
+		// Groups are directory objects: Group.Read.All, not Intune's
+		// permission, decides (TenantConfig.NoGroupRead).
+		if r.Method != http.MethodGet {
+			s.graphError(gc, http.StatusMethodNotAllowed, "BadRequest", fmt.Sprintf("No OData route exists that match template with http verb %s for request %s.", r.Method, r.URL.Path))
+			return
+		}
+		s.listGroups(gc, rt)
 		return
 	}
 	if b.app && !permitted(b.roles, r.Method) {
@@ -201,6 +231,8 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case rt.kind == routeConfigurations && r.Method == http.MethodGet:
 		s.listConfigurations(gc, rt)
+	case rt.kind == routeFilters && r.Method == http.MethodGet:
+		s.listFilters(gc, rt)
 	case rt.kind == routeConfiguration && r.Method == http.MethodGet:
 		s.getConfiguration(gc, rt)
 	case rt.kind == routePolicy && r.Method == http.MethodGet:
@@ -432,53 +464,26 @@ func toGraph(a *Assignment, version string) assignmentOut {
 	return out
 }
 
-// listConfigurations answers GET deviceConfigurations: the tenant's
-// configurations, at most $top of them (default 100), without paging on.
-func (s *Server) listConfigurations(gc *graphCall, rt route) {
-	if s.maybeRead503(gc) {
-		return
-	}
-	top := 100
-	if v := gc.r.URL.Query().Get("$top"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			s.graphError(gc, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Invalid $top value '%s'.", v))
-			return
-		}
-		top = min(n, 1000)
-	}
-	s.mu.Lock()
-	var value []map[string]any
-	for _, c := range gc.ten.sortedConfigs() {
-		if len(value) == top {
-			break
-		}
-		value = append(value, map[string]any{"@odata.type": "#microsoft.graph.windows10CustomConfiguration", "id": c.id,
-			"displayName": fmt.Sprintf("graphsim configuration %d", c.seq+1)})
-	}
-	s.mu.Unlock()
-	if value == nil {
-		value = []map[string]any{}
-	}
-	s.writeGraph(gc, http.StatusOK, map[string]any{
-		"@odata.context": s.url + "/" + rt.version + "/$metadata#deviceManagement/deviceConfigurations",
-		"value":          value,
-	})
-}
-
 func (s *Server) getConfiguration(gc *graphCall, rt route) {
 	if s.maybeRead503(gc) {
 		return
 	}
-	c := s.configOr404(gc, rt.cfgID)
+	s.mu.Lock()
+	c := gc.ten.configLocked(rt.cfgID, false)
+	var name string
+	if c != nil {
+		name = c.displayName() // a test may rename it meanwhile
+	}
+	s.mu.Unlock()
 	if c == nil {
+		s.noConfiguration(gc, rt.cfgID)
 		return
 	}
 	s.writeGraph(gc, http.StatusOK, map[string]any{
 		"@odata.context": s.url + "/" + rt.version + "/$metadata#deviceManagement/deviceConfigurations/$entity",
-		"@odata.type":    "#microsoft.graph.windows10CustomConfiguration",
+		"@odata.type":    configurationType,
 		"id":             c.id,
-		"displayName":    fmt.Sprintf("graphsim configuration %d", c.seq+1),
+		"displayName":    name,
 		"version":        1,
 	})
 }

@@ -16,7 +16,11 @@
 //	  GET  /devicelogin                                    (verification_uri; explains how to approve)
 //	Graph, under /beta and /v1.0 (GraphBaseURL() is URL()+"/beta")
 //	  GET         /organization[/{tenant id}]                (the token's tenant)
+//	  GET         /groups                                    ($filter=displayName eq '...', $select, $top; names.go)
+//	  GET         /deviceManagement/assignmentFilters        (the same)
+//	  GET         /deviceManagement/deviceConfigurations     (the same)
 //	  GET         /deviceManagement/deviceConfigurations/{id}
+//	  GET         /deviceManagement/{configurationPolicies,deviceCompliancePolicies,groupPolicyConfigurations}/{id}
 //	  GET, POST   /deviceManagement/deviceConfigurations/{id}[/{path}]/assignments
 //	  GET, DELETE /deviceManagement/deviceConfigurations/{id}[/{path}]/assignments/{assignmentId}
 //	  where {path} is one of assign.Paths (matched case-insensitively)
@@ -112,7 +116,8 @@ type Config struct {
 	// Clients are the registered applications; default one Client with
 	// DefaultClientID, DefaultClientSecret and Delegated.
 	Clients []Client
-	// PageSize is the largest page of a list; default 100.
+	// PageSize is the largest page of a list (assignments, device
+	// configurations, groups, assignment filters); default 100.
 	PageSize int
 	// Seed seeds the random choices of faults and of omitted Retry-After
 	// headers. The sequence is deterministic for a sequence of requests; the
@@ -271,12 +276,37 @@ type Stats struct {
 	Created          int64                   `json:"created"` // assignments created through POST
 	Deleted          int64                   `json:"deleted"` // assignments deleted through DELETE
 	Duplicates       int                     `json:"duplicates"`
+	NameLookups      LookupCounts            `json:"nameLookups"` // GETs with $filter, by collection
+}
+
+// LookupCounts counts the GETs carrying $filter (bulkassign's name
+// lookups: displayName eq '…') of each collection a row's names are
+// resolved in, one per request (a page followed through @odata.nextLink
+// is a request), counted once the token is accepted, whatever the answer
+// (403, 400 and injected 503s included). They are also in Reads.
+type LookupCounts struct {
+	Configurations int64 `json:"configurations"` // deviceManagement/deviceConfigurations
+	Groups         int64 `json:"groups"`         // groups
+	Filters        int64 `json:"filters"`        // deviceManagement/assignmentFilters
 }
 
 type configuration struct {
 	id    string
 	seq   int
+	name  string // displayName; "" is the default (displayName)
 	lists map[assign.Path][]*Assignment
+}
+
+// displayName is the configuration's name: the one given
+// (Tenant.NameConfiguration, a tenant file's configurationNames), else
+// "Configuration " and the first 8 characters of its id, so that every
+// configuration has a name a row can give and no two defaults collide
+// in practice.
+func (c *configuration) displayName() string {
+	if c.name != "" {
+		return c.name
+	}
+	return "Configuration " + c.id[:min(8, len(c.id))]
 }
 
 // Server is a running simulator. Its methods are safe for concurrent use.

@@ -65,6 +65,11 @@ type TenantConfig struct {
 	// answers 403 Forbidden to device configuration requests. Delegated
 	// tokens are not affected.
 	NoPermission bool
+	// NoGroupRead answers every read of groups 403
+	// Authorization_RequestDenied, as Graph does when the app was not
+	// granted Group.Read.All: rows that name groups cannot be resolved.
+	// Device configurations and assignment filters are not affected.
+	NoGroupRead bool
 }
 
 // Permission names carried in tokens.
@@ -79,9 +84,12 @@ type tenantState struct {
 	refuse       Refusal
 	tokenFails   int
 	noPermission bool
+	noGroupRead  bool
 	limit        Limit
 	lim          limiter
 	configs      map[string]*configuration
+	groups       directory                  // Entra groups (names.go)
+	filters      directory                  // assignment filters
 	policies     map[string]map[string]bool // policy collection (PolicyCollections) -> ids
 	ledger       []LedgerEntry
 	stats        Stats
@@ -176,7 +184,7 @@ func (s *Server) addTenantLocked(id string, tc TenantConfig) (*tenantState, erro
 		return nil, fmt.Errorf("graphsim: tenant %s configured twice", id)
 	}
 	ts := newTenantState(id, tc.Name, tc.WriteLimit, s.start)
-	ts.refuse, ts.tokenFails, ts.noPermission = tc.Refuse, tc.TokenFailures, tc.NoPermission
+	ts.refuse, ts.tokenFails, ts.noPermission, ts.noGroupRead = tc.Refuse, tc.TokenFailures, tc.NoPermission, tc.NoGroupRead
 	s.tenants[id] = ts
 	s.tenantOrder = append(s.tenantOrder, ts)
 	return ts, nil

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,6 +26,18 @@ type tenantData struct {
 		Path            string        `json:"path"`
 		Target          assign.Target `json:"target"`
 	} `json:"existing"`
+	// Display names, for rows that name objects instead of giving ids:
+	// configuration id -> displayName, and the tenant's groups and
+	// assignment filters.
+	ConfigurationNames map[string]string `json:"configurationNames"`
+	Groups             []namedEntry      `json:"groups"`
+	Filters            []namedEntry      `json:"filters"`
+}
+
+// namedEntry is an element of "groups" or "filters".
+type namedEntry struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName"`
 }
 
 // tenantEntry is one element of a tenant file's "tenants". Absent settings
@@ -35,6 +49,7 @@ type tenantEntry struct {
 	Refuse        *Refusal `json:"refuse"`
 	TokenFailures *int     `json:"tokenFailures"`
 	NoPermission  *bool    `json:"noPermission"`
+	NoGroupRead   *bool    `json:"noGroupRead"`
 	tenantData
 }
 
@@ -91,6 +106,72 @@ func (d tenantData) policies(where string) (map[string][]string, error) {
 	return out, nil
 }
 
+// tenantNames are a tenant file's validated display names.
+type tenantNames struct {
+	configs, groups, filters []namedObject
+}
+
+// names checks the tenant's display names and returns them with canonical
+// ids, configurations in id order (a JSON object has none); where
+// prefixes the error messages.
+func (d tenantData) names(where string) (tenantNames, error) {
+	var n tenantNames
+	seen := map[string]string{}
+	// Keys in order, so that of several bad ones the same is reported.
+	for _, key := range slices.Sorted(maps.Keys(d.ConfigurationNames)) {
+		name := d.ConfigurationNames[key]
+		id, err := assign.ParseGUID(where+"configurationNames: configuration id", key)
+		if err != nil {
+			return n, err
+		}
+		if other, dup := seen[id]; dup {
+			return n, fmt.Errorf("%sconfigurationNames: %q and %q are the same configuration", where, other, key)
+		}
+		seen[id] = key
+		if name == "" {
+			return n, fmt.Errorf("%sconfigurationNames[%q]: the display name is empty", where, key)
+		}
+		n.configs = append(n.configs, namedObject{id, name})
+	}
+	slices.SortFunc(n.configs, func(a, b namedObject) int { return strings.Compare(a.id, b.id) })
+	for _, l := range []struct {
+		key  string
+		list []namedEntry
+		out  *[]namedObject
+	}{{"groups", d.Groups, &n.groups}, {"filters", d.Filters, &n.filters}} {
+		seen := map[string]bool{}
+		for i, e := range l.list {
+			at := fmt.Sprintf("%s%s[%d]", where, l.key, i)
+			id, err := assign.ParseGUID(at+".id", e.ID)
+			if err != nil {
+				return n, err
+			}
+			if seen[id] {
+				return n, fmt.Errorf("%s: id %s listed twice", at, id)
+			}
+			seen[id] = true
+			if e.DisplayName == "" {
+				return n, fmt.Errorf("%s: displayName is empty", at)
+			}
+			*l.out = append(*l.out, namedObject{id, e.DisplayName})
+		}
+	}
+	return n, nil
+}
+
+// addNames registers n (from tenantData.names) in t.
+func addNames(t *Tenant, n tenantNames) {
+	for _, c := range n.configs {
+		t.NameConfiguration(c.id, c.name)
+	}
+	for _, g := range n.groups {
+		t.AddGroup(g.id, g.name)
+	}
+	for _, f := range n.filters {
+		t.AddFilter(f.id, f.name)
+	}
+}
+
 // addPolicies registers pols (from tenantData.policies) in t.
 func addPolicies(t *Tenant, pols map[string][]string) error {
 	for c, ids := range pols {
@@ -109,12 +190,21 @@ func addPolicies(t *Tenant, pols map[string][]string) error {
 //	 "configurations": ["<guid>", ...],
 //	 "existing": [{"configurationId": "<guid>", "path": "", "target": {<Graph target>}}, ...],
 //	 "configurationPolicies": ["<guid>", ...], "deviceCompliancePolicies": [...], "groupPolicyConfigurations": [...],
+//	 "configurationNames": {"<configuration guid>": "Win11 – BitLocker", ...},
+//	 "groups": [{"id": "<guid>", "displayName": "All Windows devices"}, ...],
+//	 "filters": [{"id": "<guid>", "displayName": "Corporate devices"}, ...],
 //	 "tenants": [{"id": "<tenant guid>", "name": "Fabrikam", "writeLimit": "100/20s",
 //	              "refuse": ""|"consent"|"notfound"|"disabled", "tokenFailures": 0, "noPermission": false,
-//	              "configurations": [...], "existing": [...]}, ...]}
+//	              "noGroupRead": false, "configurations": [...], "existing": [...], "groups": [...], ...}, ...]}
 //
-// Every key is optional. The top-level configurations and existing belong
-// to the default tenant. A tenants entry for a tenant the server does not
+// Every key is optional. The top-level data keys belong to the default
+// tenant; a tenants entry takes the same data keys for its tenant. Naming
+// a configuration (configurationNames) registers it, as existing does; a
+// configuration without a name is called "Configuration " and the first 8
+// characters of its id. Several groups (or filters) may share a display
+// name, as in Entra, which makes the name ambiguous; ids must be GUIDs and
+// display names non-empty. noGroupRead denies reads of the tenant's groups
+// (TenantConfig.NoGroupRead). A tenants entry for a tenant the server does not
 // have yet adds it (see TenantConfig; writeLimit as in ParseLimit); an
 // entry for one it has (the default tenant, one of Config.Tenants) adds
 // the data to it and applies the settings the entry gives. Nothing is
@@ -143,6 +233,10 @@ func (s *Server) LoadTenantFile(path string) ([]string, error) {
 	if err != nil {
 		return fail(err)
 	}
+	names, err := f.names("")
+	if err != nil {
+		return fail(err)
+	}
 
 	type loaded struct {
 		id    string
@@ -152,6 +246,7 @@ func (s *Server) LoadTenantFile(path string) ([]string, error) {
 		ids   []string
 		pre   []preassignment
 		pols  map[string][]string
+		names tenantNames
 	}
 	var entries []loaded
 	seen := map[string]bool{}
@@ -194,10 +289,16 @@ func (s *Server) LoadTenantFile(path string) ([]string, error) {
 		if e.NoPermission != nil {
 			ld.tc.NoPermission = *e.NoPermission
 		}
+		if e.NoGroupRead != nil {
+			ld.tc.NoGroupRead = *e.NoGroupRead
+		}
 		if ld.ids, ld.pre, err = e.validate(where); err != nil {
 			return fail(err)
 		}
 		if ld.pols, err = e.policies(where); err != nil {
+			return fail(err)
+		}
+		if ld.names, err = e.names(where); err != nil {
 			return fail(err)
 		}
 		entries = append(entries, ld)
@@ -216,6 +317,7 @@ func (s *Server) LoadTenantFile(path string) ([]string, error) {
 	for _, p := range pre {
 		def.Preassign(p.cfg, p.path, p.target)
 	}
+	addNames(def, names)
 	for _, ld := range entries {
 		t := s.Tenant(ld.id)
 		if t == nil {
@@ -240,6 +342,9 @@ func (s *Server) LoadTenantFile(path string) ([]string, error) {
 			if ld.e.NoPermission != nil {
 				ts.noPermission = *ld.e.NoPermission
 			}
+			if ld.e.NoGroupRead != nil {
+				ts.noGroupRead = *ld.e.NoGroupRead
+			}
 			s.mu.Unlock()
 		}
 		t.AddConfiguration(ld.ids...)
@@ -249,6 +354,7 @@ func (s *Server) LoadTenantFile(path string) ([]string, error) {
 		for _, p := range ld.pre {
 			t.Preassign(p.cfg, p.path, p.target)
 		}
+		addNames(t, ld.names)
 		if t.t == s.home {
 			ids = append(ids, ld.ids...)
 		}
