@@ -199,12 +199,28 @@ func (p *Plan) Read(ctx context.Context, clients Clients) (*Report, error) {
 	}
 	rows := slices.Clone(p.Rows)
 	unresolved := map[int]Outcome{}
+	for i := range rows {
+		if o, ok := resolve(&rows[i], found); !ok {
+			unresolved[i] = o
+		}
+	}
+	keys := listKeys(rows, unresolved)
+	lists, err := readAll(ctx, keys, func(k key) *list { return readList(ctx, clients, k) })
+	if err != nil {
+		return nil, err
+	}
+	rep := newReport(rows, lists, unresolved)
+	rep.Names = len(found)
+	return rep, nil
+}
+
+// listKeys is the configuration paths rows name, each once, in order of
+// first use, but for the rows skipped (their names did not resolve).
+func listKeys(rows []Row, skipped map[int]Outcome) []key {
 	var keys []key
 	seen := map[key]bool{}
-	for i := range rows {
-		r := &rows[i]
-		if o, ok := resolve(r, found); !ok {
-			unresolved[i] = o
+	for i, r := range rows {
+		if _, skip := skipped[i]; skip {
 			continue
 		}
 		k := key{r.TenantID, r.Spec.ConfigurationID, r.Spec.Path}
@@ -213,13 +229,7 @@ func (p *Plan) Read(ctx context.Context, clients Clients) (*Report, error) {
 			keys = append(keys, k)
 		}
 	}
-	lists, err := readAll(ctx, keys, func(k key) *list { return readList(ctx, clients, k) })
-	if err != nil {
-		return nil, err
-	}
-	rep := newReport(rows, lists, unresolved)
-	rep.Names = len(found)
-	return rep, nil
+	return keys
 }
 
 // resolve fills in the ids of r's names from what they looked up as, or

@@ -49,7 +49,7 @@ func TestOutcome(t *testing.T) {
 	}
 
 	rows := []Row{row(0, 1), row(0, 2), row(0, 3), row(1, 1), row(3, 1), row(4, 1)}
-	rep := newReport(rows, lists)
+	rep := newReport(rows, lists, nil)
 	if len(rep.Rows) != 6 || rep.Lists != 4 || rep.Counts[WouldCreate] != 2 || rep.Counts[AlreadyAssigned] != 1 ||
 		rep.Counts[ConfigurationNotFound] != 1 || rep.Counts[ReadFailed] != 1 || rep.Counts[UnsupportedPolicyType] != 1 {
 		t.Fatalf("report: %d rows, %d lists, counts %v; want 6 rows, 4 lists, 2 would_create and one of each other result", len(rep.Rows), rep.Lists, rep.Counts)
@@ -76,8 +76,8 @@ func TestPlan(t *testing.T) {
 		t.Fatalf("plan: invalid %v, no tenant %v, %d rows, %d intake results; want valid, 7 and 2", p.Invalid(), p.NoTenant, len(p.Rows), len(p.Intake))
 	}
 	want := []key{{tenantA, testenv.Config(0), ""}, {tenantA, testenv.Config(1), ""}, {tenantA, testenv.Config(2), ""}}
-	if !slices.Equal(p.keys, want) {
-		t.Fatalf("keys %v, want %v", p.keys, want)
+	if keys := listKeys(p.Rows, nil); !slices.Equal(keys, want) {
+		t.Fatalf("keys %v, want %v", keys, want)
 	}
 	if r := p.Rows[4]; r.Source != "b.csv" || r.Line != 2 || r.TenantID != tenantA {
 		t.Fatalf("row 5: %+v, want b.csv line 2 in the default tenant", r)
@@ -111,8 +111,8 @@ func TestPlanTenants(t *testing.T) {
 
 	p := plan(strings.ToUpper(tenantA))
 	want := []key{{tenantB, testenv.Config(0), ""}, {tenantA, testenv.Config(0), ""}}
-	if p.NoTenant != nil || !slices.Equal(p.keys, want) {
-		t.Fatalf("keys %v (no tenant %v), want %v", p.keys, p.NoTenant, want)
+	if keys := listKeys(p.Rows, nil); p.NoTenant != nil || !slices.Equal(keys, want) {
+		t.Fatalf("keys %v (no tenant %v), want %v", keys, p.NoTenant, want)
 	}
 	if p.Rows[1].TenantID != tenantA {
 		t.Fatalf("a row without a tenant: %+v, want the default tenant's", p.Rows[1])

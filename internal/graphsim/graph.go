@@ -640,6 +640,15 @@ func (s *Server) delete(gc *graphCall, rt route) {
 	if !s.admitWrite(gc) {
 		return
 	}
+	// A DELETE is a write: the fault mix applies to it as to a POST.
+	fault, retryAfter := s.drawPostFault(gc.ten)
+	if fault == fault503 {
+		if retryAfter {
+			gc.w.Header().Set("Retry-After", "1")
+		}
+		s.graphError(gc, http.StatusServiceUnavailable, "ServiceUnavailable", "The service is temporarily unavailable. Please retry later.")
+		return
+	}
 	s.mu.Lock()
 	c, a := find(gc.ten, rt)
 	if a != nil {
@@ -658,6 +667,10 @@ func (s *Server) delete(gc *graphCall, rt route) {
 		s.noConfiguration(gc, rt.cfgID)
 	case a == nil:
 		s.notFound(gc, fmt.Sprintf("Resource not found: deviceConfigurationAssignment '%s'.", rt.id))
+	case fault == fault504:
+		s.graphError(gc, http.StatusGatewayTimeout, "GatewayTimeout", "The gateway did not receive a timely response from the upstream service.")
+	case fault == faultReset:
+		s.reset(gc)
 	default:
 		s.writeGraph(gc, http.StatusNoContent, nil)
 	}

@@ -170,14 +170,15 @@ type Client struct {
 // Faults are failures injected on purpose. Probabilities are in [0,1]; the
 // three POST probabilities are exclusive and must sum to at most 1.
 type Faults struct {
-	// P503 is the probability that a POST is answered 503 ServiceUnavailable
-	// without being applied; half of these carry "Retry-After: 1".
+	// P503 is the probability that a write (a POST or a DELETE of an
+	// assignment) is answered 503 ServiceUnavailable without being
+	// applied; half of these carry "Retry-After: 1".
 	P503 float64
-	// PAppliedThen504 is the probability that a POST creates the assignment
-	// and is then answered 504 GatewayTimeout.
+	// PAppliedThen504 is the probability that a write applies (creates or
+	// deletes the assignment) and is then answered 504 GatewayTimeout.
 	PAppliedThen504 float64
-	// PAppliedThenReset is the probability that a POST creates the
-	// assignment and then the TCP connection is reset without any response.
+	// PAppliedThenReset is the probability that a write applies and then
+	// the TCP connection is reset without any response.
 	PAppliedThenReset float64
 	// P503Read is the probability that a GET is answered 503 (half with
 	// "Retry-After: 1").
