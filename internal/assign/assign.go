@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -383,11 +384,14 @@ func (s Spec) Validate() error {
 
 // Key identifies the spec for de-duplication of input rows: its target on
 // its configuration path, ids and names as given. The action is not part
-// of it: one file may not both assign and remove a target (intake).
+// of it: one file may not both assign and remove a target (intake). Names
+// are quoted (strconv.Quote), since a display name may hold the '|' that
+// separates the parts: unquoted, names "a|b" and "c" gave the same key as
+// "a" and "b|c".
 func (s Spec) Key() string {
 	k := s.ConfigurationID + "|" + string(s.Path) + "|" + s.Target.Key()
 	if s.Names.Any() {
-		k += "|" + s.Names.Configuration + "|" + s.Names.Group + "|" + s.Names.Filter
+		k += "|" + strconv.Quote(s.Names.Configuration) + "|" + strconv.Quote(s.Names.Group) + "|" + strconv.Quote(s.Names.Filter)
 	}
 	return k
 }
