@@ -618,7 +618,8 @@ func TestODataTypes(t *testing.T) {
 }
 
 // TestDupSet compares dupSet with a map on random and repeated hashes,
-// including keys that differ only in the bits each part keeps.
+// including keys that differ only in the bits each part keeps, and on
+// updates of values already added.
 func TestDupSet(t *testing.T) {
 	d := newDupSet(1000)
 	if len(d.buckets) != 256 {
@@ -628,7 +629,7 @@ func TestDupSet(t *testing.T) {
 		t.Errorf("%d buckets for %d rows", n, DefaultMaxRows)
 	}
 	type key struct{ h1, h2 uint64 }
-	want := map[key]int32{}
+	want := map[key]uint32{}
 	seed := uint64(1)
 	rnd := func() uint64 { seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17; return seed }
 	var keys []key
@@ -641,15 +642,22 @@ func TestDupSet(t *testing.T) {
 			k = key{keys[len(keys)-1].h1, keys[len(keys)-1].h2 ^ 1}
 		case 3, 4: // a repeat
 			k = keys[int(rnd()%uint64(len(keys)))]
+		case 5: // a new value for a key added before
+			k = keys[int(rnd()%uint64(len(keys)))]
+			d.update(k.h1, k.h2, uint32(i)|1<<31)
+			want[k] = uint32(i) | 1<<31
+		}
+		if v, ok := d.find(k.h1, k.h2); ok != (want[k] != 0) || v != want[k] {
+			t.Fatalf("find #%d: %d, %v; want %d", i, v, ok, want[k])
 		}
 		keys = append(keys, k)
-		first, dup := d.add(k.h1, k.h2, int32(i))
+		old, dup := d.add(k.h1, k.h2, uint32(i+1))
 		w, wdup := want[k]
-		if dup != wdup || dup && first != w {
-			t.Fatalf("add #%d: %d, %v; want %d, %v", i, first, dup, w, wdup)
+		if dup != wdup || dup && old != w {
+			t.Fatalf("add #%d: %d, %v; want %d, %v", i, old, dup, w, wdup)
 		}
 		if !wdup {
-			want[k] = int32(i)
+			want[k] = uint32(i + 1)
 		}
 	}
 }
@@ -671,5 +679,79 @@ func TestHugeRow(t *testing.T) {
 	want := "in.csv: syntax error: a row after line 2 is longer than 1048576 bytes (a quote not closed?)"
 	if res.Err() == nil || res.Err().Error() != want || res.Bytes != int64(b.Len()) {
 		t.Errorf("Err() = %v, Bytes %d; want %s, %d", res.Err(), res.Bytes, want, b.Len())
+	}
+}
+
+// entries counts the keys in st's duplicate set.
+func entries(st *state) int {
+	n := 0
+	for _, b := range st.seen.buckets {
+		n += len(b)
+	}
+	return n
+}
+
+// TestSides goes through testdata/bad/sides.csv (whose report is its
+// golden) case by case: which rows are passed on, and how many entries
+// the duplicate set holds for them.
+func TestSides(t *testing.T) {
+	data, err := os.ReadFile("testdata/bad/sides.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []int
+	res, st, err := Reader{Name: "sides.csv", Format: FormatCSV}.read(bytes.NewReader(data), func(r Row) error {
+		lines = append(lines, r.Line)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2: filtered, its side new: its row key and a side-only entry (2).
+	// 3: filtered, another filter, side known (1). 4: duplicate of 2.
+	// 5: excludes what 2 includes. 6: unfiltered, takes over the
+	// side-only entry of 2 (0). 7: duplicate of 6, not of 2. 8: excludes
+	// what 6 includes. 9: excluded first (1). 10, 11: filtered and not,
+	// include what 9 excludes. 12: duplicate of 9. 13: unfiltered first
+	// (1). 14: filtered, side known (1). 15: duplicate of 14. 16:
+	// excludes what 13 includes. 17: not a group (1). 18, 19: 2 and 5 the
+	// other way round in another tenant (1).
+	if want := []int{2, 3, 6, 9, 13, 14, 17, 18}; !reflect.DeepEqual(lines, want) {
+		t.Errorf("rows passed on: lines %v, want %v", lines, want)
+	}
+	if n := entries(st); n != 8 {
+		t.Errorf("%d entries in the duplicate set, want 8", n)
+	}
+	if res.Invalid != 6 || res.Duplicates != 4 {
+		t.Errorf("Invalid %d, Duplicates %d; want 6, 4", res.Invalid, res.Duplicates)
+	}
+}
+
+// TestEntriesARow checks what the duplicate set holds: one entry a row,
+// but for a filtered group row whose group's side is new, which takes two.
+func TestEntriesARow(t *testing.T) {
+	const n = 1000
+	for _, tc := range []struct {
+		name, row string // row: a format for the row of group i
+		want      int
+	}{
+		{"group", c1 + ",group,00000000-0000-4000-8000-%012d,,", n},
+		{"exclusion group", c1 + ",exclusion_group,00000000-0000-4000-8000-%012d,,", n},
+		{"all devices", c1 + ",all_devices,,00000000-0000-4000-8000-%012d,include", n},
+		{"filtered group, each its own", c1 + ",group,00000000-0000-4000-8000-%012d," + f1 + ",include", 2 * n},
+		{"filtered group, all one", c1 + ",group," + g1 + ",00000000-0000-4000-8000-%012d,include", n + 1},
+	} {
+		var b strings.Builder
+		b.WriteString("configuration_id,target_type,group_id,filter_id,filter_type\n")
+		for i := range n {
+			fmt.Fprintf(&b, tc.row+"\n", i)
+		}
+		res, st, err := Reader{Name: "in.csv", Format: FormatCSV}.read(strings.NewReader(b.String()), func(Row) error { return nil })
+		if err != nil || res.Err() != nil || res.Rows != n {
+			t.Fatalf("%s: %v, %v, %d rows", tc.name, err, res.Err(), res.Rows)
+		}
+		if got := entries(st); got != tc.want {
+			t.Errorf("%s: %d entries for %d rows, want %d", tc.name, got, n, tc.want)
+		}
 	}
 }
