@@ -1,9 +1,9 @@
 // Package intake reads an input list (CSV, a JSON array or NDJSON) of
-// assignments to create, validates every row into an assign.Spec and hands
-// the unique valid rows, in order, to a callback. It streams: memory does not
-// grow with the number of rows except for a compact duplicate set (about
-// 18 bytes a unique row; twice that for a filtered group row whose group is
-// new on its configuration path).
+// assignments to create or remove, validates every row into an
+// assign.Spec and hands the unique valid rows, in order, to a callback. It
+// streams: memory does not grow with the number of rows except for a
+// compact duplicate set (about 18 bytes a unique row; twice that for a
+// filtered group row whose group is new on its configuration path).
 //
 // Any invalid row makes the whole input invalid (Summary.Err), but reading goes
 // on to the end so that every bad line is reported, as "FILE:LINE: message".
@@ -13,11 +13,24 @@
 // configuration path in the same tenant (or includes one it excludes) is
 // invalid: Intune refuses the pair; the message names the earlier line.
 //
-// CSV: a header row naming the columns (any order; configuration_id is
-// required, the others are optional and read as empty when absent):
+// A row names its configuration, its group and its filter each by id or
+// by display name (configuration_name, group_name, filter_name), not both;
+// a worker resolves names in the row's tenant. A name is kept as given but
+// trimmed: valid UTF-8, no control characters, at most 256 characters.
+// Rows are compared by what they give: intake cannot tell that a group
+// one row gives by id is the one another row names, nor that two names
+// in different case are one (Graph compares names case-insensitively); a
+// duplicate or a conflict between such rows is left to the worker, which
+// resolves names to ids.
 //
-//	configuration_id, target_type, group_id, collection_id, filter_id, filter_type, path, tenant_id
+// CSV: a header row naming the columns (any order; configuration_id or
+// configuration_name is required, the others are optional and read as
+// empty when absent):
 //
+//	configuration_id, target_type, group_id, collection_id, filter_id, filter_type, path, tenant_id,
+//	action, configuration_name, group_name, filter_name
+//
+// action is assign (the default, when empty) or remove, in any case.
 // UTF-8 with or without a byte order mark, CRLF or LF, RFC 4180 quoting.
 // Values are trimmed of surrounding white space; rows whose fields are all
 // empty are skipped. The line of a row is the line its record starts on.
@@ -26,12 +39,14 @@
 // or a stream of objects; NDJSON (.ndjson, .jsonl) has exactly one object per
 // line. Each object is
 //
-//	{"configurationId": "…", "path": "…", "tenantId": "…", "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget",
+//	{"configurationId": "…", "path": "…", "tenantId": "…", "action": "assign", "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget",
 //	 "groupId": "…", "deviceAndAppManagementAssignmentFilterId": "…", "deviceAndAppManagementAssignmentFilterType": "include"}}
 //
-// Keys are matched exactly; unknown and repeated keys are errors (a row
-// lists the first five, then counts the rest). Optional keys may be absent,
-// null or "".
+// with names in "configurationName", "target.groupName" and
+// "target.filterName" in place of "configurationId", "target.groupId" and
+// "target.deviceAndAppManagementAssignmentFilterId". Keys are matched
+// exactly; unknown and repeated keys are errors (a row lists the first
+// five, then counts the rest). Optional keys may be absent, null or "".
 //
 // Messages name fields in the input's own words: CSV columns for CSV, JSON
 // keys (target.groupId) and @odata.type values for JSON.

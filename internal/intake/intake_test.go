@@ -15,6 +15,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 )
@@ -142,6 +144,17 @@ const (
 	exc  = assign.FilterExclude
 )
 
+// named is s with action a and names n.
+func named(s assign.Spec, a assign.Action, n assign.Names) assign.Spec {
+	s.Action, s.Names = a, n
+	return s
+}
+
+const (
+	assigns = assign.ActionAssign
+	removes = assign.ActionRemove
+)
+
 var goodFiles = map[string][]Row{
 	"all.csv": {
 		{Line: 2, Spec: spec(c1, "", grp, g1, "", "", "")},
@@ -206,6 +219,31 @@ var goodFiles = map[string][]Row{
 		{Line: 2, Spec: spec(c2, "", usr, "", "", "", "")},
 		{Line: 3, Spec: spec(c2, "", usr, "", "", "", ""), TenantID: t1},
 	},
+	// Names instead of ids, and actions; names are kept as given but
+	// trimmed, so line 8 (another case) is not a duplicate of line 2.
+	"names.csv": {
+		{Line: 2, Spec: named(spec("", "", grp, "", "", "", ""), assigns, assign.Names{Configuration: "Wi-Fi corp", Group: "Sales"})},
+		{Line: 3, Spec: named(spec(c1, "", grp, "", "", "", inc), removes, assign.Names{Group: "Sales, EMEA", Filter: "Win 11"})},
+		{Line: 4, Spec: named(spec("", "rootCertificate", excl, "", "", "", ""), assigns, assign.Names{Configuration: "Wi-Fi corp", Group: "Sales | EU"})},
+		{Line: 5, Spec: named(spec("", "", dev, "", "", "", exc), removes, assign.Names{Configuration: "Wi-Fi corp", Filter: `Corp "devices"`}), TenantID: t1},
+		{Line: 6, Spec: spec(c2, "", usr, "", "", f1, inc)},
+		{Line: 8, Spec: named(spec("", "", grp, "", "", "", ""), assigns, assign.Names{Configuration: "wi-fi corp", Group: "Sales"})},
+		{Line: 9, Spec: named(spec("", "", grp, g1, "", "", ""), removes, assign.Names{Configuration: "Ünïcødé 名前"})},
+		{Line: 10, Spec: named(spec("", "", grp, "", "", "", inc), assigns, assign.Names{Configuration: "Wi-Fi corp", Group: "Sales", Filter: "Win 11"})},
+		{Line: 11, Spec: named(spec("", "", dev, "", "", "", ""), assigns, assign.Names{Configuration: strings.Repeat("é", 256)})},
+	},
+	// configuration_name is enough of a header.
+	"names_only.csv": {
+		{Line: 2, Spec: named(spec("", "", grp, "", "", "", ""), assigns, assign.Names{Configuration: "Wi-Fi corp", Group: "Sales"})},
+		{Line: 3, Spec: named(spec("", "", dev, "", "", "", ""), assigns, assign.Names{Configuration: "Wi-Fi corp"})},
+	},
+	"names.ndjson": {
+		{Line: 1, Spec: named(spec("", "", grp, "", "", "", ""), removes, assign.Names{Configuration: "Wi-Fi corp", Group: "Sales"})},
+		{Line: 2, Spec: named(spec(c1, "", dev, "", "", "", inc), assigns, assign.Names{Filter: "Corp devices"})},
+		{Line: 3, Spec: named(spec("", "", excl, "", "", "", ""), assigns, assign.Names{Configuration: `Wi-Fi "corp" é`, Group: "Sales"})},
+		{Line: 4, Spec: named(spec(c2, "", grp, g2, "", "", exc), assigns, assign.Names{Filter: "Win 11"})},
+		{Line: 5, Spec: named(spec("", "identityCertificate", grp, "", "", "", ""), assigns, assign.Names{Configuration: "Wi-Fi corp", Group: "Sales"})},
+	},
 	"rows.ndjson": {
 		{Line: 1, Spec: spec(c1, macos, grp, g1, "", "", "")},
 		{Line: 3, Spec: spec(c1, win81, usr, "", "", "", "")},
@@ -215,6 +253,7 @@ var goodFiles = map[string][]Row{
 }
 
 var goodWarnings = map[string]string{
+	"names.csv": "names.csv:7: warning: duplicate of line 2; enqueued once\n",
 	"dup.csv": `dup.csv:5: warning: duplicate of line 2; enqueued once
 dup.csv:7: warning: duplicate of line 3; enqueued once
 `,
@@ -251,7 +290,7 @@ func TestGood(t *testing.T) {
 				t.Errorf("Duplicates = %d, %d warnings", res.Duplicates, len(res.Warnings))
 			}
 			for _, r := range rows {
-				if err := r.Spec.Target.Validate(); err != nil {
+				if err := r.Spec.Validate(); err != nil {
 					t.Errorf("line %d: %v", r.Line, err)
 				}
 				paths[r.Spec.Path] = true
@@ -555,8 +594,6 @@ func TestAbort(t *testing.T) {
 	}
 }
 
-// TestParseGUID checks that the fast GUID parser agrees with
-// assign.ParseGUID, value and message.
 // FuzzRead checks that no input makes Read panic or pass on an invalid row.
 func FuzzRead(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*/*")
@@ -573,11 +610,23 @@ func FuzzRead(f *testing.F) {
 		tm := time.AfterFunc(10*time.Second, func() { panic(fmt.Sprintf("HANG %q %q", data, format)) })
 		defer tm.Stop()
 		res, err := Reader{Name: "in", Format: ft}.Read(bytes.NewReader(data), func(r Row) error {
-			if err := r.Spec.Target.Validate(); err != nil {
+			if err := r.Spec.Validate(); err != nil {
 				t.Errorf("line %d: invalid row passed on: %v", r.Line, err)
 			}
-			if _, err := assign.ParseGUID("c", r.Spec.ConfigurationID); err != nil {
-				t.Errorf("line %d: %v", r.Line, err)
+			if id := r.Spec.ConfigurationID; id != "" {
+				if _, err := assign.ParseGUID("c", id); err != nil {
+					t.Errorf("line %d: %v", r.Line, err)
+				}
+			}
+			n := r.Spec.Names
+			for _, name := range []string{n.Configuration, n.Group, n.Filter} {
+				if name != strings.TrimSpace(name) || !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxNameLen ||
+					strings.ContainsFunc(name, unicode.IsControl) {
+					t.Errorf("line %d: invalid name %q passed on", r.Line, name)
+				}
+			}
+			if r.Spec.Action != assign.ActionAssign && r.Spec.Action != assign.ActionRemove {
+				t.Errorf("line %d: action %d", r.Line, r.Spec.Action)
 			}
 			return nil
 		})
