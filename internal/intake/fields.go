@@ -429,21 +429,56 @@ func (v *vocab) specProblem(s *assign.Spec, err error) string {
 }
 
 // conflict is the message for a row spec whose group an earlier row, at
-// line first, puts on the other side (included against excluded) on the
-// same configuration path in the same tenant. The group and the
-// configuration are named as the row gives them, by id or by name.
-func (v *vocab) conflict(spec *assign.Spec, first int) string {
-	here, there := "excluded", "included"
-	if spec.Target.Type == assign.TargetGroup {
-		here, there = "included", "excluded"
-	}
+// line first, that does firstAction, puts on the other side (included
+// against excluded) on the same configuration path in the same tenant. The
+// group and the configuration are named as the row gives them, by id or
+// by name.
+func (v *vocab) conflict(spec *assign.Spec, first int, firstAction assign.Action) string {
 	group, value := fieldGroupID, spec.Target.GroupID
 	if value == "" {
 		group, value = fieldGroupName, spec.Names.Group
 	}
-	return fmt.Sprintf("%s %q is %s here and %s on line %d (same %s, %s and %s): Intune refuses a group both included and excluded on one configuration; keep one of the two lines",
-		v.name(group), value, here, there, first,
-		v.name(given(spec.ConfigurationID, fieldConfigurationID, fieldConfigurationName)), v.name(fieldPath), v.name(fieldTenantID))
+	same := fmt.Sprintf("(same %s, %s and %s)", v.name(given(spec.ConfigurationID, fieldConfigurationID, fieldConfigurationName)),
+		v.name(fieldPath), v.name(fieldTenantID))
+	included := spec.Target.Type == assign.TargetGroup // here; there is the other side
+	side := func(included bool) string {
+		if included {
+			return "included"
+		}
+		return "excluded"
+	}
+	if spec.Action == assign.ActionAssign && firstAction == assign.ActionAssign {
+		return fmt.Sprintf("%s %q is %s here and %s on line %d %s: Intune refuses a group both included and excluded on one configuration; keep one of the two lines",
+			v.name(group), value, side(included), side(!included), first, same)
+	}
+	does := func(a assign.Action, included bool) string {
+		switch {
+		case a == assign.ActionRemove && included:
+			return "removes its inclusion"
+		case a == assign.ActionRemove:
+			return "removes its exclusion"
+		case included:
+			return "includes it"
+		}
+		return "excludes it"
+	}
+	msg := fmt.Sprintf("%s %q: this row %s and line %d %s %s: ", v.name(group), value,
+		does(spec.Action, included), first, does(firstAction, !included), same)
+	if spec.Action == firstAction { // both remove
+		return msg + "Intune never has a group both included and excluded on one configuration, so one of the two finds nothing to remove; keep one of the two lines"
+	}
+	// The row that removes says where the group was, the other where it goes.
+	from := included == (spec.Action == assign.ActionRemove)
+	return msg + fmt.Sprintf("Intune refuses a group both included and excluded on one configuration, and the rows of a batch may be done in any order; to move a group from %s to %s, remove in one batch and assign in the next",
+		side(from), side(!from))
+}
+
+// undoes is the message for a row spec with the key of an earlier row, at
+// line first, that does firstAction, the other action.
+func (v *vocab) undoes(spec *assign.Spec, first int, firstAction assign.Action) string {
+	return fmt.Sprintf("this row %ss what line %d %ss (same %s, %s, target and %s); keep one of the two lines",
+		spec.Action, first, firstAction, v.name(given(spec.ConfigurationID, fieldConfigurationID, fieldConfigurationName)),
+		v.name(fieldPath), v.name(fieldTenantID))
 }
 
 // Record is s in tenant as an input CSV row, its values in Columns order:

@@ -9,9 +9,14 @@
 // on to the end so that every bad line is reported, as "FILE:LINE: message".
 // A syntax error stops reading at its line. A row that repeats an earlier one
 // (same assign.Spec.Key in the same tenant) is passed on once, with a
-// warning. A row that excludes a group an earlier row includes on the same
-// configuration path in the same tenant (or includes one it excludes) is
-// invalid: Intune refuses the pair; the message names the earlier line.
+// warning; but one that removes what the earlier one assigns, or assigns
+// what it removes, is invalid. A row that excludes a group an earlier row
+// includes on the same configuration path in the same tenant (or includes
+// one it excludes) is invalid too, whether each of the two assigns or
+// removes: Intune refuses a group both included and excluded, and the rows
+// of a batch may be done in any order, so moving a group from one side to
+// the other takes two batches, the remove and then the assign. Messages
+// about two rows name the earlier line.
 //
 // A row names its configuration, its group and its filter each by id or
 // by display name (configuration_name, group_name, filter_name), not both;
@@ -379,8 +384,10 @@ func (st *state) record(line int) bool {
 const (
 	// entrySideOnly marks the side entry of a filtered group row (see
 	// state.row): no row has its key as its own.
-	entrySideOnly = 1 << iota
-	entryShift    = iota
+	entrySideOnly = 1 << 0
+	// entryRemove marks an entry added by a row that removes.
+	entryRemove = 1 << 1
+	entryShift  = 2
 	// maxEntryLine is the largest line an entry holds; a later one is
 	// remembered as this. Lines are bounded by the row limit but for blank
 	// CSV rows and JSON objects spread over many lines: passing it takes
@@ -388,17 +395,31 @@ const (
 	maxEntryLine = 1<<(32-entryShift) - 1
 )
 
-func entry(line int, flags uint32) uint32 {
+// entry is the entry of a row at line that does a, with flags.
+func entry(line int, a assign.Action, flags uint32) uint32 {
+	if a == assign.ActionRemove {
+		flags |= entryRemove
+	}
 	return uint32(min(line, maxEntryLine))<<entryShift | flags
 }
 
 func entryLine(e uint32) int { return int(e >> entryShift) }
 
+// entryAction is what the row that added e does.
+func entryAction(e uint32) assign.Action {
+	if e&entryRemove != 0 {
+		return assign.ActionRemove
+	}
+	return assign.ActionAssign
+}
+
 // row handles a validated row of tenant ("" when it names none), read in
 // vocabulary v: a row that includes a group another row excludes on the
 // same configuration path in the same tenant, or the other way round, is
-// invalid (Intune refuses the pair); a duplicate (the same Spec in the
-// same tenant) is counted and warned about; anything else is passed to fn.
+// invalid (Intune refuses the pair), whatever the two rows do; a row with
+// the key of another in the same tenant is invalid when one assigns and
+// the other removes, else a duplicate, counted and warned about; anything
+// else is passed to fn.
 //
 // The duplicate set holds one entry a row, but for a filtered group row
 // whose group's side is new, which takes two. A group row's side is its
@@ -410,17 +431,20 @@ func entryLine(e uint32) int { return int(e >> entryShift) }
 // is new. When a row without a filter then finds such an entry for its
 // side, it is no duplicate: the entry becomes the row's own. The entry of
 // a side thus holds one of the lines that put the group on that side, not
-// always the first, and a later conflict names that one.
+// always the first, and a later conflict names that one. Each entry also
+// says whether its row removes (entryRemove), for the messages: a row
+// entry what its row does, a side entry what the row whose line it holds
+// does.
 func (st *state) row(line int, tenant string, spec assign.Spec, v *vocab) error {
 	if tenant == "" {
 		tenant = st.def
 	}
-	here := entry(line, 0)
+	here := entry(line, spec.Action, 0)
 	t := spec.Target.Type
 	if t != assign.TargetGroup && t != assign.TargetExclusionGroup {
 		h1, h2 := st.rowHash(tenant, &spec)
 		if e, found := st.seen.add(h1, h2, here); found {
-			return st.repeat(line, e)
+			return st.repeat(line, e, &spec, v)
 		}
 		return st.pass(line, tenant, spec)
 	}
@@ -429,7 +453,7 @@ func (st *state) row(line int, tenant string, spec assign.Spec, v *vocab) error 
 		other = assign.TargetExclusionGroup
 	}
 	if e, found := st.seen.find(st.sideHash(tenant, &spec, other)); found {
-		st.invalid(line, v.conflict(&spec, entryLine(e)))
+		st.invalid(line, v.conflict(&spec, entryLine(e), entryAction(e)))
 		return nil
 	}
 	s1, s2 := st.sideHash(tenant, &spec, t)
@@ -438,7 +462,7 @@ func (st *state) row(line int, tenant string, spec assign.Spec, v *vocab) error 
 		switch {
 		case !found:
 		case e&entrySideOnly == 0:
-			return st.repeat(line, e)
+			return st.repeat(line, e, &spec, v)
 		default:
 			st.seen.update(s1, s2, here)
 		}
@@ -446,9 +470,9 @@ func (st *state) row(line int, tenant string, spec assign.Spec, v *vocab) error 
 	}
 	h1, h2 := st.rowHash(tenant, &spec)
 	if e, found := st.seen.add(h1, h2, here); found {
-		return st.repeat(line, e)
+		return st.repeat(line, e, &spec, v)
 	}
-	st.seen.add(s1, s2, entry(line, entrySideOnly)) // nothing if the side is known
+	st.seen.add(s1, s2, entry(line, spec.Action, entrySideOnly)) // nothing if the side is known
 	return st.pass(line, tenant, spec)
 }
 
@@ -461,8 +485,13 @@ func (st *state) pass(line int, tenant string, spec assign.Spec) error {
 	return nil
 }
 
-// repeat handles a row whose key an earlier row's entry e holds.
-func (st *state) repeat(line int, e uint32) error {
+// repeat handles a row spec whose key an earlier row's entry e holds: a
+// duplicate when the two do the same, else invalid.
+func (st *state) repeat(line int, e uint32, spec *assign.Spec, v *vocab) error {
+	if a := entryAction(e); a != spec.Action {
+		st.invalid(line, v.undoes(spec, entryLine(e), a))
+		return nil
+	}
 	st.res.Duplicates++
 	if len(st.res.Warnings) < st.max {
 		st.res.Warnings = append(st.res.Warnings, Problem{File: st.name, Line: line, Warning: true,

@@ -740,39 +740,60 @@ func entries(st *state) int {
 	return n
 }
 
-// TestSides goes through testdata/bad/sides.csv (whose report is its
-// golden) case by case: which rows are passed on, and how many entries
-// the duplicate set holds for them.
+// TestSides goes through testdata/bad/sides.csv and actions.csv (whose
+// reports are their goldens) case by case: which rows are passed on, and
+// how many entries the duplicate set holds for them.
 func TestSides(t *testing.T) {
-	data, err := os.ReadFile("testdata/bad/sides.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines []int
-	res, st, err := Reader{Name: "sides.csv", Format: FormatCSV}.read(bytes.NewReader(data), func(r Row) error {
-		lines = append(lines, r.Line)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// 2: filtered, its side new: its row key and a side-only entry (2).
-	// 3: filtered, another filter, side known (1). 4: duplicate of 2.
-	// 5: excludes what 2 includes. 6: unfiltered, takes over the
-	// side-only entry of 2 (0). 7: duplicate of 6, not of 2. 8: excludes
-	// what 6 includes. 9: excluded first (1). 10, 11: filtered and not,
-	// include what 9 excludes. 12: duplicate of 9. 13: unfiltered first
-	// (1). 14: filtered, side known (1). 15: duplicate of 14. 16:
-	// excludes what 13 includes. 17: not a group (1). 18, 19: 2 and 5 the
-	// other way round in another tenant (1).
-	if want := []int{2, 3, 6, 9, 13, 14, 17, 18}; !reflect.DeepEqual(lines, want) {
-		t.Errorf("rows passed on: lines %v, want %v", lines, want)
-	}
-	if n := entries(st); n != 8 {
-		t.Errorf("%d entries in the duplicate set, want 8", n)
-	}
-	if res.Invalid != 6 || res.Duplicates != 4 {
-		t.Errorf("Invalid %d, Duplicates %d; want 6, 4", res.Invalid, res.Duplicates)
+	for _, tc := range []struct {
+		file    string
+		lines   []int // passed on
+		entries int
+		invalid int
+		dups    int
+	}{
+		// 2: filtered, its side new: its row key and a side-only entry
+		// (2 entries). 3: filtered, another filter, side known (1). 4:
+		// duplicate of 2. 5: excludes what 2 includes. 6: unfiltered,
+		// takes over the side-only entry of 2 (0). 7: duplicate of 6, not
+		// of 2. 8: excludes what 6 includes. 9: excluded first (1). 10,
+		// 11: filtered and not, include what 9 excludes. 12: duplicate of
+		// 9. 13: unfiltered first (1). 14: filtered, side known (1). 15:
+		// duplicate of 14. 16: excludes what 13 includes. 17: not a group
+		// (1). 18, 19: 2 and 5 the other way round in another tenant (1).
+		{"sides.csv", []int{2, 3, 6, 9, 13, 14, 17, 18}, 8, 6, 4},
+		// 2 (1), 3: removes what 2 assigns. 4: duplicate of 2. 5 (1), 6:
+		// assigns what 5 removes. 7: duplicate of 5. 8 (1), 9: the same
+		// for an unfiltered group. 10 (2), 11: and for a filtered one. 12:
+		// removes another filter (1). 13: a filtered remove (2), 14: an
+		// unfiltered assign takes over its side entry (0), 15: which
+		// names 14. 16 (1), 17: includes what 16 removes the exclusion
+		// of: a move in one batch. 18 (1), 19: the move the other way;
+		// 20: both remove. 21 (2), 22: a move against a filtered row. 23:
+		// a filtered row against 16. 24: against 8, whose assign (9) was
+		// refused.
+		{"actions.csv", []int{2, 5, 8, 10, 12, 13, 14, 16, 18, 21}, 12, 11, 2},
+	} {
+		data, err := os.ReadFile("testdata/bad/" + tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []int
+		res, st, err := Reader{Name: tc.file, Format: FormatCSV}.read(bytes.NewReader(data), func(r Row) error {
+			lines = append(lines, r.Line)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(lines, tc.lines) {
+			t.Errorf("%s: rows passed on: lines %v, want %v", tc.file, lines, tc.lines)
+		}
+		if n := entries(st); n != tc.entries {
+			t.Errorf("%s: %d entries in the duplicate set, want %d", tc.file, n, tc.entries)
+		}
+		if res.Invalid != tc.invalid || res.Duplicates != tc.dups {
+			t.Errorf("%s: Invalid %d, Duplicates %d; want %d, %d", tc.file, res.Invalid, res.Duplicates, tc.invalid, tc.dups)
+		}
 	}
 }
 
