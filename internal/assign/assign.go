@@ -114,22 +114,34 @@ type Target struct {
 
 // Validate checks the combination of fields, naming the offending field in
 // the CSV vocabulary. It expects canonical values (see NewTarget).
-func (t Target) Validate() error { return t.validate(t.GroupID != "", t.FilterID != "") }
+func (t Target) Validate() error {
+	return t.validate(given(t.GroupID, "group_id"), given(t.FilterID, "filter_id"), "group_id", "filter_id")
+}
+
+// given is column when v is not empty, else "".
+func given(v, column string) string {
+	if v == "" {
+		return ""
+	}
+	return column
+}
 
 // validate is Validate where the group and the filter may be given by id
-// or by name (Spec.Validate): hasGroup and hasFilter say whether they are.
-func (t Target) validate(hasGroup, hasFilter bool) error {
+// or by name (Spec.Validate): group and filter are the columns that give
+// them ("" for none), named where one is refused; needGroup and needFilter
+// are what a message asks for where one is missing.
+func (t Target) validate(group, filter, needGroup, needFilter string) error {
 	if !t.Type.Valid() {
 		return fmt.Errorf("target_type %q is not one of %s", string(t.Type), joinTypes())
 	}
 	switch t.Type {
 	case TargetGroup, TargetExclusionGroup:
-		if !hasGroup {
-			return fmt.Errorf("group_id is required for target_type %s", t.Type)
+		if group == "" {
+			return fmt.Errorf("%s is required for target_type %s", needGroup, t.Type)
 		}
 	default:
-		if hasGroup {
-			return fmt.Errorf("group_id is not allowed for target_type %s", t.Type)
+		if group != "" {
+			return fmt.Errorf("%s is not allowed for target_type %s", group, t.Type)
 		}
 	}
 	if t.Type == TargetConfigMgrCollection {
@@ -139,14 +151,14 @@ func (t Target) validate(hasGroup, hasFilter bool) error {
 	} else if t.CollectionID != "" {
 		return fmt.Errorf("collection_id is not allowed for target_type %s", t.Type)
 	}
-	if !hasFilter != (t.FilterType == FilterNone) {
-		if !hasFilter {
-			return fmt.Errorf("filter_type %s needs a filter_id", t.FilterType)
+	if (filter == "") != (t.FilterType == FilterNone) {
+		if filter == "" {
+			return fmt.Errorf("filter_type %s needs a %s", t.FilterType, needFilter)
 		}
-		return errors.New("filter_id needs a filter_type (include or exclude)")
+		return fmt.Errorf("%s needs a filter_type (include or exclude)", filter)
 	}
-	if hasFilter && t.Type == TargetExclusionGroup {
-		return errors.New("filter_id is not allowed for target_type exclusion_group")
+	if filter != "" && t.Type == TargetExclusionGroup {
+		return fmt.Errorf("%s is not allowed for target_type exclusion_group", filter)
 	}
 	return nil
 }
@@ -375,7 +387,8 @@ func (s Spec) Unresolved() bool {
 
 // Validate checks a spec as input gives it: the configuration, the group
 // and the filter each by id or by name, not both, and the target's fields
-// in a valid combination. Messages name CSV columns.
+// in a valid combination. Messages name CSV columns: the one a row filled
+// where it is refused, both where neither is given.
 func (s Spec) Validate() error {
 	n, t := &s.Names, &s.Target
 	switch {
@@ -388,7 +401,14 @@ func (s Spec) Validate() error {
 	case t.FilterID != "" && n.Filter != "":
 		return errors.New("give filter_id or filter_name, not both")
 	}
-	return t.validate(t.GroupID != "" || n.Group != "", t.FilterID != "" || n.Filter != "")
+	group, filter := given(t.GroupID, "group_id"), given(t.FilterID, "filter_id")
+	if n.Group != "" {
+		group = "group_name"
+	}
+	if n.Filter != "" {
+		filter = "filter_name"
+	}
+	return t.validate(group, filter, "group_id or group_name", "filter_id or filter_name")
 }
 
 // ValidateStored checks a spec as the database holds it: like Validate,
@@ -408,11 +428,14 @@ func (s Spec) ValidateStored() error {
 
 // Key identifies the spec for de-duplication of input rows: its target on
 // its configuration path, ids and names as given. The action is not part
-// of it: one file may not both assign and remove a target (intake).
+// of it: one file may not both assign and remove a target (intake). Names
+// are quoted (strconv.Quote), since a display name may hold the '|' that
+// separates the parts: unquoted, names "a|b" and "c" gave the same key as
+// "a" and "b|c".
 func (s Spec) Key() string {
 	k := s.ConfigurationID + "|" + string(s.Path) + "|" + s.Target.Key()
 	if s.Names.Any() {
-		k += "|" + s.Names.Configuration + "|" + s.Names.Group + "|" + s.Names.Filter
+		k += "|" + strconv.Quote(s.Names.Configuration) + "|" + strconv.Quote(s.Names.Group) + "|" + strconv.Quote(s.Names.Filter)
 	}
 	return k
 }

@@ -107,7 +107,7 @@ func (st *state) readCSV(r io.Reader) error {
 
 // csvHeader maps the header's columns into idx, recording the problems on
 // the header line (the first maxNamed, then a count, then a missing
-// configuration_id); false if there was any.
+// configuration_id and configuration_name); false if there was any.
 func (st *state) csvHeader(line int, header []string, idx *[numFields]int) bool {
 	for i := range idx {
 		idx[i] = -1
@@ -156,8 +156,8 @@ func (st *state) csvHeader(line int, header []string, idx *[numFields]int) bool 
 	if more > 0 {
 		st.fatal(line, "... and "+count(more, "more problem")+" with the header")
 	}
-	if idx[fieldConfigurationID] < 0 {
-		st.fatal(line, "missing required column "+Columns[fieldConfigurationID])
+	if idx[fieldConfigurationID] < 0 && idx[fieldConfigurationName] < 0 {
+		st.fatal(line, "missing required column "+Columns[fieldConfigurationID]+" or "+Columns[fieldConfigurationName])
 		ok = false
 	}
 	return ok

@@ -4,14 +4,27 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 )
 
-// maxValueLen bounds a single value. No valid value comes close (the longest
-// path is 65 bytes); the bound keeps messages short and, for JSON, memory flat.
+// maxValueLen bounds a single value other than a name. No valid value
+// comes close (the longest path is 65 bytes); the bound keeps messages
+// short and, for JSON, memory flat.
 const maxValueLen = 256
+
+// maxNameLen is the most characters (runes) of a display name: 256,
+// Entra's limit for a group's displayName, which intake applies to the
+// names of configurations and filters too. maxNameBytes bounds its bytes
+// first, so that a long value is refused before it is counted: 4 bytes a
+// rune, the most UTF-8 takes, so that no name of maxNameLen characters is
+// refused for its bytes.
+const (
+	maxNameLen   = 256
+	maxNameBytes = 4 * maxNameLen
+)
 
 // zeroGUID is how Graph writes "no filter" in a filter id.
 const zeroGUID = "00000000-0000-0000-0000-000000000000"
@@ -28,6 +41,10 @@ const (
 	fieldFilterType
 	fieldPath
 	fieldTenantID
+	fieldAction
+	fieldConfigurationName
+	fieldGroupName
+	fieldFilterName
 	numFields
 )
 
@@ -44,6 +61,11 @@ var fieldNames = [numFields]struct{ csv, json string }{
 	fieldFilterType:      {"filter_type", "target.deviceAndAppManagementAssignmentFilterType"},
 	fieldPath:            {"path", "path"},
 	fieldTenantID:        {"tenant_id", "tenantId"},
+	// Added later, so after the others: old inputs read the same.
+	fieldAction:            {"action", "action"},
+	fieldConfigurationName: {"configuration_name", "configurationName"},
+	fieldGroupName:         {"group_name", "target.groupName"},
+	fieldFilterName:        {"filter_name", "target.filterName"},
 }
 
 // fields is one row's raw values, trimmed, before validation. The empty
@@ -212,21 +234,27 @@ func (c *check) tooLong(v *vocab, f field, s string) bool {
 func (c *check) spec(f *fields, v *vocab) assign.Spec {
 	var s assign.Spec
 	var err error
-	if cfg := f.v[fieldConfigurationID]; cfg == "" {
-		if !f.typeErr[fieldConfigurationID] {
-			c.add(v.name(fieldConfigurationID) + " is required")
+	n, t := &s.Names, &s.Target
+	cfg := f.v[fieldConfigurationID]
+	switch {
+	case cfg != "" && f.v[fieldConfigurationName] != "":
+		c.add(v.both(fieldConfigurationID, fieldConfigurationName))
+	case cfg == "" && f.v[fieldConfigurationName] == "":
+		if !f.typeErr[fieldConfigurationID] && !f.typeErr[fieldConfigurationName] {
+			c.add(v.either(fieldConfigurationID, fieldConfigurationName) + " is required")
 		}
-	} else if !c.tooLong(v, fieldConfigurationID, cfg) {
+	}
+	if cfg != "" && !c.tooLong(v, fieldConfigurationID, cfg) {
 		if s.ConfigurationID, err = assign.ParseGUID(v.name(fieldConfigurationID), cfg); err != nil {
 			c.addErr(err)
 		}
 	}
+	n.Configuration = c.name(f, v, fieldConfigurationName)
 	if p := f.v[fieldPath]; p != "" && !c.tooLong(v, fieldPath, p) {
 		if s.Path, err = assign.ParsePath(p); err != nil {
 			c.add(fmt.Sprintf("%s %q is not one of the assignment paths (empty, %s)", v.name(fieldPath), p, pathList))
 		}
 	}
-	t := &s.Target
 	tt := f.v[fieldTargetType]
 	if v.json {
 		switch {
@@ -251,11 +279,17 @@ func (c *check) spec(f *fields, v *vocab) assign.Spec {
 			c.add(v.badType(tt))
 		}
 	}
-	if g := f.v[fieldGroupID]; g != "" && !c.tooLong(v, fieldGroupID, g) {
-		if t.GroupID, err = assign.ParseGUID(v.name(fieldGroupID), g); err != nil {
-			c.addErr(err)
+	if g := f.v[fieldGroupID]; g != "" {
+		if f.v[fieldGroupName] != "" {
+			c.add(v.both(fieldGroupID, fieldGroupName))
+		}
+		if !c.tooLong(v, fieldGroupID, g) {
+			if t.GroupID, err = assign.ParseGUID(v.name(fieldGroupID), g); err != nil {
+				c.addErr(err)
+			}
 		}
 	}
+	n.Group = c.name(f, v, fieldGroupName)
 	if id := f.v[fieldCollectionID]; id != "" && !c.tooLong(v, fieldCollectionID, id) {
 		if t.CollectionID, err = assign.ParseCollectionID(id); err != nil {
 			c.add(fmt.Sprintf("%s %q is not a Configuration Manager collection id (site code and 5 hex digits, e.g. SMS00001)",
@@ -267,20 +301,57 @@ func (c *check) spec(f *fields, v *vocab) assign.Spec {
 			c.addErr(err)
 		}
 		if t.FilterID == zeroGUID {
-			t.FilterID = ""
+			t.FilterID = "" // no filter, as Graph writes it
+		} else if f.v[fieldFilterName] != "" {
+			c.add(v.both(fieldFilterID, fieldFilterName))
 		}
 	}
+	n.Filter = c.name(f, v, fieldFilterName)
 	if ft := f.v[fieldFilterType]; !c.tooLong(v, fieldFilterType, ft) {
 		if t.FilterType, err = assign.ParseFilterType(ft); err != nil {
 			c.add(fmt.Sprintf("%s %q is not include or exclude", v.name(fieldFilterType), ft))
 		}
 	}
+	if a := f.v[fieldAction]; !c.tooLong(v, fieldAction, a) {
+		if s.Action, err = assign.ParseAction(a); err != nil {
+			c.add(fmt.Sprintf("%s %q is not assign or remove", v.name(fieldAction), a))
+		}
+	}
 	if c.ok() {
-		if err := t.Validate(); err != nil {
-			c.add(v.targetProblem(t, err))
+		if err := s.Validate(); err != nil {
+			c.add(v.specProblem(&s, err))
 		}
 	}
 	return s
+}
+
+// name validates the display name in field fd of f: kept as given (but
+// trimmed, as every value is), valid UTF-8, no control characters, at
+// most maxNameLen characters. "" when it is absent or invalid.
+func (c *check) name(f *fields, v *vocab, fd field) string {
+	s := f.v[fd]
+	switch {
+	case s == "":
+	case len(s) > maxNameBytes:
+		c.add(fmt.Sprintf("%s is too long (%d bytes; at most %d characters)", v.name(fd), len(s), maxNameLen))
+	case !utf8.ValidString(s):
+		c.add(fmt.Sprintf("%s %s is not valid UTF-8", v.name(fd), shown("", s)))
+	default:
+		runes := 0
+		for _, r := range s {
+			if unicode.IsControl(r) {
+				c.add(fmt.Sprintf("%s %s has a control character (%U)", v.name(fd), shown("", s), r))
+				return ""
+			}
+			runes++
+		}
+		if runes > maxNameLen {
+			c.add(fmt.Sprintf("%s is too long (%d characters; at most %d)", v.name(fd), runes, maxNameLen))
+			return ""
+		}
+		return s
+	}
+	return ""
 }
 
 // tenant validates the tenant of f, read in vocabulary v: "" when the row
@@ -301,55 +372,125 @@ func (c *check) tenant(f *fields, v *vocab) string {
 	return id
 }
 
-// targetProblem words what is wrong with t, which assign.Target.Validate
+// both is the message for a row that gives both a and b.
+func (v *vocab) both(a, b field) string { return "give " + v.either(a, b) + ", not both" }
+
+// either is "a or b".
+func (v *vocab) either(a, b field) string { return v.name(a) + " or " + v.name(b) }
+
+// given is id when s gives the thing it names by id, else name: the field
+// s gave, as far as intake knows.
+func given(id string, idField, name field) field {
+	if id != "" {
+		return idField
+	}
+	return name
+}
+
+// specProblem words what is wrong with s, which assign.Spec.Validate
 // refused with err, in the vocabulary of v. Validate decides; this follows
-// its order of checks to name the fields (TestTargetProblem keeps the CSV
+// its order of checks to name the fields (TestSpecProblem keeps the CSV
 // wording equal to Validate's), and falls back to err for a check it does
 // not know.
-func (v *vocab) targetProblem(t *assign.Target, err error) string {
+func (v *vocab) specProblem(s *assign.Spec, err error) string {
+	n, t := &s.Names, &s.Target
 	typ := v.name(fieldTargetType) + " " + v.typeName(t.Type)
-	group, coll := v.name(fieldGroupID), v.name(fieldCollectionID)
-	filterID, filterType := v.name(fieldFilterID), v.name(fieldFilterType)
+	grouped := t.Type == assign.TargetGroup || t.Type == assign.TargetExclusionGroup
+	hasGroup, hasFilter := t.GroupID != "" || n.Group != "", t.FilterID != "" || n.Filter != ""
+	group, filter := given(t.GroupID, fieldGroupID, fieldGroupName), given(t.FilterID, fieldFilterID, fieldFilterName)
+	coll, filterType := v.name(fieldCollectionID), v.name(fieldFilterType)
 	switch {
+	case s.ConfigurationID != "" && n.Configuration != "":
+		return v.both(fieldConfigurationID, fieldConfigurationName)
+	case s.ConfigurationID == "" && n.Configuration == "":
+		return v.either(fieldConfigurationID, fieldConfigurationName) + " is required"
+	case t.GroupID != "" && n.Group != "":
+		return v.both(fieldGroupID, fieldGroupName)
+	case t.FilterID != "" && n.Filter != "":
+		return v.both(fieldFilterID, fieldFilterName)
 	case !t.Type.Valid():
 		return v.badType(string(t.Type))
-	case (t.Type == assign.TargetGroup || t.Type == assign.TargetExclusionGroup) && t.GroupID == "":
-		return group + " is required for " + typ
-	case t.Type != assign.TargetGroup && t.Type != assign.TargetExclusionGroup && t.GroupID != "":
-		return group + " is not allowed for " + typ
+	case grouped && !hasGroup:
+		return v.either(fieldGroupID, fieldGroupName) + " is required for " + typ
+	case !grouped && hasGroup:
+		return v.name(group) + " is not allowed for " + typ
 	case t.Type == assign.TargetConfigMgrCollection && t.CollectionID == "":
 		return coll + " is required for " + typ
 	case t.Type != assign.TargetConfigMgrCollection && t.CollectionID != "":
 		return coll + " is not allowed for " + typ
-	case t.FilterID == "" && t.FilterType != assign.FilterNone:
-		return fmt.Sprintf("%s %s needs a %s", filterType, t.FilterType, filterID)
-	case t.FilterID != "" && t.FilterType == assign.FilterNone:
-		return fmt.Sprintf("%s needs a %s (include or exclude)", filterID, filterType)
-	case t.FilterID != "" && t.Type == assign.TargetExclusionGroup:
-		return filterID + " is not allowed for " + typ
+	case !hasFilter && t.FilterType != assign.FilterNone:
+		return fmt.Sprintf("%s %s needs a %s", filterType, t.FilterType, v.either(fieldFilterID, fieldFilterName))
+	case hasFilter && t.FilterType == assign.FilterNone:
+		return fmt.Sprintf("%s needs a %s (include or exclude)", v.name(filter), filterType)
+	case hasFilter && t.Type == assign.TargetExclusionGroup:
+		return v.name(filter) + " is not allowed for " + typ
 	}
 	return err.Error()
 }
 
 // conflict is the message for a row spec whose group an earlier row, at
-// line first, puts on the other side (included against excluded) on the
-// same configuration path in the same tenant.
-func (v *vocab) conflict(spec *assign.Spec, first int) string {
-	here, there := "excluded", "included"
-	if spec.Target.Type == assign.TargetGroup {
-		here, there = "included", "excluded"
+// line first, that does firstAction, puts on the other side (included
+// against excluded) on the same configuration path in the same tenant. The
+// group and the configuration are named as the row gives them, by id or
+// by name.
+func (v *vocab) conflict(spec *assign.Spec, first int, firstAction assign.Action) string {
+	group, value := fieldGroupID, spec.Target.GroupID
+	if value == "" {
+		group, value = fieldGroupName, spec.Names.Group
 	}
-	return fmt.Sprintf("%s %q is %s here and %s on line %d (same %s, %s and %s): Intune refuses a group both included and excluded on one configuration; keep one of the two lines",
-		v.name(fieldGroupID), spec.Target.GroupID, here, there, first,
-		v.name(fieldConfigurationID), v.name(fieldPath), v.name(fieldTenantID))
+	same := fmt.Sprintf("(same %s, %s and %s)", v.name(given(spec.ConfigurationID, fieldConfigurationID, fieldConfigurationName)),
+		v.name(fieldPath), v.name(fieldTenantID))
+	included := spec.Target.Type == assign.TargetGroup // here; there is the other side
+	side := func(included bool) string {
+		if included {
+			return "included"
+		}
+		return "excluded"
+	}
+	if spec.Action == assign.ActionAssign && firstAction == assign.ActionAssign {
+		return fmt.Sprintf("%s %q is %s here and %s on line %d %s: Intune refuses a group both included and excluded on one configuration; keep one of the two lines",
+			v.name(group), value, side(included), side(!included), first, same)
+	}
+	does := func(a assign.Action, included bool) string {
+		switch {
+		case a == assign.ActionRemove && included:
+			return "removes its inclusion"
+		case a == assign.ActionRemove:
+			return "removes its exclusion"
+		case included:
+			return "includes it"
+		}
+		return "excludes it"
+	}
+	msg := fmt.Sprintf("%s %q: this row %s and line %d %s %s: ", v.name(group), value,
+		does(spec.Action, included), first, does(firstAction, !included), same)
+	if spec.Action == firstAction { // both remove
+		return msg + "Intune never has a group both included and excluded on one configuration, so one of the two finds nothing to remove; keep one of the two lines"
+	}
+	// The row that removes says where the group was, the other where it goes.
+	from := included == (spec.Action == assign.ActionRemove)
+	return msg + fmt.Sprintf("Intune refuses a group both included and excluded on one configuration, and the rows of a batch may be done in any order; to move a group from %s to %s, remove in one batch and assign in the next",
+		side(from), side(!from))
+}
+
+// undoes is the message for a row spec with the key of an earlier row, at
+// line first, that does firstAction, the other action.
+func (v *vocab) undoes(spec *assign.Spec, first int, firstAction assign.Action) string {
+	return fmt.Sprintf("this row %ss what line %d %ss (same %s, %s, target and %s); keep one of the two lines",
+		spec.Action, first, firstAction, v.name(given(spec.ConfigurationID, fieldConfigurationID, fieldConfigurationName)),
+		v.name(fieldPath), v.name(fieldTenantID))
 }
 
 // Record is s in tenant as an input CSV row, its values in Columns order:
 // what `enqueue results --format input` writes, read back by this package
-// unchanged (tenant "" is the default tenant).
+// as the same Spec in the same tenant (tenant "" is the default tenant).
+// An assign leaves action empty, as most inputs do; a remove writes
+// "remove". Where s has both a name and the id resolved from it, the name
+// is written, not the id: the row asks again for what it asked for, and
+// an input may not give both.
 func Record(s assign.Spec, tenant string) []string {
 	var r [numFields]string
-	t := &s.Target
+	t, n := &s.Target, &s.Names
 	r[fieldConfigurationID] = s.ConfigurationID
 	r[fieldTargetType] = string(t.Type)
 	r[fieldGroupID] = t.GroupID
@@ -358,5 +499,17 @@ func Record(s assign.Spec, tenant string) []string {
 	r[fieldFilterType] = string(t.FilterType)
 	r[fieldPath] = string(s.Path)
 	r[fieldTenantID] = tenant
+	if s.Action != assign.ActionAssign {
+		r[fieldAction] = s.Action.String()
+	}
+	for _, name := range [...]struct {
+		id   field
+		name field
+		v    string
+	}{{fieldConfigurationID, fieldConfigurationName, n.Configuration}, {fieldGroupID, fieldGroupName, n.Group}, {fieldFilterID, fieldFilterName, n.Filter}} {
+		if name.v != "" {
+			r[name.id], r[name.name] = "", name.v
+		}
+	}
 	return r[:]
 }

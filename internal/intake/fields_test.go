@@ -12,45 +12,53 @@ import (
 	"github.com/bulkassign/bulkassign/internal/assign"
 )
 
-// TestTargetProblem goes through every combination of target fields that
-// assign.Target.Validate refuses: in CSV words the message is Validate's
+// TestSpecProblem goes through every combination of the configuration's
+// and the target's fields, by id, by name or both, that
+// assign.Spec.Validate refuses: in CSV words the message is Validate's
 // own, word for word; in JSON words it names every field by its JSON key
 // and never falls back to Validate's CSV wording.
-func TestTargetProblem(t *testing.T) {
+func TestSpecProblem(t *testing.T) {
+	type byIDName struct{ id, name string }
+	none, both := byIDName{}, byIDName{"x", "x"}
 	invalid := 0
-	for _, tt := range assign.TargetTypes {
-		for _, group := range []string{"", g1} {
-			for _, coll := range []string{"", "SMS00001"} {
-				for _, filter := range []string{"", f1} {
-					for _, ft := range []assign.FilterType{assign.FilterNone, inc, exc} {
-						target := assign.Target{Type: tt, GroupID: group, CollectionID: coll, FilterID: filter, FilterType: ft}
-						err := target.Validate()
-						if err == nil {
-							continue
-						}
-						invalid++
-						if got := csvVocab.targetProblem(&target, err); got != err.Error() {
-							t.Errorf("%+v: CSV message %q, Validate says %q", target, got, err)
-						}
-						got := jsonVocab.targetProblem(&target, err)
-						if got == err.Error() || csvWords(got) != "" {
-							t.Errorf("%+v: JSON message %q uses CSV words", target, got)
+	for _, cfg := range []byIDName{{c1, ""}, {"", "Wi-Fi"}, none, both} {
+		for _, tt := range append(assign.TargetTypes, "bogus") {
+			for _, group := range []byIDName{none, {g1, ""}, {"", "Sales"}, both} {
+				for _, coll := range []string{"", "SMS00001"} {
+					for _, filter := range []byIDName{none, {f1, ""}, {"", "Windows 11"}, both} {
+						for _, ft := range []assign.FilterType{assign.FilterNone, inc, exc} {
+							s := assign.Spec{ConfigurationID: cfg.id,
+								Target: assign.Target{Type: tt, GroupID: group.id, CollectionID: coll, FilterID: filter.id, FilterType: ft},
+								Names:  assign.Names{Configuration: cfg.name, Group: group.name, Filter: filter.name}}
+							err := s.Validate()
+							if err == nil {
+								continue
+							}
+							invalid++
+							if got := csvVocab.specProblem(&s, err); got != err.Error() {
+								t.Errorf("%+v: CSV message %q, Validate says %q", s, got, err)
+							}
+							got := jsonVocab.specProblem(&s, err)
+							if got == err.Error() || csvWords(got) != "" {
+								t.Errorf("%+v: JSON message %q uses CSV words", s, got)
+							}
 						}
 					}
 				}
 			}
 		}
 	}
-	if invalid < 100 {
+	if invalid < 2000 {
 		t.Errorf("only %d invalid combinations", invalid)
 	}
 }
 
-// csvWords returns a CSV column name other than path found in msg, or "".
+// csvWords returns a CSV column name found in msg that is not also a JSON
+// key (as path and action are), or "".
 func csvWords(msg string) string {
-	for _, c := range Columns {
-		if c != "path" && strings.Contains(msg, c) {
-			return c
+	for _, n := range fieldNames {
+		if n.csv != n.json && strings.Contains(msg, n.csv) {
+			return n.csv
 		}
 	}
 	return ""
@@ -80,7 +88,8 @@ func TestJSONReportsUseJSONKeys(t *testing.T) {
 }
 
 // TestFieldNames checks the table against the keys Graph uses for a
-// target, and the CSV columns against the documented order.
+// target (and the two names intake adds), and the CSV columns against the
+// documented order.
 func TestFieldNames(t *testing.T) {
 	b, err := json.Marshal(assign.Target{Type: grp, GroupID: g1, CollectionID: "SMS00001", FilterID: f1, FilterType: inc})
 	if err != nil {
@@ -94,6 +103,7 @@ func TestFieldNames(t *testing.T) {
 	for k := range wire {
 		graphKeys = append(graphKeys, k)
 	}
+	graphKeys = append(graphKeys, "groupName", "filterName")
 	for _, k := range targetKeys {
 		ours = append(ours, k.name)
 	}
@@ -106,10 +116,12 @@ func TestFieldNames(t *testing.T) {
 	for _, k := range rowKeys {
 		row = append(row, k.name)
 	}
-	if want := []string{"configurationId", "path", "tenantId", "target"}; !slices.Equal(row, want) {
+	if want := []string{"configurationId", "path", "tenantId", "action", "configurationName", "target"}; !slices.Equal(row, want) {
 		t.Errorf("row keys %v, want %v", row, want)
 	}
-	if want := []string{"configuration_id", "target_type", "group_id", "collection_id", "filter_id", "filter_type", "path", "tenant_id"}; !slices.Equal(Columns, want) {
+	// New columns go after the old ones, so that the old keep their place.
+	if want := []string{"configuration_id", "target_type", "group_id", "collection_id", "filter_id", "filter_type", "path", "tenant_id",
+		"action", "configuration_name", "group_name", "filter_name"}; !slices.Equal(Columns, want) {
 		t.Errorf("Columns %v, want %v", Columns, want)
 	}
 }
@@ -157,5 +169,41 @@ func TestRecordReadsBack(t *testing.T) {
 	}
 	if n < 20 {
 		t.Fatalf("%d rows in testdata/good: the test proves little", n)
+	}
+}
+
+// TestRecord pins what Record writes: an empty action for assign,
+// "remove" for remove, and a name rather than the id resolved from it.
+func TestRecord(t *testing.T) {
+	resolved := assign.Spec{ConfigurationID: c1, Action: assign.ActionRemove,
+		Target: assign.Target{Type: grp, GroupID: g1, FilterID: f1, FilterType: inc},
+		Names:  assign.Names{Configuration: "Wi-Fi", Group: "Sales, EMEA", Filter: "Win 11"}}
+	for _, tc := range []struct {
+		spec   assign.Spec
+		tenant string
+		want   string // the record as CSV
+		read   assign.Spec
+	}{
+		{spec(c1, "", dev, "", "", "", ""), "", c1 + ",all_devices,,,,,,,,,,", spec(c1, "", dev, "", "", "", "")},
+		{resolved, "", `,group,,,,include,,,remove,Wi-Fi,"Sales, EMEA",Win 11`,
+			named(spec("", "", grp, "", "", "", inc), assign.ActionRemove, resolved.Names)},
+		{assign.Spec{ConfigurationID: c2, Path: "rootCertificate", Target: assign.Target{Type: excl, GroupID: g2}, Names: assign.Names{Group: "Sales"}},
+			t1, c2 + ",exclusion_group,,,,,rootCertificate," + t1 + ",,,Sales,",
+			named(spec(c2, "rootCertificate", excl, "", "", "", ""), assign.ActionAssign, assign.Names{Group: "Sales"})},
+	} {
+		tenant := tc.tenant
+		var b strings.Builder
+		w := csv.NewWriter(&b)
+		w.Write(Columns)
+		w.Write(Record(tc.spec, tenant))
+		w.Flush()
+		if got := strings.SplitN(b.String(), "\n", 2)[1]; got != tc.want+"\n" {
+			t.Errorf("Record(%s) = %q, want %q", tc.spec.Key(), got, tc.want)
+		}
+		var rows []Row
+		res, err := Reader{Name: "record.csv"}.Read(strings.NewReader(b.String()), func(r Row) error { rows = append(rows, r); return nil })
+		if err != nil || res.Err() != nil || len(rows) != 1 || rows[0].Spec != tc.read || rows[0].TenantID != tenant {
+			t.Errorf("Record(%s) read back: %v, %v, %+v", tc.spec.Key(), err, res.Err(), rows)
+		}
 	}
 }

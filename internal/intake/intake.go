@@ -1,22 +1,41 @@
 // Package intake reads an input list (CSV, a JSON array or NDJSON) of
-// assignments to create, validates every row into an assign.Spec and hands
-// the unique valid rows, in order, to a callback. It streams: memory does not
-// grow with the number of rows except for a compact duplicate set (about
-// 18 bytes a unique row, twice that for a group or exclusion group row).
+// assignments to create or remove, validates every row into an
+// assign.Spec and hands the unique valid rows, in order, to a callback. It
+// streams: memory does not grow with the number of rows except for a
+// compact duplicate set (about 18 bytes a unique row; twice that for a
+// filtered group row whose group is new on its configuration path).
 //
 // Any invalid row makes the whole input invalid (Summary.Err), but reading goes
 // on to the end so that every bad line is reported, as "FILE:LINE: message".
 // A syntax error stops reading at its line. A row that repeats an earlier one
 // (same assign.Spec.Key in the same tenant) is passed on once, with a
-// warning. A row that excludes a group an earlier row includes on the same
-// configuration path in the same tenant (or includes one it excludes) is
-// invalid: Intune refuses the pair; the message names the earlier line.
+// warning; but one that removes what the earlier one assigns, or assigns
+// what it removes, is invalid. A row that excludes a group an earlier row
+// includes on the same configuration path in the same tenant (or includes
+// one it excludes) is invalid too, whether each of the two assigns or
+// removes: Intune refuses a group both included and excluded, and the rows
+// of a batch may be done in any order, so moving a group from one side to
+// the other takes two batches, the remove and then the assign. Messages
+// about two rows name the earlier line.
 //
-// CSV: a header row naming the columns (any order; configuration_id is
-// required, the others are optional and read as empty when absent):
+// A row names its configuration, its group and its filter each by id or
+// by display name (configuration_name, group_name, filter_name), not both;
+// a worker resolves names in the row's tenant. A name is kept as given but
+// trimmed: valid UTF-8, no control characters, at most 256 characters.
+// Rows are compared by what they give: intake cannot tell that a group
+// one row gives by id is the one another row names, nor that two names
+// in different case are one (Graph compares names case-insensitively); a
+// duplicate or a conflict between such rows is left to the worker, which
+// resolves names to ids.
 //
-//	configuration_id, target_type, group_id, collection_id, filter_id, filter_type, path, tenant_id
+// CSV: a header row naming the columns (any order; configuration_id or
+// configuration_name is required, the others are optional and read as
+// empty when absent):
 //
+//	configuration_id, target_type, group_id, collection_id, filter_id, filter_type, path, tenant_id,
+//	action, configuration_name, group_name, filter_name
+//
+// action is assign (the default, when empty) or remove, in any case.
 // UTF-8 with or without a byte order mark, CRLF or LF, RFC 4180 quoting.
 // Values are trimmed of surrounding white space; rows whose fields are all
 // empty are skipped. The line of a row is the line its record starts on.
@@ -25,12 +44,14 @@
 // or a stream of objects; NDJSON (.ndjson, .jsonl) has exactly one object per
 // line. Each object is
 //
-//	{"configurationId": "…", "path": "…", "tenantId": "…", "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget",
+//	{"configurationId": "…", "path": "…", "tenantId": "…", "action": "assign", "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget",
 //	 "groupId": "…", "deviceAndAppManagementAssignmentFilterId": "…", "deviceAndAppManagementAssignmentFilterType": "include"}}
 //
-// Keys are matched exactly; unknown and repeated keys are errors (a row
-// lists the first five, then counts the rest). Optional keys may be absent,
-// null or "".
+// with names in "configurationName", "target.groupName" and
+// "target.filterName" in place of "configurationId", "target.groupId" and
+// "target.deviceAndAppManagementAssignmentFilterId". Keys are matched
+// exactly; unknown and repeated keys are errors (a row lists the first
+// five, then counts the rest). Optional keys may be absent, null or "".
 //
 // Messages name fields in the input's own words: CSV columns for CSV, JSON
 // keys (target.groupId) and @odata.type values for JSON.
@@ -215,6 +236,12 @@ type Reader struct {
 // Read, which returns it wrapped (with the partial Summary). Problems with
 // the input are never a returned error; they are in the Summary.
 func (rd Reader) Read(r io.Reader, fn func(Row) error) (*Summary, error) {
+	res, _, err := rd.read(r, fn)
+	return res, err
+}
+
+// read is Read; it also returns its state, for tests to look into.
+func (rd Reader) read(r io.Reader, fn func(Row) error) (*Summary, *state, error) {
 	in := &hashingReader{r: r, h: sha256.New()}
 	st := &state{
 		name:  rd.Name,
@@ -247,12 +274,12 @@ func (rd Reader) Read(r io.Reader, fn func(Row) error) (*Summary, error) {
 	res.SHA256 = hex.EncodeToString(in.h.Sum(nil))
 	res.Bytes = in.n
 	if err != nil {
-		return res, err
+		return res, st, err
 	}
 	if st.records == 0 && res.Invalid == 0 {
 		st.fatal(0, "no rows")
 	}
-	return res, nil
+	return res, st, nil
 }
 
 // errStop ends reading after a problem that leaves the rest unreadable; the
@@ -312,9 +339,10 @@ type state struct {
 	rows    int // data rows allowed
 	records int // data rows seen (valid, invalid, duplicate)
 	chk     check
-	// seen maps a hash of each valid row's tenant and Spec.Key to its
-	// line. Two independently seeded 64-bit maphash values make 128 bits;
-	// the seeds are random per Read, so no input can aim for a collision.
+	// seen maps a hash of the key of each unique valid row, and of each
+	// side of a group, to the line that added it (see row). Two
+	// independently seeded 64-bit maphash values make 128 bits; the seeds
+	// are random per Read, so no input can aim for a collision.
 	seen         *dupSet
 	seed1, seed2 maphash.Seed
 	key          []byte
@@ -331,6 +359,12 @@ func appendKey(b []byte, s *assign.Spec) []byte {
 		}
 		b = append(b, v...)
 	}
+	if n := &s.Names; n.Any() {
+		for _, v := range [...]string{n.Configuration, n.Group, n.Filter} {
+			b = append(b, '|')
+			b = strconv.AppendQuote(b, v)
+		}
+	}
 	return b
 }
 
@@ -345,45 +379,105 @@ func (st *state) record(line int) bool {
 	return true
 }
 
+// What state.row keeps in the duplicate set for a key: the line of the
+// row that added it, shifted left by entryShift, and flags.
+const (
+	// entrySideOnly marks the side entry of a filtered group row (see
+	// state.row): no row has its key as its own.
+	entrySideOnly = 1 << 0
+	// entryRemove marks an entry added by a row that removes.
+	entryRemove = 1 << 1
+	entryShift  = 2
+	// maxEntryLine is the largest line an entry holds; a later one is
+	// remembered as this. Lines are bounded by the row limit but for blank
+	// CSV rows and JSON objects spread over many lines: passing it takes
+	// a file of a gigabyte or more.
+	maxEntryLine = 1<<(32-entryShift) - 1
+)
+
+// entry is the entry of a row at line that does a, with flags.
+func entry(line int, a assign.Action, flags uint32) uint32 {
+	if a == assign.ActionRemove {
+		flags |= entryRemove
+	}
+	return uint32(min(line, maxEntryLine))<<entryShift | flags
+}
+
+func entryLine(e uint32) int { return int(e >> entryShift) }
+
+// entryAction is what the row that added e does.
+func entryAction(e uint32) assign.Action {
+	if e&entryRemove != 0 {
+		return assign.ActionRemove
+	}
+	return assign.ActionAssign
+}
+
 // row handles a validated row of tenant ("" when it names none), read in
 // vocabulary v: a row that includes a group another row excludes on the
 // same configuration path in the same tenant, or the other way round, is
-// invalid (Intune refuses the pair); a duplicate (the same Spec in the
-// same tenant) is counted and warned about; anything else is passed to fn.
+// invalid (Intune refuses the pair), whatever the two rows do; a row with
+// the key of another in the same tenant is invalid when one assigns and
+// the other removes, else a duplicate, counted and warned about; anything
+// else is passed to fn.
+//
+// The duplicate set holds one entry a row, but for a filtered group row
+// whose group's side is new, which takes two. A group row's side is its
+// group put on one side (included or excluded) of its configuration path
+// in its tenant (sideHash). A group or exclusion group row without a
+// filter is nothing but its side: its row key is its side's key. A
+// filtered group row (exclusion groups take no filter) has its own row
+// key (rowHash) and adds its side as an entrySideOnly entry when the side
+// is new. When a row without a filter then finds such an entry for its
+// side, it is no duplicate: the entry becomes the row's own. The entry of
+// a side thus holds one of the lines that put the group on that side, not
+// always the first, and a later conflict names that one. Each entry also
+// says whether its row removes (entryRemove), for the messages: a row
+// entry what its row does, a side entry what the row whose line it holds
+// does.
 func (st *state) row(line int, tenant string, spec assign.Spec, v *vocab) error {
 	if tenant == "" {
 		tenant = st.def
 	}
-	line32 := int32(min(line, 1<<31-1))
+	here := entry(line, spec.Action, 0)
 	t := spec.Target.Type
-	grouped := t == assign.TargetGroup || t == assign.TargetExclusionGroup
-	if grouped {
-		other := assign.TargetGroup
-		if t == assign.TargetGroup {
-			other = assign.TargetExclusionGroup
+	if t != assign.TargetGroup && t != assign.TargetExclusionGroup {
+		h1, h2 := st.rowHash(tenant, &spec)
+		if e, found := st.seen.add(h1, h2, here); found {
+			return st.repeat(line, e, &spec, v)
 		}
-		if first, ok := st.seen.find(st.sideHash(tenant, &spec, other)); ok {
-			st.invalid(line, v.conflict(&spec, int(first)))
-			return nil
-		}
+		return st.pass(line, tenant, spec)
 	}
-	st.key = append(st.key[:0], tenant...)
-	st.key = append(st.key, '|')
-	st.key = appendKey(st.key, &spec)
-	h1, h2 := maphash.Bytes(st.seed1, st.key), maphash.Bytes(st.seed2, st.key)
-	if first, dup := st.seen.add(h1, h2, line32); dup {
-		st.res.Duplicates++
-		if len(st.res.Warnings) < st.max {
-			st.res.Warnings = append(st.res.Warnings, Problem{File: st.name, Line: line, Warning: true,
-				Msg: fmt.Sprintf("duplicate of line %d; enqueued once", first)})
-		}
+	other := assign.TargetGroup
+	if t == assign.TargetGroup {
+		other = assign.TargetExclusionGroup
+	}
+	if e, found := st.seen.find(st.sideHash(tenant, &spec, other)); found {
+		st.invalid(line, v.conflict(&spec, entryLine(e), entryAction(e)))
 		return nil
 	}
-	if grouped {
-		// The first line that puts the group on this side is the one named.
-		h1, h2 := st.sideHash(tenant, &spec, t)
-		st.seen.add(h1, h2, line32)
+	s1, s2 := st.sideHash(tenant, &spec, t)
+	if spec.Target.FilterID == "" && spec.Names.Filter == "" {
+		e, found := st.seen.add(s1, s2, here)
+		switch {
+		case !found:
+		case e&entrySideOnly == 0:
+			return st.repeat(line, e, &spec, v)
+		default:
+			st.seen.update(s1, s2, here)
+		}
+		return st.pass(line, tenant, spec)
 	}
+	h1, h2 := st.rowHash(tenant, &spec)
+	if e, found := st.seen.add(h1, h2, here); found {
+		return st.repeat(line, e, &spec, v)
+	}
+	st.seen.add(s1, s2, entry(line, spec.Action, entrySideOnly)) // nothing if the side is known
+	return st.pass(line, tenant, spec)
+}
+
+// pass hands a unique valid row to fn.
+func (st *state) pass(line int, tenant string, spec assign.Spec) error {
 	st.res.Rows++
 	if err := st.fn(Row{Line: line, Spec: spec, TenantID: tenant}); err != nil {
 		return fmt.Errorf("%s:%d: %w", st.name, line, err)
@@ -391,16 +485,44 @@ func (st *state) row(line int, tenant string, spec assign.Spec, v *vocab) error 
 	return nil
 }
 
-// sideHash hashes the key of one side (typ: group or exclusion group) of
-// spec's group on its configuration path in tenant. It has fewer parts
-// than a row's key (appendKey) and ends in a part no row key has, so the
-// two never meet in the one set.
-func (st *state) sideHash(tenant string, spec *assign.Spec, typ assign.TargetType) (uint64, uint64) {
-	k := append(st.key[:0], tenant...)
-	for _, s := range [...]string{spec.ConfigurationID, string(spec.Path), string(typ), spec.Target.GroupID, "side"} {
-		k = append(k, '|')
-		k = append(k, s...)
+// repeat handles a row spec whose key an earlier row's entry e holds: a
+// duplicate when the two do the same, else invalid.
+func (st *state) repeat(line int, e uint32, spec *assign.Spec, v *vocab) error {
+	if a := entryAction(e); a != spec.Action {
+		st.invalid(line, v.undoes(spec, entryLine(e), a))
+		return nil
 	}
+	st.res.Duplicates++
+	if len(st.res.Warnings) < st.max {
+		st.res.Warnings = append(st.res.Warnings, Problem{File: st.name, Line: line, Warning: true,
+			Msg: fmt.Sprintf("duplicate of line %d; enqueued once", entryLine(e))})
+	}
+	return nil
+}
+
+// rowHash hashes spec's key (appendKey) in tenant.
+func (st *state) rowHash(tenant string, spec *assign.Spec) (uint64, uint64) {
+	k := append(st.key[:0], tenant...)
+	k = append(k, '|')
+	k = appendKey(k, spec)
+	st.key = k
+	return maphash.Bytes(st.seed1, k), maphash.Bytes(st.seed2, k)
+}
+
+// sideHash hashes the key of one side (typ: group or exclusion group) of
+// spec's group on its configuration path in tenant, the group and the
+// configuration as the row gives them (id or name). It starts with
+// "side|", which no row key (rowHash) does: those start with a tenant,
+// a GUID or "".
+func (st *state) sideHash(tenant string, spec *assign.Spec, typ assign.TargetType) (uint64, uint64) {
+	k := append(st.key[:0], "side|"...)
+	for _, s := range [...]string{tenant, spec.ConfigurationID, string(spec.Path), string(typ), spec.Target.GroupID} {
+		k = append(k, s...)
+		k = append(k, '|')
+	}
+	k = strconv.AppendQuote(k, spec.Names.Configuration)
+	k = append(k, '|')
+	k = strconv.AppendQuote(k, spec.Names.Group)
 	st.key = k
 	return maphash.Bytes(st.seed1, k), maphash.Bytes(st.seed2, k)
 }

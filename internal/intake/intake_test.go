@@ -15,6 +15,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 )
@@ -142,6 +144,17 @@ const (
 	exc  = assign.FilterExclude
 )
 
+// named is s with action a and names n.
+func named(s assign.Spec, a assign.Action, n assign.Names) assign.Spec {
+	s.Action, s.Names = a, n
+	return s
+}
+
+const (
+	assigns = assign.ActionAssign
+	removes = assign.ActionRemove
+)
+
 var goodFiles = map[string][]Row{
 	"all.csv": {
 		{Line: 2, Spec: spec(c1, "", grp, g1, "", "", "")},
@@ -206,6 +219,31 @@ var goodFiles = map[string][]Row{
 		{Line: 2, Spec: spec(c2, "", usr, "", "", "", "")},
 		{Line: 3, Spec: spec(c2, "", usr, "", "", "", ""), TenantID: t1},
 	},
+	// Names instead of ids, and actions; names are kept as given but
+	// trimmed, so line 8 (another case) is not a duplicate of line 2.
+	"names.csv": {
+		{Line: 2, Spec: named(spec("", "", grp, "", "", "", ""), assigns, assign.Names{Configuration: "Wi-Fi corp", Group: "Sales"})},
+		{Line: 3, Spec: named(spec(c1, "", grp, "", "", "", inc), removes, assign.Names{Group: "Sales, EMEA", Filter: "Win 11"})},
+		{Line: 4, Spec: named(spec("", "rootCertificate", excl, "", "", "", ""), assigns, assign.Names{Configuration: "Wi-Fi corp", Group: "Sales | EU"})},
+		{Line: 5, Spec: named(spec("", "", dev, "", "", "", exc), removes, assign.Names{Configuration: "Wi-Fi corp", Filter: `Corp "devices"`}), TenantID: t1},
+		{Line: 6, Spec: spec(c2, "", usr, "", "", f1, inc)},
+		{Line: 8, Spec: named(spec("", "", grp, "", "", "", ""), assigns, assign.Names{Configuration: "wi-fi corp", Group: "Sales"})},
+		{Line: 9, Spec: named(spec("", "", grp, g1, "", "", ""), removes, assign.Names{Configuration: "Ünïcødé 名前"})},
+		{Line: 10, Spec: named(spec("", "", grp, "", "", "", inc), assigns, assign.Names{Configuration: "Wi-Fi corp", Group: "Sales", Filter: "Win 11"})},
+		{Line: 11, Spec: named(spec("", "", dev, "", "", "", ""), assigns, assign.Names{Configuration: strings.Repeat("é", 256)})},
+	},
+	// configuration_name is enough of a header.
+	"names_only.csv": {
+		{Line: 2, Spec: named(spec("", "", grp, "", "", "", ""), assigns, assign.Names{Configuration: "Wi-Fi corp", Group: "Sales"})},
+		{Line: 3, Spec: named(spec("", "", dev, "", "", "", ""), assigns, assign.Names{Configuration: "Wi-Fi corp"})},
+	},
+	"names.ndjson": {
+		{Line: 1, Spec: named(spec("", "", grp, "", "", "", ""), removes, assign.Names{Configuration: "Wi-Fi corp", Group: "Sales"})},
+		{Line: 2, Spec: named(spec(c1, "", dev, "", "", "", inc), assigns, assign.Names{Filter: "Corp devices"})},
+		{Line: 3, Spec: named(spec("", "", excl, "", "", "", ""), assigns, assign.Names{Configuration: `Wi-Fi "corp" é`, Group: "Sales"})},
+		{Line: 4, Spec: named(spec(c2, "", grp, g2, "", "", exc), assigns, assign.Names{Filter: "Win 11"})},
+		{Line: 5, Spec: named(spec("", "identityCertificate", grp, "", "", "", ""), assigns, assign.Names{Configuration: "Wi-Fi corp", Group: "Sales"})},
+	},
 	"rows.ndjson": {
 		{Line: 1, Spec: spec(c1, macos, grp, g1, "", "", "")},
 		{Line: 3, Spec: spec(c1, win81, usr, "", "", "", "")},
@@ -215,6 +253,7 @@ var goodFiles = map[string][]Row{
 }
 
 var goodWarnings = map[string]string{
+	"names.csv": "names.csv:7: warning: duplicate of line 2; enqueued once\n",
 	"dup.csv": `dup.csv:5: warning: duplicate of line 2; enqueued once
 dup.csv:7: warning: duplicate of line 3; enqueued once
 `,
@@ -251,7 +290,7 @@ func TestGood(t *testing.T) {
 				t.Errorf("Duplicates = %d, %d warnings", res.Duplicates, len(res.Warnings))
 			}
 			for _, r := range rows {
-				if err := r.Spec.Target.Validate(); err != nil {
+				if err := r.Spec.Validate(); err != nil {
 					t.Errorf("line %d: %v", r.Line, err)
 				}
 				paths[r.Spec.Path] = true
@@ -555,8 +594,6 @@ func TestAbort(t *testing.T) {
 	}
 }
 
-// TestParseGUID checks that the fast GUID parser agrees with
-// assign.ParseGUID, value and message.
 // FuzzRead checks that no input makes Read panic or pass on an invalid row.
 func FuzzRead(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*/*")
@@ -573,11 +610,23 @@ func FuzzRead(f *testing.F) {
 		tm := time.AfterFunc(10*time.Second, func() { panic(fmt.Sprintf("HANG %q %q", data, format)) })
 		defer tm.Stop()
 		res, err := Reader{Name: "in", Format: ft}.Read(bytes.NewReader(data), func(r Row) error {
-			if err := r.Spec.Target.Validate(); err != nil {
+			if err := r.Spec.Validate(); err != nil {
 				t.Errorf("line %d: invalid row passed on: %v", r.Line, err)
 			}
-			if _, err := assign.ParseGUID("c", r.Spec.ConfigurationID); err != nil {
-				t.Errorf("line %d: %v", r.Line, err)
+			if id := r.Spec.ConfigurationID; id != "" {
+				if _, err := assign.ParseGUID("c", id); err != nil {
+					t.Errorf("line %d: %v", r.Line, err)
+				}
+			}
+			n := r.Spec.Names
+			for _, name := range []string{n.Configuration, n.Group, n.Filter} {
+				if name != strings.TrimSpace(name) || !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxNameLen ||
+					strings.ContainsFunc(name, unicode.IsControl) {
+					t.Errorf("line %d: invalid name %q passed on", r.Line, name)
+				}
+			}
+			if r.Spec.Action != assign.ActionAssign && r.Spec.Action != assign.ActionRemove {
+				t.Errorf("line %d: action %d", r.Line, r.Spec.Action)
 			}
 			return nil
 		})
@@ -618,7 +667,8 @@ func TestODataTypes(t *testing.T) {
 }
 
 // TestDupSet compares dupSet with a map on random and repeated hashes,
-// including keys that differ only in the bits each part keeps.
+// including keys that differ only in the bits each part keeps, and on
+// updates of values already added.
 func TestDupSet(t *testing.T) {
 	d := newDupSet(1000)
 	if len(d.buckets) != 256 {
@@ -628,7 +678,7 @@ func TestDupSet(t *testing.T) {
 		t.Errorf("%d buckets for %d rows", n, DefaultMaxRows)
 	}
 	type key struct{ h1, h2 uint64 }
-	want := map[key]int32{}
+	want := map[key]uint32{}
 	seed := uint64(1)
 	rnd := func() uint64 { seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17; return seed }
 	var keys []key
@@ -641,15 +691,22 @@ func TestDupSet(t *testing.T) {
 			k = key{keys[len(keys)-1].h1, keys[len(keys)-1].h2 ^ 1}
 		case 3, 4: // a repeat
 			k = keys[int(rnd()%uint64(len(keys)))]
+		case 5: // a new value for a key added before
+			k = keys[int(rnd()%uint64(len(keys)))]
+			d.update(k.h1, k.h2, uint32(i)|1<<31)
+			want[k] = uint32(i) | 1<<31
+		}
+		if v, ok := d.find(k.h1, k.h2); ok != (want[k] != 0) || v != want[k] {
+			t.Fatalf("find #%d: %d, %v; want %d", i, v, ok, want[k])
 		}
 		keys = append(keys, k)
-		first, dup := d.add(k.h1, k.h2, int32(i))
+		old, dup := d.add(k.h1, k.h2, uint32(i+1))
 		w, wdup := want[k]
-		if dup != wdup || dup && first != w {
-			t.Fatalf("add #%d: %d, %v; want %d, %v", i, first, dup, w, wdup)
+		if dup != wdup || dup && old != w {
+			t.Fatalf("add #%d: %d, %v; want %d, %v", i, old, dup, w, wdup)
 		}
 		if !wdup {
-			want[k] = int32(i)
+			want[k] = uint32(i + 1)
 		}
 	}
 }
@@ -671,5 +728,100 @@ func TestHugeRow(t *testing.T) {
 	want := "in.csv: syntax error: a row after line 2 is longer than 1048576 bytes (a quote not closed?)"
 	if res.Err() == nil || res.Err().Error() != want || res.Bytes != int64(b.Len()) {
 		t.Errorf("Err() = %v, Bytes %d; want %s, %d", res.Err(), res.Bytes, want, b.Len())
+	}
+}
+
+// entries counts the keys in st's duplicate set.
+func entries(st *state) int {
+	n := 0
+	for _, b := range st.seen.buckets {
+		n += len(b)
+	}
+	return n
+}
+
+// TestSides goes through testdata/bad/sides.csv and actions.csv (whose
+// reports are their goldens) case by case: which rows are passed on, and
+// how many entries the duplicate set holds for them.
+func TestSides(t *testing.T) {
+	for _, tc := range []struct {
+		file    string
+		lines   []int // passed on
+		entries int
+		invalid int
+		dups    int
+	}{
+		// 2: filtered, its side new: its row key and a side-only entry
+		// (2 entries). 3: filtered, another filter, side known (1). 4:
+		// duplicate of 2. 5: excludes what 2 includes. 6: unfiltered,
+		// takes over the side-only entry of 2 (0). 7: duplicate of 6, not
+		// of 2. 8: excludes what 6 includes. 9: excluded first (1). 10,
+		// 11: filtered and not, include what 9 excludes. 12: duplicate of
+		// 9. 13: unfiltered first (1). 14: filtered, side known (1). 15:
+		// duplicate of 14. 16: excludes what 13 includes. 17: not a group
+		// (1). 18, 19: 2 and 5 the other way round in another tenant (1).
+		{"sides.csv", []int{2, 3, 6, 9, 13, 14, 17, 18}, 8, 6, 4},
+		// 2 (1), 3: removes what 2 assigns. 4: duplicate of 2. 5 (1), 6:
+		// assigns what 5 removes. 7: duplicate of 5. 8 (1), 9: the same
+		// for an unfiltered group. 10 (2), 11: and for a filtered one. 12:
+		// removes another filter (1). 13: a filtered remove (2), 14: an
+		// unfiltered assign takes over its side entry (0), 15: which
+		// names 14. 16 (1), 17: includes what 16 removes the exclusion
+		// of: a move in one batch. 18 (1), 19: the move the other way;
+		// 20: both remove. 21 (2), 22: a move against a filtered row. 23:
+		// a filtered row against 16. 24: against 8, whose assign (9) was
+		// refused.
+		{"actions.csv", []int{2, 5, 8, 10, 12, 13, 14, 16, 18, 21}, 12, 11, 2},
+	} {
+		data, err := os.ReadFile("testdata/bad/" + tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []int
+		res, st, err := Reader{Name: tc.file, Format: FormatCSV}.read(bytes.NewReader(data), func(r Row) error {
+			lines = append(lines, r.Line)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(lines, tc.lines) {
+			t.Errorf("%s: rows passed on: lines %v, want %v", tc.file, lines, tc.lines)
+		}
+		if n := entries(st); n != tc.entries {
+			t.Errorf("%s: %d entries in the duplicate set, want %d", tc.file, n, tc.entries)
+		}
+		if res.Invalid != tc.invalid || res.Duplicates != tc.dups {
+			t.Errorf("%s: Invalid %d, Duplicates %d; want %d, %d", tc.file, res.Invalid, res.Duplicates, tc.invalid, tc.dups)
+		}
+	}
+}
+
+// TestEntriesARow checks what the duplicate set holds: one entry a row,
+// but for a filtered group row whose group's side is new, which takes two.
+func TestEntriesARow(t *testing.T) {
+	const n = 1000
+	for _, tc := range []struct {
+		name, row string // row: a format for the row of group i
+		want      int
+	}{
+		{"group", c1 + ",group,00000000-0000-4000-8000-%012d,,", n},
+		{"exclusion group", c1 + ",exclusion_group,00000000-0000-4000-8000-%012d,,", n},
+		{"all devices", c1 + ",all_devices,,00000000-0000-4000-8000-%012d,include", n},
+		{"filtered group, each its own", c1 + ",group,00000000-0000-4000-8000-%012d," + f1 + ",include", 2 * n},
+		{"filtered group, all one", c1 + ",group," + g1 + ",00000000-0000-4000-8000-%012d,include", n + 1},
+	} {
+		var b strings.Builder
+		b.WriteString("configuration_id,target_type,group_id,filter_id,filter_type\n")
+		for i := range n {
+			fmt.Fprintf(&b, tc.row+"\n", i)
+		}
+		res, st, err := Reader{Name: "in.csv", Format: FormatCSV}.read(strings.NewReader(b.String()), func(Row) error { return nil })
+		if err != nil || res.Err() != nil || res.Rows != n {
+			t.Fatalf("%s: %v, %v, %d rows", tc.name, err, res.Err(), res.Rows)
+		}
+		if got := entries(st); got != tc.want {
+			t.Errorf("%s: %d entries for %d rows, want %d", tc.name, got, n, tc.want)
+		}
 	}
 }

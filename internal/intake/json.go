@@ -527,7 +527,7 @@ func (st *state) jsonObject(s *scanner, keys []jsonKey, prefix string, f *fields
 	if err := s.ws(); err != nil {
 		return err
 	}
-	var seen [8]bool
+	var seen [numFields + 1]bool // by index in keys
 	if prefix == "" {
 		f.target = targetMissing
 	}

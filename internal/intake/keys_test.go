@@ -87,7 +87,7 @@ func TestManyColumns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unknown := `in.csv:1: unknown column "a" (columns are configuration_id, target_type, group_id, collection_id, filter_id, filter_type, path, tenant_id)` + "\n"
+	unknown := `in.csv:1: unknown column "a" (columns are configuration_id, target_type, group_id, collection_id, filter_id, filter_type, path, tenant_id, action, configuration_name, group_name, filter_name)` + "\n"
 	want := strings.Repeat(unknown, maxNamed) + "in.csv:1: ... and 499996 more problems with the header"
 	if got := res.Err(); got == nil || got.Error() != want || res.Invalid != maxNamed+1 {
 		t.Errorf("Invalid %d, Err() =\n%.2000v\nwant\n%s", res.Invalid, got, want)
