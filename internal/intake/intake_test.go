@@ -402,6 +402,10 @@ func TestExamples(t *testing.T) {
 		}
 		// Policies of other kinds, for the demo's unsupported ids.
 		ConfigurationPolicies, DeviceCompliancePolicies, GroupPolicyConfigurations []string
+		// Display names, for examples/names.csv and removals.csv (the
+		// simulator checks them when it loads the file).
+		ConfigurationNames map[string]string
+		Groups, Filters    []struct{ ID, DisplayName string }
 	}
 	dec := jsonDecoder(data)
 	if err := dec.Decode(&tenant); err != nil {
