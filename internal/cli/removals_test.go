@@ -81,13 +81,18 @@ func TestRemovals(t *testing.T) {
 				t.Fatalf("counts %v, want 100 removed and 5 not_assigned", counts)
 			}
 			removedIDs := map[string]bool{}
+			attempts := 0
 			for _, res := range h.Results(t, batch) {
+				attempts += res.Attempts
 				if res.Status == assign.StatusRemoved {
 					if before[res.AssignmentID] == "" {
 						t.Errorf("line %d removed %q, which the tenant did not hold", res.Line, res.AssignmentID)
 					}
 					removedIDs[res.AssignmentID] = true
 				}
+			}
+			if tc.faults.P503 > 0 && attempts <= 100 {
+				t.Errorf("%d delete attempts for 100 removals under the fault mix: the faults were not exercised", attempts)
 			}
 			after := h.TenantState(configs)
 			want := maps.Clone(before)

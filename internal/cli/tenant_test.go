@@ -223,7 +223,7 @@ func TestTenantCommands(t *testing.T) {
 		t.Fatalf("enqueue --wait: exit %d\n%s", r.code, r.stderr)
 	}
 	tenantLine := func(tenant string, rows, created int) *regexp.Regexp {
-		return regexp.MustCompile(`(?m)^\s*` + tenant + `\s+` + strconv.Itoa(rows) + `\s+0\s+` + strconv.Itoa(created) + `\s+0\s+0\s+0\s*$`)
+		return regexp.MustCompile(`(?m)^\s*` + tenant + `\s+` + strconv.Itoa(rows) + `\s+0\s+` + strconv.Itoa(created) + `(\s+0){5}\s*$`)
 	}
 	if !strings.Contains(r.stderr, "TENANT") || !tenantLine(tenantA, 3, 3).MatchString(r.stderr) || !tenantLine(def, 2, 2).MatchString(r.stderr) {
 		t.Fatalf("--wait summary has no line per tenant:\n%s", r.stderr)
@@ -236,15 +236,17 @@ func TestTenantCommands(t *testing.T) {
 		r := enqueue(t, h, false, "results", two, "--tenant", strings.ToUpper(tenantA), "--format", "csv")
 		recs := readCSV(t, r.stdout)
 		tenant := slices.Index(recs[0], "tenant_id")
-		// Columns are appended only: tenant_id, then created_by (008).
-		if r.code != cli.ExitOK || len(recs) != 4 || tenant != len(recs[0])-2 || recs[0][len(recs[0])-1] != "created_by" {
+		// Columns are appended only: tenant_id, then created_by (008), then
+		// the five of 011.
+		if r.code != cli.ExitOK || len(recs) != 4 || tenant != len(recs[0])-7 || recs[0][tenant+1] != "created_by" ||
+			recs[0][len(recs[0])-1] != "revert_assignment_id" {
 			t.Fatalf("results --tenant: exit %d\n%s", r.code, r.stdout)
 		}
 		for _, rec := range recs[1:] {
 			if rec[tenant] != tenantA {
 				t.Errorf("row %v, want tenant %s only", rec, tenantA)
 			}
-			if by := rec[len(rec)-1]; !strings.Contains(by, "@") {
+			if by := rec[tenant+1]; !strings.Contains(by, "@") {
 				t.Errorf("row %v: created_by %q, want the command's user@host", rec, by)
 			}
 		}
@@ -286,8 +288,8 @@ func TestTenantCommands(t *testing.T) {
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 		// Newest first: one, then two and its tenants in order.
 		if r.code != cli.ExitOK || len(lines) != 5 || !strings.HasPrefix(lines[1], one) || !strings.HasPrefix(lines[2], two) ||
-			!regexp.MustCompile(`^  tenant `+tenantA+`\s+3\s+0\s+3\s+0\s+0\s+0$`).MatchString(lines[3]) ||
-			!regexp.MustCompile(`^  tenant `+def+`\s+2\s+0\s+2\s+0\s+0\s+0$`).MatchString(lines[4]) {
+			!regexp.MustCompile(`^  tenant `+tenantA+`\s+3\s+0\s+3(\s+0){5}$`).MatchString(lines[3]) ||
+			!regexp.MustCompile(`^  tenant `+def+`\s+2\s+0\s+2(\s+0){5}$`).MatchString(lines[4]) {
 			t.Fatalf("batches:\n%s", r.stdout)
 		}
 		r = enqueue(t, h, false, "batches", "--format", "csv")
