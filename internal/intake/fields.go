@@ -378,8 +378,8 @@ func (v *vocab) both(a, b field) string { return "give " + v.either(a, b) + ", n
 // either is "a or b".
 func (v *vocab) either(a, b field) string { return v.name(a) + " or " + v.name(b) }
 
-// given is id when s gives the thing it names by id, else name: the field
-// s gave, as far as intake knows.
+// given is the field a row gave a thing in: idField when the thing's id
+// is not empty, else name.
 func given(id string, idField, name field) field {
 	if id != "" {
 		return idField
@@ -502,13 +502,12 @@ func Record(s assign.Spec, tenant string) []string {
 	if s.Action != assign.ActionAssign {
 		r[fieldAction] = s.Action.String()
 	}
-	for _, name := range [...]struct {
-		id   field
-		name field
-		v    string
+	for _, p := range [...]struct {
+		id, name field
+		value    string
 	}{{fieldConfigurationID, fieldConfigurationName, n.Configuration}, {fieldGroupID, fieldGroupName, n.Group}, {fieldFilterID, fieldFilterName, n.Filter}} {
-		if name.v != "" {
-			r[name.id], r[name.name] = "", name.v
+		if p.value != "" {
+			r[p.id], r[p.name] = "", p.value
 		}
 	}
 	return r[:]
