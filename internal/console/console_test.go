@@ -132,7 +132,7 @@ func TestConsoleHTTP(t *testing.T) {
 		if code != http.StatusUnprocessableEntity {
 			t.Fatalf("upload of bad rows = %d, want 422: %.500s", code, body)
 		}
-		for _, want := range []string{"bad.csv:3", "is not a GUID", "bad.csv:4", "group_id is required", "nothing was enqueued"} {
+		for _, want := range []string{"bad.csv:3", "is not a GUID", "bad.csv:4", "group_id or group_name is required", "nothing was enqueued"} {
 			if !strings.Contains(body, want) {
 				t.Errorf("the page of bad rows lacks %q", want)
 			}
