@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/console"
 	"github.com/bulkassign/bulkassign/internal/graphsim"
@@ -320,4 +321,39 @@ func TestConsoleHTTP(t *testing.T) {
 			t.Errorf("callback with a forged state = %d, want 400", code)
 		}
 	})
+}
+
+// TestReviewShowsNamesAndRemovals: the review of a list that names things
+// and removes some says what each name resolves to (or that it does not)
+// and what the removals would do, before anything is written.
+func TestReviewShowsNamesAndRemovals(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1, nil)
+	b.h.Sim.NameConfiguration(testenv.Config(0), "Baseline & <b>")
+	b.h.Sim.AddGroup(testenv.Group(1), "SG-One")
+	b.h.Sim.AddGroup(testenv.Group(2), "SG-Two")
+	b.h.Sim.AddGroup(testenv.Group(3), "SG-Two")
+	b.h.Sim.Preassign(testenv.Config(0), "", assign.Target{Type: assign.TargetGroup, GroupID: testenv.Group(1)})
+	csv := "configuration_name,target_type,group_name,action\n" +
+		"Baseline & <b>,group,SG-One,remove\n" + // would remove
+		"Baseline & <b>,all_devices,,remove\n" + // not assigned
+		"Baseline & <b>,group,SG-Two,\n" + // ambiguous
+		"Baseline & <b>,group,SG-None,\n" // not found
+	code, body := b.upload(t, b.csrf(t), "names.csv", csv)
+	if code != http.StatusOK {
+		t.Fatalf("upload = %d: %.500s", code, body)
+	}
+	for _, want := range []string{`id="would-remove">1<`, `id="not-assigned">1<`, `id="name-ambiguous">1<`, `id="name-not-found">1<`,
+		"Baseline &amp; &lt;b&gt;", testenv.Config(0), "SG-One", testenv.Group(1), testenv.Group(2) + ", " + testenv.Group(3),
+		`no group is named &#34;SG-None&#34;`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the review lacks %q:\n%s", want, body)
+		}
+	}
+	if n := len(b.h.Sim.Ledger()); n != 0 {
+		t.Errorf("the review wrote %d assignments", n)
+	}
+	if got := b.h.Sim.Assignments(testenv.Config(0), ""); len(got) != 1 {
+		t.Errorf("the review changed the tenant: %d assignments", len(got))
+	}
 }

@@ -108,6 +108,8 @@ type reviewRow struct {
 
 // review is what the review page shows.
 type review struct {
+	// Lookups is what each display name the list gives resolved to.
+	Lookups  []dryrun.Lookup
 	Token    string
 	Name     string
 	Rows     int
@@ -170,7 +172,7 @@ func (c *Console) uploadList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rv := review{Token: u.token, Name: u.name, Rows: len(rep.Rows), Counts: map[string]int{}, Lists: rep.Lists,
-		Warnings: plan.Intake[0].WarningLines()}
+		Warnings: plan.Intake[0].WarningLines(), Lookups: rep.Lookups}
 	for k, v := range rep.Counts {
 		rv.Counts[string(k)] = v
 	}

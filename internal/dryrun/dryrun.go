@@ -163,6 +163,33 @@ type Report struct {
 	// Lists is how many assignment lists were read, Names how many
 	// display names were looked up.
 	Lists, Names int
+	// Lookups is what each distinct name resolved to, in order of first
+	// use.
+	Lookups []Lookup
+}
+
+// Lookup is one display name in one tenant and what it resolved to: one
+// id (resolved), none or several (IDs; More: Graph had more than were
+// kept), or Err when it could not be read.
+type Lookup struct {
+	TenantID string
+	Kind     graph.NameKind
+	Name     string
+	IDs      []string
+	More     bool
+	Err      string
+}
+
+// Resolution is the lookup in words: the id, or what is wrong.
+func (l Lookup) Resolution() string {
+	switch {
+	case l.Err != "":
+		return "not read: " + l.Err
+	case len(l.IDs) == 1:
+		return l.IDs[0]
+	}
+	_, msg := jobs.NameProblem(l.Kind, l.Name, &store.NameLookup{IDs: l.IDs, More: l.More}, "")
+	return msg
 }
 
 // Run signs in as the settings say and reads every list the plan names,
@@ -211,6 +238,17 @@ func (p *Plan) Read(ctx context.Context, clients Clients) (*Report, error) {
 	}
 	rep := newReport(rows, lists, unresolved)
 	rep.Names = len(found)
+	for _, k := range p.names {
+		lu := Lookup{TenantID: k.tenant, Kind: k.kind, Name: k.name}
+		if f := found[k]; f == nil {
+			lu.Err = "not read"
+		} else if f.err != "" {
+			lu.Err = f.err
+		} else {
+			lu.IDs, lu.More = f.l.IDs, f.l.More
+		}
+		rep.Lookups = append(rep.Lookups, lu)
+	}
 	return rep, nil
 }
 
