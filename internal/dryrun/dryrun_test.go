@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -144,5 +145,59 @@ func TestPlanTenants(t *testing.T) {
 		if p.NoTenant == nil || p.NoTenant.File != "t.csv" || p.NoTenant.Line != 3 || p.NoTenant.DefaultTenant != def {
 			t.Errorf("default tenant %q: NoTenant = %+v, want t.csv line 3", def, p.NoTenant)
 		}
+	}
+}
+
+// TestOutcomeOfRemovalsAndConflicts: a remove row would remove what the
+// list holds or find nothing; an assign row conflicts with the same group
+// assigned on the path with another filter, with none, or on the other
+// side — naming the existing assignment — and not with other groups.
+func TestOutcomeOfRemovalsAndConflicts(t *testing.T) {
+	t.Parallel()
+	filter := "f0000000-0000-4000-8000-000000000001"
+	have := []assign.Target{
+		{Type: assign.TargetGroup, GroupID: testenv.Group(1)},
+		{Type: assign.TargetGroup, GroupID: testenv.Group(2), FilterID: filter, FilterType: assign.FilterInclude},
+		{Type: assign.TargetExclusionGroup, GroupID: testenv.Group(3)},
+		{Type: assign.TargetAllDevices},
+	}
+	l := &list{found: true, keys: map[string]string{}, groups: map[string][]assign.Target{}}
+	for i, tg := range have {
+		l.keys[tg.Key()] = "a" + strconv.Itoa(i)
+		if tg.GroupID != "" {
+			l.groups[tg.GroupID] = append(l.groups[tg.GroupID], tg)
+		}
+	}
+	lists := map[key]*list{{"", testenv.Config(0), ""}: l}
+	row := func(tg assign.Target, a assign.Action) Row {
+		return Row{Line: 2, Spec: assign.Spec{ConfigurationID: testenv.Config(0), Target: tg, Action: a}}
+	}
+	g := func(n int) assign.Target { return assign.Target{Type: assign.TargetGroup, GroupID: testenv.Group(n)} }
+	for _, tt := range []struct {
+		name   string
+		row    Row
+		result Result
+		id     string
+		why    string
+	}{
+		{"RemoveAssigned", row(have[1], assign.ActionRemove), WouldRemove, "a1", ""},
+		{"RemoveAllDevices", row(have[3], assign.ActionRemove), WouldRemove, "a3", ""},
+		{"RemoveWithAnotherFilter", row(g(2), assign.ActionRemove), NotAssigned, "", ""},
+		{"RemoveNothing", row(g(9), assign.ActionRemove), NotAssigned, "", ""},
+		{"SameGroupOtherFilter", row(assign.Target{Type: assign.TargetGroup, GroupID: testenv.Group(1), FilterID: filter, FilterType: assign.FilterExclude}, assign.ActionAssign),
+			Conflict, "a0", "already assigned here with no filter"},
+		{"SameGroupNoFilter", row(g(2), assign.ActionAssign), Conflict, "a1", "with filter " + filter + " (include)"},
+		{"IncludeWhatIsExcluded", row(g(3), assign.ActionAssign), Conflict, "a2", "already excluded"},
+		{"ExcludeWhatIsIncluded", row(assign.Target{Type: assign.TargetExclusionGroup, GroupID: testenv.Group(1)}, assign.ActionAssign), Conflict, "a0", "already included"},
+		{"OtherGroup", row(g(9), assign.ActionAssign), WouldCreate, "", ""},
+		{"Already", row(g(1), assign.ActionAssign), AlreadyAssigned, "a0", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			o := outcome(tt.row, lists)
+			if o.Result != tt.result || o.AssignmentID != tt.id || !strings.Contains(o.Why, tt.why) {
+				t.Errorf("outcome %s %q %q, want %s %q with %q", o.Result, o.AssignmentID, o.Why, tt.result, tt.id, tt.why)
+			}
+		})
 	}
 }
