@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/intake"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
@@ -33,15 +32,16 @@ func Results(ctx context.Context, q store.Querier, batchID string, f store.Resul
 
 // Inputs streams the rows of a batch that f picks to w as an input file
 // (CSV with intake's columns), which `enqueue` reads unchanged: each row
-// asks for what it asked for before, in its own tenant. The cells are ids,
-// enums and paths that intake validated on the way in; the writer's
-// formula guard still applies to every cell, and none of them can start
-// with a character it defuses.
+// asks for what it asked for before, in its own tenant, in the words it
+// used (a name where it gave a name: intake.Record). The writer's formula
+// guard applies to every cell; ids, enums and paths never start with a
+// character it defuses, and intake reads a display name it defused back
+// without the quote it added.
 func Inputs(ctx context.Context, q store.Querier, batchID string, f store.ResultFilter, w io.Writer) error {
 	rw := NewWriter(w, "csv", intake.Columns)
 	vals := make([]any, len(intake.Columns))
 	err := store.ExportResultsWhere(ctx, q, batchID, f, func(r *store.ExportRow) error {
-		for i, v := range intake.Record(InputSpec(r), r.TenantID) {
+		for i, v := range intake.Record(r.Spec(), r.TenantID) {
 			vals[i] = v
 		}
 		return rw.Write(vals)
@@ -50,23 +50,6 @@ func Inputs(ctx context.Context, q store.Querier, batchID string, f store.Result
 		return err
 	}
 	return rw.Close()
-}
-
-// InputSpec is what row r asked for: a name where it gave a name (not the
-// id the name resolved to: the list asks again in the admin's words), and
-// its action.
-func InputSpec(r *store.ExportRow) assign.Spec {
-	s := r.Spec()
-	if s.Names.Configuration != "" {
-		s.ConfigurationID = ""
-	}
-	if s.Names.Group != "" {
-		s.Target.GroupID = ""
-	}
-	if s.Names.Filter != "" {
-		s.Target.FilterID = ""
-	}
-	return s
 }
 
 // ResultValues are r's cells in store.ExportColumns order; nil is absent.

@@ -330,6 +330,11 @@ func (c *check) spec(f *fields, v *vocab) assign.Spec {
 // most maxNameLen characters. "" when it is absent or invalid.
 func (c *check) name(f *fields, v *vocab, fd field) string {
 	s := f.v[fd]
+	if !v.json && len(s) > 1 && s[0] == '\'' && strings.IndexByte(formulaStarts, s[1]) >= 0 {
+		// A CSV cell as bulkassign's exports (and spreadsheets) write a
+		// name that starts like a formula: the quote only keeps it text.
+		s = s[1:]
+	}
 	switch {
 	case s == "":
 	case len(s) > maxNameBytes:
@@ -371,6 +376,11 @@ func (c *check) tenant(f *fields, v *vocab) string {
 	}
 	return id
 }
+
+// formulaStarts are the first characters after which a CSV name's leading
+// single quote is dropped: the quote that export.SpreadsheetSafe (and a
+// spreadsheet) puts before a cell a spreadsheet would run as a formula.
+const formulaStarts = "=+-@"
 
 // both is the message for a row that gives both a and b.
 func (v *vocab) both(a, b field) string { return "give " + v.either(a, b) + ", not both" }

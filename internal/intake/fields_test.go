@@ -207,3 +207,28 @@ func TestRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestNameBehindFormulaGuard: a CSV name that starts like a formula comes
+// back from a spreadsheet, or from `enqueue results --format input`, with
+// a single quote before it (export.SpreadsheetSafe); intake reads the name
+// without it. JSON has no such guard: its names are kept as given.
+func TestNameBehindFormulaGuard(t *testing.T) {
+	for _, tc := range []struct {
+		in, format, want string
+	}{
+		{"'=Sales", "csv", "=Sales"}, {"'+1 Group", "csv", "+1 Group"}, {"'-Legacy", "csv", "-Legacy"}, {"'@Home", "csv", "@Home"},
+		{"'Quoted'", "csv", "'Quoted'"}, {"'", "csv", "'"}, {"'=Sales", "json", "'=Sales"},
+	} {
+		var in string
+		if tc.format == "csv" {
+			in = "configuration_id,target_type,group_name\n" + c1 + ",group," + tc.in + "\n"
+		} else {
+			in = `[{"configurationId": "` + c1 + `", "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupName": "` + tc.in + `"}}]`
+		}
+		var rows []Row
+		res, err := Reader{Name: "in." + tc.format, Format: Format(tc.format)}.Read(strings.NewReader(in), func(r Row) error { rows = append(rows, r); return nil })
+		if err != nil || res.Err() != nil || len(rows) != 1 || rows[0].Spec.Names.Group != tc.want {
+			t.Errorf("%s name %q: %v %v %+v, want %q", tc.format, tc.in, err, res.Err(), rows, tc.want)
+		}
+	}
+}
