@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -15,8 +16,9 @@ import (
 const checkUsage = `usage: worker check [--tenant TENANT]
 
 Signs in to the tenant (default AZURE_TENANT_ID) as the settings say,
-prints the tenant's name, the app, the permissions the token carries and
-the answer to one read of the tenant's device configurations. Exits 1 when
+prints the tenant's name, the app, the permissions the token carries
+(and whether they let rows name groups by display name) and the answer to
+one read of the tenant's device configurations. Exits 1 when
 the token lacks DeviceManagementConfiguration.ReadWrite.All or the read
 fails: fix that before running workers for the tenant.
 
@@ -58,6 +60,13 @@ func workerCheck(ctx context.Context, env *Env, args []string) error {
 		mark = "MISSING " + auth.DelegatedPermission
 	}
 	fmt.Fprintf(tw, "permissions\t%s\t%s\n", perms, mark)
+	// Lists may name groups by display name; reading them takes more than
+	// the write permission. Not needed for lists of ids: told, not failed.
+	groups := "ok"
+	if !slices.ContainsFunc(p.Permissions, func(s string) bool { return slices.Contains(groupReaders, s) }) {
+		groups = "MISSING Group.Read.All: rows that give group_name will fail (403); lists of group ids are not affected"
+	}
+	fmt.Fprintf(tw, "group names\t%s\n", groups)
 	read := "ok"
 	if r := p.Read; r.Err != nil || r.StatusCode != 200 {
 		read = "FAILED"
@@ -74,6 +83,10 @@ func workerCheck(ctx context.Context, env *Env, args []string) error {
 	}
 	return nil
 }
+
+// groupReaders are the permissions that let a token read groups, for
+// rows that name a group by display name.
+var groupReaders = []string{"Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 
 func readLine(p *worker.Preflight) string {
 	r := p.Read

@@ -727,6 +727,11 @@ func (s *Server) issue(now time.Time, c Client, ts *tenantState, delegated bool,
 	if !delegated && !ts.noPermission {
 		t.roles = []string{PermissionReadWrite}
 	}
+	if !delegated && !ts.noPermission && !ts.noGroupRead {
+		// As after admin consent to Group.Read.All, which a tenant that
+		// denies group reads (TenantConfig.NoGroupRead) never gave.
+		t.roles = append(t.roles, PermissionGroupRead)
+	}
 	at := s.accessTokenValueLocked(t, c, scope, cert)
 	resp := map[string]any{
 		"token_type":     "Bearer",

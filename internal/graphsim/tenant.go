@@ -76,6 +76,9 @@ type TenantConfig struct {
 const (
 	PermissionReadWrite = "DeviceManagementConfiguration.ReadWrite.All"
 	PermissionRead      = "DeviceManagementConfiguration.Read.All"
+	// PermissionGroupRead lets a token read groups (name lookups); app-only
+	// tokens carry it unless the tenant denies group reads.
+	PermissionGroupRead = "Group.Read.All"
 )
 
 // tenantState is one tenant's data; every field is guarded by Server.mu.

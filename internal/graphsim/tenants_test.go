@@ -137,7 +137,7 @@ func TestTenantsHaveSeparateData(t *testing.T) {
 		t.Fatalf("tid: A %q, B %q", ca.Tid, cb.Tid)
 	}
 	for _, c := range []accessClaims{ca, cb} {
-		if c.AppID != graphsim.DefaultClientID || c.AppAC != "1" || c.Idtyp != "app" || !slices.Equal(c.Roles, []string{graphsim.PermissionReadWrite}) ||
+		if c.AppID != graphsim.DefaultClientID || c.AppAC != "1" || c.Idtyp != "app" || !slices.Equal(c.Roles, []string{graphsim.PermissionReadWrite, graphsim.PermissionGroupRead}) ||
 			c.Scp != "" || c.Aud != s.URL() || c.Ver != "1.0" || c.Oid == "" || time.Until(time.Unix(c.Exp, 0)) < 50*time.Minute {
 			t.Fatalf("app token claims %+v", c)
 		}

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,7 +36,7 @@ func TestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !p.OK() || p.TenantName != "Contoso" || !strings.EqualFold(p.TenantID, h.Sim.TenantID()) ||
-		p.AppID != graphsim.DefaultClientID || len(p.Permissions) != 1 || p.Permissions[0] != graphsim.PermissionReadWrite {
+		p.AppID != graphsim.DefaultClientID || !slices.Equal(p.Permissions, []string{graphsim.PermissionReadWrite, graphsim.PermissionGroupRead}) {
 		t.Errorf("default tenant: %+v (read %+v), want ready, named Contoso, with the permission", p, p.Read)
 	}
 
