@@ -87,12 +87,16 @@ type Deps struct {
 	OnWait func(time.Duration)
 
 	logged403 sync.Map // batch id and op → struct{}: permission failures are logged loudly once
-	outcomes  outcomeWriter
+	outcomes  *rounds[store.RowOutcome, bool]
+	claims    *rounds[store.ClaimRequest, store.ClaimResult]
 }
 
 // withDefaults fills in what a worker built on d needs and was not given.
 func (d *Deps) withDefaults() {
 	d.Settings.withDefaults()
+	if d.outcomes == nil {
+		d.outcomes, d.claims = newOutcomeRounds(), newClaimRounds()
+	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -117,8 +121,9 @@ func (d *Deps) wait(ctx context.Context, l *ratelimit.Limiter) error {
 // target across batches, take the row for this run and record the intent
 // (one statement), POST, and settle the answer with the response policy.
 // Outcomes are written in rounds shared by the process's runs
-// (outcomes.go), and River completes the jobs in its own batches: a worked
-// row costs three statements of its own. An answer that leaves the create in doubt keeps the
+// (outcomes.go), as are claims, and River completes the jobs in its own
+// batches: a worked row costs one statement of its own, and its share of
+// a claim round and of an outcome round. An answer that leaves the create in doubt keeps the
 // intent, and the next attempt re-reads Graph before it may post again: a
 // match then means this row created it.
 type AssignWorker struct {
@@ -278,16 +283,15 @@ func (r *assignRun) claim(ctx context.Context, op graph.Op, list *store.Assignme
 		return "", nil, d.settle(ctx, r.rowRun(op), graph.NotSent(method, op, err), r.t.Writes)
 	}
 	crid := graph.NewRequestID()
-	claim, err := store.Claim(ctx, d.Pool, store.ClaimRequest{BatchID: it.BatchID, Row: it.Row, Run: r.run,
+	claim, err := d.claims.do(ctx, d.Pool, store.ClaimRequest{BatchID: it.BatchID, Row: it.Row, Run: r.run,
 		Hold: d.Settings.JobTimeout + RunMargin, Spec: it.Spec,
 		TenantID: r.t.ID, ClientRequestID: crid, ListReadAt: list.ReadAt})
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return "", nil, r.yield(ctx) // canceled, or another run holds the row
-	case err != nil:
+	if err != nil {
 		return "", nil, err
 	}
 	switch claim.Verdict {
+	case store.Refused:
+		return "", nil, r.yield(ctx) // canceled, or another run holds the row
 	case store.HolderBusy:
 		// Another batch's row is writing the same target: wait for it
 		// rather than write beside it.
@@ -317,7 +321,7 @@ func (r *assignRun) tenantKey() string {
 func (r *assignRun) rowRun(op graph.Op) *rowRun {
 	return &rowRun{batchID: r.it.BatchID, errors: r.it.Errors, elapsed: r.it.Elapsed, log: r.log,
 		record: func(ctx context.Context, v verdict) error {
-			_, err := r.w.d.outcomes.record(ctx, r.w.d.Pool, r.rowOutcome(r.outcome(op, v)))
+			_, err := r.w.d.outcomes.do(ctx, r.w.d.Pool, r.rowOutcome(r.outcome(op, v)))
 			return err
 		},
 		finish: func(ctx context.Context, v verdict) error { return r.done(ctx, r.outcome(op, v)) },
@@ -361,7 +365,7 @@ func (r *assignRun) rowOutcome(o store.Outcome) store.RowOutcome {
 // and River completes the job (outcomes.go): a job is never done in River
 // without its row's outcome.
 func (r *assignRun) done(ctx context.Context, o store.Outcome) error {
-	wrote, err := r.w.d.outcomes.record(ctx, r.w.d.Pool, r.rowOutcome(o))
+	wrote, err := r.w.d.outcomes.do(ctx, r.w.d.Pool, r.rowOutcome(o))
 	if err != nil {
 		return fmt.Errorf("error recording outcome %s: %w", o.Status, err)
 	}

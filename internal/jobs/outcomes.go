@@ -10,82 +10,85 @@ import (
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
-// A row's outcome is written once Graph has answered, and its job is done
-// only after the write has committed: a run hands its outcome to the
-// process's outcomeWriter and waits for the commit, then returns, and
-// River's completer completes the job in its own batched statements. A
-// process that dies between the two leaves a final row whose job River
-// rescues later; that run finds the row final and completes at once.
+// A worked row writes to Postgres twice: its claim (with the intent to
+// write) before its Graph write, and its outcome after. Each is a group
+// commit (rounds): whoever hands a request over while no round is in
+// progress writes every request waiting, in one statement, and the
+// requests handed over meanwhile wait for the next round. Under load a
+// statement carries many rows; alone, a row waits for nobody.
 //
-// The writer is a group commit: whoever hands an outcome over while no
-// write is in progress writes every outcome waiting, in one statement
-// (store.RecordOutcomes); the outcomes handed over meanwhile wait for the
-// next round. Under load a statement carries many rows; alone, a row
-// waits for nobody.
-type outcomeWriter struct {
+// A row's job is done only after its outcome has committed: the run waits
+// for its round, then returns, and River's completer completes the job in
+// its own batched statements. A process that dies between the two leaves
+// a final row whose job River rescues later; that run finds the row final
+// and completes at once.
+
+// rounds is one group commit of requests Req answered by Res.
+type rounds[Req, Res any] struct {
 	mu      sync.Mutex
-	pending []*outcomeRequest
+	pending []*roundRequest[Req, Res]
 	writing bool
+	// write writes one round; order sorts a round (rows in key order: the
+	// statement locks them in the order a batch's cancel or retry does,
+	// so the two do not deadlock).
+	write func(ctx context.Context, q store.Querier, reqs []Req) ([]Res, error)
+	order func(a, b Req) int
 }
 
-type outcomeRequest struct {
-	o     store.RowOutcome
-	done  chan struct{}
-	wrote bool
-	err   error
+type roundRequest[Req, Res any] struct {
+	req  Req
+	done chan struct{}
+	res  Res
+	err  error
 }
 
-// Bounds of one round: how many outcomes one statement carries at most,
+// Bounds of one round: how many requests one statement carries at most,
 // and how long it may take (a round outlives the run that started it:
 // other runs wait for it).
 const (
-	outcomeRoundMax     = 500
-	outcomeWriteTimeout = 30 * time.Second
+	roundMax     = 500
+	roundTimeout = 30 * time.Second
 )
 
-// record writes o and reports whether it wrote (see store.RecordOutcomes),
-// once the write has committed.
-func (w *outcomeWriter) record(ctx context.Context, q store.Querier, o store.RowOutcome) (bool, error) {
-	req := &outcomeRequest{o: o, done: make(chan struct{})}
+// do writes req in a round and returns its answer once the round has
+// committed.
+func (w *rounds[Req, Res]) do(ctx context.Context, q store.Querier, req Req) (Res, error) {
+	r := &roundRequest[Req, Res]{req: req, done: make(chan struct{})}
 	w.mu.Lock()
-	w.pending = append(w.pending, req)
+	w.pending = append(w.pending, r)
 	lead := !w.writing
 	w.writing = true
 	w.mu.Unlock()
 	if lead {
 		w.round(context.WithoutCancel(ctx), q)
 	}
-	<-req.done
-	return req.wrote, req.err
+	<-r.done
+	return r.res, r.err
 }
 
-// round writes the outcomes waiting, then hands the next round (if
-// outcomes arrived meanwhile) to a goroutine of its own, so that the run
+// round writes the requests waiting, then hands the next round (if
+// requests arrived meanwhile) to a goroutine of its own, so that the run
 // that led this one goes on.
-func (w *outcomeWriter) round(ctx context.Context, q store.Querier) {
+func (w *rounds[Req, Res]) round(ctx context.Context, q store.Querier) {
 	w.mu.Lock()
-	n := min(len(w.pending), outcomeRoundMax)
-	reqs := slices.Clone(w.pending[:n])
+	n := min(len(w.pending), roundMax)
+	rs := slices.Clone(w.pending[:n])
 	w.pending = slices.Delete(w.pending, 0, n)
 	w.mu.Unlock()
 
-	// Rows in key order: the statement locks them in the order a batch's
-	// cancel or retry does, so the two do not deadlock.
-	slices.SortFunc(reqs, func(a, b *outcomeRequest) int {
-		return cmp.Or(cmp.Compare(a.o.BatchID, b.o.BatchID), cmp.Compare(a.o.Row, b.o.Row))
-	})
-	os := make([]store.RowOutcome, len(reqs))
-	for i, r := range reqs {
-		os[i] = r.o
+	slices.SortFunc(rs, func(a, b *roundRequest[Req, Res]) int { return w.order(a.req, b.req) })
+	reqs := make([]Req, len(rs))
+	for i, r := range rs {
+		reqs[i] = r.req
 	}
-	wctx, cancel := context.WithTimeout(ctx, outcomeWriteTimeout)
-	wrote, err := store.RecordOutcomes(wctx, q, os)
+	wctx, cancel := context.WithTimeout(ctx, roundTimeout)
+	res, err := w.write(wctx, q, reqs)
 	cancel()
-	for i, r := range reqs {
+	for i, r := range rs {
 		if err != nil {
 			r.err = err
 		} else {
-			r.wrote = wrote[i]
+			r.res = res[i]
 		}
 		close(r.done)
 	}
@@ -96,5 +99,27 @@ func (w *outcomeWriter) round(ctx context.Context, q store.Querier) {
 	w.mu.Unlock()
 	if more {
 		go w.round(ctx, q)
+	}
+}
+
+// byRow orders a round by row key.
+func byRow(batchA string, rowA int, batchB string, rowB int) int {
+	return cmp.Or(cmp.Compare(batchA, batchB), cmp.Compare(rowA, rowB))
+}
+
+// newOutcomeRounds writes outcomes (store.RecordOutcomes): each answer
+// says whether the outcome was written.
+func newOutcomeRounds() *rounds[store.RowOutcome, bool] {
+	return &rounds[store.RowOutcome, bool]{
+		write: store.RecordOutcomes,
+		order: func(a, b store.RowOutcome) int { return byRow(a.BatchID, a.Row, b.BatchID, b.Row) },
+	}
+}
+
+// newClaimRounds claims targets and records intents (store.Claims).
+func newClaimRounds() *rounds[store.ClaimRequest, store.ClaimResult] {
+	return &rounds[store.ClaimRequest, store.ClaimResult]{
+		write: store.Claims,
+		order: func(a, b store.ClaimRequest) int { return byRow(a.BatchID, a.Row, b.BatchID, b.Row) },
 	}
 }

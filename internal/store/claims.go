@@ -2,11 +2,8 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 )
@@ -32,6 +29,9 @@ const (
 	// HolderCreated: another row created (or found) the target after this
 	// row's list was read: the target is assigned (Holder.AssignmentID).
 	HolderCreated
+	// Refused: the row is final, gone, or held by another live run:
+	// nothing was claimed or recorded for it.
+	Refused
 )
 
 // Holder is the row that held a claim.
@@ -67,50 +67,92 @@ type ClaimRequest struct {
 	ListReadAt time.Time
 }
 
-// Claim claims the row's target and, when it holds the claim, takes the
-// row for r.Run and records the intent to create (counting the attempt),
-// atomically in one statement:
-// the rule is bulkassign_claim's (migrations/010_row_cost.sql). It
-// returns ErrNotFound when the row is final or another live run holds it;
-// nothing is then claimed or recorded.
+// Claim is Claims of one request; a refused claim is ErrNotFound.
 func Claim(ctx context.Context, q Querier, r ClaimRequest) (ClaimResult, error) {
-	var (
-		verdict                           string
-		holderBatch, status, assignmentID *string
-		holderRow                         *int
-	)
-	err := q.QueryRow(ctx, `SELECT verdict, holder_batch::text, holder_row, holder_status, holder_assignment
-		FROM bulkassign_claim($1, $2, $3, $4, $5, $6, $7::uuid, $8, $9, $10)`,
-		r.TenantID, r.Spec.ConfigurationID, string(r.Spec.Path), r.Spec.Target.Key(), r.BatchID, r.Row, r.Run, r.Hold,
-		r.ClientRequestID, r.ListReadAt).Scan(&verdict, &holderBatch, &holderRow, &status, &assignmentID)
-	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == noDataFound {
+	res, err := Claims(ctx, q, []ClaimRequest{r})
+	if err != nil {
+		return ClaimResult{}, err
+	}
+	if res[0].Verdict == Refused {
 		return ClaimResult{}, fmt.Errorf("item %s/%d is final, gone, or held by another run: %w", r.BatchID, r.Row, ErrNotFound)
 	}
-	if err != nil {
-		return ClaimResult{}, fmt.Errorf("error claiming target: %w", err)
-	}
-	res := ClaimResult{Holder: Holder{BatchID: deref(holderBatch), Status: assign.Status(deref(status)), AssignmentID: deref(assignmentID)}}
-	if holderRow != nil {
-		res.Holder.Row = *holderRow
-	}
-	switch verdict {
-	case "claimed":
-		res = ClaimResult{Verdict: Claimed}
-	case "read_first":
-		res.Verdict = ReadFirst
-	case "holder_busy":
-		res.Verdict = HolderBusy
-	case "holder_created":
-		res.Verdict = HolderCreated
-	default:
-		return ClaimResult{}, fmt.Errorf("error claiming target: unknown verdict %q", verdict)
-	}
-	return res, nil
+	return res[0], nil
 }
 
-// noDataFound is the SQLSTATE bulkassign_claim raises for a row that is
-// final, gone, or held by another run.
-const noDataFound = "P0002"
+// Claims claims the targets of a round of rows and, for each row that
+// holds its claim, takes the row for its run and records the intent to
+// write (counting the attempt), in one statement and one transaction: the
+// rule is bulkassign_claims' (migrations/012_claim_rounds.sql). A row that
+// is final or that another live run holds is Refused, and nothing of it is
+// claimed or recorded. Every request of a round has the same Hold (the
+// longest is used). Its answers are in the order of reqs.
+func Claims(ctx context.Context, q Querier, reqs []ClaimRequest) ([]ClaimResult, error) {
+	n := len(reqs)
+	var (
+		tenants, cfgs, paths, targets = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		batches, runs, requests       = make([]string, n), make([]string, n), make([]string, n)
+		rows                          = make([]int32, n)
+		readAts                       = make([]time.Time, n)
+		hold                          time.Duration
+	)
+	for i, r := range reqs {
+		tenants[i], cfgs[i], paths[i], targets[i] = r.TenantID, r.Spec.ConfigurationID, string(r.Spec.Path), r.Spec.Target.Key()
+		batches[i], rows[i], runs[i], requests[i], readAts[i] = r.BatchID, int32(r.Row), r.Run, r.ClientRequestID, r.ListReadAt
+		hold = max(hold, r.Hold)
+	}
+	rs, err := q.Query(ctx, `SELECT k, verdict, holder_batch::text, holder_row, holder_status, holder_assignment
+		FROM bulkassign_claims($1, $2::uuid[], $3, $4, $5::uuid[], $6, $7::uuid[], $8, $9, $10)`,
+		tenants, cfgs, paths, targets, batches, rows, runs, hold, requests, readAts)
+	if err != nil {
+		return nil, fmt.Errorf("error claiming targets: %w", err)
+	}
+	out := make([]ClaimResult, n)
+	seen := 0
+	for rs.Next() {
+		var (
+			k                                 int
+			verdict                           string
+			holderBatch, status, assignmentID *string
+			holderRow                         *int
+		)
+		if err := rs.Scan(&k, &verdict, &holderBatch, &holderRow, &status, &assignmentID); err != nil {
+			rs.Close()
+			return nil, fmt.Errorf("error claiming targets: %w", err)
+		}
+		if k < 1 || k > n {
+			rs.Close()
+			return nil, fmt.Errorf("error claiming targets: answer for request %d of %d", k, n)
+		}
+		res := ClaimResult{Holder: Holder{BatchID: deref(holderBatch), Status: assign.Status(deref(status)), AssignmentID: deref(assignmentID)}}
+		if holderRow != nil {
+			res.Holder.Row = *holderRow
+		}
+		switch verdict {
+		case "claimed":
+			res = ClaimResult{Verdict: Claimed}
+		case "read_first":
+			res.Verdict = ReadFirst
+		case "holder_busy":
+			res.Verdict = HolderBusy
+		case "holder_created":
+			res.Verdict = HolderCreated
+		case "refused":
+			res = ClaimResult{Verdict: Refused}
+		default:
+			rs.Close()
+			return nil, fmt.Errorf("error claiming targets: unknown verdict %q", verdict)
+		}
+		out[k-1] = res
+		seen++
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("error claiming targets: %w", err)
+	}
+	if seen != n {
+		return nil, fmt.Errorf("error claiming targets: %d answers for %d requests", seen, n)
+	}
+	return out, nil
+}
 
 // ReleaseClaims drops the claims a row holds: its assignment was deleted
 // (reverted), so the target is free for any row to create again.

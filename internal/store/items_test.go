@@ -171,3 +171,57 @@ func TestRecordOutcomesInOneStatement(t *testing.T) {
 		t.Fatalf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestClaimsInOneRound: a round claims for many rows in one statement,
+// each answered in its place: rows on distinct targets are claimed and
+// taken, the second of two rows on one target finds it busy (not
+// claimed, no intent), a second run of one row in the same round is
+// refused, and a final row is refused with nothing left of its request.
+func TestClaimsInOneRound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.New(t, 2)
+	for row := range 5 {
+		insertItem(t, db, row, "")
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE items SET status = 'canceled' WHERE row = 4`); err != nil {
+		t.Fatal(err)
+	}
+	group := func(n int) assign.Target {
+		return assign.Target{Type: assign.TargetGroup, GroupID: fmt.Sprintf("90000000-0000-4000-8000-%012d", n)}
+	}
+	req := func(row int, tg assign.Target) store.ClaimRequest {
+		r := claimRequest(row, assign.NewID(), time.Minute)
+		r.Spec.Target = tg
+		return r
+	}
+	// A round claims in target order, and requests of one target in the
+	// order given: row 3 before row 2, row 0 before row 1.
+	reqs := []store.ClaimRequest{
+		req(3, group(2)),
+		req(0, group(1)),
+		req(2, group(2)), // target 2 is row 3's
+		req(1, group(1)), // target 1 is row 0's
+		req(0, group(9)), // a second run of row 0
+		req(4, group(5)), // final
+	}
+	res, err := store.Claims(ctx, db.Pool, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.ClaimVerdict{store.Claimed, store.Claimed, store.HolderBusy, store.HolderBusy, store.Refused, store.Refused}
+	for i := range want {
+		if res[i].Verdict != want[i] {
+			t.Errorf("request %d (row %d): verdict %v, want %v", i, reqs[i].Row, res[i].Verdict, want[i])
+		}
+	}
+	var claims int
+	var intents []int
+	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM target_claims),
+		(SELECT array_agg(row ORDER BY row) FROM items WHERE intent_request_id IS NOT NULL AND status = 'running')`).Scan(&claims, &intents); err != nil {
+		t.Fatal(err)
+	}
+	if claims != 2 || !slices.Equal(intents, []int{0, 3}) {
+		t.Errorf("after the round: %d claims, intents on rows %v; want 2 claims, intents on rows 0 and 3", claims, intents)
+	}
+}
