@@ -87,15 +87,17 @@ type Deps struct {
 	OnWait func(time.Duration)
 
 	logged403 sync.Map // batch id and op → struct{}: permission failures are logged loudly once
-	outcomes  *rounds[store.RowOutcome, bool]
+	flights   flights  // shared reads in progress in this process
+	starts    *rounds[store.RunRequest, store.RunStart]
 	claims    *rounds[store.ClaimRequest, store.ClaimResult]
+	outcomes  *rounds[store.RowOutcome, bool]
 }
 
 // withDefaults fills in what a worker built on d needs and was not given.
 func (d *Deps) withDefaults() {
 	d.Settings.withDefaults()
 	if d.outcomes == nil {
-		d.outcomes, d.claims = newOutcomeRounds(), newClaimRounds()
+		d.starts, d.claims, d.outcomes = newStartRounds(), newClaimRounds(), newOutcomeRounds()
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
@@ -160,7 +162,7 @@ type assignRun struct {
 func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) error {
 	a := job.Args
 	run := assign.NewID()
-	it, err := store.StartRun(ctx, w.d.Pool, a.Batch, a.Row, run)
+	it, err := w.d.start(ctx, a.Batch, a.Row, run)
 	if it == nil || it.Status.Final() {
 		return w.notToWork(it, err)
 	}
@@ -191,6 +193,15 @@ func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) err
 	return r.work(ctx, it.IntentRequestID != "")
 }
 
+// start reads the row for run, in a start round (store.StartRuns).
+func (d *Deps) start(ctx context.Context, batchID string, row int, run string) (*store.Item, error) {
+	st, err := d.starts.do(ctx, d.Pool, store.RunRequest{BatchID: batchID, Row: row, Run: run})
+	if err != nil {
+		return nil, err
+	}
+	return st.Item, st.Err
+}
+
 // notToWork is the job's result for a row this run may not work, as
 // StartRun read it: another live run holds it (River rescued the job while
 // a first run still works it: come back when its hold ends, and finish
@@ -214,7 +225,7 @@ func (w *AssignWorker) notToWork(it *store.Item, err error) error {
 // yield is the job's result when this run could not write its row (a
 // claim or an outcome refused): the row as it is now says why.
 func (r *assignRun) yield(ctx context.Context) error {
-	it, err := store.StartRun(ctx, r.w.d.Pool, r.it.BatchID, r.it.Row, r.run)
+	it, err := r.w.d.start(ctx, r.it.BatchID, r.it.Row, r.run)
 	if err == nil && !it.Status.Final() {
 		// Refused a moment ago, free now: work it again soon.
 		return river.JobSnooze(time.Second)
@@ -429,6 +440,7 @@ func (w *AssignWorker) assignments(ctx context.Context, t *Tenant, key store.Lis
 	var readAt time.Time
 	return sharedRead(ctx, sharedReadOps[*store.AssignmentList]{
 		op: graph.OpList, busy: listBeingRead, log: log, what: "an assignment list",
+		key: "list " + key.BatchID + " " + key.ConfigurationID + " " + string(key.Path), flights: &d.flights,
 		get: func(ctx context.Context) (*store.AssignmentList, error) { return store.GetList(ctx, d.Pool, key) },
 		lease: func(ctx context.Context, reader string) (bool, error) {
 			at, ok, err := store.LeaseList(ctx, d.Pool, key, reader, d.Settings.JobTimeout)
@@ -452,6 +464,10 @@ type sharedReadOps[T comparable] struct {
 	busy error  // the wait of a row whose read another worker does
 	what string // for the log
 	log  *slog.Logger
+	// key names the read among the process's flights, which let runs of
+	// one process share one read (flight.go); nil flights: no sharing.
+	key     string
+	flights *flights
 	// get returns the stored result, or the zero T when none is stored.
 	get     func(context.Context) (T, error)
 	lease   func(ctx context.Context, reader string) (bool, error)
@@ -469,6 +485,28 @@ type sharedReadOps[T comparable] struct {
 // the caller has just found nothing stored (the first get is skipped).
 func sharedRead[T comparable](ctx context.Context, o sharedReadOps[T], known bool) (T, *graph.Response, error) {
 	var zero T
+	if o.flights != nil {
+		f, lead := o.flights.join(o.key)
+		if !lead {
+			// Another run of this process is at it: take its result. Its
+			// failed read is its own to settle (a throttle is told to the
+			// limiter once); this run comes back for the read.
+			if err := f.wait(ctx); err != nil {
+				return zero, graph.NotSent(http.MethodGet, o.op, err), nil
+			}
+			if !f.ok {
+				if f.err != nil {
+					return zero, nil, f.err
+				}
+				return zero, graph.NotSent(http.MethodGet, o.op, o.busy), nil
+			}
+			return f.val.(T), nil, nil
+		}
+		v, resp, err := sharedRead(ctx, sharedReadOps[T]{op: o.op, busy: o.busy, what: o.what, log: o.log,
+			get: o.get, lease: o.lease, read: o.read, store: o.store, release: o.release}, known)
+		o.flights.land(o.key, f, v, resp == nil && err == nil, err)
+		return v, resp, err
+	}
 	reader := assign.NewID()
 	for polls, start := 1, time.Now(); ; polls++ {
 		if polls > 1 || !known {

@@ -10,12 +10,13 @@ import (
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
-// A worked row writes to Postgres twice: its claim (with the intent to
-// write) before its Graph write, and its outcome after. Each is a group
-// commit (rounds): whoever hands a request over while no round is in
-// progress writes every request waiting, in one statement, and the
-// requests handed over meanwhile wait for the next round. Under load a
-// statement carries many rows; alone, a row waits for nobody.
+// A worked row goes to Postgres three times: its start (the row read with
+// its batch's list), its claim (with the intent to write) before its
+// Graph write, and its outcome after. Each is a group commit (rounds):
+// whoever hands a request over while no round is in progress sends every
+// request waiting, in one statement, and the requests handed over
+// meanwhile wait for the next round. Under load a statement carries many
+// rows; alone, a row waits for nobody.
 //
 // A row's job is done only after its outcome has committed: the run waits
 // for its round, then returns, and River's completer completes the job in
@@ -121,5 +122,13 @@ func newClaimRounds() *rounds[store.ClaimRequest, store.ClaimResult] {
 	return &rounds[store.ClaimRequest, store.ClaimResult]{
 		write: store.Claims,
 		order: func(a, b store.ClaimRequest) int { return byRow(a.BatchID, a.Row, b.BatchID, b.Row) },
+	}
+}
+
+// newStartRounds reads rows for their runs (store.StartRuns).
+func newStartRounds() *rounds[store.RunRequest, store.RunStart] {
+	return &rounds[store.RunRequest, store.RunStart]{
+		write: store.StartRuns,
+		order: func(a, b store.RunRequest) int { return byRow(a.BatchID, a.Row, b.BatchID, b.Row) },
 	}
 }

@@ -103,6 +103,7 @@ func (r *assignRun) lookUp(ctx context.Context, k store.NameKey, kind graph.Name
 	d, t := r.w.d, r.t
 	return sharedRead(ctx, sharedReadOps[*store.NameLookup]{
 		op: graph.OpResolve, busy: nameBeingRead, log: r.log, what: "a name lookup",
+		key: "name " + k.BatchID + " " + k.TenantID + " " + k.Kind + " " + k.Name, flights: &d.flights,
 		get: func(ctx context.Context) (*store.NameLookup, error) { return store.GetName(ctx, d.Pool, k) },
 		lease: func(ctx context.Context, reader string) (bool, error) {
 			return store.LeaseName(ctx, d.Pool, k, reader, d.Settings.JobTimeout)

@@ -41,38 +41,56 @@ const workColumns = `i.line, coalesce(i.configuration_id::text, ''), i.path, i.t
 	i.started_at, coalesce(now() - i.started_at, '0'), coalesce(i.tenant_id, ''), coalesce(i.action, ''),
 	coalesce(i.configuration_name, ''), coalesce(i.group_name, ''), coalesce(i.filter_name, '')`
 
+// itemScan receives workColumns (then more: the values of further
+// columns); item checks what it read.
+type itemScan struct {
+	it                                               Item
+	path, ttype, status, action                      string
+	group, coll, filter, ftype, assignmentID, intent *string
+}
+
+func (sc *itemScan) dest(more ...any) []any {
+	it, n := &sc.it, &sc.it.Spec.Names
+	return append([]any{&it.Line, &it.Spec.ConfigurationID, &sc.path, &sc.ttype, &sc.group, &sc.coll, &sc.filter, &sc.ftype,
+		&sc.status, &it.Attempts, &it.Errors, &sc.assignmentID, &sc.intent, &it.IntentAt, &it.StartedAt, &it.Elapsed,
+		&it.TenantID, &sc.action, &n.Configuration, &n.Group, &n.Filter}, more...)
+}
+
+// item is the row scanned as batchID's row rowNo. What comes back from the
+// database is checked like input: a path outside the allow-list never
+// reaches a Graph URL.
+func (sc *itemScan) item(batchID string, rowNo int) (*Item, error) {
+	it := sc.it
+	it.BatchID, it.Row = batchID, rowNo
+	var err error
+	if it.Spec.Path, err = assign.ParsePath(sc.path); err != nil {
+		return nil, fmt.Errorf("item %s/%d holds an invalid path: %w", batchID, rowNo, err)
+	}
+	it.Spec.Target = assign.Target{Type: assign.TargetType(sc.ttype), GroupID: deref(sc.group), CollectionID: deref(sc.coll),
+		FilterID: deref(sc.filter), FilterType: assign.FilterType(deref(sc.ftype))}
+	if it.Spec.Action, err = assign.ParseAction(sc.action); err != nil {
+		return nil, fmt.Errorf("item %s/%d holds an invalid action: %w", batchID, rowNo, err)
+	}
+	if err := it.Spec.ValidateStored(); err != nil {
+		return nil, fmt.Errorf("item %s/%d holds an invalid target: %w", batchID, rowNo, err)
+	}
+	it.Status = assign.Status(sc.status)
+	it.AssignmentID = deref(sc.assignmentID)
+	it.IntentRequestID = deref(sc.intent)
+	return &it, nil
+}
+
 // scanItem scans workColumns, then more (the values of further columns).
 func scanItem(row pgx.Row, batchID string, rowNo int, more ...any) (*Item, error) {
-	it := &Item{BatchID: batchID, Row: rowNo}
-	var path, ttype, status, action string
-	var group, coll, filter, ftype, assignmentID, intent *string
-	n := &it.Spec.Names
-	err := row.Scan(append([]any{&it.Line, &it.Spec.ConfigurationID, &path, &ttype, &group, &coll, &filter, &ftype, &status,
-		&it.Attempts, &it.Errors, &assignmentID, &intent, &it.IntentAt, &it.StartedAt, &it.Elapsed, &it.TenantID, &action,
-		&n.Configuration, &n.Group, &n.Filter}, more...)...)
+	var sc itemScan
+	err := row.Scan(sc.dest(more...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("item %s/%d: %w", batchID, rowNo, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("error reading item %s/%d: %w", batchID, rowNo, err)
 	}
-	// What comes back from the database is checked like input: a path
-	// outside the allow-list never reaches a Graph URL.
-	if it.Spec.Path, err = assign.ParsePath(path); err != nil {
-		return nil, fmt.Errorf("item %s/%d holds an invalid path: %w", batchID, rowNo, err)
-	}
-	it.Spec.Target = assign.Target{Type: assign.TargetType(ttype), GroupID: deref(group), CollectionID: deref(coll),
-		FilterID: deref(filter), FilterType: assign.FilterType(deref(ftype))}
-	if it.Spec.Action, err = assign.ParseAction(action); err != nil {
-		return nil, fmt.Errorf("item %s/%d holds an invalid action: %w", batchID, rowNo, err)
-	}
-	if err := it.Spec.ValidateStored(); err != nil {
-		return nil, fmt.Errorf("item %s/%d holds an invalid target: %w", batchID, rowNo, err)
-	}
-	it.Status = assign.Status(status)
-	it.AssignmentID = deref(assignmentID)
-	it.IntentRequestID = deref(intent)
-	return it, nil
+	return sc.item(batchID, rowNo)
 }
 
 // GetItem reads one item.
@@ -98,33 +116,88 @@ func (e *HeldError) Error() string {
 	return fmt.Sprintf("another run holds the row for up to %s", e.Left.Round(time.Millisecond))
 }
 
-// StartRun reads the row for one run of its job, with the batch's stored
-// list of the row's configuration path (Item.List, nil when none is
-// stored yet), in one statement that writes nothing. A row that another
-// live run holds (it claimed the target and may be posting) is not handed
-// out: StartRun returns *HeldError. A final row is returned as it is. The
-// run takes the row when it claims the target (Claim), and every outcome
-// it records ends its hold.
+// RunRequest names a row and the run that asks for it (StartRuns).
+type RunRequest struct {
+	BatchID string
+	Row     int
+	Run     string
+}
+
+// RunStart is what StartRuns found for one request: the row, or why the
+// run may not have it (ErrNotFound, *HeldError, a row that holds invalid
+// values).
+type RunStart struct {
+	Item *Item
+	Err  error
+}
+
+// StartRun is StartRuns of one.
 func StartRun(ctx context.Context, q Querier, batchID string, row int, run string) (*Item, error) {
-	var (
-		stored listScan
-		held   *time.Duration
-	)
-	it, err := scanItem(q.QueryRow(ctx, `SELECT `+workColumns+`, `+listColumns+`,
-			CASE WHEN NOT bulkassign_final(i.status) AND NOT bulkassign_free(i.run_id, i.run_until, $3::uuid)
-				THEN i.run_until - now() END
-		FROM items i
-		LEFT JOIN assignment_lists l ON l.batch_id = i.batch_id AND l.configuration_id = i.configuration_id
-			AND l.path = i.path AND l.reader IS NULL
-		WHERE i.batch_id = $1 AND i.row = $2`, batchID, row, run), batchID, row, append(stored.dest(), &held)...)
+	res, err := StartRuns(ctx, q, []RunRequest{{BatchID: batchID, Row: row, Run: run}})
 	if err != nil {
 		return nil, err
 	}
-	if held != nil {
-		return nil, &HeldError{Left: max(*held, 0)}
+	return res[0].Item, res[0].Err
+}
+
+// StartRuns reads rows for runs of their jobs, each with its batch's
+// stored list of the row's configuration path (Item.List, nil when none is
+// stored yet, or when the row knows its configuration by name only), in
+// one statement that writes nothing. A row that another live run holds (it
+// claimed the target and may be writing) is not handed out: its answer is
+// *HeldError. A final row is returned as it is. A run takes its row when
+// it claims the target (Claims), and every outcome it records ends its
+// hold. Its answers are in the order of reqs.
+func StartRuns(ctx context.Context, q Querier, reqs []RunRequest) ([]RunStart, error) {
+	n := len(reqs)
+	batches, rows, runs := make([]string, n), make([]int32, n), make([]string, n)
+	for i, r := range reqs {
+		batches[i], rows[i], runs[i] = r.BatchID, int32(r.Row), r.Run
 	}
-	it.List = stored.list()
-	return it, nil
+	rs, err := q.Query(ctx, `SELECT `+workColumns+`, `+listColumns+`,
+			CASE WHEN NOT bulkassign_final(i.status) AND NOT bulkassign_free(i.run_id, i.run_until, o.run)
+				THEN i.run_until - now() END, o.k
+		FROM unnest($1::uuid[], $2::int[], $3::uuid[]) WITH ORDINALITY AS o(batch_id, row, run, k)
+		JOIN items i ON i.batch_id = o.batch_id AND i.row = o.row
+		LEFT JOIN assignment_lists l ON l.batch_id = i.batch_id AND l.configuration_id = i.configuration_id
+			AND l.path = i.path AND l.reader IS NULL`, batches, rows, runs)
+	if err != nil {
+		return nil, fmt.Errorf("error reading items: %w", err)
+	}
+	defer rs.Close()
+	out := make([]RunStart, n)
+	for i, r := range reqs {
+		out[i].Err = fmt.Errorf("item %s/%d: %w", r.BatchID, r.Row, ErrNotFound)
+	}
+	for rs.Next() {
+		var (
+			sc     itemScan
+			stored listScan
+			held   *time.Duration
+			k      int
+		)
+		if err := rs.Scan(sc.dest(append(stored.dest(), &held, &k)...)...); err != nil {
+			return nil, fmt.Errorf("error reading items: %w", err)
+		}
+		if k < 1 || k > n {
+			return nil, fmt.Errorf("error reading items: answer for request %d of %d", k, n)
+		}
+		r := &out[k-1]
+		req := reqs[k-1]
+		switch it, err := sc.item(req.BatchID, req.Row); {
+		case err != nil:
+			r.Err = err
+		case held != nil:
+			r.Err = &HeldError{Left: max(*held, 0)}
+		default:
+			it.List = stored.list()
+			r.Item, r.Err = it, nil
+		}
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("error reading items: %w", err)
+	}
+	return out, nil
 }
 
 // Outcome is what the last Graph exchange of a row said.
