@@ -99,7 +99,7 @@ RETURNS TABLE (k integer, verdict text, holder_batch uuid, holder_row integer, h
 LANGUAGE plpgsql AS $$
 DECLARE
     free    integer[];
-    claimed integer[] := '{}';
+    claimed integer[];
     c       record;
     e       integer;
 BEGIN
@@ -115,8 +115,27 @@ BEGIN
              ORDER BY o.b, o.r
                FOR UPDATE OF i) l
          ORDER BY l.b, l.r, l.k) f;
+    -- Targets nobody holds, the common case, in one statement (in target
+    -- order): a row whose claim is inserted holds it. Of two rows of the
+    -- round on one target, the first is inserted and the second goes on
+    -- to the rule below, which finds the first holding it.
+    WITH inserted AS (
+        INSERT INTO target_claims (tenant_id, configuration_id, path, target_key, batch_id, row)
+        SELECT u.t, u.cfg, u.p, u.tk, p_batch[u.k], p_row[u.k]
+          FROM unnest(p_tenant, p_configuration, p_path, p_target) WITH ORDINALITY AS u(t, cfg, p, tk, k)
+         WHERE u.k = ANY (free)
+         ORDER BY u.t, u.cfg, u.p, u.tk, u.k
+        ON CONFLICT DO NOTHING
+        RETURNING batch_id, row)
+    SELECT coalesce(array_agg(f.k), '{}') INTO claimed
+      FROM unnest(p_batch, p_row) WITH ORDINALITY AS f(b, r, k)
+      JOIN inserted n ON n.batch_id = f.b AND n.row = f.r
+     WHERE f.k = ANY (free);
+    RETURN QUERY SELECT x.k::integer, 'claimed'::text, NULL::uuid, NULL::integer, NULL::text, NULL::text
+      FROM unnest(claimed) AS x(k);
+    -- The others, one by one, by the rule of one claim.
     FOR e IN SELECT u.k FROM unnest(p_tenant, p_configuration, p_path, p_target) WITH ORDINALITY AS u(t, cfg, p, tk, k)
-             WHERE u.k = ANY (free) ORDER BY u.t, u.cfg, u.p, u.tk, u.k
+             WHERE u.k = ANY (free) AND NOT u.k = ANY (claimed) ORDER BY u.t, u.cfg, u.p, u.tk, u.k
     LOOP
         c := bulkassign_claim_target(p_tenant[e], p_configuration[e], p_path[e], p_target[e], p_batch[e], p_row[e], p_read_at[e]);
         IF c.verdict = 'claimed' THEN
