@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -162,6 +164,18 @@ func fleetRun(ctx context.Context, o options) (run, error) {
 	if err != nil {
 		return run{}, err
 	}
+	if o.fleetProfile != "" {
+		f, err := os.Create(o.fleetProfile)
+		if err != nil {
+			p.stop()
+			return run{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			p.stop()
+			return run{}, err
+		}
+	}
 	pg0 := backendCPU(ctx, p.rt.Pool, app)
 	qs.reset()
 	cpu0 := processCPU()
@@ -175,6 +189,9 @@ func fleetRun(ctx context.Context, o options) (run, error) {
 	case <-ctx.Done():
 	}
 	r.elapsed = time.Since(start)
+	if o.fleetProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	r.goCPU = processCPU() - cpu0
 	r.rows = int(finished.Load())
 	r.queries = qs.snapshot() // before backendCPU's own query

@@ -36,6 +36,7 @@ type options struct {
 	sections      string
 	enqueueBin    string
 	cpuProfile    string
+	fleetProfile  string
 	rounds        int
 	enqueueRows   int
 	rssRows       int
@@ -74,6 +75,7 @@ func main() {
 	flag.StringVar(&o.sections, "sections", "1,2,3,4,5,6", "sections to run (4 reads its figures from the runs of 2 and 3)")
 	flag.StringVar(&o.enqueueBin, "enqueue-bin", "", "the enqueue command, built from ../cmd/enqueue, for the peak-RSS child (required for section 1)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bulkassign worker run (section 2) to this file")
+	flag.StringVar(&o.fleetProfile, "fleet-cpuprofile", "", "write a CPU profile of section 5's run without a limit (5a) to this file")
 	flag.BoolVar(&quick, "quick", false, "small sizes, for a smoke run")
 	flag.IntVar(&o.rounds, "rounds", 3, "enqueue rounds, each timing enqueue and River's insert twice in ABBA order (the ratio is the median of the rounds' ratios)")
 	flag.IntVar(&o.enqueueRows, "enqueue-rows", 100_000, "rows of the enqueue comparison")

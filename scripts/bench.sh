@@ -6,8 +6,8 @@
 # "test") and prints one Markdown table. Extra arguments go to the bench
 # program (cd bench && go run . -h lists them; -quick is a smoke run;
 # -sections 5 runs only the many-tenants part, about 3 minutes).
-# Outputs are kept in bench/out/: the table, the worker run's CPU profile and
-# its top functions.
+# Outputs are kept in bench/out/: the table, the CPU profiles of the worker
+# runs of sections 2 and 5 (5a) and their top functions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=$(bash scripts/postgres.sh)
@@ -25,9 +25,12 @@ go build -o "$tmp/enqueue" ./cmd/enqueue
 # -mod=mod: the bench module follows the product's go.mod through its
 # replace directive, so a dependency the product adds is resolved here too.
 (cd bench && go build -mod=mod -o "$tmp/bench" .)
-"$tmp/bench" -enqueue-bin "$tmp/enqueue" -cpuprofile "$out/worker-cpu.pprof" "$@" | tee "$out/table.md"
-if [ -s "$out/worker-cpu.pprof" ]; then
-  go tool pprof -top -nodecount=25 "$tmp/bench" "$out/worker-cpu.pprof" >"$out/worker-cpu-top.txt" 2>/dev/null || true
-  go tool pprof -top -cum -nodecount=60 "$tmp/bench" "$out/worker-cpu.pprof" >"$out/worker-cpu-cum.txt" 2>/dev/null || true
-  echo "bench: worker CPU profile in $out/worker-cpu.pprof (top functions: $out/worker-cpu-top.txt, $out/worker-cpu-cum.txt)" >&2
-fi
+rm -f "$out/worker-cpu.pprof" "$out/fleet-cpu.pprof"
+"$tmp/bench" -enqueue-bin "$tmp/enqueue" -cpuprofile "$out/worker-cpu.pprof" -fleet-cpuprofile "$out/fleet-cpu.pprof" "$@" | tee "$out/table.md"
+for p in worker fleet; do
+  if [ -s "$out/$p-cpu.pprof" ]; then
+    go tool pprof -top -nodecount=25 "$tmp/bench" "$out/$p-cpu.pprof" >"$out/$p-cpu-top.txt" 2>/dev/null || true
+    go tool pprof -top -cum -nodecount=60 "$tmp/bench" "$out/$p-cpu.pprof" >"$out/$p-cpu-cum.txt" 2>/dev/null || true
+    echo "bench: $p CPU profile in $out/$p-cpu.pprof (top functions: $out/$p-cpu-top.txt, $out/$p-cpu-cum.txt)" >&2
+  fi
+done

@@ -132,12 +132,19 @@ func PoolSize(wcfg config.Worker) int32 {
 // (workers, dry runs); observe, when not nil, sees every response. A base
 // URL the client refuses is a config.UnusableError.
 func NewGraphClient(gcfg config.Graph, tokens graph.TokenSource, observe func(*graph.Response)) (*graph.Client, error) {
-	gc, err := graph.New(graph.Options{BaseURL: gcfg.BaseURL, Tokens: tokens, Timeout: gcfg.Timeout, UserAgent: "bulkassign", Observe: observe})
+	gc, err := graph.New(graph.Options{BaseURL: gcfg.BaseURL, Tokens: tokens, Timeout: gcfg.Timeout, UserAgent: "bulkassign",
+		Observe: observe, HTTPClient: graphHTTP()})
 	if err != nil {
 		return nil, config.Unusable(err)
 	}
 	return gc, nil
 }
+
+// graphHTTP is the one HTTP client of the process's Graph clients: every
+// tenant's requests go to the same Graph host, each with its tenant's
+// token, so they share its connections (a client per tenant opened, and
+// TLS-handshook, connections of its own for each of fifty tenants).
+var graphHTTP = sync.OnceValue(graph.NewHTTPClient)
 
 // Ready is closed once Run serves (River started, HTTP listening), or has
 // failed to.
