@@ -93,7 +93,7 @@ func main() {
 	flag.IntVar(&o.fleetRows, "fleet-rows", 200, "rows per tenant of section 5's run without a limit")
 	flag.IntVar(&o.fleetConfigs, "fleet-configs", 2, "configurations per tenant in section 5")
 	flag.IntVar(&o.fleetTenantWorkers, "fleet-tenant-workers", 10, "WORKER_TENANT_CONCURRENCY in section 5")
-	flag.IntVar(&o.fleetMaxConns, "fleet-max-conns", 41, "DATABASE_MAX_CONNS of section 5's run without a limit")
+	flag.IntVar(&o.fleetMaxConns, "fleet-max-conns", config.Defaults.DatabaseMaxConns, "DATABASE_MAX_CONNS of section 5's run without a limit (the product's default)")
 	flag.IntVar(&o.fleetLimitRows, "fleet-limit-rows", 300, "rows per tenant of section 5's run at the tenants' limits (0 skips it)")
 	flag.IntVar(&o.fleetLimitConns, "fleet-limit-max-conns", config.Defaults.DatabaseMaxConns, "DATABASE_MAX_CONNS of section 5's run at the tenants' limits")
 	flag.IntVar(&o.fleetLimitN, "fleet-limit", 5, "each tenant's limit in section 5, writes per second (and GRAPH_WRITE_RATE)")

@@ -147,8 +147,8 @@ func (r *results) fleetLines() []line {
 	var ls []line
 	add := func(l line) { ls = append(ls, l) }
 	tr := f.noopTunedRate()
-	scene := fmt.Sprintf("%d tenants × %s rows (%s rows, CSV column tenant_id, sorted by tenant; %d configurations per tenant), one worker process: a River queue per tenant with WORKER_TENANT_CONCURRENCY=%d, DATABASE_MAX_CONNS=%d (raised from the default 10; a pool of %d), simulator without latency or limit, GRAPH_WRITE_RATE=0 and GRAPH_READ_RATE=0, each tenant signing in on its first row",
-		f.tenants, num(f.perTenant), num(f.tenants*f.perTenant), f.configs, f.tenantWorkers, f.maxConns, fleetPool(f.maxConns))
+	scene := fmt.Sprintf("%d tenants × %s rows (%s rows, CSV column tenant_id, sorted by tenant; %d configurations per tenant), one worker process: a River queue per tenant with WORKER_TENANT_CONCURRENCY=%d, DATABASE_MAX_CONNS=%d%s (a pool of %d), simulator without latency or limit, GRAPH_WRITE_RATE=0 and GRAPH_READ_RATE=0, each tenant signing in on its first row",
+		f.tenants, num(f.perTenant), num(f.tenants*f.perTenant), f.configs, f.tenantWorkers, f.maxConns, defaultNote(f.maxConns == config.Defaults.DatabaseMaxConns), fleetPool(f.maxConns))
 	add(line{"5a", fmt.Sprintf("Work %s ÷ River no-op jobs with River's benchmark fetch tuning (as 2a: one queue, %d workers, pool of %d), same database; no-op = mean of a run before and after%s",
 		scene, r.o.workers, r.o.poolConns, timeoutNote(f.ours.timeout)+erredNote(f.ours.erred, f.ours.firstError)),
 		num(f.ours.rate()) + " rows/s", "River no-op, tuned: " + num(tr) + " jobs/s", f2(f.ours.rate() / tr), "≥ 0.25", atLeast(f.ours.rate()/tr, 0.25)})
@@ -328,3 +328,4 @@ func num[T int | int64 | float64](v T) string {
 	}
 	return b.String()
 }
+
