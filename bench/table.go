@@ -328,4 +328,3 @@ func num[T int | int64 | float64](v T) string {
 	}
 	return b.String()
 }
-
