@@ -116,18 +116,20 @@ func (d *Deps) wait(ctx context.Context, l *ratelimit.Limiter) error {
 // AssignWorker creates one assignment per item, never twice.
 //
 // The sequence for a row is: read the row with the batch's list of its
-// configuration path (one statement; a row another live run holds makes
-// this run back off); read the list from Graph if the batch has none yet
-// (once per batch, shared by the fleet); a matching target ends the row
-// already_assigned; otherwise wait for the fleet's write budget, claim the
-// target across batches, take the row for this run and record the intent
-// (one statement), POST, and settle the answer with the response policy.
-// Outcomes are written in rounds shared by the process's runs
-// (outcomes.go), as are claims, and River completes the jobs in its own
-// batches: a worked row costs one statement of its own, and its share of
-// a claim round and of an outcome round. An answer that leaves the create in doubt keeps the
-// intent, and the next attempt re-reads Graph before it may post again: a
-// match then means this row created it.
+// configuration path (a row another live run holds makes this run back
+// off); resolve the names it gives (once per batch and tenant, shared by
+// the fleet); read the list from Graph if the batch has none yet (once
+// per batch, shared by the fleet); a matching target ends the row
+// already_assigned (a remove row: no match ends it not_assigned);
+// otherwise claim the target across batches, take the row for this run
+// and record the intent, wait for the fleet's write budget, POST (or
+// DELETE), and settle the answer with the response policy. The read, the
+// claim and the outcome each go in a round shared by the process's runs
+// (outcomes.go), and River completes the jobs in its own batches: a worked
+// row sends no statement of its own. An answer that leaves the write in
+// doubt keeps the intent, and the next attempt re-reads Graph before it
+// may write again: a match then means this row created it (or, for a
+// removal, no match means this row removed it).
 type AssignWorker struct {
 	river.WorkerDefaults[AssignArgs]
 	d *Deps
@@ -156,6 +158,9 @@ type assignRun struct {
 	listUnknown bool
 	// removing is the assignment a remove row's delete is for.
 	removing string
+	// unsent says the run's claim counted an attempt whose request never
+	// left (the limit held it back): its outcome takes the count back.
+	unsent bool
 }
 
 // Work processes one row.
@@ -290,9 +295,6 @@ func (r *assignRun) work(ctx context.Context, fresh bool) error {
 func (r *assignRun) claim(ctx context.Context, op graph.Op, list *store.AssignmentList, fresh bool) (string, *store.ClaimResult, error) {
 	d, it := r.w.d, r.it
 	method := map[graph.Op]string{graph.OpCreate: http.MethodPost, graph.OpDelete: http.MethodDelete}[op]
-	if err := d.wait(ctx, r.t.Writes); err != nil {
-		return "", nil, d.settle(ctx, r.rowRun(op), graph.NotSent(method, op, err), r.t.Writes)
-	}
 	crid := graph.NewRequestID()
 	claim, err := d.claims.do(ctx, d.Pool, store.ClaimRequest{BatchID: it.BatchID, Row: it.Row, Run: r.run,
 		Hold: d.Settings.JobTimeout + RunMargin, Spec: it.Spec,
@@ -313,6 +315,16 @@ func (r *assignRun) claim(ctx context.Context, op graph.Op, list *store.Assignme
 			return "", nil, fmt.Errorf("target claim of %s/%d: taken over twice in one run", it.BatchID, it.Row)
 		}
 		return "", nil, r.work(ctx, true)
+	case store.HolderCreated:
+		return crid, &claim, nil // nothing to write: no budget spent
+	}
+	// The write leaves the moment the fleet's budget admits it: the claim
+	// round, whose time varies with the rows it carries, comes before, so
+	// that writes keep the pace the limiter set them (a round between the
+	// two bunched writes into a tenant's next window, which answered 429).
+	if err := d.wait(ctx, r.t.Writes); err != nil {
+		r.unsent = true // the claim counted an attempt that never left
+		return "", nil, d.settle(ctx, r.rowRun(op), graph.NotSent(method, op, err), r.t.Writes)
 	}
 	return crid, &claim, nil
 }
@@ -368,7 +380,7 @@ func (r *assignRun) finish(ctx context.Context, v verdict) error {
 
 // rowOutcome is o for this run's row.
 func (r *assignRun) rowOutcome(o store.Outcome) store.RowOutcome {
-	o.Resolved = r.resolved
+	o.Resolved, o.Unsent = r.resolved, r.unsent
 	return store.RowOutcome{BatchID: r.it.BatchID, Row: r.it.Row, Run: r.run, Outcome: o}
 }
 

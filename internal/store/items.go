@@ -213,6 +213,9 @@ type Outcome struct {
 	// KeepIntent leaves the intent in place: the create (or delete) may
 	// have applied.
 	KeepIntent bool
+	// Unsent takes back the attempt the row's claim counted: the request
+	// it was for never left (the fleet's limit held it back).
+	Unsent bool
 	// Resolved are the ids the row's names resolved to in its tenant,
 	// recorded with any outcome (a row keeps the name given and the id
 	// used); empty ids leave the row's as they are.
@@ -262,6 +265,7 @@ func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, er
 		rows, httpStatuses, countErrors = make([]int32, n), make([]*int32, n), make([]int32, n)
 		keepIntents                     = make([]bool, n)
 		resolved                        = make([]*string, 3*n) // configuration, group, filter ids, row by row
+		unsent                          = make([]int32, n)
 	)
 	for i, o := range os {
 		batches[i], rows[i], statuses[i] = o.BatchID, int32(o.Row), string(o.Status)
@@ -272,12 +276,14 @@ func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, er
 		assignmentIDs[i], codes[i] = nullable(text.Short(o.AssignmentID)), nullable(text.Short(o.ErrorCode))
 		messages[i], requestIDs[i] = nullable(text.Message(o.ErrorMessage)), nullable(text.Short(o.RequestID))
 		countErrors[i], keepIntents[i], runs[i] = int32(boolInt(o.CountError)), o.KeepIntent, nullable(o.Run)
+		unsent[i] = int32(boolInt(o.Unsent))
 		resolved[3*i], resolved[3*i+1], resolved[3*i+2] = nullable(o.Resolved.ConfigurationID), nullable(o.Resolved.GroupID),
 			nullable(o.Resolved.FilterID)
 	}
 	rs, err := q.Query(ctx, `UPDATE items i SET status = o.status, http_status = o.http_status,
 			assignment_id = coalesce(o.assignment_id, i.assignment_id), error_code = o.error_code, error_message = o.error_message,
 			request_id = coalesce(o.request_id, i.request_id), errors = i.errors + o.count_error,
+			attempts = i.attempts - o.unsent,
 			intent_request_id = CASE WHEN o.keep_intent THEN i.intent_request_id END,
 			intent_at = CASE WHEN o.keep_intent THEN i.intent_at END,
 			started_at = coalesce(i.started_at, now()),
@@ -287,13 +293,13 @@ func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, er
 			group_id = coalesce(i.group_id, ($12::uuid[])[(3 * o.n - 1)::int]),
 			filter_id = coalesce(i.filter_id, ($12::uuid[])[(3 * o.n)::int]),
 			updated_at = now()
-		FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], $11::bool[])
-			WITH ORDINALITY AS o(batch_id, row, run, status, http_status, assignment_id, error_code, error_message, request_id, count_error, keep_intent, n)
+		FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], $11::bool[], $13::int[])
+			WITH ORDINALITY AS o(batch_id, row, run, status, http_status, assignment_id, error_code, error_message, request_id, count_error, keep_intent, unsent, n)
 		WHERE i.batch_id = o.batch_id AND i.row = o.row
 			AND (NOT bulkassign_final(i.status) OR (o.status IN ('created', 'removed') AND i.status = 'canceled'))
 			AND (o.run IS NULL OR bulkassign_free(i.run_id, i.run_until, o.run))
 		RETURNING i.batch_id::text, i.row`,
-		batches, rows, runs, statuses, httpStatuses, assignmentIDs, codes, messages, requestIDs, countErrors, keepIntents, resolved)
+		batches, rows, runs, statuses, httpStatuses, assignmentIDs, codes, messages, requestIDs, countErrors, keepIntents, resolved, unsent)
 	if err != nil {
 		return nil, fmt.Errorf("error recording outcomes: %w", err)
 	}

@@ -225,3 +225,24 @@ func TestClaimsInOneRound(t *testing.T) {
 		t.Errorf("after the round: %d claims, intents on rows %v; want 2 claims, intents on rows 0 and 3", claims, intents)
 	}
 }
+
+// TestUnsentTakesTheAttemptBack: a claim counts the attempt of the write
+// it is for; when the fleet's limit then holds the write back, the
+// outcome takes the count back, so attempts stays the requests sent.
+func TestUnsentTakesTheAttemptBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.New(t, 2)
+	insertItem(t, db, 0, "")
+	run := assign.NewID()
+	if _, err := store.Claim(ctx, db.Pool, claimRequest(0, run, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := store.RecordOutcome(ctx, db.Pool, itemsBatch, 0, run, store.Outcome{Status: assign.StatusRetrying, Unsent: true}); err != nil || !ok {
+		t.Fatalf("outcome = %v, %v", ok, err)
+	}
+	it, err := store.GetItem(ctx, db.Pool, itemsBatch, 0)
+	if err != nil || it.Attempts != 0 || it.IntentRequestID != "" {
+		t.Fatalf("after an unsent write: %+v, %v; want 0 attempts and no intent", it, err)
+	}
+}
