@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
-	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -164,17 +162,10 @@ func fleetRun(ctx context.Context, o options) (run, error) {
 	if err != nil {
 		return run{}, err
 	}
-	if o.fleetProfile != "" {
-		f, err := os.Create(o.fleetProfile)
-		if err != nil {
-			p.stop()
-			return run{}, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			p.stop()
-			return run{}, err
-		}
+	stopProfile, err := startProfile(o.fleetProfile)
+	if err != nil {
+		p.stop()
+		return run{}, err
 	}
 	pg0 := backendCPU(ctx, p.rt.Pool, app)
 	qs.reset()
@@ -189,9 +180,7 @@ func fleetRun(ctx context.Context, o options) (run, error) {
 	case <-ctx.Done():
 	}
 	r.elapsed = time.Since(start)
-	if o.fleetProfile != "" {
-		pprof.StopCPUProfile()
-	}
+	stopProfile()
 	r.goCPU = processCPU() - cpu0
 	r.rows = int(finished.Load())
 	r.queries = qs.snapshot() // before backendCPU's own query

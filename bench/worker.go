@@ -220,17 +220,10 @@ func oursRun(ctx context.Context, o options, rows, configs int, tuned, trace boo
 	if err != nil {
 		return run{}, err
 	}
-	if profile != "" {
-		f, err := os.Create(profile)
-		if err != nil {
-			p.stop()
-			return run{}, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			p.stop()
-			return run{}, err
-		}
+	stopProfile, err := startProfile(profile)
+	if err != nil {
+		p.stop()
+		return run{}, err
 	}
 	pg0 := backendCPU(ctx, p.rt.Pool, p.app)
 	cpu0 := processCPU()
@@ -252,9 +245,7 @@ func oursRun(ctx context.Context, o options, rows, configs int, tuned, trace boo
 	}
 	r.elapsed = time.Since(start)
 	r.goCPU = processCPU() - cpu0
-	if profile != "" {
-		pprof.StopCPUProfile()
-	}
+	stopProfile()
 	r.rows = int(finished.Load())
 	r.pgCPU = backendCPU(ctx, p.rt.Pool, p.app) - pg0
 	if err := p.stop(); err != nil {
@@ -460,4 +451,24 @@ func benchWorkers(ctx context.Context, o options) (*workerResult, error) {
 		say("bulkassign, all rows on ONE configuration", sk)
 	}
 	return w, nil
+}
+
+// startProfile starts a CPU profile written to path ("": none) and returns
+// what stops it.
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -208,7 +209,7 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 	s.countLookup(gc, rt)
 	if rt.kind == routeOrganization {
 		if r.Method != http.MethodGet {
-			s.graphError(gc, http.StatusMethodNotAllowed, "BadRequest", fmt.Sprintf("No OData route exists that match template with http verb %s for request %s.", r.Method, r.URL.Path))
+			s.noRoute(gc)
 			return
 		}
 		s.organization(gc, rt)
@@ -218,7 +219,7 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 		// Groups are directory objects: Group.Read.All, not Intune's
 		// permission, decides (TenantConfig.NoGroupRead).
 		if r.Method != http.MethodGet {
-			s.graphError(gc, http.StatusMethodNotAllowed, "BadRequest", fmt.Sprintf("No OData route exists that match template with http verb %s for request %s.", r.Method, r.URL.Path))
+			s.noRoute(gc)
 			return
 		}
 		s.listGroups(gc, rt)
@@ -246,7 +247,7 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 	case rt.kind == routeItem && r.Method == http.MethodDelete:
 		s.delete(gc, rt)
 	default:
-		s.graphError(gc, http.StatusMethodNotAllowed, "BadRequest", fmt.Sprintf("No OData route exists that match template with http verb %s for request %s.", r.Method, r.URL.Path))
+		s.noRoute(gc)
 	}
 }
 
@@ -545,25 +546,9 @@ func (s *Server) list(gc *graphCall, rt route) {
 	if s.maybeRead503(gc) {
 		return
 	}
-	q := gc.r.URL.Query()
-	page := s.pageSize
-	top := q.Get("$top")
-	if top != "" {
-		n, err := strconv.Atoi(top)
-		if err != nil || n < 1 {
-			s.graphError(gc, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Invalid $top value '%s': it must be a positive integer.", top))
-			return
-		}
-		page = min(page, n)
-	}
-	off := 0
-	if st := q.Get("$skiptoken"); st != "" {
-		n, ok := decodeSkipToken(st)
-		if !ok {
-			s.graphError(gc, http.StatusBadRequest, "BadRequest", "Invalid $skiptoken value.")
-			return
-		}
-		off = n
+	page, off, ok := s.paging(gc)
+	if !ok {
+		return
 	}
 	s.mu.Lock()
 	c := gc.ten.configLocked(rt.cfgID, false)
@@ -592,11 +577,7 @@ func (s *Server) list(gc *graphCall, rt route) {
 	}
 	out := listOut{Context: s.collectionContext(rt), Value: items}
 	if more {
-		next := s.url + gc.r.URL.EscapedPath() + "?"
-		if top != "" {
-			next += "$top=" + strconv.Itoa(page) + "&"
-		}
-		out.NextLink = next + "$skiptoken=" + encodeSkipToken(off)
+		out.NextLink = s.nextLink(gc, page, off)
 	}
 	s.writeGraph(gc, http.StatusOK, out)
 }
@@ -900,4 +881,52 @@ func (s *Server) reset(gc *graphCall) {
 		_ = tcp.SetLinger(0)
 	}
 	_ = conn.Close()
+}
+
+// noRoute answers a method a route does not serve, as Graph does.
+func (s *Server) noRoute(gc *graphCall) {
+	s.graphError(gc, http.StatusMethodNotAllowed, "BadRequest",
+		fmt.Sprintf("No OData route exists that match template with http verb %s for request %s.", gc.r.Method, gc.r.URL.Path))
+}
+
+// paging reads a collection request's $top and $skiptoken: the page size
+// (at most PageSize) and the offset to start at. A bad value is answered
+// 400, as Graph does, and ok is false.
+func (s *Server) paging(gc *graphCall) (page, off int, ok bool) {
+	q := gc.r.URL.Query()
+	page = s.pageSize
+	if top := q.Get("$top"); top != "" {
+		n, err := strconv.Atoi(top)
+		if err != nil || n < 1 {
+			s.graphError(gc, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Invalid $top value '%s': it must be a positive integer.", top))
+			return 0, 0, false
+		}
+		page = min(page, n)
+	}
+	if st := q.Get("$skiptoken"); st != "" {
+		n, ok := decodeSkipToken(st)
+		if !ok {
+			s.graphError(gc, http.StatusBadRequest, "BadRequest", "Invalid $skiptoken value.")
+			return 0, 0, false
+		}
+		off = n
+	}
+	return page, off, true
+}
+
+// nextLink is the absolute @odata.nextLink of the page that starts at
+// off: the request's path, the query options named in keep, $top when the
+// request gave one, and the $skiptoken.
+func (s *Server) nextLink(gc *graphCall, page, off int, keep ...string) string {
+	q := gc.r.URL.Query()
+	next := s.url + gc.r.URL.EscapedPath() + "?"
+	for _, k := range keep {
+		if q.Has(k) {
+			next += k + "=" + url.QueryEscape(q.Get(k)) + "&"
+		}
+	}
+	if q.Get("$top") != "" {
+		next += "$top=" + strconv.Itoa(page) + "&"
+	}
+	return next + "$skiptoken=" + encodeSkipToken(off)
 }

@@ -3,8 +3,6 @@ package graphsim
 import (
 	"fmt"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
@@ -191,24 +189,9 @@ func (s *Server) listNamed(gc *graphCall, rt route, collection string, objects f
 			sel = append(sel, f)
 		}
 	}
-	page := s.pageSize
-	top := q.Get("$top")
-	if top != "" {
-		n, err := strconv.Atoi(top)
-		if err != nil || n < 1 {
-			s.graphError(gc, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Invalid $top value '%s': it must be a positive integer.", top))
-			return
-		}
-		page = min(page, n)
-	}
-	off := 0
-	if st := q.Get("$skiptoken"); st != "" {
-		n, ok := decodeSkipToken(st)
-		if !ok {
-			s.graphError(gc, http.StatusBadRequest, "BadRequest", "Invalid $skiptoken value.")
-			return
-		}
-		off = n
+	page, off, ok := s.paging(gc)
+	if !ok {
+		return
 	}
 
 	s.mu.Lock()
@@ -232,16 +215,7 @@ func (s *Server) listNamed(gc *graphCall, rt route, collection string, objects f
 	}
 	out := map[string]any{"@odata.context": ctx, "value": value}
 	if end < len(match) {
-		next := s.url + gc.r.URL.EscapedPath() + "?"
-		for _, k := range []string{"$filter", "$select"} {
-			if q.Has(k) {
-				next += k + "=" + url.QueryEscape(q.Get(k)) + "&"
-			}
-		}
-		if top != "" {
-			next += "$top=" + strconv.Itoa(page) + "&"
-		}
-		out["@odata.nextLink"] = next + "$skiptoken=" + encodeSkipToken(end)
+		out["@odata.nextLink"] = s.nextLink(gc, page, end, "$filter", "$select")
 	}
 	s.writeGraph(gc, http.StatusOK, out)
 }
