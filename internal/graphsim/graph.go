@@ -207,22 +207,18 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.countLookup(gc, rt)
-	if rt.kind == routeOrganization {
-		if r.Method != http.MethodGet {
+	// The organization and groups are directory objects, read only:
+	// Intune's permission does not decide (for groups, Group.Read.All
+	// does: TenantConfig.NoGroupRead).
+	if rt.kind == routeOrganization || rt.kind == routeGroups {
+		switch {
+		case r.Method != http.MethodGet:
 			s.noRoute(gc)
-			return
+		case rt.kind == routeOrganization:
+			s.organization(gc, rt)
+		default:
+			s.listGroups(gc, rt)
 		}
-		s.organization(gc, rt)
-		return
-	}
-	if rt.kind == routeGroups {
-		// Groups are directory objects: Group.Read.All, not Intune's
-		// permission, decides (TenantConfig.NoGroupRead).
-		if r.Method != http.MethodGet {
-			s.noRoute(gc)
-			return
-		}
-		s.listGroups(gc, rt)
 		return
 	}
 	if b.app && !permitted(b.roles, r.Method) {

@@ -3,8 +3,6 @@ package graphsim_test
 import (
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -295,14 +293,7 @@ func TestNameLookupFaults(t *testing.T) {
 // bad file is applied.
 func TestTenantFileNames(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := tempWriter(t)
 	s := newServer(t, graphsim.Config{})
 	good := write("names.json", `{
 	  "configurations": ["`+cfgA+`"],

@@ -643,14 +643,7 @@ func TestTenantConfigValidation(t *testing.T) {
 
 func TestTenantFile(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := tempWriter(t)
 	old := write("old.json", `{"configurations":["`+cfgA+`"],"existing":[{"configurationId":"`+cfgA+`","path":"","target":{"@odata.type":"#microsoft.graph.allDevicesAssignmentTarget"}}]}`)
 	s := newServer(t, graphsim.Config{Tenants: []graphsim.TenantConfig{{ID: tenantC, Name: "Configured"}}})
 	ids, err := s.LoadTenantFile(old)
@@ -765,5 +758,19 @@ func TestPolicies(t *testing.T) {
 	// A device configuration's own GET does not see them.
 	if r := call(t, http.MethodGet, s.GraphBaseURL()+"/deviceManagement/deviceConfigurations/"+cfgB, tok, nil); r.status != http.StatusNotFound {
 		t.Errorf("GET deviceConfigurations/%s = %d, want 404", cfgB, r.status)
+	}
+}
+
+// tempWriter writes files into a fresh temporary directory: write(name,
+// body) returns the file's path.
+func tempWriter(t *testing.T) func(name, body string) string {
+	dir := t.TempDir()
+	return func(name, body string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
 }
