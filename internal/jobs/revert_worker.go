@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/backoff"
 	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
@@ -73,12 +74,18 @@ func (w *RevertWorker) Work(ctx context.Context, job *river.Job[RevertArgs]) err
 	}
 	log := w.d.Logger.With("op", "revert", "batch", a.Batch, "row", a.Row, "line", it.Line,
 		"configuration", it.Spec.ConfigurationID, "assignment_id", it.AssignmentID)
+	run := assign.NewID() // this run's hold on the row, when it restores (restore)
+	outcome := func(v verdict) store.RevertOutcome {
+		o := revertOutcome(v)
+		o.Run = run
+		return o
+	}
 	r := &rowRun{batchID: a.Batch, errors: st.Errors, elapsed: st.Elapsed, log: log,
 		record: func(ctx context.Context, v verdict) error {
-			_, err := store.RecordRevert(ctx, w.d.Pool, a.Batch, a.Row, revertOutcome(v))
+			_, err := store.RecordRevert(ctx, w.d.Pool, a.Batch, a.Row, outcome(v))
 			return err
 		},
-		finish: func(ctx context.Context, v verdict) error { return w.finish(ctx, job, log, revertOutcome(v)) },
+		finish: func(ctx context.Context, v verdict) error { return w.finish(ctx, job, log, outcome(v)) },
 	}
 	removed := it.Status == assign.StatusRemoved
 	if !removed && (it.Status != assign.StatusCreated || it.AssignmentID == "") {
@@ -93,7 +100,7 @@ func (w *RevertWorker) Work(ctx context.Context, job *river.Job[RevertArgs]) err
 		return err
 	}
 	if removed {
-		return w.restore(ctx, job, r, it, t)
+		return w.restore(ctx, job, r, it, t, run)
 	}
 	if err := w.d.wait(ctx, t.Writes); err != nil {
 		return w.d.settle(ctx, r, graph.NotSent(http.MethodDelete, graph.OpDelete, err), t.Writes)
@@ -146,8 +153,18 @@ func (w *RevertWorker) finish(ctx context.Context, job *river.Job[RevertArgs], l
 // first, under the read limit, so a create whose answer was lost is found
 // rather than sent twice, and a target someone assigned again meanwhile is
 // left as it is.
-func (w *RevertWorker) restore(ctx context.Context, job *river.Job[RevertArgs], r *rowRun, it *store.Item, t *Tenant) error {
+func (w *RevertWorker) restore(ctx context.Context, job *river.Job[RevertArgs], r *rowRun, it *store.Item, t *Tenant, run string) error {
 	d := w.d
+	// Read and create under a hold on the row, as an assign run does: a
+	// second run of this revert (a job River rescued early) must not read
+	// the same "not there" and create the target beside this one.
+	var held *store.HeldError
+	switch err := store.HoldRevert(ctx, d.Pool, it.BatchID, it.Row, run, d.Settings.JobTimeout+RunMargin); {
+	case errors.As(err, &held):
+		return river.JobSnooze(backoff.Clamp(held.Left + time.Second))
+	case err != nil:
+		return err
+	}
 	list, resp := readList(ctx, t.Graph, it.Spec.ConfigurationID, it.Spec.Path, func(ctx context.Context) error { return d.wait(ctx, t.Reads) }, r.log)
 	switch {
 	case resp != nil && !list.Found && list.HTTPStatus == 0:

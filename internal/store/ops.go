@@ -250,6 +250,28 @@ func MarkRevertRunning(ctx context.Context, q Querier, batchID string, row int) 
 	return st, nil
 }
 
+// HoldRevert takes the row for run's revert until hold has passed on the
+// database's clock (the rule of bulkassign_free, as an assign run's hold:
+// the row is final, so its hold is free for its revert). It returns
+// *HeldError while another live run holds it.
+func HoldRevert(ctx context.Context, q Querier, batchID string, row int, run string, hold time.Duration) error {
+	var left *time.Duration
+	err := q.QueryRow(ctx, `WITH taken AS (
+			UPDATE items SET run_id = $3::uuid, run_until = now() + $4::interval
+			WHERE batch_id = $1 AND row = $2 AND bulkassign_free(run_id, run_until, $3::uuid)
+			RETURNING 1)
+		SELECT CASE WHEN EXISTS (SELECT 1 FROM taken) THEN NULL ELSE
+			(SELECT run_until - now() FROM items WHERE batch_id = $1 AND row = $2) END`,
+		batchID, row, run, hold).Scan(&left)
+	if err != nil {
+		return fmt.Errorf("error holding the row for its revert: %w", err)
+	}
+	if left != nil {
+		return &HeldError{Left: max(*left, 0)}
+	}
+	return nil
+}
+
 // RevertOutcome is what the last request of a row's revert said: the
 // DELETE of the assignment a create row made, or the create that puts
 // back what a remove row deleted.
@@ -264,6 +286,9 @@ type RevertOutcome struct {
 	// AssignmentID is the assignment a remove row's revert created again
 	// (or found in place).
 	AssignmentID string
+	// Run is the revert run that writes the outcome: a hold it took on
+	// the row (HoldRevert) ends with it.
+	Run string
 }
 
 // RecordRevert writes a revert outcome to its item; callers complete the
@@ -274,11 +299,13 @@ func RecordRevert(ctx context.Context, q Querier, batchID string, row int, o Rev
 	tag, err := q.Exec(ctx, `UPDATE items SET revert_status = $3, revert_http_status = $4, revert_error_code = $5,
 			revert_error = $6, revert_request_id = coalesce($7, revert_request_id), revert_errors = revert_errors + $8::int,
 			reverted_at = CASE WHEN $3 = 'reverted' THEN now() END,
-			revert_assignment_id = coalesce($9, revert_assignment_id), updated_at = now()
+			revert_assignment_id = coalesce($9, revert_assignment_id),
+			run_id = CASE WHEN run_id = $10::uuid THEN NULL ELSE run_id END,
+			run_until = CASE WHEN run_id = $10::uuid THEN NULL ELSE run_until END, updated_at = now()
 		WHERE batch_id = $1 AND row = $2
 			AND (NOT bulkassign_revert_final(revert_status) OR ($3 = 'reverted' AND revert_status = 'canceled'))`,
 		batchID, row, string(o.Status), nullInt(o.HTTPStatus), nullable(text.Short(o.ErrorCode)), nullable(text.Message(o.Error)),
-		nullable(text.Short(o.RequestID)), boolInt(o.CountError), nullable(text.Short(o.AssignmentID)))
+		nullable(text.Short(o.RequestID)), boolInt(o.CountError), nullable(text.Short(o.AssignmentID)), nullable(o.Run))
 	if err != nil {
 		return false, fmt.Errorf("error recording revert: %w", err)
 	}

@@ -2,9 +2,11 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -336,5 +338,41 @@ func TestExportColumnsAreTheView(t *testing.T) {
 	want := slices.Concat(store.ExportColumns[:1], store.ExportColumns[2:])
 	if store.ExportColumns[1] != "row" || !slices.Equal(got, want) {
 		t.Fatalf("view columns (but final, item_id, row) = %v\nExportColumns = %v", got, store.ExportColumns)
+	}
+}
+
+// TestHoldRevert: the run that restores a removed row holds it; another
+// run of the same revert is told how long the hold lasts, until the
+// holder's outcome releases the row. An outcome of a run that holds
+// nothing leaves another's hold alone.
+func TestHoldRevert(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupOps(t)
+	if _, err := b.db.Pool.Exec(ctx, `UPDATE items SET revert_status = 'running' WHERE batch_id = $1 AND row = 1`, b.batch); err != nil {
+		t.Fatal(err)
+	}
+	first, second := assign.NewID(), assign.NewID()
+	if err := store.HoldRevert(ctx, b.db.Pool, b.batch, 1, first, time.Minute); err != nil {
+		t.Fatalf("first HoldRevert: %v", err)
+	}
+	var held *store.HeldError
+	if err := store.HoldRevert(ctx, b.db.Pool, b.batch, 1, second, time.Minute); !errors.As(err, &held) || held.Left <= 50*time.Second {
+		t.Fatalf("second HoldRevert = %v, want held for about a minute", err)
+	}
+	if err := store.HoldRevert(ctx, b.db.Pool, b.batch, 1, first, time.Minute); err != nil {
+		t.Fatalf("the holder again: %v", err)
+	}
+	if _, err := store.RecordRevert(ctx, b.db.Pool, b.batch, 1, store.RevertOutcome{Status: assign.RevertRetrying, Run: second}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.HoldRevert(ctx, b.db.Pool, b.batch, 1, second, time.Minute); !errors.As(err, &held) {
+		t.Fatalf("after an outcome of a run that holds nothing: %v, want still held", err)
+	}
+	if _, err := store.RecordRevert(ctx, b.db.Pool, b.batch, 1, store.RevertOutcome{Status: assign.RevertRetrying, Run: first}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.HoldRevert(ctx, b.db.Pool, b.batch, 1, second, time.Minute); err != nil {
+		t.Fatalf("after the holder's outcome: %v, want the row free", err)
 	}
 }
