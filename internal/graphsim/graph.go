@@ -614,16 +614,8 @@ func (s *Server) get(gc *graphCall, rt route) {
 }
 
 func (s *Server) delete(gc *graphCall, rt route) {
-	if !s.admitWrite(gc) {
-		return
-	}
-	// A DELETE is a write: the fault mix applies to it as to a POST.
-	fault, retryAfter := s.drawPostFault(gc.ten)
-	if fault == fault503 {
-		if retryAfter {
-			gc.w.Header().Set("Retry-After", "1")
-		}
-		s.graphError(gc, http.StatusServiceUnavailable, "ServiceUnavailable", "The service is temporarily unavailable. Please retry later.")
+	fault, ok := s.startWrite(gc)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -644,11 +636,7 @@ func (s *Server) delete(gc *graphCall, rt route) {
 		s.noConfiguration(gc, rt.cfgID)
 	case a == nil:
 		s.notFound(gc, fmt.Sprintf("Resource not found: deviceConfigurationAssignment '%s'.", rt.id))
-	case fault == fault504:
-		s.graphError(gc, http.StatusGatewayTimeout, "GatewayTimeout", "The gateway did not receive a timely response from the upstream service.")
-	case fault == faultReset:
-		s.reset(gc)
-	default:
+	case !s.answerFault(gc, fault):
 		s.writeGraph(gc, http.StatusNoContent, nil)
 	}
 }
@@ -683,16 +671,52 @@ func (s *Server) admitWrite(gc *graphCall) bool {
 	return false
 }
 
-type postFault int
+// writeFault is the fault the mix (Config.Faults) drew for one write.
+type writeFault int
 
 const (
-	faultNone postFault = iota
+	faultNone writeFault = iota
 	fault503
 	fault504
 	faultReset
 )
 
-func (s *Server) drawPostFault(ts *tenantState) (postFault, bool) {
+// startWrite admits a write (a POST or a DELETE of an assignment) under
+// the tenant's write limit and draws its fault: a throttled write is
+// answered 429, and a 503 fault answered here, before anything applies;
+// ok is false for both. The other faults let the write apply, and its
+// handler answers them with answerFault.
+func (s *Server) startWrite(gc *graphCall) (fault writeFault, ok bool) {
+	if !s.admitWrite(gc) {
+		return faultNone, false
+	}
+	fault, retryAfter := s.drawWriteFault(gc.ten)
+	if fault == fault503 {
+		if retryAfter {
+			gc.w.Header().Set("Retry-After", "1")
+		}
+		s.graphError(gc, http.StatusServiceUnavailable, "ServiceUnavailable", "The service is temporarily unavailable. Please retry later.")
+		return fault, false
+	}
+	return fault, true
+}
+
+// answerFault answers a write that applied with its fault (a 504, or a
+// reset connection) and reports whether it did; false leaves the answer to
+// the handler.
+func (s *Server) answerFault(gc *graphCall, fault writeFault) bool {
+	switch fault {
+	case fault504:
+		s.graphError(gc, http.StatusGatewayTimeout, "GatewayTimeout", "The gateway did not receive a timely response from the upstream service.")
+	case faultReset:
+		s.reset(gc)
+	default:
+		return false
+	}
+	return true
+}
+
+func (s *Server) drawWriteFault(ts *tenantState) (writeFault, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := s.faults
@@ -790,15 +814,8 @@ func parseCreateBody(b []byte) (assign.Target, string, string) {
 // unknown configuration, 400 for a bad body, then the create itself (which
 // Graph does even for a duplicate) answered 201, 504 or by a reset.
 func (s *Server) create(gc *graphCall, rt route) {
-	if !s.admitWrite(gc) {
-		return
-	}
-	fault, retryAfter := s.drawPostFault(gc.ten)
-	if fault == fault503 {
-		if retryAfter {
-			gc.w.Header().Set("Retry-After", "1")
-		}
-		s.graphError(gc, http.StatusServiceUnavailable, "ServiceUnavailable", "The service is temporarily unavailable. Please retry later.")
+	fault, ok := s.startWrite(gc)
+	if !ok {
 		return
 	}
 	body, err := gc.body, gc.bodyErr
@@ -851,12 +868,7 @@ func (s *Server) create(gc *graphCall, rt route) {
 	out := toGraph(a, rt.version)
 	s.mu.Unlock()
 
-	switch fault {
-	case fault504:
-		s.graphError(gc, http.StatusGatewayTimeout, "GatewayTimeout", "The gateway did not receive a timely response from the upstream service.")
-	case faultReset:
-		s.reset(gc)
-	default:
+	if !s.answerFault(gc, fault) {
 		out.Context = s.collectionContext(rt) + "/$entity"
 		s.writeGraph(gc, http.StatusCreated, out)
 	}
