@@ -417,14 +417,17 @@ func outcome(r Row, lists map[key]*list) Outcome {
 // the existing assignment it conflicts with: the same group already
 // assigned on the path with another filter, or on the other side.
 func conflict(t assign.Target, l *list) (why, id string) {
+	if t.GroupID == "" {
+		return "", ""
+	}
 	for _, have := range l.groups[t.GroupID] {
-		if t.GroupID == "" {
-			break
-		}
 		switch {
 		case have.Type != t.Type:
-			return fmt.Sprintf("the group is already %s on this configuration path; Intune refuses a group both included and excluded",
-				map[assign.TargetType]string{assign.TargetGroup: "included", assign.TargetExclusionGroup: "excluded"}[have.Type]), l.keys[have.Key()]
+			side := "included"
+			if have.Type == assign.TargetExclusionGroup {
+				side = "excluded"
+			}
+			return "the group is already " + side + " on this configuration path; Intune refuses a group both included and excluded", l.keys[have.Key()]
 		case have.FilterID != t.FilterID || have.FilterType != t.FilterType:
 			f := "no filter"
 			if have.FilterID != "" {

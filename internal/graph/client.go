@@ -201,13 +201,13 @@ type delayer interface{ RetryDelay() time.Duration }
 
 // NotSent is the Response of a request of op held back by err, the error
 // of the caller's wait: nothing reached Graph.
-func NotSent(method string, op Op, err error) *Response {
+func NotSent(op Op, err error) *Response {
 	h := &Hold{}
 	var d delayer
 	if errors.As(err, &d) {
 		h.Delay = max(d.RetryDelay(), 0)
 	}
-	return &Response{Method: method, Op: op, Err: err, Held: h, RetryAfter: -1}
+	return &Response{Method: op.Method(), Op: op, Err: err, Held: h, RetryAfter: -1}
 }
 
 // Error describes a failed exchange without any secret in it.
@@ -279,21 +279,21 @@ func (c *Client) readPages(ctx context.Context, op Op, first, what string, wait 
 		if pages == MaxPages || seen[next] {
 			// A chain that loops (or never ends) is a Graph fault: retrying
 			// later may find it mended.
-			return &Response{Method: http.MethodGet, Op: op, RetryAfter: -1,
+			return &Response{Method: op.Method(), Op: op, RetryAfter: -1,
 				Err: fmt.Errorf("@odata.nextLink chain loops or exceeds %d pages", MaxPages)}
 		}
 		seen[next] = true
 		if wait != nil {
 			if err := wait(ctx); err != nil {
-				return NotSent(http.MethodGet, op, err)
+				return NotSent(op, err)
 			}
 		}
 		u, err := url.Parse(next)
 		if err != nil || u.Scheme+"://"+u.Host != c.Origin() {
 			// Never send the token to a host other than Graph's.
-			return &Response{Method: http.MethodGet, Op: op, RetryAfter: -1, Err: fmt.Errorf("@odata.nextLink leaves %s", c.Origin())}
+			return &Response{Method: op.Method(), Op: op, RetryAfter: -1, Err: fmt.Errorf("@odata.nextLink leaves %s", c.Origin())}
 		}
-		resp, body := c.do(ctx, http.MethodGet, op, next, nil, "")
+		resp, body := c.do(ctx, op, next, nil, "")
 		if resp.StatusCode != http.StatusOK {
 			return resp
 		}
@@ -324,9 +324,9 @@ func (c *Client) CreateAssignment(ctx context.Context, cfgID string, p assign.Pa
 		Target    assign.Target `json:"target"`
 	}{"#microsoft.graph.deviceConfigurationAssignment", t})
 	if err != nil {
-		return nil, &Response{Method: http.MethodPost, Op: OpCreate, Err: err, RetryAfter: -1}
+		return nil, &Response{Method: OpCreate.Method(), Op: OpCreate, Err: err, RetryAfter: -1}
 	}
-	resp, rb := c.do(ctx, http.MethodPost, OpCreate, c.base.String()+p.AssignmentsPath(cfgID), body, clientRequestID)
+	resp, rb := c.do(ctx, OpCreate, c.base.String()+p.AssignmentsPath(cfgID), body, clientRequestID)
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
 		return nil, resp
 	}
@@ -343,27 +343,27 @@ func (c *Client) CreateAssignment(ctx context.Context, cfgID string, p assign.Pa
 
 // DeleteAssignment removes one assignment.
 func (c *Client) DeleteAssignment(ctx context.Context, cfgID string, p assign.Path, assignmentID, clientRequestID string) *Response {
-	resp, _ := c.do(ctx, http.MethodDelete, OpDelete, c.base.String()+p.AssignmentsPath(cfgID)+"/"+url.PathEscape(assignmentID), nil, clientRequestID)
+	resp, _ := c.do(ctx, OpDelete, c.base.String()+p.AssignmentsPath(cfgID)+"/"+url.PathEscape(assignmentID), nil, clientRequestID)
 	return resp
 }
 
 // do sends one request, renewing the token once on 401.
-func (c *Client) do(ctx context.Context, method string, op Op, u string, body []byte, clientRequestID string) (*Response, []byte) {
+func (c *Client) do(ctx context.Context, op Op, u string, body []byte, clientRequestID string) (*Response, []byte) {
 	if clientRequestID == "" {
 		clientRequestID = NewRequestID()
 	}
-	resp, rb := c.send(ctx, method, op, u, body, clientRequestID, TokenOptions{})
+	resp, rb := c.send(ctx, op, u, body, clientRequestID, TokenOptions{})
 	if resp.StatusCode == http.StatusUnauthorized {
 		// A token can be revoked long before it expires (continuous access
 		// evaluation): renew it, bypassing the cache, once.
-		resp, rb = c.send(ctx, method, op, u, body, clientRequestID, TokenOptions{Fresh: true, Claims: resp.Claims})
+		resp, rb = c.send(ctx, op, u, body, clientRequestID, TokenOptions{Fresh: true, Claims: resp.Claims})
 	}
 	return resp, rb
 }
 
-func (c *Client) send(ctx context.Context, method string, op Op, u string, body []byte, clientRequestID string, topts TokenOptions) (*Response, []byte) {
+func (c *Client) send(ctx context.Context, op Op, u string, body []byte, clientRequestID string, topts TokenOptions) (*Response, []byte) {
 	start := time.Now()
-	resp := &Response{Method: method, Op: op, ClientRequestID: clientRequestID, RetryAfter: -1}
+	resp := &Response{Method: op.Method(), Op: op, ClientRequestID: clientRequestID, RetryAfter: -1}
 	defer func() {
 		resp.Duration = time.Since(start)
 		if c.observe != nil {
@@ -386,7 +386,7 @@ func (c *Client) send(ctx context.Context, method string, op Op, u string, body 
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	req, err := http.NewRequestWithContext(ctx, resp.Method, u, rd)
 	if err != nil {
 		resp.Err = err
 		return resp, nil
@@ -567,7 +567,7 @@ func NewRequestID() string { return assign.NewID() }
 // Organization reads the signed-in tenant's id and display name (GET
 // /organization), for a preflight to name the tenant it reached.
 func (c *Client) Organization(ctx context.Context) (id, name string, resp *Response) {
-	resp, body := c.do(ctx, http.MethodGet, OpList, c.base.String()+"/organization?$select=id,displayName", nil, "")
+	resp, body := c.do(ctx, OpList, c.base.String()+"/organization?$select=id,displayName", nil, "")
 	if resp.StatusCode != http.StatusOK {
 		return "", "", resp
 	}
@@ -588,7 +588,7 @@ func (c *Client) Organization(ctx context.Context) (id, name string, resp *Respo
 // deviceConfigurations?$top=1): the read a preflight does to prove the
 // token may read what the workers will write.
 func (c *Client) ProbeConfigurations(ctx context.Context) *Response {
-	resp, _ := c.do(ctx, http.MethodGet, OpList, c.base.String()+"/deviceManagement/deviceConfigurations?$top=1&$select=id", nil, "")
+	resp, _ := c.do(ctx, OpList, c.base.String()+"/deviceManagement/deviceConfigurations?$top=1&$select=id", nil, "")
 	return resp
 }
 
@@ -611,6 +611,6 @@ var UnsupportedKinds = []PolicyKind{
 // deviceManagement/{collection}/{id}?$select=id): 200 when it exists, 404
 // when no policy of that kind has the id.
 func (c *Client) GetPolicy(ctx context.Context, kind PolicyKind, id string) *Response {
-	resp, _ := c.do(ctx, http.MethodGet, OpProbe, c.base.String()+"/deviceManagement/"+kind.Collection+"/"+url.PathEscape(id)+"?$select=id", nil, "")
+	resp, _ := c.do(ctx, OpProbe, c.base.String()+"/deviceManagement/"+kind.Collection+"/"+url.PathEscape(id)+"?$select=id", nil, "")
 	return resp
 }

@@ -25,6 +25,18 @@ const (
 	OpResolve Op = "resolve"
 )
 
+// Method is the HTTP method of the operation's requests: a create posts,
+// a delete deletes, every other operation reads.
+func (op Op) Method() string {
+	switch op {
+	case OpCreate:
+		return http.MethodPost
+	case OpDelete:
+		return http.MethodDelete
+	}
+	return http.MethodGet
+}
+
 // Action is what the caller does with a Graph answer.
 type Action string
 

@@ -45,7 +45,7 @@ func TestClassify(t *testing.T) {
 		{"resolve 404", Response{Op: OpResolve, StatusCode: 404}, Fail, false, false, false},
 		{"resolve 429 throttled", Response{Op: OpResolve, StatusCode: 429}, Throttle, false, false, false},
 		{"resolve 503", Response{Op: OpResolve, StatusCode: 503}, Retry, true, false, false},
-		{"resolve held back by the limit", *NotSent("GET", OpResolve, waitTooLong{time.Second}), Wait, false, false, false},
+		{"resolve held back by the limit", *NotSent(OpResolve, waitTooLong{time.Second}), Wait, false, false, false},
 		{"400 bad request", Response{Op: OpCreate, StatusCode: 400}, Fail, false, false, false},
 		{"401 after renewal", Response{Op: OpList, StatusCode: 401}, Fail, false, false, false},
 		{"403 permission", Response{Op: OpCreate, StatusCode: 403}, Fail, false, false, false},
@@ -62,8 +62,8 @@ func TestClassify(t *testing.T) {
 		{"reset after send", Response{Op: OpCreate, Err: errors.New("connection reset"), Sent: true}, Retry, true, false, false},
 		{"refused before send", Response{Op: OpCreate, Err: errors.New("connection refused")}, Retry, false, false, false},
 		{"200 whose body was cut", Response{Op: OpList, StatusCode: 200, Err: errors.New("unexpected EOF"), Sent: true}, Retry, true, false, false},
-		{"held back by the limit", *NotSent("POST", OpCreate, waitTooLong{3 * time.Second}), Wait, false, false, false},
-		{"held back by shutdown", *NotSent("GET", OpList, context.Canceled), Wait, false, false, false},
+		{"held back by the limit", *NotSent(OpCreate, waitTooLong{3 * time.Second}), Wait, false, false, false},
+		{"held back by shutdown", *NotSent(OpList, context.Canceled), Wait, false, false, false},
 		{"sign in again", Response{Op: OpCreate, Err: fmt.Errorf("%w: %w", ErrTokenAcquisition, ErrSignInAgain)}, Fail, false, false, true},
 		{"tenant refuses the app", Response{Op: OpCreate, Err: fmt.Errorf("%w: %w", ErrTokenAcquisition, ErrSignInRefused)}, Fail, false, false, false},
 		{"token refused, retryable", Response{Op: OpCreate, Err: fmt.Errorf("%w: sign-in failed: AADSTS90033", ErrTokenAcquisition)}, Retry, false, false, false},
@@ -93,7 +93,7 @@ func TestClassify(t *testing.T) {
 			t.Errorf("policy row %+v has no test", r)
 		}
 	}
-	if d := Classify(NotSent("POST", OpCreate, fmt.Errorf("wrapped: %w", waitTooLong{3 * time.Second}))); d.Delay != 3*time.Second {
+	if d := Classify(NotSent(OpCreate, fmt.Errorf("wrapped: %w", waitTooLong{3 * time.Second}))); d.Delay != 3*time.Second {
 		t.Errorf("a held request's delay = %s, want 3s", d.Delay)
 	}
 }

@@ -294,7 +294,6 @@ func (r *assignRun) work(ctx context.Context, fresh bool) error {
 // run, or the target to read again first.
 func (r *assignRun) claim(ctx context.Context, op graph.Op, list *store.AssignmentList, fresh bool) (string, *store.ClaimResult, error) {
 	d, it := r.w.d, r.it
-	method := map[graph.Op]string{graph.OpCreate: http.MethodPost, graph.OpDelete: http.MethodDelete}[op]
 	crid := graph.NewRequestID()
 	claim, err := d.claims.do(ctx, d.Pool, store.ClaimRequest{BatchID: it.BatchID, Row: it.Row, Run: r.run,
 		Hold: d.Settings.JobTimeout + RunMargin, Spec: it.Spec,
@@ -309,7 +308,7 @@ func (r *assignRun) claim(ctx context.Context, op graph.Op, list *store.Assignme
 		// Another batch's row is writing the same target: wait for it
 		// rather than write beside it.
 		r.log.Info("target claimed by another row; waiting for it", "holder_batch", claim.Holder.BatchID, "holder_row", claim.Holder.Row)
-		return "", nil, d.settle(ctx, r.rowRun(op), graph.NotSent(method, op, claimWait), r.t.Writes)
+		return "", nil, d.settle(ctx, r.rowRun(op), graph.NotSent(op, claimWait), r.t.Writes)
 	case store.ReadFirst:
 		if fresh {
 			return "", nil, fmt.Errorf("target claim of %s/%d: taken over twice in one run", it.BatchID, it.Row)
@@ -324,7 +323,7 @@ func (r *assignRun) claim(ctx context.Context, op graph.Op, list *store.Assignme
 	// two bunched writes into a tenant's next window, which answered 429).
 	if err := d.wait(ctx, r.t.Writes); err != nil {
 		r.unsent = true // the claim counted an attempt that never left
-		return "", nil, d.settle(ctx, r.rowRun(op), graph.NotSent(method, op, err), r.t.Writes)
+		return "", nil, d.settle(ctx, r.rowRun(op), graph.NotSent(op, err), r.t.Writes)
 	}
 	return crid, &claim, nil
 }
@@ -426,11 +425,13 @@ func (w *AssignWorker) assignments(ctx context.Context, t *Tenant, key store.Lis
 	}
 	read := func(readAt time.Time) (*store.AssignmentList, *graph.Response) {
 		l, r := readList(ctx, t.Graph, key.ConfigurationID, key.Path, func(ctx context.Context) error { return d.wait(ctx, t.Reads) }, log)
-		log.Debug("graph list", "status", r.StatusCode, "request_id", r.RequestID, "client_request_id", r.ClientRequestID,
-			"duration", r.Duration, "assignments", len(l.Keys))
-		if !l.Found && l.HTTPStatus == 0 {
+		if l == nil {
+			log.Debug("graph list", "status", r.StatusCode, "request_id", r.RequestID, "client_request_id", r.ClientRequestID,
+				"duration", r.Duration)
 			return nil, r // a failed read: settle decides
 		}
+		log.Debug("graph list", "status", r.StatusCode, "request_id", r.RequestID, "client_request_id", r.ClientRequestID,
+			"duration", r.Duration, "assignments", len(l.Keys))
 		l.ReadAt = readAt
 		return l, nil
 	}
@@ -504,18 +505,19 @@ func sharedRead[T comparable](ctx context.Context, o sharedReadOps[T], known boo
 			// failed read is its own to settle (a throttle is told to the
 			// limiter once); this run comes back for the read.
 			if err := f.wait(ctx); err != nil {
-				return zero, graph.NotSent(http.MethodGet, o.op, err), nil
+				return zero, graph.NotSent(o.op, err), nil
 			}
 			if !f.ok {
 				if f.err != nil {
 					return zero, nil, f.err
 				}
-				return zero, graph.NotSent(http.MethodGet, o.op, o.busy), nil
+				return zero, graph.NotSent(o.op, o.busy), nil
 			}
 			return f.val.(T), nil, nil
 		}
-		v, resp, err := sharedRead(ctx, sharedReadOps[T]{op: o.op, busy: o.busy, what: o.what, log: o.log,
-			get: o.get, lease: o.lease, read: o.read, store: o.store, release: o.release}, known)
+		alone := o
+		alone.flights = nil // the read itself, led by this run
+		v, resp, err := sharedRead(ctx, alone, known)
 		o.flights.land(o.key, f, v, resp == nil && err == nil, err)
 		return v, resp, err
 	}
@@ -537,13 +539,13 @@ func sharedRead[T comparable](ctx context.Context, o sharedReadOps[T], known boo
 		// Another worker is reading it: wait a moment for its result.
 		delay := listPoll.Delay(polls)
 		if time.Since(start)+delay > listPollFor {
-			return zero, graph.NotSent(http.MethodGet, o.op, o.busy), nil
+			return zero, graph.NotSent(o.op, o.busy), nil
 		}
 		timer := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return zero, graph.NotSent(http.MethodGet, o.op, ctx.Err()), nil
+			return zero, graph.NotSent(o.op, ctx.Err()), nil
 		case <-timer.C:
 		}
 	}
@@ -593,8 +595,8 @@ const listWriteTimeout = 10 * time.Second
 // readList reads one configuration path's assignments and reduces the
 // answer with the response policy: a list (Found), a configuration that
 // does not exist (not Found, with Graph's status and code), or neither
-// (not Found, HTTPStatus 0: the returned Response says why). The workers
-// and the dry run read through it.
+// (a nil list: the read failed, and the returned Response says why). The
+// workers, their reverts and the dry run read through it.
 //
 // An id that is not a device configuration may be a policy of a kind
 // bulkassign does not assign: after a 404, it is looked up in each such
@@ -615,8 +617,10 @@ func readList(ctx context.Context, gc *graph.Client, cfgID string, p assign.Path
 			l.ErrorMessage = dec.Why
 		}
 		if pr := probeKinds(ctx, gc, cfgID, l, wait, log); pr != nil {
-			return &store.AssignmentList{Keys: map[string]string{}}, pr
+			return nil, pr
 		}
+	default:
+		return nil, r // a failed read: its caller settles it
 	}
 	return l, r
 }
@@ -633,7 +637,7 @@ func probeKinds(ctx context.Context, gc *graph.Client, cfgID string, l *store.As
 	for _, kind := range graph.UnsupportedKinds {
 		if wait != nil {
 			if err := wait(ctx); err != nil {
-				return graph.NotSent(http.MethodGet, graph.OpProbe, err)
+				return graph.NotSent(graph.OpProbe, err)
 			}
 		}
 		r := gc.GetPolicy(ctx, kind, cfgID)

@@ -30,7 +30,7 @@ func ReadList(ctx context.Context, gc *graph.Client, reads *ratelimit.Limiter, c
 	var l *store.AssignmentList
 	why := inProcess(ctx, reads, s, func(wait func(context.Context) error) *graph.Response {
 		var resp *graph.Response
-		if l, resp = readList(ctx, gc, cfgID, p, wait, nil); l.Found || l.HTTPStatus != 0 {
+		if l, resp = readList(ctx, gc, cfgID, p, wait, nil); l != nil {
 			return nil
 		}
 		return resp

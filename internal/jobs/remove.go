@@ -38,7 +38,7 @@ func (r *assignRun) remove(ctx context.Context, list *store.AssignmentList, fres
 		// Another row created the target after this list was read: what
 		// is there now is for a fresh read to say.
 		if fresh {
-			return r.w.d.settle(ctx, r.rowRun(graph.OpDelete), graph.NotSent(http.MethodDelete, graph.OpDelete, claimWait), r.t.Writes)
+			return r.w.d.settle(ctx, r.rowRun(graph.OpDelete), graph.NotSent(graph.OpDelete, claimWait), r.t.Writes)
 		}
 		return r.work(ctx, true)
 	}

@@ -103,7 +103,7 @@ func (w *RevertWorker) Work(ctx context.Context, job *river.Job[RevertArgs]) err
 		return w.restore(ctx, job, r, it, t, run)
 	}
 	if err := w.d.wait(ctx, t.Writes); err != nil {
-		return w.d.settle(ctx, r, graph.NotSent(http.MethodDelete, graph.OpDelete, err), t.Writes)
+		return w.d.settle(ctx, r, graph.NotSent(graph.OpDelete, err), t.Writes)
 	}
 	resp := t.Graph.DeleteAssignment(ctx, it.Spec.ConfigurationID, it.Spec.Path, it.AssignmentID, graph.NewRequestID())
 	log.Debug("graph delete", "status", resp.StatusCode, "request_id", resp.RequestID, "client_request_id", resp.ClientRequestID, "duration", resp.Duration)
@@ -167,7 +167,7 @@ func (w *RevertWorker) restore(ctx context.Context, job *river.Job[RevertArgs], 
 	}
 	list, resp := readList(ctx, t.Graph, it.Spec.ConfigurationID, it.Spec.Path, func(ctx context.Context) error { return d.wait(ctx, t.Reads) }, r.log)
 	switch {
-	case resp != nil && !list.Found && list.HTTPStatus == 0:
+	case list == nil:
 		return d.settle(ctx, r, resp, t.Reads)
 	case !list.Found:
 		return r.finish(ctx, verdict{Final: true, HTTPStatus: list.HTTPStatus, ErrorCode: list.ErrorCode,
@@ -178,7 +178,7 @@ func (w *RevertWorker) restore(ctx context.Context, job *river.Job[RevertArgs], 
 			AssignmentID: id, RequestID: list.RequestID})
 	}
 	if err := d.wait(ctx, t.Writes); err != nil {
-		return d.settle(ctx, r, graph.NotSent(http.MethodPost, graph.OpCreate, err), t.Writes)
+		return d.settle(ctx, r, graph.NotSent(graph.OpCreate, err), t.Writes)
 	}
 	created, resp := t.Graph.CreateAssignment(ctx, it.Spec.ConfigurationID, it.Spec.Path, it.Spec.Target, graph.NewRequestID())
 	r.log.Debug("graph create", "status", resp.StatusCode, "request_id", resp.RequestID, "client_request_id", resp.ClientRequestID, "duration", resp.Duration)
