@@ -264,7 +264,8 @@ func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, er
 			make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
 		rows, httpStatuses, countErrors = make([]int32, n), make([]*int32, n), make([]int32, n)
 		keepIntents                     = make([]bool, n)
-		resolved                        = make([]*string, 3*n) // configuration, group, filter ids, row by row
+		resolvedCfgs, resolvedGroups    = make([]*string, n), make([]*string, n)
+		resolvedFilters                 = make([]*string, n)
 		unsent                          = make([]int32, n)
 	)
 	for i, o := range os {
@@ -277,8 +278,8 @@ func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, er
 		messages[i], requestIDs[i] = nullable(text.Message(o.ErrorMessage)), nullable(text.Short(o.RequestID))
 		countErrors[i], keepIntents[i], runs[i] = int32(boolInt(o.CountError)), o.KeepIntent, nullable(o.Run)
 		unsent[i] = int32(boolInt(o.Unsent))
-		resolved[3*i], resolved[3*i+1], resolved[3*i+2] = nullable(o.Resolved.ConfigurationID), nullable(o.Resolved.GroupID),
-			nullable(o.Resolved.FilterID)
+		resolvedCfgs[i], resolvedGroups[i] = nullable(o.Resolved.ConfigurationID), nullable(o.Resolved.GroupID)
+		resolvedFilters[i] = nullable(o.Resolved.FilterID)
 	}
 	rs, err := q.Query(ctx, `UPDATE items i SET status = o.status, http_status = o.http_status,
 			assignment_id = coalesce(o.assignment_id, i.assignment_id), error_code = o.error_code, error_message = o.error_message,
@@ -289,17 +290,19 @@ func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, er
 			started_at = coalesce(i.started_at, now()),
 			finished_at = CASE WHEN bulkassign_final(o.status) THEN now() END,
 			run_id = NULL, run_until = NULL,
-			configuration_id = coalesce(i.configuration_id, ($12::uuid[])[(3 * o.n - 2)::int]),
-			group_id = coalesce(i.group_id, ($12::uuid[])[(3 * o.n - 1)::int]),
-			filter_id = coalesce(i.filter_id, ($12::uuid[])[(3 * o.n)::int]),
+			configuration_id = coalesce(i.configuration_id, o.configuration_id),
+			group_id = coalesce(i.group_id, o.group_id), filter_id = coalesce(i.filter_id, o.filter_id),
 			updated_at = now()
-		FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], $11::bool[], $13::int[])
-			WITH ORDINALITY AS o(batch_id, row, run, status, http_status, assignment_id, error_code, error_message, request_id, count_error, keep_intent, unsent, n)
+		FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], $11::bool[],
+				$12::int[], $13::uuid[], $14::uuid[], $15::uuid[])
+			AS o(batch_id, row, run, status, http_status, assignment_id, error_code, error_message, request_id, count_error, keep_intent,
+				unsent, configuration_id, group_id, filter_id)
 		WHERE i.batch_id = o.batch_id AND i.row = o.row
 			AND (NOT bulkassign_final(i.status) OR (o.status IN ('created', 'removed') AND i.status = 'canceled'))
 			AND (o.run IS NULL OR bulkassign_free(i.run_id, i.run_until, o.run))
 		RETURNING i.batch_id::text, i.row`,
-		batches, rows, runs, statuses, httpStatuses, assignmentIDs, codes, messages, requestIDs, countErrors, keepIntents, resolved, unsent)
+		batches, rows, runs, statuses, httpStatuses, assignmentIDs, codes, messages, requestIDs, countErrors, keepIntents, unsent,
+		resolvedCfgs, resolvedGroups, resolvedFilters)
 	if err != nil {
 		return nil, fmt.Errorf("error recording outcomes: %w", err)
 	}
