@@ -151,11 +151,10 @@ type assignRun struct {
 	t   *Tenant
 	run string // this run's hold on the row
 	log *slog.Logger
-	// resolved are the ids this run resolved the row's names to, recorded
-	// with its outcome; listUnknown says StartRun could not look for the
-	// row's list (its configuration was known by name only).
-	resolved    store.Resolution
-	listUnknown bool
+	// resolved are the ids this run resolved the row's names to (none for
+	// what the row gave by id, or a run before resolved), recorded with
+	// its outcome.
+	resolved store.Resolution
 	// removing is the assignment a remove row's delete is for.
 	removing string
 	// unsent says the run's claim counted an attempt whose request never
@@ -192,8 +191,6 @@ func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) err
 		case v != nil:
 			return r.done(ctx, r.outcome(graph.OpResolve, *v))
 		}
-		it.List = nil // StartRun could not join the list of a configuration it knew by name only
-		r.listUnknown = true
 	}
 	return r.work(ctx, it.IntentRequestID != "")
 }
@@ -243,7 +240,10 @@ func (r *assignRun) yield(ctx context.Context) error {
 func (r *assignRun) work(ctx context.Context, fresh bool) error {
 	d, it := r.w.d, r.it
 	key := store.ListKey{BatchID: it.BatchID, ConfigurationID: it.Spec.ConfigurationID, Path: it.Spec.Path}
-	list, resp, err := r.w.assignments(ctx, r.t, key, it.List, fresh, !r.listUnknown, r.log)
+	// StartRun looked for the list unless the row knew its configuration
+	// by name only (resolved by this run).
+	known := r.resolved.ConfigurationID == ""
+	list, resp, err := r.w.assignments(ctx, r.t, key, it.List, fresh, known, r.log)
 	if err != nil {
 		return err
 	}

@@ -77,6 +77,7 @@ func (r *assignRun) resolve(ctx context.Context) (*verdict, *graph.Response, err
 	if err != nil {
 		return nil, nil, err
 	}
+	var got assign.Spec // the ids resolved here, and only those
 	for _, ref := range refs {
 		k := store.NameKey{BatchID: it.BatchID, TenantID: it.TenantID, Kind: ref.Kind.String(), Name: ref.Name}
 		l := stored[[2]string{k.Kind, k.Name}]
@@ -91,10 +92,10 @@ func (r *assignRun) resolve(ctx context.Context) (*verdict, *graph.Response, err
 			return v, nil, nil
 		}
 		ref.Set(&it.Spec, l.IDs[0])
+		ref.Set(&got, l.IDs[0])
 	}
-	s := &it.Spec
-	r.resolved = store.Resolution{ConfigurationID: s.ConfigurationID, GroupID: s.Target.GroupID, FilterID: s.Target.FilterID}
-	r.log.Debug("names resolved", "configuration", s.ConfigurationID, "group", s.Target.GroupID, "filter", s.Target.FilterID)
+	r.resolved = store.Resolution{ConfigurationID: got.ConfigurationID, GroupID: got.Target.GroupID, FilterID: got.Target.FilterID}
+	r.log.Debug("names resolved", "configuration", got.ConfigurationID, "group", got.Target.GroupID, "filter", got.Target.FilterID)
 	return nil, nil, nil
 }
 
