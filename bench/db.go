@@ -81,7 +81,7 @@ func (s *schema) openPool(ctx context.Context, app string, maxConns int32, trace
 	if err != nil {
 		return nil, err
 	}
-	store.SetSessionParams(cfg.ConnConfig.RuntimeParams)
+	store.Configure(cfg)
 	cfg.ConnConfig.RuntimeParams["search_path"] = s.name
 	cfg.ConnConfig.RuntimeParams["application_name"] = app
 	cfg.MaxConns = maxConns

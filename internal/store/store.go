@@ -36,7 +36,7 @@ func Open(ctx context.Context, databaseURL, schema string, maxConns int32) (*pgx
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL is not a valid Postgres URL: %w", redact(err))
 	}
-	SetSessionParams(cfg.ConnConfig.RuntimeParams)
+	Configure(cfg)
 	if schema != "" {
 		cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	}
@@ -56,13 +56,30 @@ func Open(ctx context.Context, databaseURL, schema string, maxConns int32) (*pgx
 	return pool, nil
 }
 
-// SetSessionParams sets the session settings every connection of
+// Configure readies a pool's settings as every pool of bulkassign needs
+// them: its session settings (setSessionParams) and ids sent as strings
+// (registerUUIDStrings).
+func Configure(cfg *pgxpool.Config) {
+	setSessionParams(cfg.ConnConfig.RuntimeParams)
+	after := cfg.AfterConnect
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		if err := registerUUIDStrings(ctx, c); err != nil {
+			return err
+		}
+		if after != nil {
+			return after(ctx, c)
+		}
+		return nil
+	}
+}
+
+// setSessionParams sets the session settings every connection of
 // bulkassign uses, where DATABASE_URL does not set them: jit off, because
 // bulkassign's queries are short index reads and writes, yet on a store of
 // millions of rows their cost estimates pass Postgres's JIT threshold and
 // compiling them costs more than it saves (tens of milliseconds for a
 // 100,000-row batch's results).
-func SetSessionParams(params map[string]string) {
+func setSessionParams(params map[string]string) {
 	if _, ok := params["jit"]; !ok {
 		params["jit"] = "off"
 	}
