@@ -178,61 +178,42 @@ func TargetFromKey(k string) (Target, bool) {
 	return Target{Type: TargetType(p[0]), GroupID: p[1], CollectionID: p[2], FilterID: p[3], FilterType: FilterType(p[4])}, true
 }
 
-// graphTarget is the wire shape of a deviceAndAppManagementAssignmentTarget.
-type graphTarget struct {
-	ODataType    string  `json:"@odata.type"`
-	GroupID      string  `json:"groupId,omitempty"`
-	CollectionID string  `json:"collectionId,omitempty"`
-	FilterID     *string `json:"deviceAndAppManagementAssignmentFilterId,omitempty"`
-	FilterType   string  `json:"deviceAndAppManagementAssignmentFilterType,omitempty"`
+// Wire is a target in Graph's shape (a deviceAndAppManagementAssignmentTarget),
+// as it is sent and answered. A request or answer that embeds a Wire is
+// encoded or decoded in one pass; Target's own MarshalJSON and
+// UnmarshalJSON go through it too.
+type Wire struct {
+	ODataType    string `json:"@odata.type"`
+	GroupID      string `json:"groupId,omitempty"`
+	CollectionID string `json:"collectionId,omitempty"`
+	FilterID     string `json:"deviceAndAppManagementAssignmentFilterId,omitempty"`
+	FilterType   string `json:"deviceAndAppManagementAssignmentFilterType,omitempty"`
 }
 
-// MarshalJSON writes the target in Graph's shape.
-func (t Target) MarshalJSON() ([]byte, error) {
-	g := graphTarget{ODataType: t.Type.ODataType(), GroupID: t.GroupID, CollectionID: t.CollectionID}
+// Wire is t in Graph's shape.
+func (t Target) Wire() Wire {
+	w := Wire{ODataType: t.Type.ODataType(), GroupID: t.GroupID, CollectionID: t.CollectionID}
 	if t.FilterID != "" {
-		id := t.FilterID
-		g.FilterID = &id
-		g.FilterType = string(t.FilterType)
+		w.FilterID, w.FilterType = t.FilterID, string(t.FilterType)
 	}
-	return json.Marshal(g)
+	return w
 }
 
-// UnmarshalJSON reads a target in Graph's shape, as Graph returns it: unknown
-// properties are ignored and "none" filters normalised away. It canonicalises
-// ids but does not Validate; callers that accept user input must.
-func (t *Target) UnmarshalJSON(b []byte) error {
-	var g struct {
-		ODataType    string  `json:"@odata.type"`
-		GroupID      *string `json:"groupId"`
-		CollectionID *string `json:"collectionId"`
-		FilterID     *string `json:"deviceAndAppManagementAssignmentFilterId"`
-		FilterType   *string `json:"deviceAndAppManagementAssignmentFilterType"`
-	}
-	if err := json.Unmarshal(b, &g); err != nil {
-		return err
-	}
-	tt, ok := TargetTypeFromOData(g.ODataType)
+// Target reads a target in Graph's shape, as Graph returns it: "none"
+// filters normalised away. It canonicalises ids but does not Validate;
+// callers that accept user input must.
+func (w Wire) Target() (Target, error) {
+	tt, ok := TargetTypeFromOData(w.ODataType)
 	if !ok {
-		return fmt.Errorf("target @odata.type %q is not a supported assignment target", g.ODataType)
+		return Target{}, fmt.Errorf("target @odata.type %q is not a supported assignment target", w.ODataType)
 	}
-	*t = Target{Type: tt}
-	if g.GroupID != nil {
-		t.GroupID = CanonicalGUID(*g.GroupID)
+	t := Target{Type: tt, GroupID: CanonicalGUID(w.GroupID), CollectionID: strings.ToUpper(strings.TrimSpace(w.CollectionID)),
+		FilterID: CanonicalGUID(w.FilterID)}
+	ft, err := ParseFilterType(w.FilterType)
+	if err != nil {
+		return Target{}, err
 	}
-	if g.CollectionID != nil {
-		t.CollectionID = strings.ToUpper(strings.TrimSpace(*g.CollectionID))
-	}
-	if g.FilterID != nil {
-		t.FilterID = CanonicalGUID(*g.FilterID)
-	}
-	if g.FilterType != nil {
-		ft, err := ParseFilterType(*g.FilterType)
-		if err != nil {
-			return err
-		}
-		t.FilterType = ft
-	}
+	t.FilterType = ft
 	if t.FilterID == "00000000-0000-0000-0000-000000000000" {
 		t.FilterID = ""
 	}
@@ -241,6 +222,24 @@ func (t *Target) UnmarshalJSON(b []byte) error {
 		// null id; without an id there is no filter.
 		t.FilterType = FilterNone
 	}
+	return t, nil
+}
+
+// MarshalJSON writes the target in Graph's shape.
+func (t Target) MarshalJSON() ([]byte, error) { return json.Marshal(t.Wire()) }
+
+// UnmarshalJSON reads a target in Graph's shape (Wire.Target); unknown
+// properties are ignored.
+func (t *Target) UnmarshalJSON(b []byte) error {
+	var w Wire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	v, err := w.Target()
+	if err != nil {
+		return err
+	}
+	*t = v
 	return nil
 }
 

@@ -236,6 +236,29 @@ type Assignment struct {
 	Intent string        `json:"intent,omitempty"`
 }
 
+// UnmarshalJSON reads an assignment as Graph returns it, its target in the
+// same pass (assign.Wire) rather than in a second decoding of its own.
+func (a *Assignment) UnmarshalJSON(b []byte) error {
+	var w struct {
+		ID     string       `json:"id"`
+		Target *assign.Wire `json:"target"`
+		Source string       `json:"source"`
+		Intent string       `json:"intent"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*a = Assignment{ID: w.ID, Source: w.Source, Intent: w.Intent}
+	if w.Target != nil {
+		t, err := w.Target.Target()
+		if err != nil {
+			return err
+		}
+		a.Target = t
+	}
+	return nil
+}
+
 // maxBody bounds what is read of any answer.
 const maxBody = 16 << 20
 
@@ -320,9 +343,9 @@ func (c *Client) readPages(ctx context.Context, op Op, first, what string, wait 
 // client-request-id so the attempt can be traced in Graph's logs.
 func (c *Client) CreateAssignment(ctx context.Context, cfgID string, p assign.Path, t assign.Target, clientRequestID string) (*Assignment, *Response) {
 	body, err := json.Marshal(struct {
-		ODataType string        `json:"@odata.type"`
-		Target    assign.Target `json:"target"`
-	}{"#microsoft.graph.deviceConfigurationAssignment", t})
+		ODataType string      `json:"@odata.type"`
+		Target    assign.Wire `json:"target"`
+	}{"#microsoft.graph.deviceConfigurationAssignment", t.Wire()})
 	if err != nil {
 		return nil, &Response{Method: OpCreate.Method(), Op: OpCreate, Err: err, RetryAfter: -1}
 	}

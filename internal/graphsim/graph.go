@@ -785,8 +785,12 @@ func parseCreateBody(b []byte) (assign.Target, string, string) {
 			return assign.Target{}, "", fmt.Sprintf("The property '%s' does not exist on type 'microsoft.graph.deviceAndAppManagementAssignmentTarget'.", k)
 		}
 	}
-	var t assign.Target
-	if err := json.Unmarshal(rawTarget, &t); err != nil {
+	var w assign.Wire
+	if err := json.Unmarshal(rawTarget, &w); err != nil {
+		return assign.Target{}, "", "Invalid target: " + err.Error()
+	}
+	t, err := w.Target()
+	if err != nil {
 		return assign.Target{}, "", "Invalid target: " + err.Error()
 	}
 	if t.GroupID != "" {
