@@ -97,6 +97,20 @@ func (s *schema) openPool(ctx context.Context, app string, maxConns int32, trace
 	return pool, nil
 }
 
+// settle checkpoints the database before a timed run: Postgres starts a
+// checkpoint whenever max_wal_size of WAL has been written, and the
+// sections before write gigabytes, so without it one run of a side-by-side
+// pair could pay for a checkpoint (and the full-page writes after it) that
+// its partner did not. Both runs of a pair now start just after one. A
+// role that may not checkpoint measures without (said once).
+func settle(ctx context.Context, pool *pgxpool.Pool) {
+	if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
+		settleOnce.Do(func() { progress("cannot checkpoint before timed runs (%v); measuring without", err) })
+	}
+}
+
+var settleOnce sync.Once
+
 // backendCPU sums the CPU time of the Postgres backends serving app, read
 // from /proc. It works when Postgres runs on this machine (the bench's
 // case) and returns 0 otherwise; call it before the pool closes.

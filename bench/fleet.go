@@ -167,6 +167,7 @@ func fleetRun(ctx context.Context, o options) (run, error) {
 		p.stop()
 		return run{}, err
 	}
+	settle(ctx, p.rt.Pool)
 	pg0 := backendCPU(ctx, p.rt.Pool, app)
 	qs.reset()
 	cpu0 := processCPU()

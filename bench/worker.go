@@ -225,6 +225,7 @@ func oursRun(ctx context.Context, o options, rows, configs int, tuned, trace boo
 		p.stop()
 		return run{}, err
 	}
+	settle(ctx, p.rt.Pool)
 	pg0 := backendCPU(ctx, p.rt.Pool, p.app)
 	cpu0 := processCPU()
 	start := time.Now()
@@ -327,6 +328,7 @@ func riverNoop(ctx context.Context, o options, rows int, tuned, trace bool) (run
 	events, cancelSub := client.SubscribeConfig(&river.SubscribeConfig{Kinds: []river.EventKind{river.EventKindJobCompleted}, ChanSize: rows + 1000})
 	defer cancelSub()
 	// The insert ran on this pool's backends: count only what follows.
+	settle(ctx, pool)
 	pg0 := backendCPU(ctx, pool, app)
 	cpu0 := processCPU()
 	start := time.Now()
