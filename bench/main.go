@@ -92,7 +92,7 @@ func main() {
 	flag.IntVar(&o.fleetTenants, "fleet-tenants", 50, "tenants of section 5 (many tenants in one fleet)")
 	flag.IntVar(&o.fleetRows, "fleet-rows", 600, "rows per tenant of section 5's run without a limit (30,000 rows for 50 tenants: about 7 s, of which the fleet's start — a sign-in a tenant, a connection a request in flight, a queue a tenant — is a small part; at 200 a tenant it was a sixth of the run)")
 	flag.IntVar(&o.fleetConfigs, "fleet-configs", 2, "configurations per tenant in section 5")
-	flag.IntVar(&o.fleetTenantWorkers, "fleet-tenant-workers", 10, "WORKER_TENANT_CONCURRENCY in section 5")
+	flag.IntVar(&o.fleetTenantWorkers, "fleet-tenant-workers", config.Defaults.TenantConcurrency, "WORKER_TENANT_CONCURRENCY in section 5 (the product's default)")
 	flag.IntVar(&o.fleetMaxConns, "fleet-max-conns", config.Defaults.DatabaseMaxConns, "DATABASE_MAX_CONNS of section 5's run without a limit (the product's default)")
 	flag.IntVar(&o.fleetLimitRows, "fleet-limit-rows", 300, "rows per tenant of section 5's run at the tenants' limits (0 skips it)")
 	flag.IntVar(&o.fleetLimitConns, "fleet-limit-max-conns", config.Defaults.DatabaseMaxConns, "DATABASE_MAX_CONNS of section 5's run at the tenants' limits")
