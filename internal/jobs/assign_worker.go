@@ -501,13 +501,19 @@ func sharedRead[T comparable](ctx context.Context, o sharedReadOps[T], known boo
 	if o.flights != nil {
 		f, lead := o.flights.join(o.key)
 		if !lead {
-			// Another run of this process is at it: take its result. Its
-			// failed read is its own to settle (a throttle is told to the
-			// limiter once); this run comes back for the read.
+			// Another run of this process is at it: take its result. A
+			// failed read that fails every row sharing it (flight.final)
+			// is this run's answer too; any other failed read is the
+			// leader's own to settle (a throttle is told to the limiter
+			// once), and this run comes back for the read.
 			if err := f.wait(ctx); err != nil {
 				return zero, graph.NotSent(o.op, err), nil
 			}
 			if !f.ok {
+				if f.final != nil {
+					answer := *f.final
+					return zero, &answer, nil
+				}
 				if f.err != nil {
 					return zero, nil, f.err
 				}
@@ -518,7 +524,7 @@ func sharedRead[T comparable](ctx context.Context, o sharedReadOps[T], known boo
 		alone := o
 		alone.flights = nil // the read itself, led by this run
 		v, resp, err := sharedRead(ctx, alone, known)
-		o.flights.land(o.key, f, v, resp == nil && err == nil, err)
+		o.flights.land(o.key, f, v, resp, err)
 		return v, resp, err
 	}
 	reader := assign.NewID()

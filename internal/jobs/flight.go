@@ -3,6 +3,8 @@ package jobs
 import (
 	"context"
 	"sync"
+
+	"github.com/bulkassign/bulkassign/internal/graph"
 )
 
 // flights lets the runs of one process that need the same shared read
@@ -21,6 +23,10 @@ type flight struct {
 	val  any
 	ok   bool // the read gave a result (val); otherwise its followers wait again
 	err  error
+	// final is the leader's failed answer when it is every sharer's
+	// answer (graph.Fail: the configuration is gone, the tenant refuses
+	// the app, ...): its followers end with it instead of reading again.
+	final *graph.Response
 }
 
 // join returns the flight of key and whether the caller leads it (and
@@ -39,12 +45,16 @@ func (fs *flights) join(key string) (*flight, bool) {
 	return f, true
 }
 
-// land ends the flight of key with its leader's result.
-func (fs *flights) land(key string, f *flight, val any, ok bool, err error) {
+// land ends the flight of key with its leader's result: val, or the
+// answer resp of a read that failed (or err).
+func (fs *flights) land(key string, f *flight, val any, resp *graph.Response, err error) {
 	fs.mu.Lock()
 	delete(fs.m, key)
 	fs.mu.Unlock()
-	f.val, f.ok, f.err = val, ok, err
+	f.val, f.ok, f.err = val, resp == nil && err == nil, err
+	if resp != nil && graph.Classify(resp).Action == graph.Fail {
+		f.final = resp
+	}
 	close(f.done)
 }
 

@@ -115,6 +115,24 @@ func TestManyTenants(t *testing.T) {
 	if tl := got[refusing]; tl == nil || tl.refused != refusedRow {
 		t.Errorf("refusing tenant: %+v, want %d rows failed SignInRefused with AADSTS700016", tl, refusedRow)
 	}
+	// The refusal ends the tenant's rows at once: the rows that share the
+	// failed list read take its answer instead of reading again, one row
+	// a retry (which ended them one a second, 30 rows in 26 s).
+	var firstRefused, lastRefused time.Time
+	for _, r := range results {
+		if r.TenantID != refusing {
+			continue
+		}
+		if firstRefused.IsZero() || r.UpdatedAt.Before(firstRefused) {
+			firstRefused = r.UpdatedAt
+		}
+		if r.UpdatedAt.After(lastRefused) {
+			lastRefused = r.UpdatedAt
+		}
+	}
+	if spread := lastRefused.Sub(firstRefused); spread > 10*time.Second {
+		t.Errorf("the refusing tenant's rows ended over %s, want them ended at once", spread)
+	}
 	ideal := time.Duration(float64(perTenant-missing) / 20 * float64(time.Second))
 	t.Logf("figure: %d tenants × %d rows at 20 writes/s each: done in %s (ideal %s, ratio %.2f), worst 429 share %.2f%%",
 		tenants, perTenant, took.Round(100*time.Millisecond), ideal, took.Seconds()/ideal.Seconds(), 100*worst429)
