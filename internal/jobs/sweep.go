@@ -46,6 +46,10 @@ type SweepWorker struct {
 func (w *SweepWorker) Work(ctx context.Context, _ *river.Job[SweepArgs]) error {
 	res, err := store.Sweep(ctx, w.pool, AssignArgs{}.Kind(), RevertArgs{}.Kind())
 	if err != nil {
+		// What the chunks before the failure did is kept; River tries the
+		// sweep again, and the leader starts a new one every interval.
+		w.log.Warn("sweep failed; River retries it, and the next sweep starts within "+SweepInterval.String(),
+			"rows", res.Rows, "reverts", res.Reverts, "jobs_looked_at", res.Jobs, "error", err)
 		return err
 	}
 	if res.Rows+res.Reverts > 0 {
