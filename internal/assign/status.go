@@ -6,9 +6,19 @@ package assign
 type Status string
 
 const (
-	StatusQueued          Status = "queued"
-	StatusRunning         Status = "running"
-	StatusRetrying        Status = "retrying"
+	StatusQueued  Status = "queued"
+	StatusRunning Status = "running"
+	// StatusWaiting: the row waits, spending no attempt, for the fleet's
+	// write or read budget, a throttle to pass, or another row or worker
+	// writing or reading what it needs. Waiting is not failing: it has no
+	// error.
+	StatusWaiting  Status = "waiting"
+	StatusRetrying Status = "retrying"
+	// StatusCancelling: `enqueue cancel` stopped the row while a write of
+	// it may be in flight (or its last write's answer was lost). No new
+	// write starts for it; it ends created (or removed) if that write
+	// applied, canceled if not: a read settles which.
+	StatusCancelling      Status = "cancelling"
 	StatusCreated         Status = "created"
 	StatusAlreadyAssigned Status = "already_assigned"
 	StatusFailed          Status = "failed"
@@ -20,8 +30,8 @@ const (
 )
 
 // Statuses lists every status, non-final first.
-var Statuses = []Status{StatusQueued, StatusRunning, StatusRetrying, StatusCreated, StatusAlreadyAssigned,
-	StatusRemoved, StatusNotAssigned, StatusFailed, StatusCanceled}
+var Statuses = []Status{StatusQueued, StatusRunning, StatusWaiting, StatusRetrying, StatusCancelling,
+	StatusCreated, StatusAlreadyAssigned, StatusRemoved, StatusNotAssigned, StatusFailed, StatusCanceled}
 
 // Final reports whether no more work will be done for a row in this status.
 func (s Status) Final() bool {
@@ -32,6 +42,15 @@ func (s Status) Final() bool {
 	return false
 }
 
+// MayWrite reports whether a run may start a new write (claim the target)
+// for a row in this status: not once it is final, nor while a cancel waits
+// for its write in flight to settle. bulkassign_claims() is its SQL copy.
+func (s Status) MayWrite() bool { return !s.Final() && s != StatusCancelling }
+
+// Applied reports whether a row in this status changed the tenant: it
+// created or removed its target's assignment. Revert undoes exactly these.
+func (s Status) Applied() bool { return s == StatusCreated || s == StatusRemoved }
+
 // RevertStatus is where a row's revert stands; "" is no revert asked for.
 // Final here and bulkassign_revert_final() in SQL decide which are final.
 type RevertStatus string
@@ -41,13 +60,16 @@ const (
 	RevertQueued   RevertStatus = "queued"
 	RevertRunning  RevertStatus = "running"
 	RevertRetrying RevertStatus = "retrying"
-	RevertReverted RevertStatus = "reverted"
-	RevertFailed   RevertStatus = "failed"
-	RevertCanceled RevertStatus = "canceled"
+	// RevertCancelling: `enqueue cancel` stopped the revert while its
+	// request was in flight; it ends reverted if that applied, else canceled.
+	RevertCancelling RevertStatus = "cancelling"
+	RevertReverted   RevertStatus = "reverted"
+	RevertFailed     RevertStatus = "failed"
+	RevertCanceled   RevertStatus = "canceled"
 )
 
 // RevertStatuses lists every revert status, non-final first.
-var RevertStatuses = []RevertStatus{RevertQueued, RevertRunning, RevertRetrying, RevertReverted, RevertFailed, RevertCanceled}
+var RevertStatuses = []RevertStatus{RevertQueued, RevertRunning, RevertRetrying, RevertCancelling, RevertReverted, RevertFailed, RevertCanceled}
 
 // Final reports whether the revert of a row is over.
 func (s RevertStatus) Final() bool {
@@ -71,9 +93,6 @@ const (
 	CodeSignInRefused = "SignInRefused"
 	// CodeSignInFailed: no token for another reason (a rotated secret).
 	CodeSignInFailed = "SignInFailed"
-	// CodeWaiting: the row waits for the fleet's rate limit or for another
-	// row creating the same target (not final).
-	CodeWaiting = "Waiting"
 	// CodeNothingToRevert: a revert found no assignment the batch created.
 	CodeNothingToRevert = "NothingToRevert"
 	// CodeJobDiscarded: River gave up on the row's job (its attempts ran

@@ -12,7 +12,6 @@ package batchop
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,10 +46,6 @@ func withBatchLocked(ctx context.Context, db *store.DB, batchID string, fn func(
 	})
 }
 
-// ErrReverted refuses to retry a reverted batch: retrying would create
-// again what the revert deleted.
-var ErrReverted = errors.New("the batch was reverted")
-
 // RetryResult is what Retry did.
 type RetryResult struct {
 	// Queued are the failed and canceled rows queued again, in order.
@@ -70,12 +65,12 @@ func Retry(ctx context.Context, db *store.DB, batchID string) (RetryResult, erro
 	}
 	var res RetryResult
 	err = withBatchLocked(ctx, db, batchID, func(tx pgx.Tx) error {
-		reverts, err := store.CountReverts(ctx, tx, batchID)
+		st, err := ReadState(ctx, tx, batchID)
 		if err != nil {
 			return err
 		}
-		if reverts.Total() > 0 {
-			return ErrReverted
+		if err := st.Allowed(OpRetry); errors.Is(err, ErrReverted) {
+			return err
 		}
 		// A row whose last job still runs (canceled while in flight) must
 		// not get a second job beside it: two jobs could both post.
@@ -108,16 +103,17 @@ func Retry(ctx context.Context, db *store.DB, batchID string) (RetryResult, erro
 
 // CancelResult is what Cancel did.
 type CancelResult struct {
-	// Rows and Reverts count the rows and the reverts canceled.
-	Rows, Reverts int
-	// InFlight counts the rows whose job was running: they finish their
-	// Graph call, and a create that applies ends created.
-	InFlight int
+	// Rows and Reverts count the rows and the reverts cancel stopped.
+	Rows, Reverts store.CancelCounts
 }
 
-// Cancel ends the batch's rows and reverts that are not final as canceled
-// and cancels their queued jobs. Running jobs are left to finish their
-// Graph call.
+// Cancel stops the batch's rows and reverts that are not final and cancels
+// their queued jobs. A row with no write in flight ends canceled at once;
+// one whose write may be in flight (or may have applied unseen) is
+// cancelling: it starts no new write, and its run ends it created (or
+// removed) if the write applied, canceled if not (store.CancelItems). Its
+// job is kept and made due, so that it settles soon. Running jobs are left
+// to finish their Graph call. Settled waits for the cancelling to end.
 func Cancel(ctx context.Context, db *store.DB, batchID string) (CancelResult, error) {
 	var res CancelResult
 	err := withBatchLocked(ctx, db, batchID, func(tx pgx.Tx) error {
@@ -125,43 +121,50 @@ func Cancel(ctx context.Context, db *store.DB, batchID string) (CancelResult, er
 		if res.Rows, err = store.CancelItems(ctx, tx, batchID); err != nil {
 			return err
 		}
-		if _, err = store.CancelJobs(ctx, tx, jobs.AssignArgs{}.Kind(), batchID); err != nil {
+		if _, err = store.CancelJobs(ctx, tx, jobs.AssignArgs{}.Kind(), batchID, false); err != nil {
 			return err
 		}
 		if res.Reverts, err = store.CancelReverts(ctx, tx, batchID); err != nil {
 			return err
 		}
-		_, err = store.CancelJobs(ctx, tx, jobs.RevertArgs{}.Kind(), batchID)
+		_, err = store.CancelJobs(ctx, tx, jobs.RevertArgs{}.Kind(), batchID, true)
 		return err
 	})
 	if err != nil {
 		return CancelResult{}, err
 	}
-	inFlight, err := store.LiveJobRows(ctx, db, jobs.AssignArgs{}.Kind(), batchID)
-	if err != nil {
-		return CancelResult{}, err
-	}
-	res.InFlight = len(inFlight)
 	return res, nil
 }
 
-// NotFinalError refuses to revert a batch with rows not final yet: they
-// could still create assignments.
-type NotFinalError struct {
-	Open int // rows not final
+// Cancelling counts the batch's rows and reverts still being cancelled.
+func Cancelling(ctx context.Context, db *store.DB, batchID string) (rows, reverts int, err error) {
+	counts, err := store.CountByStatus(ctx, db, batchID)
+	if err != nil {
+		return 0, 0, err
+	}
+	rc, err := store.CountReverts(ctx, db, batchID)
+	if err != nil {
+		return 0, 0, err
+	}
+	return counts[assign.StatusCancelling], rc[assign.RevertCancelling], nil
 }
 
-func (e *NotFinalError) Error() string { return fmt.Sprintf("%d rows are not final yet", e.Open) }
-
-// InFlightError refuses to revert a batch whose rows are all final but
-// some of whose jobs still run: a canceled row in flight may still end
-// created.
-type InFlightError struct {
-	Rows int // rows whose job still runs
-}
-
-func (e *InFlightError) Error() string {
-	return fmt.Sprintf("%d rows are still finishing a Graph call", e.Rows)
+// Settled polls until no row or revert of the batch is cancelling, ctx
+// ends, or a poll fails; it returns how many are still cancelling.
+func Settled(ctx context.Context, db *store.DB, batchID string, every time.Duration) (rows, reverts int, err error) {
+	for {
+		rows, reverts, err = Cancelling(ctx, db, batchID)
+		if err != nil || rows+reverts == 0 {
+			return rows, reverts, err
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return rows, reverts, nil
+		case <-t.C:
+		}
+	}
 }
 
 // RevertResult is what Revert did.
@@ -174,16 +177,18 @@ type RevertResult struct {
 	AlreadyAssigned int
 	// Reverts counts the batch's reverts by status, after queueing.
 	Reverts store.RevertCounts
-	// InDoubt counts the rows that ended without a result while their
-	// create was in flight: it may have applied unseen, and revert cannot
-	// see it (a retry settles them).
+	// InDoubt counts the rows that ended while a write of theirs was in
+	// flight: it may have applied unseen. Their reverts read Graph first
+	// and undo only what applied.
 	InDoubt int
 }
 
-// Revert queues the deletion of exactly the assignments the batch created
-// (store.QueueRevert); a second run queues only reverts that failed or
-// were canceled. The batch must be finished: *NotFinalError or
-// *InFlightError otherwise.
+// Revert queues the undoing of exactly what the batch did (store.QueueRevert):
+// the assignments it created are deleted, those it removed put back, and
+// rows whose write was in doubt are read first and undone only if it
+// applied. A second run queues only reverts that failed or were canceled.
+// The batch must be finished: *NotFinalError or *InFlightError otherwise
+// (State.Allowed).
 func Revert(ctx context.Context, db *store.DB, batchID string) (RevertResult, error) {
 	rc, err := jobs.NewInsertClient(db.Pool())
 	if err != nil {
@@ -191,27 +196,20 @@ func Revert(ctx context.Context, db *store.DB, batchID string) (RevertResult, er
 	}
 	var res RevertResult
 	err = withBatchLocked(ctx, db, batchID, func(tx pgx.Tx) error {
-		counts, err := store.CountByStatus(ctx, tx, batchID)
+		st, err := ReadState(ctx, tx, batchID)
 		if err != nil {
 			return err
 		}
-		if open := counts.Total() - counts.Final(); open > 0 {
-			return &NotFinalError{Open: open}
-		}
-		// A canceled row in flight may still end created: revert only
-		// once no job of the batch can create anything.
-		live, err := store.LiveJobRows(ctx, tx, jobs.AssignArgs{}.Kind(), batchID)
-		if err != nil {
+		// Revert only once no job of the batch can write anything; with
+		// nothing (new) to revert, it queues nothing.
+		if err := st.Allowed(OpRevert); err != nil && !errors.Is(err, ErrNothingTo) {
 			return err
-		}
-		if len(live) > 0 {
-			return &InFlightError{Rows: len(live)}
 		}
 		rows, err := store.QueueRevert(ctx, tx, batchID)
 		if err != nil {
 			return err
 		}
-		res.Queued, res.AlreadyAssigned = rows, counts[assign.StatusAlreadyAssigned]
+		res.Queued, res.AlreadyAssigned, res.InDoubt = rows, st.Counts[assign.StatusAlreadyAssigned], st.InDoubt
 		tenants, err := store.RowTenants(ctx, tx, batchID, rows)
 		if err != nil {
 			return err
@@ -224,9 +222,6 @@ func Revert(ctx context.Context, db *store.DB, batchID string) (RevertResult, er
 		return RevertResult{}, err
 	}
 	if res.Reverts, err = store.CountReverts(ctx, db, batchID); err != nil {
-		return RevertResult{}, err
-	}
-	if res.InDoubt, err = store.CountInDoubt(ctx, db, batchID); err != nil {
 		return RevertResult{}, err
 	}
 	return res, nil

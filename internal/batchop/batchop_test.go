@@ -177,20 +177,63 @@ func TestCancel(t *testing.T) {
 		// the row is canceled, its claim is refused and it creates nothing.
 		b.exec(t, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now()
 			WHERE args->>'batch' = $1 AND (args->>'row')::int IN (1, 2)`)
-		b.exec(t, `UPDATE items SET run_id = gen_random_uuid(), run_until = now() + interval '1 minute' WHERE batch_id = $1 AND row = 1`)
+		b.exec(t, `UPDATE items SET status = 'running', intent_request_id = 'crid-1', intent_at = now(),
+			run_id = gen_random_uuid(), run_until = now() + interval '1 minute' WHERE batch_id = $1 AND row = 1`)
 		res, err := batchop.Cancel(ctx, b.db, b.batch)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := (batchop.CancelResult{Rows: 4, InFlight: 1}); res != want {
+		// Row 1 may be writing: cancelling, not canceled (its run ends it).
+		if want := (batchop.CancelResult{Rows: store.CancelCounts{Canceled: 3, Cancelling: 1}}); res != want {
 			t.Fatalf("cancel: %+v, want %+v", res, want)
 		}
 		if n := b.jobs(t, assignKind, "cancelled"); n != 2 {
 			t.Fatalf("%d jobs cancelled, want 2 (the other two run)", n)
 		}
+		if rows, reverts, err := batchop.Cancelling(ctx, b.db, b.batch); err != nil || rows != 1 || reverts != 0 {
+			t.Fatalf("Cancelling = %d rows, %d reverts, %v; want 1 row", rows, reverts, err)
+		}
 		res, err = batchop.Cancel(ctx, b.db, b.batch)
-		if want := (batchop.CancelResult{InFlight: 1}); err != nil || res != want {
+		if want := (batchop.CancelResult{}); err != nil || res != want {
 			t.Fatalf("second cancel: %+v, %v; want %+v", res, err, want)
+		}
+		st, err := batchop.ReadState(ctx, b.db.Pool(), b.batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Allowed(batchop.OpCancel); !errors.Is(err, batchop.ErrNothingTo) {
+			t.Fatalf("cancel allowed while only a cancelling row is open: %v, want ErrNothingTo", err)
+		}
+		var nf *batchop.NotFinalError
+		if err := st.Allowed(batchop.OpRevert); !errors.As(err, &nf) || nf.Open != 1 {
+			t.Fatalf("revert allowed while a row is cancelling: %v, want NotFinalError of 1", err)
+		}
+	})
+
+	t.Run("SnoozedInDoubtRowKeepsItsJob", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, 2)
+		// Row 1's last create got no answer (its intent kept) and its job
+		// snoozes for minutes: cancel keeps the job and makes it due now,
+		// so that its run reads Graph and settles the row.
+		b.exec(t, `UPDATE items SET status = 'retrying', intent_request_id = 'crid-1', intent_at = now() WHERE batch_id = $1 AND row = 1`)
+		b.exec(t, `UPDATE river_job SET state = 'scheduled', scheduled_at = now() + interval '5 minutes'
+			WHERE args->>'batch' = $1 AND (args->>'row')::int = 1`)
+		res, err := batchop.Cancel(ctx, b.db, b.batch)
+		if want := (batchop.CancelResult{Rows: store.CancelCounts{Canceled: 1, Cancelling: 1}}); err != nil || res != want {
+			t.Fatalf("cancel: %+v, %v; want %+v", res, err, want)
+		}
+		var state string
+		var due bool
+		if err := b.db.Pool().QueryRow(ctx, `SELECT state::text, scheduled_at <= now() FROM river_job
+			WHERE args->>'batch' = $1 AND (args->>'row')::int = 1`, b.batch).Scan(&state, &due); err != nil {
+			t.Fatal(err)
+		}
+		if state != "scheduled" || !due {
+			t.Fatalf("row 1's job: %s, due %v; want it kept (scheduled) and due now", state, due)
+		}
+		if n := b.jobs(t, assignKind, "cancelled"); n != 1 {
+			t.Fatalf("%d jobs cancelled, want 1 (row 2's)", n)
 		}
 	})
 
@@ -202,11 +245,11 @@ func TestCancel(t *testing.T) {
 			t.Fatal(err)
 		}
 		res, err := batchop.Cancel(ctx, b.db, b.batch)
-		if want := (batchop.CancelResult{Reverts: 2}); err != nil || res != want {
+		if want := (batchop.CancelResult{Reverts: store.CancelCounts{Canceled: 3}}); err != nil || res != want {
 			t.Fatalf("cancel of a revert: %+v, %v; want %+v", res, err, want)
 		}
-		if n := b.jobs(t, revertKind, "cancelled"); n != 2 {
-			t.Fatalf("%d revert jobs cancelled, want 2", n)
+		if n := b.jobs(t, revertKind, "cancelled"); n != 3 {
+			t.Fatalf("%d revert jobs cancelled, want 3", n)
 		}
 	})
 }
@@ -223,20 +266,34 @@ func TestRevert(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(res.Queued, []int{1, 2}) || res.AlreadyAssigned != 1 || res.InDoubt != 1 ||
-			res.Reverts.Total() != 2 || res.Reverts[assign.RevertQueued] != 2 {
-			t.Fatalf("revert: %+v, want rows 1 and 2 queued, 1 already assigned, 1 in doubt", res)
+		// Row 4 is in doubt (canceled with its intent): its revert reads
+		// Graph first and undoes only what applied.
+		if !slices.Equal(res.Queued, []int{1, 2, 4}) || res.AlreadyAssigned != 1 || res.InDoubt != 1 ||
+			res.Reverts.Total() != 3 || res.Reverts[assign.RevertQueued] != 3 {
+			t.Fatalf("revert: %+v, want rows 1, 2 and 4 (in doubt) queued, 1 already assigned, 1 in doubt", res)
 		}
-		if n := b.jobs(t, revertKind, "available"); n != 2 {
-			t.Fatalf("%d revert jobs, want 2", n)
+		if n := b.jobs(t, revertKind, "available"); n != 3 {
+			t.Fatalf("%d revert jobs, want 3", n)
 		}
 		// Again: nothing new, and no second job.
 		res, err = batchop.Revert(ctx, b.db, b.batch)
-		if err != nil || len(res.Queued) != 0 || res.Reverts.Total() != 2 {
-			t.Fatalf("second revert: %+v, %v; want nothing queued of 2 reverts", res, err)
+		if err != nil || len(res.Queued) != 0 || res.Reverts.Total() != 3 {
+			t.Fatalf("second revert: %+v, %v; want nothing queued of 3 reverts", res, err)
 		}
-		if n := b.jobs(t, revertKind, "available"); n != 2 {
-			t.Fatalf("%d revert jobs after the second revert, want 2", n)
+		if n := b.jobs(t, revertKind, "available"); n != 3 {
+			t.Fatalf("%d revert jobs after the second revert, want 3", n)
+		}
+		// After a revert, retry is refused by the one rule the console and
+		// the CLI follow.
+		if _, err := batchop.Retry(ctx, b.db, b.batch); !errors.Is(err, batchop.ErrReverted) {
+			t.Fatalf("retry after revert: %v, want ErrReverted", err)
+		}
+		st, err := batchop.ReadState(ctx, b.db.Pool(), b.batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Allowed(batchop.OpRetry); !errors.Is(err, batchop.ErrReverted) {
+			t.Fatalf("Allowed(retry) after revert: %v, want ErrReverted", err)
 		}
 	})
 

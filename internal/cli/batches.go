@@ -13,7 +13,7 @@ import (
 
 var batchColumns = []string{"batch_id", "source", "enqueued_at", "rows", "duplicate_rows", "queued", "running", "retrying",
 	"created", "already_assigned", "failed", "canceled", "revert_pending", "reverted", "revert_failed", "revert_canceled", "tenants", "created_by",
-	"removed", "not_assigned"}
+	"removed", "not_assigned", "waiting", "cancelling"}
 
 // finalColumns are the final statuses the tables count, as headed there:
 // the one list behind `batches` and the per-tenant counts of `status`.
@@ -78,12 +78,12 @@ func enqueueBatches(ctx context.Context, env *Env, args []string) error {
 		rw := newRecordWriter(env.Stdout, *format, batchColumns)
 		for _, s := range list {
 			c, r := s.Counts, s.Reverts
-			pending := r[assign.RevertQueued] + r[assign.RevertRunning] + r[assign.RevertRetrying]
+			pending := r.Total() - r.Final()
 			err := rw.write([]any{s.ID, s.Source, s.CreatedAt.UTC(), s.RowCount, s.DuplicateRows,
 				c[assign.StatusQueued], c[assign.StatusRunning], c[assign.StatusRetrying], c[assign.StatusCreated],
 				c[assign.StatusAlreadyAssigned], c[assign.StatusFailed], c[assign.StatusCanceled],
 				pending, r[assign.RevertReverted], r[assign.RevertFailed], r[assign.RevertCanceled], len(s.Tenants), optional(s.CreatedBy),
-				c[assign.StatusRemoved], c[assign.StatusNotAssigned]})
+				c[assign.StatusRemoved], c[assign.StatusNotAssigned], c[assign.StatusWaiting], c[assign.StatusCancelling]})
 			if err != nil {
 				return err
 			}
@@ -94,7 +94,7 @@ func enqueueBatches(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintln(tw, "BATCH\tENQUEUED\tROWS\tPENDING\t"+finalHeads()+"\tREVERTED\tBY\tSOURCE")
 	for _, s := range list {
 		c := s.Counts
-		pending := c[assign.StatusQueued] + c[assign.StatusRunning] + c[assign.StatusRetrying]
+		pending := c.Total() - c.Final()
 		reverted := "-"
 		if s.Reverts.Total() > 0 {
 			reverted = fmt.Sprintf("%d/%d", s.Reverts[assign.RevertReverted], s.Reverts.Total())

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
+	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/batchop"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
@@ -53,7 +56,7 @@ func enqueueRetry(ctx context.Context, env *Env, args []string) error {
 	defer db.Close()
 	res, err := batchop.Retry(ctx, db, b.ID)
 	if errors.Is(err, batchop.ErrReverted) {
-		return fmt.Errorf("batch %s was reverted: retrying it would undo the revert; enqueue its list again instead", shortID(b.ID))
+		return fmt.Errorf("batch %s was reverted: retrying it would undo the revert; enqueue its list again instead (enqueue revert %s runs again the reverts that failed)", shortID(b.ID), shortID(b.ID))
 	}
 	if err != nil {
 		return err
@@ -72,18 +75,33 @@ func enqueueRetry(ctx context.Context, env *Env, args []string) error {
 	return waitForBatches(ctx, env, db, []*store.Batch{b}, *wf.interval)
 }
 
-const cancelUsage = `usage: enqueue cancel BATCH
+const cancelUsage = `usage: enqueue cancel BATCH [-settle-for 2m]
 
-Stops the batch's rows that are not final yet: they end canceled, and their
-queued jobs are canceled. Rows in flight finish their Graph call; one whose
-create applied ends created (so that revert can find it). A revert under
-way is stopped the same way.
+Stops the batch's rows that are not final yet. A row with no write in
+flight ends canceled at once, and its queued job is canceled. A row whose
+write may be in flight (or whose last write's answer was lost) is
+cancelling: it starts no new write, and ends created (or removed) if that
+write applied, canceled if not. Cancel waits up to -settle-for for those to
+settle, then prints the batch's counts as they are: the counts it leaves.
+A revert under way is stopped the same way.
 
 flags:
 `
 
+// cancelPoll is how often cancel looks whether its cancelling rows settled.
+const cancelPoll = 250 * time.Millisecond
+
 func enqueueCancel(ctx context.Context, env *Env, args []string) error {
-	db, b, _, err := opBatch(ctx, env, "cancel", cancelUsage, args, false)
+	fs := newFlagSet(env, "enqueue cancel", cancelUsage)
+	settleFor := fs.Duration("settle-for", 2*time.Minute, "how long to wait for rows whose write was in flight to settle (0: do not wait)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if *settleFor < 0 {
+		return usageError("-settle-for %s: must be 0 or a positive duration (e.g. 2m)", *settleFor)
+	}
+	db, b, err := openBatch(ctx, env, "cancel", pos, openMigrated, 4)
 	if err != nil {
 		return err
 	}
@@ -92,19 +110,63 @@ func enqueueCancel(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	id := shortID(b.ID)
+	stopped := res.Rows.Canceled + res.Rows.Cancelling + res.Reverts.Canceled + res.Reverts.Cancelling
 	switch {
-	case res.Rows == 0 && res.Reverts == 0:
-		fmt.Fprintf(env.Stderr, "enqueue: batch %s: nothing to cancel: every row is final\n", shortID(b.ID))
-	case res.Reverts == 0:
-		fmt.Fprintf(env.Stderr, "enqueue: batch %s: %d rows canceled\n", shortID(b.ID), res.Rows)
+	case stopped == 0:
+		fmt.Fprintf(env.Stderr, "enqueue: batch %s: nothing to cancel: every row is final or being cancelled\n", id)
+	case res.Reverts.Canceled == 0:
+		fmt.Fprintf(env.Stderr, "enqueue: batch %s: %d rows canceled\n", id, res.Rows.Canceled)
 	default:
-		fmt.Fprintf(env.Stderr, "enqueue: batch %s: %d rows and %d reverts canceled\n", shortID(b.ID), res.Rows, res.Reverts)
+		fmt.Fprintf(env.Stderr, "enqueue: batch %s: %d rows and %d reverts canceled\n", id, res.Rows.Canceled, res.Reverts.Canceled)
 	}
-	if res.InFlight > 0 {
-		fmt.Fprintf(env.Stderr, "enqueue: batch %s: %d rows were in flight and finish their Graph call; a create that applies ends created\n",
-			shortID(b.ID), res.InFlight)
+	rows, reverts := res.Rows.Cancelling, res.Reverts.Cancelling
+	if rows+reverts > 0 && *settleFor > 0 {
+		fmt.Fprintf(env.Stderr, "enqueue: batch %s: %d rows and %d reverts had a write in flight: waiting up to %s for each to settle\n",
+			id, rows, reverts, *settleFor)
+		wctx, cancel := context.WithTimeout(ctx, *settleFor)
+		rows, reverts, err = batchop.Settled(wctx, db, b.ID, cancelPoll)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	counts, err := store.CountByStatus(ctx, db, b.ID)
+	if err != nil {
+		return err
+	}
+	rc, err := store.CountReverts(ctx, db, b.ID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "enqueue: batch %s: %s\n", id, countsLine(counts, rc))
+	if rows+reverts > 0 {
+		fmt.Fprintf(env.Stderr, "enqueue: batch %s: %d rows and %d reverts are still cancelling (a write in flight); each ends created, removed or reverted if it applied, canceled if not: enqueue status %s shows how they end\n",
+			id, rows, reverts, id)
 	}
 	return nil
+}
+
+// countsLine is a batch's rows (and reverts) by status, in assign's order,
+// leaving out the statuses no row has.
+func countsLine(c store.StatusCounts, rc store.RevertCounts) string {
+	var parts []string
+	for _, st := range assign.Statuses {
+		if n := c[st]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", st, n))
+		}
+	}
+	line := fmt.Sprintf("%s (%d of %d rows final)", strings.Join(parts, ", "), c.Final(), c.Total())
+	parts = parts[:0]
+	for _, st := range assign.RevertStatuses {
+		if n := rc[st]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", st, n))
+		}
+	}
+	if len(parts) > 0 {
+		line += "; reverts: " + strings.Join(parts, ", ")
+	}
+	return line
 }
 
 const revertUsage = `usage: enqueue revert BATCH [--wait]
@@ -144,8 +206,8 @@ func enqueueRevert(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(env.Stderr, "enqueue: batch %s: nothing new to revert (%d of %d reverts done)\n", shortID(b.ID), res.Reverts.Final(), res.Reverts.Total())
 	}
 	if res.InDoubt > 0 {
-		fmt.Fprintf(env.Stderr, "enqueue: batch %s: warning: %d rows ended without a result while their create was in flight; it may have applied unseen: `enqueue retry %s` settles them, then revert again\n",
-			shortID(b.ID), res.InDoubt, shortID(b.ID))
+		fmt.Fprintf(env.Stderr, "enqueue: batch %s: %d rows ended while a write of theirs may have applied unseen: their reverts read Graph first and undo only what applied\n",
+			shortID(b.ID), res.InDoubt)
 	}
 	if !*wf.wait {
 		return nil

@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"regexp"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/cli"
+	"github.com/bulkassign/bulkassign/internal/graphsim"
 	"github.com/bulkassign/bulkassign/internal/store"
 	"github.com/bulkassign/bulkassign/internal/testenv"
 )
@@ -196,4 +198,111 @@ func TestRevertRestoresTheTenant(t *testing.T) {
 	if r := enqueue(t, h, false, "revert", "00000000-0000"); r.code != cli.ExitFailed || !strings.Contains(r.stderr, "not found") {
 		t.Fatalf("revert of an unknown batch: exit %d %q, want 1 and not found", r.code, r.stderr)
 	}
+}
+
+// TestCancelIsTrue cancels a running batch on two workers while Graph
+// fails writes (503, applied then 504, applied then a reset): the counts
+// cancel prints are the batch's final counts, no row seen final ever
+// changes, and no canceled row's target is in the tenant.
+func TestCancelIsTrue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := testenv.New(t, graphsim.Config{Faults: graphsim.Faults{P503: 0.15, PAppliedThen504: 0.1, PAppliedThenReset: 0.05,
+		Latency: 30 * time.Millisecond}})
+	const configs, rows = 5, 300
+	for i := range configs {
+		h.Sim.AddConfiguration(testenv.Config(i))
+	}
+	o := testenv.WorkerOptions{Extra: map[string]string{"GRAPH_WRITE_RATE": "40", "WORKER_CONCURRENCY": "8"}}
+	o.Settings.RetryBase, o.Settings.RetryMax = 50*time.Millisecond, 500*time.Millisecond
+	h.StartWorker(t, o)
+	h.StartWorker(t, o)
+	file := testenv.WriteFile(t, "truth.csv", testenv.GroupCSV(rows, configs))
+	batch := strings.TrimSpace(enqueue(t, h, false, file).stdout)
+
+	// A watcher reads every row's status every 20 ms: a row it saw final
+	// must never show another status after.
+	seenFinal := map[int]assign.Status{}
+	var changed []string
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			rs, err := h.DB.Pool.Query(ctx, `SELECT row, status FROM items WHERE batch_id = $1`, batch)
+			if err != nil {
+				continue
+			}
+			for rs.Next() {
+				var row int
+				var st assign.Status
+				if rs.Scan(&row, &st) != nil {
+					break
+				}
+				if was, ok := seenFinal[row]; ok && was != st {
+					changed = append(changed, fmt.Sprintf("row %d: %s, then %s", row, was, st))
+				} else if !ok && st.Final() {
+					seenFinal[row] = st
+				}
+			}
+			rs.Close()
+		}
+	}()
+
+	waitFor(t, "40 creates", 60*time.Second, func() bool { return len(h.Sim.Ledger()) >= 40 })
+	r := enqueue(t, h, false, "cancel", batch, "-settle-for", "90s")
+	wantRun(t, r, cli.ExitOK, "rows canceled")
+	after := counts(t, h, batch)
+	// The counts cancel printed are the counts it left, and they are final.
+	printed := regexp.MustCompile(`(?m)^enqueue: batch [0-9a-f]{8}: (.*) \((\d+) of (\d+) rows final\)$`).FindStringSubmatch(r.stderr)
+	if printed == nil {
+		t.Fatalf("cancel printed no counts:\n%s", r.stderr)
+	}
+	if want := countsLineOf(after); printed[1] != want || printed[2] != printed[3] || atoi(t, printed[2]) != rows {
+		t.Fatalf("cancel printed %q (%s of %s final), the batch holds %q:\n%s", printed[1], printed[2], printed[3], want, r.stderr)
+	}
+	// Whatever still runs (a job completing) changes no row.
+	time.Sleep(2 * time.Second)
+	close(stop)
+	<-watched
+	if again := counts(t, h, batch); !maps.Equal(again, after) {
+		t.Fatalf("counts moved after cancel returned: %v, then %v", after, again)
+	}
+	if len(changed) > 0 {
+		t.Fatalf("rows shown final changed:\n%s", strings.Join(changed, "\n"))
+	}
+	// No canceled row's target is in the tenant; every created one is.
+	inTenant := map[string]bool{}
+	for _, e := range h.Sim.Ledger() {
+		inTenant[e.ConfigurationID+" "+e.Target.Key()] = true
+	}
+	for _, res := range h.Results(t, batch) {
+		held := inTenant[res.ConfigurationID+" "+res.Spec().Target.Key()]
+		switch {
+		case res.Status == assign.StatusCanceled && held:
+			t.Errorf("line %d is canceled, yet the tenant holds its assignment", res.Line)
+		case res.Status == assign.StatusCreated && !held:
+			t.Errorf("line %d is created, yet the tenant does not hold it", res.Line)
+		}
+	}
+	if d := h.Sim.Duplicates(); d != 0 {
+		t.Errorf("the tenant holds %d duplicates", d)
+	}
+	t.Logf("figure: cancel on two workers under faults:\n%s", r.stderr)
+}
+
+// countsLineOf is the part of cancel's last line that lists the counts.
+func countsLineOf(c store.StatusCounts) string {
+	var parts []string
+	for _, st := range assign.Statuses {
+		if n := c[st]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", st, n))
+		}
+	}
+	return strings.Join(parts, ", ")
 }

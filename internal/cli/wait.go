@@ -267,7 +267,17 @@ func retryCounts(ctx context.Context, db *store.DB, b *store.Batch, c store.Stat
 	if c[assign.StatusFailed]+c[assign.StatusCanceled] == 0 {
 		return store.RetryCounts{}, nil
 	}
-	return store.CountRetryable(ctx, db, b.ID)
+	rc, err := store.CountRetryable(ctx, db, b.ID)
+	if err != nil {
+		return rc, err
+	}
+	// A reverted batch is not retried (batchop.ErrReverted): no advice to.
+	reverts, err := store.CountReverts(ctx, db, b.ID)
+	if reverts.Total() > 0 {
+		rc.Retryable, rc.NotFound = 0, 0
+		rc.Reverted = true
+	}
+	return rc, err
 }
 
 // batchOutcome is nil when every row ended created or already_assigned. It
@@ -282,6 +292,8 @@ func batchOutcome(b *store.Batch, c store.StatusCounts, rc store.RetryCounts) er
 	msg := fmt.Sprintf("batch %s: %d rows failed and %d were canceled: `enqueue results %s --status failed,canceled` lists them", id, failed, canceled, id)
 	notFound := fmt.Sprintf("%d rows name a configuration that does not exist (HTTP 404) and fail the same way on a retry: fix their configuration ids in the list and enqueue it again", rc.NotFound)
 	switch {
+	case rc.Reverted:
+		msg += "; the batch was reverted, so it is not retried: enqueue its list again instead"
 	case rc.NotFound == 0:
 		msg += fmt.Sprintf("; `enqueue retry %s` runs them again", id)
 	case rc.Retryable == 0:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -178,7 +179,7 @@ func readFilter(r *http.Request) (filter, store.PageFilter, error) {
 	pf := store.PageFilter{Limit: pageSize}
 	if f.Status != "" {
 		st := assign.Status(f.Status)
-		if !st.Final() && st != assign.StatusQueued && st != assign.StatusRunning && st != assign.StatusRetrying {
+		if !slices.Contains(assign.Statuses, st) {
 			return f, pf, fmt.Errorf("status %q is not a status", f.Status)
 		}
 		pf.Statuses = []assign.Status{st}
@@ -244,6 +245,16 @@ func (c *Console) batchPage(w http.ResponseWriter, r *http.Request) {
 		c.internal(w, r, "reading the results", err)
 		return
 	}
+	state, err := batchop.ReadState(r.Context(), c.cfg.DB, b.ID)
+	if err != nil {
+		c.internal(w, r, "reading the batch", err)
+		return
+	}
+	// The actions offered are those batchop allows now.
+	allowed := map[string]bool{}
+	for _, op := range []batchop.Op{batchop.OpRetry, batchop.OpCancel, batchop.OpRevert} {
+		allowed[string(op)] = state.Allowed(op) == nil
+	}
 	next := ""
 	if more {
 		next = f.query(rows[len(rows)-1].Row)
@@ -251,6 +262,7 @@ func (c *Console) batchPage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, http.StatusOK, "batch.html", "Batch "+b.ID[:8], map[string]any{
 		"Batch": b, "Status": st, "Rows": rows, "Filter": f, "Next": next, "Statuses": assign.Statuses,
 		"Download": f.query(0), "First": f.After > 0, "FirstQuery": f.query(0), "Done": r.URL.Query().Get("done"),
+		"Allowed": allowed,
 	})
 }
 
@@ -293,23 +305,27 @@ type operation struct {
 	Op, Verb, What string
 	Batch          *store.Batch
 	Possible       bool
+	// Why the batch does not allow the operation now, when not Possible.
+	Why string
 }
 
-// confirm says what an operation will do before it is done.
+// confirm says what an operation will do before it is done, or why the
+// batch does not allow it now (batchop's rule).
 func (c *Console) confirm(w http.ResponseWriter, r *http.Request) {
 	b := c.getBatch(w, r)
 	if b == nil {
 		return
 	}
 	ctx := r.Context()
-	counts, err := store.CountByStatus(ctx, c.cfg.DB, b.ID)
+	st, err := batchop.ReadState(ctx, c.cfg.DB, b.ID)
 	if err != nil {
-		c.internal(w, r, "counting the batch's rows", err)
+		c.internal(w, r, "reading the batch", err)
 		return
 	}
-	op := operation{Op: r.PathValue("op"), Batch: b, Possible: true}
-	switch op.Op {
-	case "retry":
+	counts := st.Counts
+	op := operation{Op: r.PathValue("op"), Batch: b}
+	switch batchop.Op(op.Op) {
+	case batchop.OpRetry:
 		rc, err := store.CountRetryable(ctx, c.cfg.DB, b.ID)
 		if err != nil {
 			c.internal(w, r, "counting the rows to retry", err)
@@ -321,22 +337,41 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request) {
 		if rc.NotFound > 0 {
 			op.What += fmt.Sprintf(" %d of them failed because their configuration does not exist (HTTP 404) and will fail the same way until the list is fixed.", rc.NotFound)
 		}
-		op.Possible = counts[assign.StatusFailed]+counts[assign.StatusCanceled] > 0
-	case "cancel":
-		open := counts.Total() - counts.Final()
+	case batchop.OpCancel:
+		open := counts.Total() - counts.Final() - counts[assign.StatusCancelling]
 		op.Verb = "Cancel the batch"
-		op.What = fmt.Sprintf("Stops the %d rows not final yet: they end canceled. Rows whose Graph call is in flight finish it, and a create that applies ends created. Retry runs canceled rows again later.", open)
-		op.Possible = open > 0
-	case "revert":
+		op.What = fmt.Sprintf("Stops the %d rows not final yet. A row with no write in flight ends canceled at once; one whose write may be in flight starts no new one and ends created if that write applied, canceled if not. Retry runs canceled rows again later.", open)
+	case batchop.OpRevert:
 		op.Verb = "Revert the batch"
-		op.What = fmt.Sprintf("Deletes the %d assignments this batch created, and puts back the %d it removed, and only those; the %d rows that found their target already assigned are left alone. The batch must be finished.",
+		op.What = fmt.Sprintf("Deletes the %d assignments this batch created, and puts back the %d it removed, and only those; the %d rows that found their target already assigned are left alone.",
 			counts[assign.StatusCreated], counts[assign.StatusRemoved], counts[assign.StatusAlreadyAssigned])
-		op.Possible = counts[assign.StatusCreated]+counts[assign.StatusRemoved] > 0
+		if st.InDoubt > 0 {
+			op.What += fmt.Sprintf(" %d rows ended while a write of theirs may have applied: their reverts read Graph first and undo only what applied.", st.InDoubt)
+		}
+		op.What += " After a revert, the batch cannot be retried."
 	default:
 		http.NotFound(w, r)
 		return
 	}
+	if err := st.Allowed(batchop.Op(op.Op)); err != nil {
+		op.Why = notAllowed(err)
+	} else {
+		op.Possible = true
+	}
 	c.render(w, r, http.StatusOK, "confirm.html", op.Verb, op)
+}
+
+// notAllowed says to a person why batchop refused an operation.
+func notAllowed(err error) string {
+	var nf *batchop.NotFinalError
+	var inf *batchop.InFlightError
+	switch {
+	case errors.Is(err, batchop.ErrReverted):
+		return "This batch was reverted: retrying would create again what the revert deleted. Revert again re-runs the reverts that failed or were canceled."
+	case errors.As(err, &nf), errors.As(err, &inf):
+		return "The batch cannot be reverted yet: " + err.Error() + ". Wait until every row is final (or cancel it), then revert."
+	}
+	return "There is nothing to do: " + err.Error() + "."
 }
 
 // operate runs retry, cancel or revert through batchop and goes back to
@@ -352,7 +387,7 @@ func (c *Console) operate(w http.ResponseWriter, r *http.Request) {
 	case "retry":
 		res, err := batchop.Retry(ctx, c.cfg.DB, b.ID)
 		if errors.Is(err, batchop.ErrReverted) {
-			c.fail(w, r, http.StatusConflict, "This batch was reverted: retrying would create again what the revert deleted.")
+			c.fail(w, r, http.StatusConflict, notAllowed(err))
 			return
 		}
 		if err != nil {
@@ -369,14 +404,17 @@ func (c *Console) operate(w http.ResponseWriter, r *http.Request) {
 			c.internal(w, r, "canceling the batch", err)
 			return
 		}
-		done = fmt.Sprintf("Cancel: %d rows and %d reverts canceled; %d rows finish their Graph call", res.Rows, res.Reverts, res.InFlight)
+		done = fmt.Sprintf("Cancel: %d rows and %d reverts canceled", res.Rows.Canceled, res.Reverts.Canceled)
+		if n := res.Rows.Cancelling + res.Reverts.Cancelling; n > 0 {
+			done += fmt.Sprintf("; %d are cancelling: a write of theirs may be in flight, and each ends created (or reverted) if it applied, canceled if not", n)
+		}
 	case "revert":
 		res, err := batchop.Revert(ctx, c.cfg.DB, b.ID)
 		var nf *batchop.NotFinalError
 		var inf *batchop.InFlightError
 		switch {
 		case errors.As(err, &nf), errors.As(err, &inf):
-			c.fail(w, r, http.StatusConflict, "The batch cannot be reverted yet: "+err.Error()+". Wait until every row is final (or cancel it), then revert.")
+			c.fail(w, r, http.StatusConflict, notAllowed(err))
 			return
 		case err != nil:
 			c.internal(w, r, "reverting the batch", err)
@@ -384,7 +422,7 @@ func (c *Console) operate(w http.ResponseWriter, r *http.Request) {
 		}
 		done = fmt.Sprintf("Revert: %d assignments queued for deletion; %d already-assigned rows left alone", len(res.Queued), res.AlreadyAssigned)
 		if res.InDoubt > 0 {
-			done += fmt.Sprintf("; %d rows ended while their create was in flight (retry settles them)", res.InDoubt)
+			done += fmt.Sprintf("; %d rows whose write was in doubt are read first and undone only if it applied", res.InDoubt)
 		}
 	default:
 		http.NotFound(w, r)

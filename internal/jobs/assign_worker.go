@@ -265,6 +265,9 @@ func (r *assignRun) work(ctx context.Context, fresh bool) error {
 		}
 		return r.done(ctx, o)
 	}
+	if it.Status == assign.StatusCancelling {
+		return r.done(ctx, r.notApplied(list))
+	}
 
 	crid, claim, err := r.claim(ctx, graph.OpCreate, list, fresh)
 	if err != nil || claim == nil {
@@ -282,6 +285,13 @@ func (r *assignRun) work(ctx context.Context, fresh bool) error {
 	}
 	it.IntentRequestID = crid // the create may be in doubt from here on
 	return d.settle(ctx, r.rowRun(graph.OpCreate), resp, r.t.Writes)
+}
+
+// notApplied ends a row being cancelled whose fresh list shows its write
+// did not apply: canceled, with no write left in doubt.
+func (r *assignRun) notApplied(list *store.AssignmentList) store.Outcome {
+	return store.Outcome{Status: assign.StatusCanceled, HTTPStatus: http.StatusOK, RequestID: list.RequestID,
+		ErrorMessage: "a read of Graph after the cancel found that its write had not applied"}
 }
 
 // claim waits for the fleet's write budget, then claims the row's target
@@ -355,8 +365,11 @@ func (r *assignRun) rowRun(op graph.Op) *rowRun {
 func (r *assignRun) outcome(op graph.Op, v verdict) store.Outcome {
 	o := store.Outcome{Status: assign.StatusRetrying, HTTPStatus: v.HTTPStatus, ErrorCode: v.ErrorCode,
 		ErrorMessage: v.ErrorMessage, RequestID: v.RequestID, CountError: v.CountError}
-	if v.Final {
+	switch {
+	case v.Final:
 		o.Status = assign.StatusFailed
+	case v.Decision.Action == graph.Wait || v.Decision.Action == graph.Throttle:
+		o.Status = assign.StatusWaiting // no attempt spent: not an error
 	}
 	o.KeepIntent = r.it.IntentRequestID != ""
 	if op == graph.OpCreate || op == graph.OpDelete {

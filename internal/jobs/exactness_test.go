@@ -275,8 +275,14 @@ func TestExactness(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c[assign.StatusCreated] != 1 || c[assign.StatusRetrying] != 2 {
-			t.Errorf("counts %v, want 1 created and 2 retrying (waiting out the capped pause)", c)
+		if c[assign.StatusCreated] != 1 || c[assign.StatusWaiting] != 2 {
+			t.Errorf("counts %v, want 1 created and 2 waiting (out the capped pause: a throttle is not an error)", c)
+		}
+		// Waiting is not failing: no error code, no attempt spent.
+		for _, r := range b.h.Results(t, batch) {
+			if r.Status == assign.StatusWaiting && (r.ErrorLabel() != "" || r.WaitLabel() == "") {
+				t.Errorf("line %d waits with error %q and reason %q; want no error and a reason", r.Line, r.ErrorLabel(), r.WaitLabel())
+			}
 		}
 	})
 }

@@ -29,6 +29,9 @@ func (r *assignRun) remove(ctx context.Context, list *store.AssignmentList, fres
 		}
 		return r.done(ctx, o)
 	}
+	if it.Status == assign.StatusCancelling {
+		return r.done(ctx, r.notApplied(list)) // its delete did not apply: the target is still there
+	}
 	r.removing = id
 	crid, claim, err := r.claim(ctx, graph.OpDelete, list, fresh)
 	if err != nil || claim == nil {

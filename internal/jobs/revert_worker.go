@@ -87,8 +87,17 @@ func (w *RevertWorker) Work(ctx context.Context, job *river.Job[RevertArgs]) err
 		},
 		finish: func(ctx context.Context, v verdict) error { return w.finish(ctx, job, log, outcome(v)) },
 	}
-	removed := it.Status == assign.StatusRemoved
-	if !removed && (it.Status != assign.StatusCreated || it.AssignmentID == "") {
+	if st.Status == assign.RevertCancelling {
+		// Canceled while a run of it worked, and that run is gone (this
+		// is River's rescue): nothing more is sent. Revert again settles
+		// it (a DELETE is sent again; a put-back reads first).
+		return r.finish(ctx, verdict{Final: true, ErrorMessage: "its run was cut off while its request may have been in flight; enqueue revert again settles it"})
+	}
+	// A row in doubt ended while a write of its own may have applied: its
+	// revert reads Graph first and undoes only what did.
+	inDoubt := !it.Status.Applied() && it.IntentRequestID != ""
+	removed := it.Status == assign.StatusRemoved || inDoubt && it.Spec.Action == assign.ActionRemove
+	if !removed && !inDoubt && (it.Status != assign.StatusCreated || it.AssignmentID == "") {
 		return r.finish(ctx, verdict{Final: true, ErrorCode: assign.CodeNothingToRevert,
 			ErrorMessage: fmt.Sprintf("the row is %s without an assignment this batch created or removed", it.Status)})
 	}
@@ -102,10 +111,28 @@ func (w *RevertWorker) Work(ctx context.Context, job *river.Job[RevertArgs]) err
 	if removed {
 		return w.restore(ctx, job, r, it, t, run)
 	}
+	assignmentID := it.AssignmentID
+	if inDoubt {
+		list, resp := readList(ctx, t.Graph, it.Spec.ConfigurationID, it.Spec.Path, func(ctx context.Context) error { return w.d.wait(ctx, t.Reads) }, r.log)
+		switch {
+		case list == nil:
+			return w.d.settle(ctx, r, resp, t.Reads)
+		case !list.Found:
+			return r.finish(ctx, verdict{Final: true, HTTPStatus: list.HTTPStatus, ErrorCode: list.ErrorCode,
+				ErrorMessage: list.ErrorMessage, RequestID: list.RequestID})
+		}
+		id, ok := list.Keys[it.Spec.Target.Key()]
+		if !ok {
+			return w.finish(ctx, job, log, store.RevertOutcome{Status: assign.RevertReverted, HTTPStatus: http.StatusOK,
+				ErrorCode: assign.CodeNothingToRevert, Error: "its write in doubt had not applied: nothing to undo",
+				RequestID: list.RequestID, Run: run})
+		}
+		assignmentID = id // its create applied unseen (the claim kept any other row off the target)
+	}
 	if err := w.d.wait(ctx, t.Writes); err != nil {
 		return w.d.settle(ctx, r, graph.NotSent(graph.OpDelete, err), t.Writes)
 	}
-	resp := t.Graph.DeleteAssignment(ctx, it.Spec.ConfigurationID, it.Spec.Path, it.AssignmentID, graph.NewRequestID())
+	resp := t.Graph.DeleteAssignment(ctx, it.Spec.ConfigurationID, it.Spec.Path, assignmentID, graph.NewRequestID())
 	log.Debug("graph delete", "status", resp.StatusCode, "request_id", resp.RequestID, "client_request_id", resp.ClientRequestID, "duration", resp.Duration)
 	if graph.Classify(resp).Action == graph.Succeed {
 		// Deleted, or already gone: the tenant is as the revert wants it.

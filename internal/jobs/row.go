@@ -68,7 +68,7 @@ func decide(ctx context.Context, s *Settings, errorsSoFar int, resp *graph.Respo
 		if ctx.Err() == nil && dec.Delay == 0 {
 			return v, 0, resp.Err // the limiter's database failed
 		}
-		v.ErrorCode, v.ErrorMessage = assign.CodeWaiting, "waiting: "+resp.Err.Error()
+		v.ErrorCode, v.ErrorMessage = "", resp.Err.Error() // a reason to wait, not an error
 		if ctx.Err() != nil {
 			v.ErrorMessage = "interrupted by a shutdown before the request left; resumes on any worker"
 		}

@@ -19,6 +19,9 @@ type RetryCounts struct {
 	// configuration (or path) does not exist, and a retry fails them the
 	// same way until their list is fixed.
 	NotFound int
+	// Reverted: the batch has reverts, and a retry is refused; the counts
+	// are then zero. Set by callers that know (the CLI's advice).
+	Reverted bool
 }
 
 // CountRetryable counts the batch's failed and canceled rows by whether a

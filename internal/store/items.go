@@ -252,11 +252,13 @@ func RecordOutcome(ctx context.Context, q Querier, batchID string, row int, run 
 // claim). For a final status it also sets
 // finished_at and ends the run's hold, and the row is done: its River job
 // may be completed after (never before) this commits. Any outcome but a
-// final one also ends the hold (the job is about to snooze). It does not
-// overwrite a row that is already final (a cancel that raced the worker
-// wins), except that a create or delete which did apply is always
-// recorded, so revert can find it. It reports, per outcome, whether it wrote. Text is
-// made storable (valid UTF-8, no NUL, bounded).
+// final one also ends the hold (the job is about to snooze). It never
+// overwrites a row that is already final: a final status never changes
+// (cancel ends a row canceled only once no write of it can be in flight).
+// A row being cancelled takes the outcome by bulkassign_settle's rule: what
+// its write did, else canceled (or still cancelling while the write is in
+// doubt). It reports, per outcome, whether it wrote. Text is made storable
+// (valid UTF-8, no NUL, bounded).
 func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, error) {
 	n := len(os)
 	var (
@@ -281,14 +283,20 @@ func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, er
 		resolvedCfgs[i], resolvedGroups[i] = nullable(o.Resolved.ConfigurationID), nullable(o.Resolved.GroupID)
 		resolvedFilters[i] = nullable(o.Resolved.FilterID)
 	}
-	rs, err := q.Query(ctx, `UPDATE items i SET status = o.status, http_status = o.http_status,
-			assignment_id = coalesce(o.assignment_id, i.assignment_id), error_code = o.error_code, error_message = o.error_message,
+	rs, err := q.Query(ctx, `UPDATE items i SET status = bulkassign_settle(i.status, o.status, o.keep_intent), http_status = o.http_status,
+			assignment_id = coalesce(o.assignment_id, i.assignment_id),
+			error_code = CASE WHEN i.status = 'cancelling' AND NOT bulkassign_settle(i.status, o.status, o.keep_intent) IN ('created', 'removed', 'already_assigned', 'not_assigned')
+				THEN $16 ELSE o.error_code END,
+			error_message = CASE WHEN i.status = 'cancelling' AND NOT bulkassign_settle(i.status, o.status, o.keep_intent) IN ('created', 'removed', 'already_assigned', 'not_assigned')
+				THEN 'canceled by enqueue cancel' || CASE WHEN o.keep_intent THEN ' while a write was in flight: it may have applied, and revert reads Graph to settle it'
+					ELSE '' END || coalesce(' (last answer: ' || o.error_message || ')', '')
+				ELSE o.error_message END,
 			request_id = coalesce(o.request_id, i.request_id), errors = i.errors + o.count_error,
 			attempts = i.attempts - o.unsent,
 			intent_request_id = CASE WHEN o.keep_intent THEN i.intent_request_id END,
 			intent_at = CASE WHEN o.keep_intent THEN i.intent_at END,
 			started_at = coalesce(i.started_at, now()),
-			finished_at = CASE WHEN bulkassign_final(o.status) THEN now() END,
+			finished_at = CASE WHEN bulkassign_final(bulkassign_settle(i.status, o.status, o.keep_intent)) THEN now() END,
 			run_id = NULL, run_until = NULL,
 			configuration_id = coalesce(i.configuration_id, o.configuration_id),
 			group_id = coalesce(i.group_id, o.group_id), filter_id = coalesce(i.filter_id, o.filter_id),
@@ -298,11 +306,11 @@ func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, er
 			AS o(batch_id, row, run, status, http_status, assignment_id, error_code, error_message, request_id, count_error, keep_intent,
 				unsent, configuration_id, group_id, filter_id)
 		WHERE i.batch_id = o.batch_id AND i.row = o.row
-			AND (NOT bulkassign_final(i.status) OR (o.status IN ('created', 'removed') AND i.status = 'canceled'))
+			AND NOT bulkassign_final(i.status)
 			AND (o.run IS NULL OR bulkassign_free(i.run_id, i.run_until, o.run))
 		RETURNING i.batch_id::text, i.row`,
 		batches, rows, runs, statuses, httpStatuses, assignmentIDs, codes, messages, requestIDs, countErrors, keepIntents, unsent,
-		resolvedCfgs, resolvedGroups, resolvedFilters)
+		resolvedCfgs, resolvedGroups, resolvedFilters, assign.CodeCanceled)
 	if err != nil {
 		return nil, fmt.Errorf("error recording outcomes: %w", err)
 	}

@@ -122,8 +122,8 @@ func TestClaimOfAHeldRowLeavesNothing(t *testing.T) {
 }
 
 // TestRecordOutcomesInOneStatement: outcomes of several rows are written
-// together, each reported; a row already final keeps its outcome, except
-// a create that applied after a cancel.
+// together, each reported; a row already final keeps its outcome, and a
+// row being cancelled takes the create its write in flight made.
 func TestRecordOutcomesInOneStatement(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -131,7 +131,8 @@ func TestRecordOutcomesInOneStatement(t *testing.T) {
 	for row := range 4 {
 		insertItem(t, db, row, "")
 	}
-	if _, err := db.Pool.Exec(ctx, `UPDATE items SET status = 'canceled', finished_at = now() WHERE row IN (2, 3)`); err != nil {
+	if _, err := db.Pool.Exec(ctx, `UPDATE items SET status = CASE row WHEN 2 THEN 'canceled' ELSE 'cancelling' END,
+		finished_at = CASE row WHEN 2 THEN now() END WHERE row IN (2, 3)`); err != nil {
 		t.Fatal(err)
 	}
 	wrote, err := store.RecordOutcomes(ctx, db.Pool, []store.RowOutcome{

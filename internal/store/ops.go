@@ -55,32 +55,66 @@ func LiveJobRows(ctx context.Context, q Querier, kind, batchID string) ([]int, e
 	return out, nil
 }
 
-// CancelJobs cancels the batch's jobs of kind that are not running. Running
-// ones are left to finish: interrupting a create in flight would leave it in
-// doubt, and the workers complete the job of a row they find final.
-func CancelJobs(ctx context.Context, tx pgx.Tx, kind, batchID string) (int, error) {
-	tag, err := tx.Exec(ctx, `UPDATE river_job SET state = 'cancelled', finalized_at = now()
+// CancelJobs cancels the batch's jobs of kind that are not running, except
+// those of rows (or reverts, with revert) being cancelled: their job must
+// run once more to settle a write that may have applied, and is made due
+// now. Running jobs are left to finish: interrupting a write in flight
+// would leave it in doubt, and the workers complete the job of a row they
+// find final.
+func CancelJobs(ctx context.Context, tx pgx.Tx, kind, batchID string, revert bool) (int, error) {
+	cancelling := `i.status = 'cancelling'`
+	if revert {
+		cancelling = `i.revert_status = 'cancelling'`
+	}
+	settling := `EXISTS (SELECT 1 FROM items i WHERE i.batch_id = $2::uuid AND i.row = (j.args->>'row')::int AND ` + cancelling + `)`
+	tag, err := tx.Exec(ctx, `UPDATE river_job j SET state = 'cancelled', finalized_at = now()
 		WHERE kind = $1 AND args @> jsonb_build_object('batch', $2::text)
-			AND state IN ('available', 'scheduled', 'retryable', 'pending')`, kind, batchID)
+			AND state IN ('available', 'scheduled', 'retryable', 'pending') AND NOT `+settling, kind, batchID)
 	if err != nil {
 		return 0, fmt.Errorf("error canceling jobs: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE river_job j SET scheduled_at = now()
+		WHERE kind = $1 AND args @> jsonb_build_object('batch', $2::text)
+			AND state IN ('scheduled', 'retryable') AND scheduled_at > now() AND `+settling, kind, batchID); err != nil {
+		return 0, fmt.Errorf("error making the jobs of rows being cancelled due: %w", err)
 	}
 	return int(tag.RowsAffected()), nil
 }
 
-// CancelItems ends every row of the batch that is not final as canceled. A
-// row whose create was in flight keeps its intent and says so: the next
-// retry re-reads Graph and settles it.
-func CancelItems(ctx context.Context, tx pgx.Tx, batchID string) (int, error) {
-	tag, err := tx.Exec(ctx, `UPDATE items SET status = 'canceled', error_code = $2,
-			error_message = CASE WHEN intent_request_id IS NULL THEN 'canceled by enqueue cancel'
-				ELSE 'canceled by enqueue cancel while a create was in flight: it may have applied; enqueue retry settles it' END,
-			finished_at = now(), updated_at = now()
-		WHERE batch_id = $1 AND NOT bulkassign_final(status)`, batchID, assign.CodeCanceled)
+// CancelCounts is what a cancel did to a batch's rows (or reverts).
+type CancelCounts struct {
+	// Canceled ended canceled at once: no write of theirs was in flight.
+	Canceled int
+	// Cancelling may have a write in flight (or one whose answer was
+	// lost): they end created or removed if it applied, canceled if not.
+	Cancelling int
+}
+
+// CancelItems ends the batch's rows that are not final as canceled, or,
+// when a write of the row may be in flight or may have applied unseen (it
+// has an intent), marks them cancelling: such a row starts no new write
+// (bulkassign_claims refuses it), and its run ends it created or removed
+// if the write applied, canceled if not. So a row is canceled only once no
+// run of it can still write, and a final status never changes. Rows are
+// locked in key order, as the claims and outcomes lock them.
+func CancelItems(ctx context.Context, tx pgx.Tx, batchID string) (CancelCounts, error) {
+	var c CancelCounts
+	err := tx.QueryRow(ctx, `WITH picked AS (
+			SELECT row FROM items WHERE batch_id = $1 AND NOT bulkassign_final(status) AND status <> 'cancelling'
+			ORDER BY row FOR UPDATE
+		), done AS (
+			UPDATE items i SET status = CASE WHEN i.intent_request_id IS NULL THEN 'canceled' ELSE 'cancelling' END,
+				error_code = $2, error_message = CASE WHEN i.intent_request_id IS NULL THEN 'canceled by enqueue cancel'
+					ELSE 'enqueue cancel: a write of this row may be in flight; it ends created if that write applied, else canceled' END,
+				finished_at = CASE WHEN i.intent_request_id IS NULL THEN now() END, updated_at = now()
+			FROM picked p WHERE i.batch_id = $1 AND i.row = p.row
+			RETURNING i.status)
+		SELECT count(*) FILTER (WHERE status = 'canceled'), count(*) FILTER (WHERE status = 'cancelling') FROM done`,
+		batchID, assign.CodeCanceled).Scan(&c.Canceled, &c.Cancelling)
 	if err != nil {
-		return 0, fmt.Errorf("error canceling rows: %w", err)
+		return c, fmt.Errorf("error canceling rows: %w", err)
 	}
-	return int(tag.RowsAffected()), nil
+	return c, nil
 }
 
 // RetryItems sends the batch's failed and canceled rows round again, except
@@ -127,13 +161,15 @@ func RetryItems(ctx context.Context, tx pgx.Tx, batchID string, skip []int) ([]i
 	return out, nil
 }
 
-// CountInDoubt counts the batch's rows that are not created but have a
-// create intent: a create that may have applied unseen. Revert cannot see
-// those; a retry settles them.
+// inDoubt is the rule of a row in doubt: it ended (failed, or canceled)
+// while a write of its own may have applied unseen.
+const inDoubt = `status IN ('failed', 'canceled') AND intent_request_id IS NOT NULL`
+
+// CountInDoubt counts the batch's rows in doubt: a write that may have
+// applied unseen. Their reverts read Graph first (QueueRevert).
 func CountInDoubt(ctx context.Context, q Querier, batchID string) (int, error) {
 	var n int
-	err := q.QueryRow(ctx, `SELECT count(*) FROM items WHERE batch_id = $1 AND status <> 'created'
-		AND intent_request_id IS NOT NULL`, batchID).Scan(&n)
+	err := q.QueryRow(ctx, `SELECT count(*) FROM items WHERE batch_id = $1 AND `+inDoubt, batchID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("error counting rows in doubt: %w", err)
 	}
@@ -141,15 +177,16 @@ func CountInDoubt(ctx context.Context, q Querier, batchID string) (int, error) {
 }
 
 // QueueRevert marks for revert every row of the batch that created its
-// assignment or removed one, skipping rows already reverted or on their
-// way: a second revert re-queues only failed and canceled reverts. Rows
-// that found their target already assigned, or nothing to remove, are
+// assignment or removed one, or that is in doubt (its revert reads Graph
+// and undoes only what applied), skipping rows already reverted or on
+// their way: a second revert re-queues only failed and canceled reverts.
+// Rows that found their target already assigned, or nothing to remove, are
 // never touched. It returns the rows, in order.
 func QueueRevert(ctx context.Context, tx pgx.Tx, batchID string) ([]int, error) {
 	rows, err := tx.Query(ctx, `UPDATE items SET revert_status = 'queued', revert_http_status = NULL,
 			revert_error_code = NULL, revert_error = NULL, revert_request_id = NULL, revert_errors = 0,
 			revert_started_at = NULL, reverted_at = NULL, updated_at = now()
-		WHERE batch_id = $1 AND (status = 'created' AND assignment_id IS NOT NULL OR status = 'removed')
+		WHERE batch_id = $1 AND (status = 'created' AND assignment_id IS NOT NULL OR status = 'removed' OR `+inDoubt+`)
 			AND (revert_status IS NULL OR revert_status IN ('failed', 'canceled'))
 		RETURNING row`, batchID)
 	if err != nil {
@@ -163,15 +200,25 @@ func QueueRevert(ctx context.Context, tx pgx.Tx, batchID string) ([]int, error) 
 	return out, nil
 }
 
-// CancelReverts ends the batch's reverts that are not final as canceled.
-func CancelReverts(ctx context.Context, tx pgx.Tx, batchID string) (int, error) {
-	tag, err := tx.Exec(ctx, `UPDATE items SET revert_status = 'canceled', revert_error_code = $2,
-			revert_error = 'canceled by enqueue cancel', updated_at = now()
-		WHERE batch_id = $1 AND NOT bulkassign_revert_final(revert_status)`, batchID, assign.CodeCanceled)
+// CancelReverts ends the batch's reverts that are not final as canceled,
+// or as cancelling while a run of theirs is working (its request may be in
+// flight): that run ends the revert reverted if its request applied, else
+// canceled.
+func CancelReverts(ctx context.Context, tx pgx.Tx, batchID string) (CancelCounts, error) {
+	var c CancelCounts
+	err := tx.QueryRow(ctx, `WITH done AS (
+			UPDATE items SET revert_status = CASE WHEN revert_status = 'running' THEN 'cancelling' ELSE 'canceled' END,
+				revert_error_code = $2, revert_error = CASE WHEN revert_status = 'running'
+					THEN 'enqueue cancel: the revert''s request may be in flight; it ends reverted if that applied, else canceled'
+					ELSE 'canceled by enqueue cancel' END, updated_at = now()
+			WHERE batch_id = $1 AND NOT bulkassign_revert_final(revert_status) AND revert_status <> 'cancelling'
+			RETURNING revert_status)
+		SELECT count(*) FILTER (WHERE revert_status = 'canceled'), count(*) FILTER (WHERE revert_status = 'cancelling') FROM done`,
+		batchID, assign.CodeCanceled).Scan(&c.Canceled, &c.Cancelling)
 	if err != nil {
-		return 0, fmt.Errorf("error canceling reverts: %w", err)
+		return c, fmt.Errorf("error canceling reverts: %w", err)
 	}
-	return int(tag.RowsAffected()), nil
+	return c, nil
 }
 
 // RevertCounts counts a batch's rows by revert status (rows without a
@@ -228,13 +275,14 @@ type RevertState struct {
 }
 
 // MarkRevertRunning records that a worker has the row's revert, keeping the
-// first start time. A final (or absent) revert is left alone and reported
-// through the returned status.
+// first start time. A final (or absent) revert, or one being cancelled, is
+// left alone and reported through the returned status.
 func MarkRevertRunning(ctx context.Context, q Querier, batchID string, row int) (RevertState, error) {
 	var st RevertState
 	var status *string
 	err := q.QueryRow(ctx, `UPDATE items SET
-			revert_status = CASE WHEN NOT bulkassign_revert_final(revert_status) THEN 'running' ELSE revert_status END,
+			revert_status = CASE WHEN NOT bulkassign_revert_final(revert_status) AND revert_status <> 'cancelling' THEN 'running'
+				ELSE revert_status END,
 			revert_started_at = CASE WHEN NOT bulkassign_revert_final(revert_status)
 				THEN coalesce(revert_started_at, now()) ELSE revert_started_at END,
 			updated_at = now()
@@ -293,19 +341,23 @@ type RevertOutcome struct {
 
 // RecordRevert writes a revert outcome to its item; callers complete the
 // River job in the same transaction when the status is final. A final
-// revert is not overwritten, except that a DELETE which did apply is always
-// recorded (over a cancel that raced it). It reports whether it wrote.
+// revert is never overwritten. A revert being cancelled ends reverted if
+// its request applied, else canceled. It reports whether it wrote.
 func RecordRevert(ctx context.Context, q Querier, batchID string, row int, o RevertOutcome) (bool, error) {
-	tag, err := q.Exec(ctx, `UPDATE items SET revert_status = $3, revert_http_status = $4, revert_error_code = $5,
-			revert_error = $6, revert_request_id = coalesce($7, revert_request_id), revert_errors = revert_errors + $8::int,
+	tag, err := q.Exec(ctx, `UPDATE items SET
+			revert_status = CASE WHEN revert_status = 'cancelling' AND $3 <> 'reverted' THEN 'canceled' ELSE $3 END,
+			revert_http_status = $4,
+			revert_error_code = CASE WHEN revert_status = 'cancelling' AND $3 <> 'reverted' THEN $11 ELSE $5 END,
+			revert_error = CASE WHEN revert_status = 'cancelling' AND $3 <> 'reverted'
+				THEN 'canceled by enqueue cancel' || coalesce(' (last answer: ' || $6 || ')', '') ELSE $6 END, revert_request_id = coalesce($7, revert_request_id), revert_errors = revert_errors + $8::int,
 			reverted_at = CASE WHEN $3 = 'reverted' THEN now() END,
 			revert_assignment_id = coalesce($9, revert_assignment_id),
 			run_id = CASE WHEN run_id = $10::uuid THEN NULL ELSE run_id END,
 			run_until = CASE WHEN run_id = $10::uuid THEN NULL ELSE run_until END, updated_at = now()
 		WHERE batch_id = $1 AND row = $2
-			AND (NOT bulkassign_revert_final(revert_status) OR ($3 = 'reverted' AND revert_status = 'canceled'))`,
+			AND NOT bulkassign_revert_final(revert_status)`,
 		batchID, row, string(o.Status), nullInt(o.HTTPStatus), nullable(text.Short(o.ErrorCode)), nullable(text.Message(o.Error)),
-		nullable(text.Short(o.RequestID)), boolInt(o.CountError), nullable(text.Short(o.AssignmentID)), nullable(o.Run))
+		nullable(text.Short(o.RequestID)), boolInt(o.CountError), nullable(text.Short(o.AssignmentID)), nullable(o.Run), assign.CodeCanceled)
 	if err != nil {
 		return false, fmt.Errorf("error recording revert: %w", err)
 	}

@@ -105,7 +105,8 @@ func TestCancelThenRetry(t *testing.T) {
 	b.exec(t, `INSERT INTO assignment_lists (batch_id, configuration_id, path, found) VALUES ($1, $2, '', false), ($1, $3, '', true)`,
 		testenv.Config(1), testenv.Config(0))
 
-	var canceled, jobsCanceled int
+	var canceled store.CancelCounts
+	var jobsCanceled int
 	b.tx(t, func(tx pgx.Tx) error {
 		if err := store.LockBatch(ctx, tx, b.batch); err != nil {
 			return err
@@ -114,14 +115,14 @@ func TestCancelThenRetry(t *testing.T) {
 		if canceled, err = store.CancelItems(ctx, tx, b.batch); err != nil {
 			return err
 		}
-		jobsCanceled, err = store.CancelJobs(ctx, tx, kind, b.batch)
+		jobsCanceled, err = store.CancelJobs(ctx, tx, kind, b.batch, false)
 		return err
 	})
-	if canceled != 8 || jobsCanceled != 7 {
-		t.Fatalf("cancel: %d rows, %d jobs; want 8 rows (3..10) and 7 jobs (4..10; row 3's job is running)", canceled, jobsCanceled)
+	if want := (store.CancelCounts{Canceled: 7, Cancelling: 1}); canceled != want || jobsCanceled != 7 {
+		t.Fatalf("cancel: %+v rows, %d jobs; want %+v (3 has a create in flight) and 7 jobs (4..10; row 3's job is running)", canceled, jobsCanceled, want)
 	}
 	st := b.statuses(t)
-	if st[1] != "created" || st[2] != "failed" || st[3] != "canceled" || st[10] != "canceled" {
+	if st[1] != "created" || st[2] != "failed" || st[3] != "cancelling" || st[10] != "canceled" {
 		t.Fatalf("after cancel: %v", st)
 	}
 	if got := b.jobStates(t, kind); got["cancelled"] != 7 || got["running"] != 1 || got["completed"] != 2 {
@@ -131,11 +132,17 @@ func TestCancelThenRetry(t *testing.T) {
 	if err := b.db.Pool.QueryRow(ctx, `SELECT error_message FROM items WHERE batch_id = $1 AND row = 3`, b.batch).Scan(&msg3); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(msg3, "may have applied") {
-		t.Fatalf("row 3 canceled with a create in flight says %q, want it to say the create may have applied", msg3)
+	if !strings.Contains(msg3, "may be in flight") {
+		t.Fatalf("row 3 cancelled with a create in flight says %q, want it to say the write may be in flight", msg3)
 	}
-	if n, err := store.CountInDoubt(ctx, b.db.Pool, b.batch); err != nil || n != 1 {
-		t.Fatalf("CountInDoubt = %d, %v; want 1 (row 3)", n, err)
+	if n, err := store.CountInDoubt(ctx, b.db.Pool, b.batch); err != nil || n != 0 {
+		t.Fatalf("CountInDoubt = %d, %v; want 0 (row 3 is not final yet)", n, err)
+	}
+	// Its run may not claim again (a new write), and its outcome settles it.
+	res, err := store.Claims(ctx, b.db.Pool, []store.ClaimRequest{{BatchID: b.batch, Row: 3, Run: assign.NewID(), Hold: time.Minute,
+		Spec: assign.Spec{ConfigurationID: testenv.Config(0), Target: assign.Target{Type: assign.TargetAllDevices}}, ClientRequestID: "crid-again"}})
+	if err != nil || res[0].Verdict != store.Refused {
+		t.Fatalf("claim of a cancelling row: %+v, %v; want Refused", res, err)
 	}
 	// Cancel again: nothing left.
 	b.tx(t, func(tx pgx.Tx) error {
@@ -143,10 +150,10 @@ func TestCancelThenRetry(t *testing.T) {
 		if canceled, err = store.CancelItems(ctx, tx, b.batch); err != nil {
 			return err
 		}
-		jobsCanceled, err = store.CancelJobs(ctx, tx, kind, b.batch)
+		jobsCanceled, err = store.CancelJobs(ctx, tx, kind, b.batch, false)
 		return err
 	})
-	if canceled != 0 || jobsCanceled != 0 {
+	if canceled != (store.CancelCounts{}) || jobsCanceled != 0 {
 		t.Fatalf("second cancel: %d rows, %d jobs; want none", canceled, jobsCanceled)
 	}
 
@@ -191,16 +198,37 @@ func TestCancelThenRetry(t *testing.T) {
 	if lists != 0 {
 		t.Fatalf("%d cached lists left, want 0", lists)
 	}
-	// Retry again: the rows are queued now, nothing to do.
+	// Retry again: the rows are queued now, and row 3 is still being
+	// cancelled (not final): nothing to do.
 	b.tx(t, func(tx pgx.Tx) error {
 		retried, err = store.RetryItems(ctx, tx, b.batch, nil)
 		return err
 	})
-	if len(retried) != 1 || retried[0] != 3 {
-		t.Fatalf("second retry with no live jobs = %v, want only row 3", retried)
+	if len(retried) != 0 {
+		t.Fatalf("second retry = %v, want nothing", retried)
 	}
 	if err := b.db.Pool.QueryRow(ctx, `SELECT intent_request_id FROM items WHERE batch_id = $1 AND row = 3`, b.batch).Scan(&intent); err != nil || intent != "crid-3" {
-		t.Fatalf("row 3's intent after retry = %q (%v), want it kept so the worker reconciles", intent, err)
+		t.Fatalf("row 3's intent = %q (%v), want it kept so its run settles it", intent, err)
+	}
+	// Its run's answer: a 503 keeps the write in doubt (cancelling still);
+	// then a read that finds nothing ends it canceled; final stays final.
+	recordOutcome := func(o store.Outcome) bool {
+		wrote, err := store.RecordOutcome(ctx, b.db.Pool, b.batch, 3, "", o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wrote
+	}
+	recordOutcome(store.Outcome{Status: assign.StatusRetrying, HTTPStatus: 503, KeepIntent: true})
+	if st := b.statuses(t); st[3] != "cancelling" {
+		t.Fatalf("row 3 after a 503 = %s, want cancelling (its write is in doubt)", st[3])
+	}
+	recordOutcome(store.Outcome{Status: assign.StatusCanceled, HTTPStatus: 200})
+	if st := b.statuses(t); st[3] != "canceled" {
+		t.Fatalf("row 3 after its read = %s, want canceled", st[3])
+	}
+	if recordOutcome(store.Outcome{Status: assign.StatusCreated, AssignmentID: "late"}) {
+		t.Fatal("a created outcome overwrote a canceled row: a final status changed")
 	}
 }
 
@@ -245,15 +273,27 @@ func TestRevertBookkeeping(t *testing.T) {
 	}
 	record(1, store.RevertOutcome{Status: assign.RevertReverted, HTTPStatus: 204, RequestID: "r1"})
 	record(2, store.RevertOutcome{Status: assign.RevertFailed, HTTPStatus: 403, ErrorCode: "Forbidden", Error: "no"})
+	// Row 3's revert runs (its DELETE may be in flight), row 4's is queued.
+	if _, err := store.MarkRevertRunning(ctx, b.db.Pool, b.batch, 3); err != nil {
+		t.Fatal(err)
+	}
+	var cc store.CancelCounts
 	b.tx(t, func(tx pgx.Tx) error {
-		_, err := store.CancelReverts(ctx, tx, b.batch)
+		var err error
+		cc, err = store.CancelReverts(ctx, tx, b.batch)
 		return err
 	})
-	if record(3, store.RevertOutcome{Status: assign.RevertFailed, HTTPStatus: 500}) {
-		t.Fatal("a failed outcome overwrote a canceled revert")
+	if want := (store.CancelCounts{Canceled: 1, Cancelling: 1}); cc != want {
+		t.Fatalf("CancelReverts = %+v, want %+v", cc, want)
 	}
-	if !record(4, store.RevertOutcome{Status: assign.RevertReverted, HTTPStatus: 204}) {
-		t.Fatal("a DELETE that applied was not recorded over a canceled revert")
+	if st, err := store.MarkRevertRunning(ctx, b.db.Pool, b.batch, 3); err != nil || st.Status != assign.RevertCancelling {
+		t.Fatalf("MarkRevertRunning of a cancelling revert = %+v, %v; want it left cancelling", st, err)
+	}
+	if !record(3, store.RevertOutcome{Status: assign.RevertReverted, HTTPStatus: 204}) {
+		t.Fatal("a DELETE that applied was not recorded over a cancelling revert")
+	}
+	if record(4, store.RevertOutcome{Status: assign.RevertReverted, HTTPStatus: 204}) {
+		t.Fatal("an outcome overwrote a canceled revert: a final status changed")
 	}
 	if record(1, store.RevertOutcome{Status: assign.RevertFailed}) {
 		t.Fatal("an outcome overwrote a final reverted row")
@@ -267,8 +307,8 @@ func TestRevertBookkeeping(t *testing.T) {
 		t.Fatalf("CountReverts = %v, want %v", counts, want)
 	}
 	// Revert again: only the failed and canceled reverts go round.
-	if got := queue(); !slices.Equal(got, []int{2, 3}) {
-		t.Fatalf("QueueRevert after outcomes = %v, want [2 3]", got)
+	if got := queue(); !slices.Equal(got, []int{2, 4}) {
+		t.Fatalf("QueueRevert after outcomes = %v, want [2 4]", got)
 	}
 
 	var rows []store.ExportRow

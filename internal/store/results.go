@@ -53,13 +53,25 @@ func (r Result) TargetLabel() string { return r.Spec().Label() }
 // ConfigurationLabel is the row's configuration: id, name or both.
 func (r Result) ConfigurationLabel() string { return r.Spec().ConfigurationLabel() }
 
-// ErrorLabel is the row's error as one text: code and message.
+// ErrorLabel is the row's error as one text: code and message. A waiting
+// row has none: waiting is not failing (its message says what it waits
+// for, WaitLabel).
 func (r Result) ErrorLabel() string {
 	switch {
+	case r.Status == assign.StatusWaiting:
+		return ""
 	case r.ErrorCode != "" && r.ErrorMessage != "":
 		return r.ErrorCode + ": " + r.ErrorMessage
 	case r.ErrorCode != "":
 		return r.ErrorCode
+	}
+	return r.ErrorMessage
+}
+
+// WaitLabel is what a waiting row waits for; "" for any other row.
+func (r Result) WaitLabel() string {
+	if r.Status != assign.StatusWaiting {
+		return ""
 	}
 	return r.ErrorMessage
 }

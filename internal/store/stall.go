@@ -16,7 +16,7 @@ type StallFacts struct {
 	// Open counts the rows (and reverts) not final yet.
 	Open int
 	// Waiting counts the open rows whose last turn was held back by the
-	// fleet's limit (error_code Waiting).
+	// fleet's limit, a throttle or another row (status waiting).
 	Waiting int
 	// SignIn counts the open rows whose last attempt could not sign in;
 	// SignInCode is the most common of their codes.
@@ -38,12 +38,12 @@ func ReadStallFacts(ctx context.Context, q Querier, batchID string) (StallFacts,
 	var f StallFacts
 	var until, last *time.Time
 	err := q.QueryRow(ctx, `WITH open AS (
-			SELECT tenant_id, error_code FROM items
+			SELECT tenant_id, status, error_code FROM items
 			WHERE batch_id = $1 AND (NOT bulkassign_final(status) OR NOT bulkassign_revert_final(revert_status))
 		)
 		SELECT EXISTS (SELECT 1 FROM river_leader WHERE expires_at > now()),
 			(SELECT count(*) FROM open),
-			(SELECT count(*) FROM open WHERE error_code = 'Waiting'),
+			(SELECT count(*) FROM open WHERE status = 'waiting'),
 			(SELECT count(*) FROM open WHERE error_code LIKE 'SignIn%'),
 			coalesce((SELECT error_code FROM open WHERE error_code LIKE 'SignIn%'
 				GROUP BY error_code ORDER BY count(*) DESC, error_code LIMIT 1), ''),

@@ -34,5 +34,27 @@ func TestStatusesMatchSQL(t *testing.T) {
 		if want := st != "bogus"; accepted != want {
 			t.Errorf("items_status_check accepts %q: %v, want %v", st, accepted, want)
 		}
+		var mayWrite bool
+		if err := db.Pool.QueryRow(ctx, `SELECT bulkassign_may_write($1)`, string(st)).Scan(&mayWrite); err != nil {
+			t.Fatal(err)
+		}
+		if want := st.MayWrite(); mayWrite != want {
+			t.Errorf("bulkassign_may_write(%q) = %v, Go says %v", st, mayWrite, want)
+		}
+	}
+	for _, st := range append(assign.RevertStatuses, "bogus") {
+		var final, accepted bool
+		err := db.Pool.QueryRow(ctx, `SELECT bulkassign_revert_final($1), pg_catalog.pg_get_constraintdef(c.oid) LIKE '%''' || $1 || '''%'
+			FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+			WHERE n.nspname = $2 AND c.conname = 'items_revert_status_check'`, string(st), db.Schema).Scan(&final, &accepted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := st.Final(); final != want {
+			t.Errorf("bulkassign_revert_final(%q) = %v, Go says %v", st, final, want)
+		}
+		if want := st != "bogus"; accepted != want {
+			t.Errorf("items_revert_status_check accepts %q: %v, want %v", st, accepted, want)
+		}
 	}
 }
