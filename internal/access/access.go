@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -44,7 +45,10 @@ type Config struct {
 
 // CheckExposure refuses an address other machines can reach when nobody
 // has to sign in: the console and River UI enqueue, cancel, revert and
-// delete. Its error is one line naming the settings.
+// delete. It refuses, too, basic auth over plain HTTP off loopback, where
+// the password and the session cookie would cross the network in clear,
+// unless CONSOLE_ALLOW_PLAIN_HTTP says so. Its error is one line naming the
+// settings.
 func CheckExposure(addr string, c config.Console) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -54,7 +58,26 @@ func CheckExposure(addr string, c config.Console) error {
 		return &config.Error{Var: "WORKER_HTTP_ADDR", Msg: fmt.Sprintf(
 			"%q is not a loopback address and nobody would sign in to the console and River UI there: set CONSOLE_SIGNIN=entra (with CONSOLE_ENTRA_GROUP or CONSOLE_ENTRA_ROLE), or WORKER_HTTP_USER and WORKER_HTTP_PASSWORD, or listen on 127.0.0.1", addr)}
 	}
+	if where := plainBasic(addr, c); where != "" && !c.AllowPlainHTTP {
+		return &config.Error{Var: "CONSOLE_URL", Msg: fmt.Sprintf(
+			"basic auth (WORKER_HTTP_USER, WORKER_HTTP_PASSWORD) at %s would send the password and the session cookie over plain HTTP off this machine: serve the console over https (CONSOLE_URL=https://…, or CONSOLE_SECURE_COOKIES=true when TLS ends at a proxy in front), listen on 127.0.0.1, or set CONSOLE_ALLOW_PLAIN_HTTP=true to accept it", where)}
+	}
 	return nil
+}
+
+// plainBasic is where browsers would send basic auth over plain HTTP off
+// loopback (the listen address or CONSOLE_URL), or "".
+func plainBasic(addr string, c config.Console) string {
+	if c.SignIn != config.WebSignInBasic || c.SecureCookies {
+		return ""
+	}
+	if host, _, err := net.SplitHostPort(addr); err == nil && !graph.IsLoopback(host) {
+		return "WORKER_HTTP_ADDR " + addr
+	}
+	if u, err := url.Parse(c.URL); err == nil && u.Hostname() != "" && !graph.IsLoopback(u.Hostname()) {
+		return "CONSOLE_URL " + c.URL
+	}
+	return ""
 }
 
 // Guard signs people in and out and guards handlers.
@@ -63,8 +86,11 @@ type Guard struct {
 	key    []byte // signs cookies; new each process
 	base   string // the public URL, no trailing slash
 	entra  *entra
+	hosts  *Hosts
 	logger *slog.Logger
 	local  string // the user of an unsigned-in loopback console
+	// The cookies' names: __Host- prefixed when they are Secure.
+	sessionCookie, flowCookie string
 }
 
 // New checks cfg and builds a Guard.
@@ -75,9 +101,17 @@ func New(cfg Config) (*Guard, error) {
 	if err := CheckExposure(cfg.Addr, cfg.Console); err != nil {
 		return nil, err
 	}
-	g := &Guard{cfg: cfg, key: make([]byte, 32), logger: cfg.Logger}
+	g := &Guard{cfg: cfg, key: make([]byte, 32), logger: cfg.Logger, sessionCookie: sessionCookie, flowCookie: flowCookie}
 	if g.logger == nil {
 		g.logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Console.SecureCookies {
+		g.sessionCookie, g.flowCookie = hostPrefix+sessionCookie, hostPrefix+flowCookie
+	}
+	g.hosts = NewHosts(cfg.Addr, cfg.Console, g.logger)
+	if where := plainBasic(cfg.Addr, cfg.Console); where != "" {
+		g.logger.Warn("PLAIN HTTP: basic auth at "+where+" sends WORKER_HTTP_PASSWORD and the session cookie in clear to anyone on the network path (CONSOLE_ALLOW_PLAIN_HTTP=true); serve the console over https instead",
+			"addr", cfg.Addr, "console_url", cfg.Console.URL)
 	}
 	if _, err := rand.Read(g.key); err != nil {
 		return nil, err
@@ -93,8 +127,16 @@ func New(cfg Config) (*Guard, error) {
 		if hc == nil {
 			hc = &http.Client{Timeout: 30 * time.Second}
 		}
-		g.entra = &entra{authority: strings.TrimSuffix(cfg.AuthorityHost, "/") + "/" + cfg.TenantID, tenantID: cfg.TenantID,
+		host := strings.TrimSuffix(cfg.AuthorityHost, "/")
+		tenant, err := resolveTenant(hc, host, cfg.TenantID)
+		if err != nil {
+			return nil, err
+		}
+		g.entra = &entra{authority: host + "/" + cfg.TenantID, tenantID: tenant, issuer: host + "/" + tenant + "/v2.0",
 			clientID: cfg.ClientID, secret: cfg.ClientSecret, group: cfg.Console.EntraGroup, role: cfg.Console.EntraRole, http: hc}
+		if tenant != strings.ToLower(cfg.TenantID) {
+			g.logger.Info("console sign-in pinned to the tenant of AZURE_TENANT_ID", "domain", cfg.TenantID, "tenant", tenant)
+		}
 	}
 	return g, nil
 }
@@ -107,6 +149,13 @@ func (g *Guard) SetBase(addr string) {
 	}
 }
 
+// Wrap is everything the worker's listener serves, next, behind the Host
+// rule (Hosts, with the listen address and CONSOLE_URL), with the headers
+// of SetHeaders on every answer. The paths in anyHost answer any Host.
+func (g *Guard) Wrap(next http.Handler, anyHost ...string) http.Handler {
+	return g.hosts.Wrap(next, anyHost...)
+}
+
 // session is what the session cookie holds.
 type session struct {
 	ID   string `json:"i"`
@@ -114,9 +163,17 @@ type session struct {
 	Exp  int64  `json:"e"`
 }
 
+// The cookies' names. With Secure cookies (an https CONSOLE_URL, or
+// CONSOLE_SECURE_COOKIES=true) they take the __Host- prefix, which makes
+// browsers keep them only when they are Secure, for path / and for this
+// host alone (no Domain), so that no sibling subdomain or plain-HTTP page
+// can plant or overwrite them. Over plain HTTP (a loopback console) they
+// cannot be Secure, and browsers refuse __Host- cookies that are not, so
+// they keep their plain names there.
 const (
 	sessionCookie = "bulkassign_session"
 	flowCookie    = "bulkassign_signin"
+	hostPrefix    = "__Host-"
 	sessionTTL    = 12 * time.Hour
 )
 
@@ -218,7 +275,7 @@ func (g *Guard) cookie(name, value string, maxAge time.Duration) *http.Cookie {
 }
 
 func (g *Guard) readSession(r *http.Request) *session {
-	c, err := r.Cookie(sessionCookie)
+	c, err := r.Cookie(g.sessionCookie)
 	if err != nil {
 		return nil
 	}
@@ -230,7 +287,7 @@ func (g *Guard) readSession(r *http.Request) *session {
 }
 
 func (g *Guard) writeSession(w http.ResponseWriter, s *session) {
-	http.SetCookie(w, g.cookie(sessionCookie, g.seal(sessionCookie, s), sessionTTL))
+	http.SetCookie(w, g.cookie(g.sessionCookie, g.seal(sessionCookie, s), sessionTTL))
 }
 
 func newID() string {

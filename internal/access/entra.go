@@ -2,6 +2,7 @@ package access
 
 import (
 	"cmp"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hmac"
@@ -16,23 +17,30 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/config"
 )
 
 // entra is the OpenID Connect sign-in through the app registration.
 type entra struct {
-	authority string // authority host + "/" + tenant
-	tenantID  string
-	clientID  string
-	secret    string
-	group     string
-	role      string
-	http      *http.Client
+	authority string // authority host + "/" + AZURE_TENANT_ID
+	// tenantID is the tenant's GUID (AZURE_TENANT_ID's, or its domain's
+	// as resolved at start); issuer is the issuer of its id_tokens. Both
+	// are pinned: a token of any other tenant is refused.
+	tenantID, issuer string
+	clientID         string
+	secret           string
+	group            string
+	role             string
+	http             *http.Client
 
 	mu      sync.Mutex
 	keys    map[string]any // kid → public key
@@ -51,6 +59,36 @@ const flowTTL = 10 * time.Minute
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
+// nextPrefixes are where a sign-in may return to: the pages behind the
+// sign-in (Protect sends people from each to /auth/login).
+var nextPrefixes = []string{"/console/", "/riverui/"}
+
+// safeNext reports whether next may be where a sign-in returns: a path on
+// this host under one of nextPrefixes, with no scheme, no host and no
+// control character (a browser drops tabs and newlines from a Location,
+// so "/\t/evil.example" would become "//evil.example", another site), and
+// whose dot segments do not lead out of the prefix.
+func safeNext(next string) bool {
+	if strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f }) || strings.Contains(next, "\\") {
+		return false
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return false
+	}
+	p, err := url.PathUnescape(u.EscapedPath())
+	if err != nil || strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return false
+	}
+	clean := path.Clean(p)
+	for _, prefix := range nextPrefixes {
+		if strings.HasPrefix(next, prefix) && (clean+"/" == prefix || strings.HasPrefix(clean, prefix)) {
+			return true
+		}
+	}
+	return false
+}
+
 // Routes serves /auth/login, /auth/callback and /auth/logout on mux.
 func (g *Guard) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /auth/login", g.login)
@@ -66,11 +104,11 @@ func (g *Guard) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := r.URL.Query().Get("next")
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if !safeNext(next) {
 		next = "/console/"
 	}
 	f := flow{State: newID(), Nonce: newID(), Verifier: newID() + newID(), Next: next, Exp: time.Now().Add(flowTTL).Unix()}
-	http.SetCookie(w, g.cookie(flowCookie, g.seal(flowCookie, f), flowTTL))
+	http.SetCookie(w, g.cookie(g.flowCookie, g.seal(flowCookie, f), flowTTL))
 	sum := sha256.Sum256([]byte(f.Verifier))
 	q := url.Values{
 		"client_id":             {g.entra.clientID},
@@ -102,12 +140,12 @@ func (g *Guard) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var f flow
-	c, err := r.Cookie(flowCookie)
+	c, err := r.Cookie(g.flowCookie)
 	if err != nil || !g.open(flowCookie, c.Value, &f) || time.Now().Unix() > f.Exp {
 		g.refuse(w, http.StatusBadRequest, "The sign-in took too long or did not start here: sign in again.")
 		return
 	}
-	http.SetCookie(w, g.cookie(flowCookie, "", -1))
+	http.SetCookie(w, g.cookie(g.flowCookie, "", -1))
 	q := r.URL.Query()
 	if q.Get("state") == "" || q.Get("state") != f.State {
 		g.refuse(w, http.StatusBadRequest, "The sign-in's state does not match: sign in again.")
@@ -134,7 +172,7 @@ func (g *Guard) logout(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sign-out refused: no valid CSRF token (reload the page and try again)", http.StatusForbidden)
 		return
 	}
-	http.SetCookie(w, g.cookie(sessionCookie, "", -1))
+	http.SetCookie(w, g.cookie(g.sessionCookie, "", -1))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	fmt.Fprint(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signed out · bulkassign</title></head><body><main><h1>Signed out</h1><p><a href="/console/">Open the console</a></p></main></body></html>`)
 }
@@ -192,11 +230,11 @@ func (e *entra) redeem(r *http.Request, code, redirectURI string, f flow) (strin
 	if err != nil {
 		return "", fmt.Errorf("the sign-in's id_token is not valid: %w", err)
 	}
-	if want := e.authority[:strings.LastIndex(e.authority, "/")] + "/" + claims.TID + "/v2.0"; claims.Issuer != want {
-		return "", fmt.Errorf("the sign-in's id_token is from issuer %q, want %q", claims.Issuer, want)
+	if claims.Issuer != e.issuer {
+		return "", fmt.Errorf("the sign-in's id_token is from issuer %q, want %q", claims.Issuer, e.issuer)
 	}
-	if looksLikeGUID(e.tenantID) && !strings.EqualFold(claims.TID, e.tenantID) {
-		return "", fmt.Errorf("the sign-in is of tenant %s, not of AZURE_TENANT_ID", claims.TID)
+	if !strings.EqualFold(claims.TID, e.tenantID) {
+		return "", fmt.Errorf("the sign-in is of tenant %s, not of AZURE_TENANT_ID (%s)", claims.TID, e.tenantID)
 	}
 	if claims.Nonce == "" || claims.Nonce != f.Nonce {
 		return "", errors.New("the sign-in's nonce does not match: sign in again")
@@ -213,8 +251,49 @@ func (e *entra) redeem(r *http.Request, code, redirectURI string, f flow) (strin
 	return user, nil
 }
 
-func looksLikeGUID(s string) bool {
-	return len(s) == 36 && strings.Count(s, "-") == 4
+// resolveTenant is the GUID of tenant (AZURE_TENANT_ID: a GUID, or a
+// domain of the tenant such as contoso.onmicrosoft.com). A domain is
+// resolved once, at start, from the tenant's OpenID discovery document at
+// the authority host, whose issuer is host/{GUID}/v2.0: the console's
+// sign-in then takes the id_tokens of that tenant only, and not of
+// whichever tenant a token names in its own tid.
+func resolveTenant(hc *http.Client, host, tenant string) (string, error) {
+	if id, err := assign.ParseGUID("AZURE_TENANT_ID", tenant); err == nil {
+		return id, nil
+	}
+	fail := func(format string, a ...any) error {
+		return &config.Error{Var: "AZURE_TENANT_ID", Msg: fmt.Sprintf("%q: the console's Entra sign-in cannot learn the tenant's id: ", tenant) + fmt.Sprintf(format, a...) + " (or set AZURE_TENANT_ID to the tenant's GUID)"}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	doc := host + "/" + url.PathEscape(tenant) + "/v2.0/.well-known/openid-configuration"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, doc, nil)
+	if err != nil {
+		return "", fail("%v", err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", fail("%s: %v", doc, errors.Unwrap(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fail("%s answered HTTP %d", doc, resp.StatusCode)
+	}
+	var d struct {
+		Issuer string `json:"issuer"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&d); err != nil {
+		return "", fail("%s is not a discovery document: %v", doc, err)
+	}
+	mid, ok := strings.CutPrefix(d.Issuer, host+"/")
+	if ok {
+		mid, ok = strings.CutSuffix(mid, "/v2.0")
+	}
+	id, err := assign.ParseGUID("issuer", mid)
+	if !ok || err != nil {
+		return "", fail("the issuer %q of %s is not %s/{tenant GUID}/v2.0", d.Issuer, doc, host)
+	}
+	return id, nil
 }
 
 // keyFor finds the id_token's signing key among the tenant's published

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -225,6 +226,10 @@ var Defaults = Worker{
 	// it waits on Graph or a limit), so the pool need not grow with
 	// WORKER_CONCURRENCY.
 	DatabaseMaxConns: 10,
+	// MetricsTenantLabels: each tenant label is a set of series (rows by
+	// status, requests by operation and code); 100 tenants keep a scrape
+	// to a few thousand series.
+	MetricsTenantLabels: 100,
 }
 
 // Bounds of DATABASE_MAX_CONNS: at least River's LISTEN connection and one
@@ -277,6 +282,14 @@ type Worker struct {
 	// HTTPAddr is where the worker serves probes, metrics and River UI;
 	// "" (WORKER_HTTP_ADDR=off) serves nothing.
 	HTTPAddr string
+	// MetricsAddr (WORKER_METRICS_ADDR) is where /metrics is served
+	// without sign-in, for a scraper; "" serves it on HTTPAddr, behind the
+	// console's sign-in.
+	MetricsAddr string
+	// MetricsTenantLabels is how many tenants get their own tenant label in
+	// the metrics (WORKER_METRICS_TENANT_LABELS): the first this process
+	// sees; the rest share tenant="other".
+	MetricsTenantLabels int
 	// HTTPUser and HTTPPassword protect River UI with basic auth.
 	HTTPUser     string
 	HTTPPassword string
@@ -325,6 +338,19 @@ func LoadWorker(env Env) (Worker, error) {
 	w.HTTPAddr = get(env, "WORKER_HTTP_ADDR", "127.0.0.1:8080")
 	if strings.EqualFold(w.HTTPAddr, "off") {
 		w.HTTPAddr = ""
+	}
+	w.MetricsAddr = get(env, "WORKER_METRICS_ADDR", "")
+	if w.MetricsAddr != "" {
+		_, port, err := net.SplitHostPort(w.MetricsAddr)
+		if err != nil {
+			return w, &Error{"WORKER_METRICS_ADDR", fmt.Sprintf("%q is not host:port (e.g. 0.0.0.0:9090)", w.MetricsAddr)}
+		}
+		if w.MetricsAddr == w.HTTPAddr && port != "0" { // port 0: a free port each
+			return w, &Error{"WORKER_METRICS_ADDR", fmt.Sprintf("%q is WORKER_HTTP_ADDR too: give the metrics an address of their own, or leave WORKER_METRICS_ADDR unset to serve /metrics there behind the sign-in", w.MetricsAddr)}
+		}
+	}
+	if w.MetricsTenantLabels, err = integer(env, "WORKER_METRICS_TENANT_LABELS", Defaults.MetricsTenantLabels); err != nil {
+		return w, err
 	}
 	w.HTTPUser = get(env, "WORKER_HTTP_USER", "")
 	w.HTTPPassword = get(env, "WORKER_HTTP_PASSWORD", "")

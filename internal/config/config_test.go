@@ -294,3 +294,37 @@ func TestRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestWebSettings: the metrics address and tenant-label cap, and the
+// opt-out of plain-HTTP basic auth, as LoadWorker (and so `worker check`)
+// reads them.
+func TestWebSettings(t *testing.T) {
+	t.Parallel()
+	w, err := config.LoadWorker(config.MapEnv(map[string]string{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.MetricsAddr != "" || w.MetricsTenantLabels != config.Defaults.MetricsTenantLabels || config.Defaults.MetricsTenantLabels <= 0 || w.Console.AllowPlainHTTP {
+		t.Fatalf("defaults: metrics %q, tenant labels %d (Defaults %d), plain HTTP %v", w.MetricsAddr, w.MetricsTenantLabels, config.Defaults.MetricsTenantLabels, w.Console.AllowPlainHTTP)
+	}
+	w, err = config.LoadWorker(config.MapEnv(map[string]string{"WORKER_METRICS_ADDR": "0.0.0.0:9090", "WORKER_METRICS_TENANT_LABELS": "7", "CONSOLE_ALLOW_PLAIN_HTTP": "TRUE"}))
+	if err != nil || w.MetricsAddr != "0.0.0.0:9090" || w.MetricsTenantLabels != 7 || !w.Console.AllowPlainHTTP {
+		t.Fatalf("set: %+v, %v", w, err)
+	}
+	for _, c := range []struct {
+		env     map[string]string
+		wantVar string
+	}{
+		{map[string]string{"WORKER_METRICS_ADDR": "9090"}, "WORKER_METRICS_ADDR"},
+		{map[string]string{"WORKER_METRICS_ADDR": "127.0.0.1:8080"}, "WORKER_METRICS_ADDR"}, // WORKER_HTTP_ADDR's default
+		{map[string]string{"WORKER_METRICS_TENANT_LABELS": "0"}, "WORKER_METRICS_TENANT_LABELS"},
+		{map[string]string{"WORKER_METRICS_TENANT_LABELS": "many"}, "WORKER_METRICS_TENANT_LABELS"},
+		{map[string]string{"CONSOLE_ALLOW_PLAIN_HTTP": "maybe"}, "CONSOLE_ALLOW_PLAIN_HTTP"},
+	} {
+		_, err := config.LoadWorker(config.MapEnv(c.env))
+		var ce *config.Error
+		if !errors.As(err, &ce) || ce.Var != c.wantVar {
+			t.Errorf("%v: %v, want a %s error", c.env, err, c.wantVar)
+		}
+	}
+}

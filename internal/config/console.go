@@ -31,6 +31,10 @@ type Console struct {
 	// SecureCookies marks cookies Secure (sent over HTTPS only): on when URL
 	// is https, or when CONSOLE_SECURE_COOKIES=true (TLS ends at a proxy).
 	SecureCookies bool
+	// AllowPlainHTTP (CONSOLE_ALLOW_PLAIN_HTTP=true) lets basic auth run
+	// over plain HTTP off loopback, which the worker otherwise refuses: the
+	// password and the session cookie then cross the network in clear.
+	AllowPlainHTTP bool
 	// EntraGroup is the object id of the Entra group whose members may
 	// enter; EntraRole the app role value whose holders may. One is needed
 	// for Entra sign-in; either admits.
@@ -70,6 +74,13 @@ func loadConsole(env Env, user bool) (Console, error) {
 		c.SecureCookies = false
 	default:
 		return c, &Error{"CONSOLE_SECURE_COOKIES", fmt.Sprintf("%q is not true or false", v)}
+	}
+	switch v := strings.ToLower(get(env, "CONSOLE_ALLOW_PLAIN_HTTP", "false")); v {
+	case "true", "1", "yes":
+		c.AllowPlainHTTP = true
+	case "false", "0", "no":
+	default:
+		return c, &Error{"CONSOLE_ALLOW_PLAIN_HTTP", fmt.Sprintf("%q is not true or false", v)}
 	}
 	c.EntraGroup = get(env, "CONSOLE_ENTRA_GROUP", "")
 	c.EntraRole = get(env, "CONSOLE_ENTRA_ROLE", "")

@@ -180,3 +180,24 @@ func (s *Server) signIDToken(claims map[string]any) string {
 	ss.FillBytes(sig[32:])
 	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
+
+// SetTenantDomain makes domain (e.g. contoso.onmicrosoft.com) another name
+// of the tenant id at the identity platform paths, as a verified domain
+// is in Entra: /{domain}/v2.0/.well-known/openid-configuration is the
+// tenant's discovery document (its issuer names the tenant's id), and
+// tokens acquired at /{domain}/ are the tenant's. Setting a domain again
+// moves it to another tenant.
+func (s *Server) SetTenantDomain(domain, tenantID string) error {
+	d := strings.ToLower(strings.TrimSpace(domain))
+	if d == "" || !strings.Contains(d, ".") || strings.ContainsAny(d, "/?#@ ") {
+		return fmt.Errorf("graphsim: %q is not a domain name", domain)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ts := s.tenants[strings.ToLower(strings.TrimSpace(tenantID))]
+	if ts == nil {
+		return fmt.Errorf("graphsim: no tenant %s", tenantID)
+	}
+	s.tenants[d] = ts
+	return nil
+}

@@ -3,15 +3,21 @@
 //
 //	GET /healthz     200 while the process serves
 //	GET /readyz      200 when the database answers and its migrations are current, else 503
-//	GET /metrics     Prometheus text format
+//	GET /metrics     Prometheus text format (here unless WORKER_METRICS_ADDR serves it)
 //	    /console/    the web console (internal/console)
 //	    /riverui/    River UI
 //	    /auth/       Entra ID sign-in and sign-out (internal/access)
 //
-// The console and River UI are behind the same sign-in (internal/access:
-// none on loopback, basic auth, or Entra ID) and refuse cross-site requests
-// that change state. Probes and scrapes carry no secrets and must work
-// without credentials.
+// The console, River UI and /metrics are behind the same sign-in
+// (internal/access: none on loopback, basic auth, or Entra ID) and refuse
+// cross-site requests that change state. Every route answers only to the
+// Host names the worker serves (access.Hosts: 421 otherwise, against DNS
+// rebinding) and carries the same framing headers, except the probes:
+// they carry no secrets, change nothing, and are asked for by
+// orchestrators under whatever Host they use (a load balancer's health
+// check by the target's address), so they answer any Host and need no
+// credentials. StartMetrics serves /metrics alone on an address of its own
+// for a scraper, without sign-in but behind the same Host rule.
 package httpapi
 
 import (
@@ -42,7 +48,8 @@ type Config struct {
 	Pool           *pgxpool.Pool
 	// River is the worker's client; River UI browses its database.
 	River *river.Client[pgx.Tx]
-	// Metrics, when set, is served at /metrics (metrics.Metrics.Handler).
+	// Metrics, when set, is served at /metrics behind the sign-in
+	// (metrics.Metrics.Handler); leave it nil when StartMetrics serves it.
 	Metrics http.Handler
 	Logger  *slog.Logger
 	// Limits bound what one client can hold of the server; zero fields
@@ -201,7 +208,7 @@ func Start(cfg Config) (*Server, error) {
 		fmt.Fprintln(w, "ok")
 	})
 	if cfg.Metrics != nil {
-		mux.Handle("GET /metrics", cfg.Metrics)
+		mux.Handle("GET /metrics", guard.Protect(cfg.Metrics))
 	}
 
 	uiCtx, stopUI := context.WithCancel(context.Background())
@@ -222,17 +229,50 @@ func Start(cfg Config) (*Server, error) {
 		mux.Handle("/riverui/", guard.Protect(ui))
 	}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
+	s, err := serve("WORKER_HTTP_ADDR", cfg.Addr, guard.Wrap(mux, "/healthz", "/readyz"), cfg.Limits, logger)
 	if err != nil {
 		stopUI()
-		return nil, fmt.Errorf("WORKER_HTTP_ADDR: cannot listen on %s: %w", cfg.Addr, err)
+		return nil, err
 	}
-	guard.SetBase(ln.Addr().String())
-	lim := cfg.Limits.orDefaults()
+	s.stopUI = stopUI
+	guard.SetBase(s.Addr())
+	return s, nil
+}
+
+// MetricsConfig configures StartMetrics.
+type MetricsConfig struct {
+	Addr    string       // WORKER_METRICS_ADDR; port 0 picks a free one
+	Metrics http.Handler // metrics.Metrics.Handler
+	// Console is the console's settings, for the Host rule (CONSOLE_URL).
+	Console config.Console
+	Logger  *slog.Logger
+	Limits  Limits
+}
+
+// StartMetrics serves /metrics alone on cfg.Addr, without sign-in (a
+// scraper's address, WORKER_METRICS_ADDR), behind the Host rule of the
+// worker's other routes.
+func StartMetrics(cfg MetricsConfig) (*Server, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", cfg.Metrics)
+	return serve("WORKER_METRICS_ADDR", cfg.Addr, access.NewHosts(cfg.Addr, cfg.Console, logger).Wrap(mux), cfg.Limits, logger)
+}
+
+// serve listens on addr (the setting's, named in its error) and serves h.
+func serve(setting, addr string, h http.Handler, limits Limits, logger *slog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot listen on %s: %w", setting, addr, err)
+	}
+	lim := limits.orDefaults()
 	s := &Server{
 		ln: ln,
 		srv: &http.Server{
-			Handler:           mux,
+			Handler:           h,
 			ReadHeaderTimeout: lim.ReadHeaderTimeout,
 			ReadTimeout:       lim.ReadTimeout,
 			WriteTimeout:      lim.WriteTimeout,
@@ -240,7 +280,7 @@ func Start(cfg Config) (*Server, error) {
 			MaxHeaderBytes:    lim.MaxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		},
-		stopUI: stopUI,
+		stopUI: func() {},
 		served: make(chan error, 1),
 	}
 	go func() { s.served <- s.srv.Serve(ln) }()

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -27,6 +28,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/store"
@@ -46,6 +48,11 @@ type Metrics struct {
 	waits     prometheus.Counter
 	latency   *prometheus.HistogramVec
 	river     *otelriver.Middleware
+
+	// The tenants that have a label of their own (tenantLabel).
+	tenantsMu  sync.Mutex
+	tenantCap  int
+	tenantSeen map[string]bool
 }
 
 // latencyBuckets span a fast list (tens of ms) to a create answered at
@@ -70,8 +77,10 @@ func New(pool *pgxpool.Pool, logger *slog.Logger) *Metrics {
 	}
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
-		Registry: reg,
-		logger:   logger,
+		Registry:   reg,
+		logger:     logger,
+		tenantCap:  config.Defaults.MetricsTenantLabels,
+		tenantSeen: map[string]bool{},
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bulkassign_rows_total",
 			Help: "Rows this process brought to a final status, by status and tenant.",
@@ -137,22 +146,45 @@ func New(pool *pgxpool.Pool, logger *slog.Logger) *Metrics {
 }
 
 // DefaultTenant is the tenant label of the default tenant's rows and
-// requests (AZURE_TENANT_ID); other tenants are labelled by their id. The
-// label's values are the tenants the fleet serves: bounded by what was
-// enqueued, never by what a request says.
+// requests (AZURE_TENANT_ID); other tenants are labelled by their id, the
+// first SetTenantLabels of them this process sees, and the rest
+// OtherTenants. The label's values are the tenants the fleet serves:
+// bounded by what was enqueued and by the cap, never by what a request
+// says.
 const DefaultTenant = "default"
 
-func tenantLabel(tenant string) string {
+// OtherTenants is the tenant label shared by the tenants past the cap.
+const OtherTenants = "other"
+
+// SetTenantLabels sets how many tenants besides the default one get a
+// label of their own (WORKER_METRICS_TENANT_LABELS; config.Defaults'
+// until set). Tenants already labelled keep their label.
+func (m *Metrics) SetTenantLabels(n int) {
+	m.tenantsMu.Lock()
+	defer m.tenantsMu.Unlock()
+	m.tenantCap = n
+}
+
+func (m *Metrics) tenantLabel(tenant string) string {
 	if tenant == "" {
 		return DefaultTenant
 	}
-	return tenant
+	m.tenantsMu.Lock()
+	defer m.tenantsMu.Unlock()
+	if m.tenantSeen[tenant] {
+		return tenant
+	}
+	if len(m.tenantSeen) < m.tenantCap {
+		m.tenantSeen[tenant] = true
+		return tenant
+	}
+	return OtherTenants
 }
 
 // RowFinished is jobs.Deps.OnOutcome: a row of tenant ("" the default)
 // ended with s.
 func (m *Metrics) RowFinished(tenant string, s assign.Status) {
-	m.rows.WithLabelValues(string(s), tenantLabel(tenant)).Inc()
+	m.rows.WithLabelValues(string(s), m.tenantLabel(tenant)).Inc()
 }
 
 // ObserveGraph is graph.Options.Observe for the default tenant's client.
@@ -160,7 +192,7 @@ func (m *Metrics) ObserveGraph(r *graph.Response) { m.observe(DefaultTenant, r) 
 
 // GraphObserver is graph.Options.Observe for tenant's client.
 func (m *Metrics) GraphObserver(tenant string) func(*graph.Response) {
-	label := tenantLabel(tenant)
+	label := m.tenantLabel(tenant)
 	return func(r *graph.Response) { m.observe(label, r) }
 }
 

@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/metrics"
@@ -335,5 +337,65 @@ func TestConcurrentUpdates(t *testing.T) {
 		if s[series] != want {
 			t.Errorf("%s = %v, want %v", series, s[series], want)
 		}
+	}
+}
+
+// TestTenantLabelsCapped: the first tenants seen get their own label, up
+// to SetTenantLabels (config.Defaults' until set); the rest, however
+// many, share tenant="other", so a scrape does not grow with the fleet.
+func TestTenantLabelsCapped(t *testing.T) {
+	t.Parallel()
+	tenant := func(i int) string { return fmt.Sprintf("b0000000-0000-4000-8000-%012d", i) }
+
+	m := metrics.New(nil, nil)
+	m.SetTenantLabels(2)
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	for i := range 5 {
+		m.RowFinished(tenant(i), assign.StatusCreated)
+	}
+	m.RowFinished(tenant(0), assign.StatusCreated) // already labelled: keeps its label
+	m.RowFinished("", assign.StatusFailed)         // the default tenant is not counted
+	m.GraphObserver(tenant(1))(&graph.Response{Op: "create", StatusCode: 201})
+	m.GraphObserver(tenant(4))(&graph.Response{Op: "create", StatusCode: 429})
+	_, s := scrape(t, srv.URL)
+	for series, want := range map[string]float64{
+		`bulkassign_rows_total{status="created",tenant="` + tenant(0) + `"}`:                 2,
+		`bulkassign_rows_total{status="created",tenant="` + tenant(1) + `"}`:                 1,
+		`bulkassign_rows_total{status="created",tenant="other"}`:                             3,
+		`bulkassign_rows_total{status="failed",tenant="default"}`:                            1,
+		`bulkassign_graph_requests_total{code="201",op="create",tenant="` + tenant(1) + `"}`: 1,
+		`bulkassign_graph_requests_total{code="429",op="create",tenant="other"}`:             1,
+		`bulkassign_graph_throttled_total{op="create",tenant="other"}`:                       1,
+	} {
+		if got, ok := s[series]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
+		}
+	}
+	for series := range s {
+		for i := 2; i < 5; i++ {
+			if strings.Contains(series, tenant(i)) {
+				t.Errorf("tenant %d past the cap of 2 has its own series: %s", i, series)
+			}
+		}
+	}
+
+	// The default cap: config.Defaults.MetricsTenantLabels.
+	d := metrics.New(nil, nil)
+	dsrv := httptest.NewServer(d.Handler())
+	defer dsrv.Close()
+	n := config.Defaults.MetricsTenantLabels
+	for i := range n + 10 {
+		d.RowFinished(tenant(i), assign.StatusCreated)
+	}
+	_, s = scrape(t, dsrv.URL)
+	labelled := 0
+	for series := range s {
+		if strings.HasPrefix(series, `bulkassign_rows_total{status="created",tenant="b0000000-`) {
+			labelled++
+		}
+	}
+	if labelled != n || s[`bulkassign_rows_total{status="created",tenant="other"}`] != 10 {
+		t.Errorf("%d tenants labelled and %v rows in other, want %d and 10", labelled, s[`bulkassign_rows_total{status="created",tenant="other"}`], n)
 	}
 }

@@ -34,7 +34,8 @@ type Runtime struct {
 	Pool   *pgxpool.Pool
 	Logger *slog.Logger
 	Deps   *jobs.Deps
-	// Metrics are served at /metrics.
+	// Metrics are served at /metrics: on WORKER_METRICS_ADDR when set,
+	// else on WORKER_HTTP_ADDR behind the console's sign-in.
 	Metrics *metrics.Metrics
 	// Schedule tunes the schedule tick; tests shorten it and set its clock
 	// before Run.
@@ -46,11 +47,12 @@ type Runtime struct {
 	Console func() (http.Handler, error)
 	// Access is the web sign-in's app registration (AZURE_*), for Entra
 	// ID sign-in to the console.
-	Access   access.Config
-	ready    chan struct{}
-	httpAddr string
-	cfg      config.Worker
-	worker   *jobs.AssignWorker
+	Access      access.Config
+	ready       chan struct{}
+	httpAddr    string
+	metricsAddr string
+	cfg         config.Worker
+	worker      *jobs.AssignWorker
 }
 
 // Open signs in as the settings say (auth.NewTokenSource) and wires a
@@ -83,6 +85,9 @@ func warnIfUngranted(ctx context.Context, tokens graph.TokenSource, tenant strin
 // New wires the worker's parts on pool, calling Graph with tokens.
 func New(pool *pgxpool.Pool, tokens graph.TokenSource, gcfg config.Graph, wcfg config.Worker, logger *slog.Logger) (*Runtime, error) {
 	m := metrics.New(pool, logger.With("component", "metrics"))
+	if wcfg.MetricsTenantLabels > 0 {
+		m.SetTenantLabels(wcfg.MetricsTenantLabels)
+	}
 	gc, err := NewGraphClient(gcfg, tokens, m.ObserveGraph)
 	if err != nil {
 		return nil, err
@@ -154,6 +159,10 @@ func (r *Runtime) Ready() <-chan struct{} { return r.ready }
 // it is off or failed to start.
 func (r *Runtime) HTTPAddr() string { return r.httpAddr }
 
+// MetricsAddr is the address of WORKER_METRICS_ADDR's listener once
+// Ready; "" when unset or failed to start.
+func (r *Runtime) MetricsAddr() string { return r.metricsAddr }
+
 // Settings are the worker's settings it was built with.
 func (r *Runtime) Settings() config.Worker { return r.cfg }
 
@@ -189,11 +198,29 @@ func (r *Runtime) Run(ctx context.Context) error {
 		}
 	}
 	// Listen before working rows: a taken port stops the worker at start.
+	var scrape http.Handler // /metrics on WORKER_HTTP_ADDR, unless on its own address
+	if r.cfg.MetricsAddr != "" {
+		srv, err := httpapi.StartMetrics(httpapi.MetricsConfig{Addr: r.cfg.MetricsAddr, Metrics: r.Metrics.Handler(),
+			Console: r.cfg.Console, Logger: r.Logger.With("component", "http")})
+		if err != nil {
+			return err
+		}
+		r.metricsAddr = srv.Addr()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				r.Logger.Warn("metrics server did not stop cleanly", "error", err)
+			}
+		}()
+	} else {
+		scrape = r.Metrics.Handler()
+	}
 	if r.cfg.HTTPAddr != "" {
 		ac := r.Access
 		ac.Console = r.cfg.Console
 		srv, err := httpapi.Start(httpapi.Config{Addr: r.cfg.HTTPAddr, User: r.cfg.HTTPUser, Password: r.cfg.HTTPPassword,
-			Pool: r.Pool, River: client, Metrics: r.Metrics.Handler(), Logger: r.Logger.With("component", "http"),
+			Pool: r.Pool, River: client, Metrics: scrape, Logger: r.Logger.With("component", "http"),
 			Access: ac, Console: r.Console})
 		if err != nil {
 			return err
@@ -215,7 +242,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	}
 	go r.serveTenantQueues(ctx, client)
 	r.Logger.Info("worker started", "concurrency", r.cfg.Concurrency, "tenant_concurrency", r.cfg.TenantConcurrency, "write_rate", r.cfg.WriteRate, "read_rate", r.cfg.ReadRate,
-		"job_timeout", r.cfg.JobTimeout, "rescue_after", r.cfg.RescueAfter, "http", r.httpAddr)
+		"job_timeout", r.cfg.JobTimeout, "rescue_after", r.cfg.RescueAfter, "http", r.httpAddr, "metrics", r.metricsAddr)
 	readyOnce()
 	select {
 	case <-ctx.Done():
