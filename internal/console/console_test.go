@@ -259,7 +259,12 @@ func TestConsoleHTTP(t *testing.T) {
 			want string // "" allowed
 		}{
 			{map[string]string{"WORKER_HTTP_ADDR": "0.0.0.0:8080"}, "WORKER_HTTP_ADDR"},
-			{map[string]string{"WORKER_HTTP_ADDR": "0.0.0.0:8080", "WORKER_HTTP_USER": "a", "WORKER_HTTP_PASSWORD": "b"}, ""},
+			// Basic auth off loopback: over https, or plain http only when said so.
+			{map[string]string{"WORKER_HTTP_ADDR": "0.0.0.0:8080", "WORKER_HTTP_USER": "a", "WORKER_HTTP_PASSWORD": "b"}, "CONSOLE_URL"},
+			{map[string]string{"WORKER_HTTP_ADDR": "0.0.0.0:8080", "WORKER_HTTP_USER": "a", "WORKER_HTTP_PASSWORD": "b",
+				"CONSOLE_URL": "https://bulkassign.contoso.example"}, ""},
+			{map[string]string{"WORKER_HTTP_ADDR": "0.0.0.0:8080", "WORKER_HTTP_USER": "a", "WORKER_HTTP_PASSWORD": "b",
+				"CONSOLE_ALLOW_PLAIN_HTTP": "true"}, ""},
 			{map[string]string{"WORKER_HTTP_ADDR": "0.0.0.0:8080", "CONSOLE_SIGNIN": "entra", "CONSOLE_ENTRA_GROUP": testenv.Group(1), "AZURE_CLIENT_SECRET": "x"}, ""},
 			{map[string]string{"WORKER_HTTP_ADDR": "0.0.0.0:8080", "CONSOLE_SIGNIN": "entra", "AZURE_CLIENT_SECRET": "x"}, "CONSOLE_ENTRA_GROUP"},
 			{map[string]string{"WORKER_HTTP_ADDR": "127.0.0.1:8080"}, ""},
