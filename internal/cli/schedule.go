@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/intake"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/store"
@@ -201,17 +202,39 @@ func scheduleList(ctx context.Context, env *Env, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCRON\tTZ\tROWS\tSOURCE\tNEXT RUN\tLAST RUN\tLAST BATCH\tLAST ERROR")
+	fmt.Fprintln(tw, "NAME\tCRON\tTZ\tROWS\tSOURCE\tNEXT RUN\tLAST RUN\tLAST BATCH\tLAST RESULT\tLAST ERROR")
 	for _, s := range list {
-		last := "-"
+		last, result := "-", "-"
 		if s.LastBatchID != "" || s.LastError != "" {
 			last = formatScheduleTime(s.LastRunAt, s.TimeZone)
 		}
+		if s.LastBatchID != "" {
+			c, err := store.CountByStatus(ctx, db, s.LastBatchID)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			result = runResult(c)
+		}
 		errLine, _, _ := strings.Cut(s.LastError, "\n")
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Cron, s.TimeZone, s.RowCount, s.Source,
-			formatScheduleTime(s.NextRunAt, s.TimeZone), last, orDash(s.LastBatchID), orDash(errLine))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Cron, s.TimeZone, s.RowCount, s.Source,
+			formatScheduleTime(s.NextRunAt, s.TimeZone), last, orDash(s.LastBatchID), result, orDash(errLine))
 	}
 	return tw.Flush()
+}
+
+// runResult is a schedule's last batch in a few words: how many rows
+// failed or were canceled of how many, or whether it still runs (a pruned
+// batch has no rows: "-").
+func runResult(c store.StatusCounts) string {
+	switch bad := c[assign.StatusFailed] + c[assign.StatusCanceled]; {
+	case c.Total() == 0:
+		return "-"
+	case c.Final() < c.Total():
+		return fmt.Sprintf("running (%d of %d final)", c.Final(), c.Total())
+	case bad > 0:
+		return fmt.Sprintf("%d failed, %d canceled of %d", c[assign.StatusFailed], c[assign.StatusCanceled], c.Total())
+	}
+	return fmt.Sprintf("ok (%d rows)", c.Total())
 }
 
 func scheduleRemove(ctx context.Context, env *Env, args []string) error {

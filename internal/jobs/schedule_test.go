@@ -363,6 +363,14 @@ func TestScheduleNightlyRuns(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "nightly") || !strings.Contains(out, third) || !strings.Contains(out, "Europe/Berlin") {
 		t.Fatalf("schedule list: exit %d\n%s%s", code, out, stderr)
 	}
+	// ... with the last run's failures.
+	lastCounts, err := store.CountByStatus(ctx, h.DB.Pool, third)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%d failed, 0 canceled of %d", lastCounts[assign.StatusFailed], lastCounts.Total()); lastCounts[assign.StatusFailed] == 0 || !strings.Contains(out, want) {
+		t.Fatalf("schedule list does not show the last run's failures (%q):\n%s", want, out)
+	}
 
 	t.Run("OperatorQueries", func(t *testing.T) {
 		// Failures by error code: the unknown configuration's rows, every night.
