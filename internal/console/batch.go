@@ -293,6 +293,8 @@ type operation struct {
 	Op, Verb, What string
 	Batch          *store.Batch
 	Possible       bool
+	// Not says why the operation is not offered now, when it is not.
+	Not string
 }
 
 // confirm says what an operation will do before it is done.
@@ -332,11 +334,15 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request) {
 		op.What = fmt.Sprintf("Deletes the %d assignments this batch created, and puts back the %d it removed, and only those; the %d rows that found their target already assigned are left alone. The batch must be finished.",
 			counts[assign.StatusCreated], counts[assign.StatusRemoved], counts[assign.StatusAlreadyAssigned])
 		op.Possible = counts[assign.StatusCreated]+counts[assign.StatusRemoved] > 0
+		if open := counts.Total() - counts.Final(); open > 0 {
+			op.Possible = false
+			op.Not = fmt.Sprintf("The batch is still running (%d rows not final): revert is offered once every row is final. Cancel the batch to stop it sooner.", open)
+		}
 	default:
 		http.NotFound(w, r)
 		return
 	}
-	c.render(w, r, http.StatusOK, "confirm.html", op.Verb, op)
+	c.render(w, r, http.StatusOK, "confirm.html", op.Verb+" of batch "+b.ID[:8], op)
 }
 
 // operate runs retry, cancel or revert through batchop and goes back to

@@ -29,6 +29,7 @@ type testBundle struct {
 	h      *testenv.Harness
 	base   string
 	client *http.Client
+	stop   func() // stops the worker (also at cleanup)
 }
 
 func setup(t *testing.T, configs int, extra map[string]string) *testBundle {
@@ -41,8 +42,8 @@ func setup(t *testing.T, configs int, extra map[string]string) *testBundle {
 	for k, v := range extra {
 		o.Extra[k] = v
 	}
-	rt, _ := h.StartWorker(t, o)
-	return &testBundle{h: h, base: testenv.Serving(t, rt), client: newClient(t)}
+	rt, stop := h.StartWorker(t, o)
+	return &testBundle{h: h, base: testenv.Serving(t, rt), client: newClient(t), stop: stop}
 }
 
 func newClient(t *testing.T) *http.Client {
@@ -94,12 +95,21 @@ func (b *testBundle) csrf(t *testing.T) string {
 // upload posts a file as the upload form does.
 func (b *testBundle) upload(t *testing.T, csrf, name, content string) (int, string) {
 	t.Helper()
+	return b.uploadTo(t, "/console/upload", csrf, nil, name, content)
+}
+
+// uploadTo posts fields, then a file, to path as the console's forms do.
+func (b *testBundle) uploadTo(t *testing.T, path, csrf string, fields [][2]string, name, content string) (int, string) {
+	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
+	for _, f := range fields {
+		mw.WriteField(f[0], f[1])
+	}
 	fw, _ := mw.CreateFormFile("file", name)
 	io.WriteString(fw, content)
 	mw.Close()
-	req, _ := http.NewRequest(http.MethodPost, b.base+"/console/upload?csrf="+url.QueryEscape(csrf), &buf)
+	req, _ := http.NewRequest(http.MethodPost, b.base+path+"?csrf="+url.QueryEscape(csrf), &buf)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	req.Header.Set("Origin", b.base)
 	return b.do(t, req)
