@@ -47,6 +47,9 @@ type upload struct {
 	inUse  int
 	saving bool
 	held   bool // in the spool's map: reviewed, not yet used up
+	// removed: its file is gone and its bytes given back (path stays:
+	// requests still reading it read it unlocked).
+	removed bool
 }
 
 // quota is what one person's uploads hold.
@@ -215,9 +218,9 @@ func (s *spool) dropLocked(u *upload) {
 		delete(s.uploads, u.token)
 		u.held = false
 	}
-	if u.path != "" {
+	if !u.removed {
+		u.removed = true
 		os.Remove(u.path)
-		u.path = ""
 		q := s.users[u.user]
 		q.bytes -= u.size
 		q.files--
@@ -239,7 +242,7 @@ func (s *spool) drop(u *upload) {
 func (s *spool) hold(u *upload) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || u.path == "" {
+	if s.closed || u.removed {
 		return errSpoolClosed
 	}
 	u.held = true
