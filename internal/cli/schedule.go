@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/intake"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/store"
@@ -29,10 +30,6 @@ while no worker ran is caught up once when one starts. --replace changes an
 existing schedule's list or times; it keeps the schedule's time zone unless
 --tz is given.
 `
-
-// maxScheduleBytes bounds a stored list: it is read whole into memory by
-// the command and by every run.
-const maxScheduleBytes = 128 << 20
 
 func enqueueSchedule(ctx context.Context, env *Env, args []string) error {
 	if len(args) == 0 {
@@ -88,7 +85,11 @@ func scheduleAdd(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return usageError("%v", err)
 	}
-	content, err := readList(file)
+	limit, err := config.ScheduleMax(env.Getenv)
+	if err != nil {
+		return err
+	}
+	content, err := readList(file, limit)
 	if err != nil {
 		return err
 	}
@@ -166,19 +167,20 @@ func flagGiven(fs *flag.FlagSet, name string) bool {
 	return given
 }
 
-// readList reads a whole list file, refusing one too large to keep.
-func readList(name string) ([]byte, error) {
+// readList reads a whole list file, refusing one larger than limit
+// (BULKASSIGN_SCHEDULE_MAX: every run of the schedule reads it whole).
+func readList(name string, limit int64) ([]byte, error) {
 	fh, err := os.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, errors.Unwrap(err))
 	}
 	defer fh.Close()
-	b, err := io.ReadAll(io.LimitReader(fh, maxScheduleBytes+1))
+	b, err := io.ReadAll(io.LimitReader(fh, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if len(b) > maxScheduleBytes {
-		return nil, fmt.Errorf("%s: larger than %d MiB, too large to store as a schedule", name, maxScheduleBytes>>20)
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: larger than %s (%s), too large to store as a schedule: split it into several", name, config.FormatSize(limit), config.ScheduleMaxVar)
 	}
 	return b, nil
 }

@@ -230,6 +230,17 @@ var Defaults = Worker{
 	// status, requests by operation and code); 100 tenants keep a scrape
 	// to a few thousand series.
 	MetricsTenantLabels: 100,
+	// The console's spool: a million-row CSV fits in an upload several
+	// times; a person may keep a few reviews open, and the spool as a
+	// whole a few people's. A schedule's list is read whole at each run.
+	Console: Console{
+		MaxUpload:      1 << 30,
+		SpoolUserBytes: 2 << 30,
+		SpoolUserFiles: 5,
+		SpoolBytes:     8 << 30,
+		ReviewTTL:      2 * time.Hour,
+		ScheduleMax:    128 << 20,
+	},
 }
 
 // Bounds of DATABASE_MAX_CONNS: at least River's LISTEN connection and one

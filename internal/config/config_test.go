@@ -328,3 +328,48 @@ func TestWebSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleSpool: the spool's caps and the schedule list's bound take
+// bytes or KiB/MiB/GiB, default to config.Defaults, and refuse a cap that
+// the cap holding it could never hold, naming both settings.
+func TestConsoleSpool(t *testing.T) {
+	t.Parallel()
+	w, err := config.LoadWorker(config.MapEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, d := w.Console, config.Defaults.Console
+	if c.MaxUpload != d.MaxUpload || c.SpoolUserBytes != d.SpoolUserBytes || c.SpoolUserFiles != d.SpoolUserFiles ||
+		c.SpoolBytes != d.SpoolBytes || c.ReviewTTL != d.ReviewTTL || c.ScheduleMax != d.ScheduleMax || c.ScheduleMax != 128<<20 {
+		t.Errorf("console settings without the environment %+v, want the defaults %+v", c, d)
+	}
+	w, err = config.LoadWorker(config.MapEnv(map[string]string{"CONSOLE_MAX_UPLOAD": "512KiB", "CONSOLE_SPOOL_USER_MAX": "3MiB",
+		"CONSOLE_SPOOL_MAX": "1GiB", "CONSOLE_SPOOL_USER_FILES": "2", "BULKASSIGN_SCHEDULE_MAX": "1048576", "CONSOLE_REVIEW_TTL": "10m"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := w.Console; c.MaxUpload != 512<<10 || c.SpoolUserBytes != 3<<20 || c.SpoolBytes != 1<<30 || c.SpoolUserFiles != 2 ||
+		c.ScheduleMax != 1<<20 || c.ReviewTTL != 10*time.Minute {
+		t.Errorf("console settings %+v, want those set", c)
+	}
+	for _, tt := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"CONSOLE_MAX_UPLOAD": "1.5GiB"}, `CONSOLE_MAX_UPLOAD: "1.5GiB" is not a size: give bytes, or a whole number of KiB, MiB or GiB (e.g. 512MiB)`},
+		{map[string]string{"CONSOLE_SPOOL_MAX": "0"}, `CONSOLE_SPOOL_MAX: "0" is not a size`},
+		{map[string]string{"CONSOLE_SPOOL_USER_FILES": "none"}, `CONSOLE_SPOOL_USER_FILES: "none" is not a positive whole number`},
+		{map[string]string{"CONSOLE_MAX_UPLOAD": "3GiB"}, `CONSOLE_MAX_UPLOAD: 3GiB exceeds CONSOLE_SPOOL_USER_MAX (2GiB)`},
+		{map[string]string{"CONSOLE_SPOOL_USER_MAX": "8MiB", "CONSOLE_MAX_UPLOAD": "8MiB"}, `BULKASSIGN_SCHEDULE_MAX: 128MiB exceeds CONSOLE_SPOOL_USER_MAX (8MiB)`},
+		{map[string]string{"CONSOLE_SPOOL_MAX": "1GiB"}, `CONSOLE_SPOOL_USER_MAX: 2GiB exceeds CONSOLE_SPOOL_MAX (1GiB)`},
+	} {
+		_, err := config.LoadWorker(config.MapEnv(tt.env))
+		var ce *config.Error
+		if !errors.As(err, &ce) || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%v: %v, want %q", tt.env, err, tt.want)
+		}
+	}
+	if n, err := config.ScheduleMax(config.MapEnv(map[string]string{"BULKASSIGN_SCHEDULE_MAX": "64MiB"})); err != nil || n != 64<<20 {
+		t.Errorf("ScheduleMax = %d, %v; want 64MiB", n, err)
+	}
+}

@@ -358,7 +358,7 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request) {
 	} else {
 		op.Possible = true
 	}
-	c.render(w, r, http.StatusOK, "confirm.html", op.Verb, op)
+	c.render(w, r, http.StatusOK, "confirm.html", op.Verb+" of batch "+b.ID[:8], op)
 }
 
 // notAllowed says to a person why batchop refused an operation.
@@ -368,8 +368,10 @@ func notAllowed(err error) string {
 	switch {
 	case errors.Is(err, batchop.ErrReverted):
 		return "This batch was reverted: retrying would create again what the revert deleted. Revert again re-runs the reverts that failed or were canceled."
-	case errors.As(err, &nf), errors.As(err, &inf):
-		return "The batch cannot be reverted yet: " + err.Error() + ". Wait until every row is final (or cancel it), then revert."
+	case errors.As(err, &nf):
+		return fmt.Sprintf("The batch is still running (%d rows not final): revert is offered once every row is final. Cancel the batch to stop it sooner.", nf.Open)
+	case errors.As(err, &inf):
+		return "The batch cannot be reverted yet: " + err.Error() + ". Wait a moment, then revert."
 	}
 	return "There is nothing to do: " + err.Error() + "."
 }

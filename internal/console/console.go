@@ -16,12 +16,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/bulkassign/bulkassign/internal/access"
+	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/dryrun"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/store"
@@ -39,61 +38,76 @@ type Config struct {
 	// DefaultTenant is AZURE_TENANT_ID: rows that name no tenant go there.
 	DefaultTenant string
 	Logger        *slog.Logger
-	// MaxUpload bounds an upload's bytes; 0 is DefaultMaxUpload.
-	MaxUpload int64
-	// SpoolDir holds uploads between review and enqueue; "" is a fresh
-	// directory under os.TempDir().
-	SpoolDir string
+	// Settings are the upload spool's and the schedule list's bounds
+	// (CONSOLE_*, BULKASSIGN_SCHEDULE_MAX); a zero field is its default
+	// (config.Defaults).
+	Settings config.Console
 }
-
-// DefaultMaxUpload is 1 GiB: a million rows of CSV fit several times.
-const DefaultMaxUpload = 1 << 30
-
-// uploadTTL is how long a reviewed upload may be enqueued.
-const uploadTTL = 2 * time.Hour
 
 // Console is the console's handler.
 type Console struct {
 	cfg   Config
 	tmpl  *template.Template
 	mux   *http.ServeMux
-	spool string
-
-	mu      sync.Mutex
-	uploads map[string]*upload
+	spool *spool
 }
 
 // Attach makes rt serve the console at /console/, reading and writing
-// through rt's pool and reading Graph through rt's tenants.
+// through rt's pool and reading Graph through rt's tenants; the worker
+// closes it (its upload spool removed) when it stops.
 func Attach(rt *worker.Runtime) {
+	var mu sync.Mutex
+	var built []*Console
 	rt.Console = func() (http.Handler, error) {
-		return New(Config{DB: store.Wrap(rt.Pool), Clients: func(tenant string) (*jobs.Tenant, error) {
+		c, err := New(Config{DB: store.Wrap(rt.Pool), Clients: func(tenant string) (*jobs.Tenant, error) {
 			return rt.Deps.Tenant(context.Background(), tenant)
-		}, DefaultTenant: rt.Deps.DefaultTenant, Logger: rt.Logger.With("component", "console")})
+		}, DefaultTenant: rt.Deps.DefaultTenant, Logger: rt.Logger.With("component", "console"), Settings: rt.Settings().Console})
+		if err == nil {
+			mu.Lock()
+			built = append(built, c)
+			mu.Unlock()
+		}
+		return c, err
+	}
+	rt.CloseConsole = func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		var errs []error
+		for _, c := range built {
+			errs = append(errs, c.Close())
+		}
+		built = nil
+		return errors.Join(errs...)
 	}
 }
 
 // New builds the console.
 func New(cfg Config) (*Console, error) {
-	if cfg.MaxUpload <= 0 {
-		cfg.MaxUpload = DefaultMaxUpload
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	spool := cfg.SpoolDir
-	if spool == "" {
-		d, err := os.MkdirTemp("", "bulkassign-console-")
-		if err != nil {
-			return nil, fmt.Errorf("console: cannot make its upload directory: %w", err)
+	d, st := config.Defaults.Console, &cfg.Settings
+	for _, f := range []struct{ v, def *int64 }{{&st.MaxUpload, &d.MaxUpload}, {&st.SpoolUserBytes, &d.SpoolUserBytes},
+		{&st.SpoolBytes, &d.SpoolBytes}, {&st.ScheduleMax, &d.ScheduleMax}} {
+		if *f.v <= 0 {
+			*f.v = *f.def
 		}
-		spool = d
+	}
+	if st.SpoolUserFiles <= 0 {
+		st.SpoolUserFiles = d.SpoolUserFiles
+	}
+	if st.ReviewTTL <= 0 {
+		st.ReviewTTL = d.ReviewTTL
 	}
 	t, err := template.New("").Funcs(funcs).ParseFS(webFS, "web/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
-	c := &Console{cfg: cfg, tmpl: t, mux: http.NewServeMux(), spool: spool, uploads: map[string]*upload{}}
+	sp, err := newSpool(cfg.Settings)
+	if err != nil {
+		return nil, err
+	}
+	c := &Console{cfg: cfg, tmpl: t, mux: http.NewServeMux(), spool: sp}
 	static, _ := fs.Sub(webFS, "web")
 	c.mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(static)))
 	c.mux.HandleFunc("GET /console/{$}", c.home)
@@ -111,6 +125,10 @@ func New(cfg Config) (*Console, error) {
 	c.mux.HandleFunc("POST /console/schedules/{name}/remove", c.scheduleRemove)
 	return c, nil
 }
+
+// Close removes the upload spool with every upload waiting in it; the
+// worker calls it once its HTTP server has stopped.
+func (c *Console) Close() error { return c.spool.Close() }
 
 // ServeHTTP refuses a state-changing request without its session's CSRF
 // token, then serves.

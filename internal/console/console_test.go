@@ -29,6 +29,7 @@ type testBundle struct {
 	h      *testenv.Harness
 	base   string
 	client *http.Client
+	stop   func() // stops the worker (also at cleanup)
 }
 
 func setup(t *testing.T, configs int, extra map[string]string) *testBundle {
@@ -41,8 +42,8 @@ func setup(t *testing.T, configs int, extra map[string]string) *testBundle {
 	for k, v := range extra {
 		o.Extra[k] = v
 	}
-	rt, _ := h.StartWorker(t, o)
-	return &testBundle{h: h, base: testenv.Serving(t, rt), client: newClient(t)}
+	rt, stop := h.StartWorker(t, o)
+	return &testBundle{h: h, base: testenv.Serving(t, rt), client: newClient(t), stop: stop}
 }
 
 func newClient(t *testing.T) *http.Client {
@@ -94,12 +95,21 @@ func (b *testBundle) csrf(t *testing.T) string {
 // upload posts a file as the upload form does.
 func (b *testBundle) upload(t *testing.T, csrf, name, content string) (int, string) {
 	t.Helper()
+	return b.uploadTo(t, "/console/upload", csrf, nil, name, content)
+}
+
+// uploadTo posts fields, then a file, to path as the console's forms do.
+func (b *testBundle) uploadTo(t *testing.T, path, csrf string, fields [][2]string, name, content string) (int, string) {
+	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
+	for _, f := range fields {
+		mw.WriteField(f[0], f[1])
+	}
 	fw, _ := mw.CreateFormFile("file", name)
 	io.WriteString(fw, content)
 	mw.Close()
-	req, _ := http.NewRequest(http.MethodPost, b.base+"/console/upload?csrf="+url.QueryEscape(csrf), &buf)
+	req, _ := http.NewRequest(http.MethodPost, b.base+path+"?csrf="+url.QueryEscape(csrf), &buf)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	req.Header.Set("Origin", b.base)
 	return b.do(t, req)
@@ -355,10 +365,159 @@ func TestReviewShowsNamesAndRemovals(t *testing.T) {
 			t.Errorf("the review lacks %q:\n%s", want, body)
 		}
 	}
+	// Both failing rows of the configuration give their reason in its row.
+	table := body[strings.Index(body, `<table id="review">`):]
+	table = table[:strings.Index(table, "</table>")]
+	for _, want := range []string{"name_ambiguous", "name_not_found", "SG-Two", `no group is named &#34;SG-None&#34;`} {
+		if !strings.Contains(table, want) {
+			t.Errorf("the review's row lacks %q:\n%s", want, table)
+		}
+	}
 	if n := len(b.h.Sim.Ledger()); n != 0 {
 		t.Errorf("the review wrote %d assignments", n)
 	}
 	if got := b.h.Sim.Assignments(testenv.Config(0), ""); len(got) != 1 {
 		t.Errorf("the review changed the tenant: %d assignments", len(got))
+	}
+}
+
+// count runs a count(*) query.
+func (b *testBundle) count(t *testing.T, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := b.h.DB.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestTokensAreBoundToTheirPurpose: a review's token does not save a
+// schedule, a schedule preview's does not enqueue (a 4xx saying so, not
+// a 500), and a preview saves only the cron and zone it previewed. A save
+// that fails (the name is taken) shows the preview again, and it saves
+// once the name is free; the schedules page shows the next run in the
+// schedule's zone.
+func TestTokensAreBoundToTheirPurpose(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 2, nil)
+	csrf := b.csrf(t)
+	code, body := b.upload(t, csrf, "ok.csv", testenv.GroupCSV(2, 1))
+	review := mustToken(t, code, body)
+	previewOf := func(cron string) (string, string) {
+		t.Helper()
+		code, body := b.uploadTo(t, "/console/schedules/preview", csrf,
+			[][2]string{{"name", "nightly"}, {"cron", cron}, {"tz", "Asia/Tokyo"}}, "n.csv", testenv.GroupCSV(3, 1))
+		return mustToken(t, code, body), body
+	}
+	p1, page := previewOf("0 2 * * *")
+	if !strings.Contains(page, " 02:00 JST") {
+		t.Errorf("the preview does not show the runs at 02:00 in Tokyo: %.600s", page)
+	}
+	p2, _ := previewOf("30 3 * * *")
+
+	code, body, _ = b.postForm(t, "/console/schedules", url.Values{"csrf": {csrf}, "token": {review}, "cron": {"* * * * *"}, "tz": {"UTC"}})
+	if code != http.StatusBadRequest || !strings.Contains(body, "a review&#39;s, not a schedule preview&#39;s") {
+		t.Errorf("a review token posted to /console/schedules = %d, want 400 saying it is a review's: %.400s", code, body)
+	}
+	code, body, _ = b.postForm(t, "/console/enqueue", url.Values{"csrf": {csrf}, "token": {p1}})
+	if code != http.StatusBadRequest || !strings.Contains(body, "a schedule preview&#39;s, not a review&#39;s") {
+		t.Errorf("a preview token posted to /console/enqueue = %d, want 400 saying it is a preview's: %.400s", code, body)
+	}
+	code, body, _ = b.postForm(t, "/console/schedules", url.Values{"csrf": {csrf}, "token": {p1}, "cron": {"* * * * *"}, "tz": {"Asia/Tokyo"}})
+	if code != http.StatusBadRequest || !strings.Contains(body, "differs from the one previewed") {
+		t.Errorf("a save with a cron not previewed = %d, want 400: %.400s", code, body)
+	}
+	if n := b.count(t, `SELECT (SELECT count(*) FROM batches) + (SELECT count(*) FROM schedules)`); n != 0 {
+		t.Fatalf("%d batches and schedules after the refused posts, want none", n)
+	}
+
+	// The first preview saves, with its own cron and zone.
+	code, body, _ = b.postForm(t, "/console/schedules", url.Values{"csrf": {csrf}, "token": {p1}})
+	if code != http.StatusOK || !strings.Contains(body, "<td>nightly</td>") {
+		t.Fatalf("save = %d: %.400s", code, body)
+	}
+	if n := b.count(t, `SELECT count(*) FROM schedules WHERE cron = '0 2 * * *' AND timezone = 'Asia/Tokyo' AND row_count = 3`); n != 1 {
+		t.Errorf("the saved schedule is not the one previewed")
+	}
+	if !strings.Contains(body, " 02:00 JST</td>") {
+		t.Errorf("the schedules page does not show the next run in the schedule's zone: %.1500s", body)
+	}
+	// The second's name is taken: its preview stays, and saves once the name is free.
+	code, body, _ = b.postForm(t, "/console/schedules", url.Values{"csrf": {csrf}, "token": {p2}})
+	if code != http.StatusConflict || !strings.Contains(body, `id="save-error"`) || !strings.Contains(body, `value="`+p2+`"`) {
+		t.Fatalf("a save whose name is taken = %d, want 409 with the preview kept: %.600s", code, body)
+	}
+	if code, body, _ := b.postForm(t, "/console/schedules/nightly/remove", url.Values{"csrf": {csrf}}); code != http.StatusOK {
+		t.Fatalf("remove = %d: %.300s", code, body)
+	}
+	code, body, _ = b.postForm(t, "/console/schedules", url.Values{"csrf": {csrf}, "token": {p2}})
+	if code != http.StatusOK || b.count(t, `SELECT count(*) FROM schedules WHERE cron = '30 3 * * *'`) != 1 {
+		t.Fatalf("the kept preview's second save = %d: %.400s", code, body)
+	}
+	// Used up: a third save is refused.
+	if code, _, _ := b.postForm(t, "/console/schedules", url.Values{"csrf": {csrf}, "token": {p2}}); code != http.StatusGone {
+		t.Errorf("a saved preview saved again = %d, want 410", code)
+	}
+	// The review still enqueues.
+	code, body, _ = b.postForm(t, "/console/enqueue", url.Values{"csrf": {csrf}, "token": {review}})
+	if code != http.StatusOK || !strings.Contains(body, `id="batch-id"`) {
+		t.Errorf("enqueue of the review = %d: %.300s", code, body)
+	}
+}
+
+// TestNothingToCreateIsNotEnqueuedFirst: a review whose rows would all
+// change nothing does not make Enqueue its main button.
+func TestNothingToCreateIsNotEnqueuedFirst(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1, nil)
+	b.h.Sim.Preassign(testenv.Config(0), "", assign.Target{Type: assign.TargetGroup, GroupID: testenv.Group(1)})
+	csrf := b.csrf(t)
+	code, body := b.upload(t, csrf, "same.csv", "configuration_id,group_id\n"+testenv.Config(0)+","+testenv.Group(1)+"\n")
+	if code != http.StatusOK || !strings.Contains(body, `id="already">1<`) {
+		t.Fatalf("upload = %d: %.500s", code, body)
+	}
+	if !strings.Contains(body, `id="nothing"`) || !strings.Contains(body, `<button type="submit" id="enqueue" class="secondary">`) ||
+		!strings.Contains(body, `class="button" id="back"`) {
+		t.Errorf("a review with nothing to create keeps Enqueue as its main action: %s", body)
+	}
+	code, body = b.upload(t, csrf, "new.csv", "configuration_id,group_id\n"+testenv.Config(0)+","+testenv.Group(2)+"\n")
+	if code != http.StatusOK || strings.Contains(body, `id="nothing"`) || !strings.Contains(body, `<button type="submit" id="enqueue">`) {
+		t.Errorf("a review with a row to create does not make Enqueue its main action: %.800s", body)
+	}
+}
+
+// TestBatchActionsTellTheTruth: confirm pages name their batch, and
+// revert is not offered while the batch runs (offered once it is final).
+func TestBatchActionsTellTheTruth(t *testing.T) {
+	t.Parallel()
+	// One write a minute: the batch runs for the test's length.
+	b := setup(t, 1, map[string]string{"GRAPH_WRITE_RATE": "0.016"})
+	csrf := b.csrf(t)
+	code, body := b.upload(t, csrf, "slow.csv", testenv.GroupCSV(5, 1))
+	tok := mustToken(t, code, body)
+	code, body, resp := b.postForm(t, "/console/enqueue", url.Values{"csrf": {csrf}, "token": {tok}})
+	if code != http.StatusOK {
+		t.Fatalf("enqueue = %d: %.300s", code, body)
+	}
+	id := strings.TrimPrefix(resp.Request.URL.Path, "/console/batches/")
+	if !strings.Contains(body, `id="revert" href="/console/batches/`+id+`/confirm/revert" hidden>`) || !strings.Contains(body, `id="revert-later" class="help">`) {
+		t.Errorf("a running batch's page offers revert: %s", body)
+	}
+	code, body = b.get(t, "/console/batches/"+id+"/confirm/revert")
+	if code != http.StatusOK || strings.Contains(body, `id="confirm"`) || !strings.Contains(body, "still running") {
+		t.Errorf("revert's confirmation while the batch runs = %d, want no confirm button and why: %s", code, body)
+	}
+	code, body = b.get(t, "/console/batches/"+id+"/confirm/cancel")
+	if code != http.StatusOK || !strings.Contains(body, `id="batch-id">`+id+`<`) || !strings.Contains(body, "slow.csv") ||
+		!strings.Contains(body, "<title>Cancel the batch of batch "+id[:8]) {
+		t.Errorf("cancel's confirmation does not name the batch %s: %s", id, body)
+	}
+	if code, body, _ := b.postForm(t, "/console/batches/"+id+"/cancel", url.Values{"csrf": {csrf}}); code != http.StatusOK {
+		t.Fatalf("cancel = %d: %.300s", code, body)
+	}
+	b.h.WaitFinal(t, id, 60*time.Second)
+	_, body = b.get(t, "/console/batches/"+id)
+	if !strings.Contains(body, `id="revert" href="/console/batches/`+id+`/confirm/revert">`) || !strings.Contains(body, `id="revert-later" class="help" hidden>`) {
+		t.Errorf("a final batch's page does not offer revert: %s", body)
 	}
 }

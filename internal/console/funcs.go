@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bulkassign/bulkassign/internal/access"
+	"github.com/bulkassign/bulkassign/internal/jobs"
 )
 
 func userOf(r *http.Request) string { return access.User(r) }
@@ -31,4 +32,18 @@ var funcs = template.FuncMap{
 		return s
 	},
 	"statusOf": func(m map[string]int, s any) int { return m[fmt.Sprint(s)] },
+	"zoneTime": zoneTime,
+}
+
+// zoneTime shows t in a schedule's zone, with the zone's abbreviation, as
+// its cron reads it (and `enqueue schedule list` shows it).
+func zoneTime(t time.Time, tz string) string {
+	if t.IsZero() {
+		return "-"
+	}
+	loc, err := jobs.LoadTimeZone(tz)
+	if err != nil {
+		loc = time.UTC
+	}
+	return t.In(loc).Format("Mon 2006-01-02 15:04 MST")
 }

@@ -1,8 +1,6 @@
 package console
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,36 +12,32 @@ import (
 
 	"github.com/bulkassign/bulkassign/internal/access"
 	"github.com/bulkassign/bulkassign/internal/batchop"
+	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/dryrun"
 	"github.com/bulkassign/bulkassign/internal/intake"
 	"github.com/bulkassign/bulkassign/internal/jobs"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
 
-// upload is a list spooled to disk between its review and its enqueue.
-type upload struct {
-	token   string // the enqueue form's token: the batch's request key
-	path    string
-	name    string
-	format  intake.Format
-	user    string
-	expires time.Time
-	fields  map[string]string // the form's text fields before the file
-}
-
-func newToken() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // spoolUpload streams the request's file part to a file in the spool
-// directory (never whole in memory) and returns it with the file's name and
-// format. Text fields before the file (a few KiB each) are kept in
-// u.fields; the file must be the last part that matters.
-func (c *Console) spoolUpload(w http.ResponseWriter, r *http.Request) (*upload, error) {
+// (never whole in memory, within the spool's caps) and returns it with the
+// file's name and format, held for p's use. Text fields before the file (a
+// few KiB each) are kept in u.fields; the file must be the last part that
+// matters. A schedule's list is bounded by BULKASSIGN_SCHEDULE_MAX, a
+// review's by CONSOLE_MAX_UPLOAD. The caller holds it (spool.hold) once
+// it is reviewed, or drops it.
+func (c *Console) spoolUpload(w http.ResponseWriter, r *http.Request, p purpose) (*upload, error) {
+	st := c.cfg.Settings
+	limit, tooBig := st.MaxUpload, func() error {
+		return fmt.Errorf("the file is larger than the console takes (%s, CONSOLE_MAX_UPLOAD): enqueue it with the enqueue command", config.FormatSize(st.MaxUpload))
+	}
+	if p == forSchedule {
+		limit, tooBig = st.ScheduleMax, func() error {
+			return fmt.Errorf("the list is larger than a schedule keeps (%s, %s: every run reads it whole): split it into several schedules", config.FormatSize(st.ScheduleMax), config.ScheduleMaxVar)
+		}
+	}
 	fields := map[string]string{}
-	r.Body = http.MaxBytesReader(w, r.Body, c.cfg.MaxUpload+1<<20)
+	r.Body = http.MaxBytesReader(w, r.Body, limit+1<<20)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return nil, errors.New("the upload is not a form with a file: pick a CSV, JSON or NDJSON file")
@@ -52,6 +46,10 @@ func (c *Console) spoolUpload(w http.ResponseWriter, r *http.Request) (*upload, 
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("no file was uploaded: pick a CSV, JSON or NDJSON file")
+		}
+		var tooBigBody *http.MaxBytesError
+		if errors.As(err, &tooBigBody) {
+			return nil, tooBig()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("the upload was cut short: %w", err)
@@ -72,25 +70,17 @@ func (c *Console) spoolUpload(w http.ResponseWriter, r *http.Request) (*upload, 
 		if err != nil {
 			return nil, err
 		}
-		u := &upload{token: newToken(), name: name, format: f, user: access.User(r), expires: time.Now().Add(uploadTTL), fields: fields}
-		u.path = filepath.Join(c.spool, u.token)
-		out, err := os.OpenFile(u.path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		u, err := c.spool.begin(access.User(r), p)
 		if err != nil {
 			return nil, err
 		}
-		n, err := io.Copy(out, part)
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil && n > c.cfg.MaxUpload {
-			err = fmt.Errorf("the file is larger than the console takes (%d MiB): enqueue it with the enqueue command", c.cfg.MaxUpload>>20)
+		u.name, u.format, u.fields = name, f, fields
+		err = c.spool.write(u, part, limit, tooBig)
+		if errors.As(err, &tooBigBody) {
+			err = tooBig()
 		}
 		if err != nil {
-			os.Remove(u.path)
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				err = fmt.Errorf("the file is larger than the console takes (%d MiB): enqueue it with the enqueue command", c.cfg.MaxUpload>>20)
-			}
+			c.spool.drop(u)
 			return nil, err
 		}
 		return u, nil
@@ -103,7 +93,36 @@ type reviewRow struct {
 	Create, Already, NotFound int
 	Remove, NotAssigned       int
 	ReadFailed                int
-	Why                       string
+	// Reasons are why the rows that would fail or were not checked would,
+	// each distinct reason once, in order of first row; MoreReasons
+	// counts those past maxReasons.
+	Reasons     []reason
+	MoreReasons int
+}
+
+// reason is one distinct reason of a review's group, and its rows.
+type reason struct {
+	Result dryrun.Result
+	Why    string
+	Rows   int
+}
+
+// maxReasons bounds the reasons a review's row lists; the names table
+// below it shows every name's resolution.
+const maxReasons = 10
+
+func (g *reviewRow) addReason(res dryrun.Result, why string) {
+	for i := range g.Reasons {
+		if g.Reasons[i].Result == res && g.Reasons[i].Why == why {
+			g.Reasons[i].Rows++
+			return
+		}
+	}
+	if len(g.Reasons) == maxReasons {
+		g.MoreReasons++
+		return
+	}
+	g.Reasons = append(g.Reasons, reason{Result: res, Why: why, Rows: 1})
 }
 
 // review is what the review page shows.
@@ -117,6 +136,9 @@ type review struct {
 	Groups   []reviewRow
 	Warnings []string
 	Lists    int
+	// Nothing: no row would create or remove anything (and every row was
+	// checked), so enqueueing is not the page's main action.
+	Nothing bool
 }
 
 // invalid is what the page of a rejected upload shows.
@@ -133,7 +155,7 @@ func (c *Console) uploadList(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(15 * time.Minute))
 	_ = rc.SetWriteDeadline(time.Now().Add(20 * time.Minute))
-	u, err := c.spoolUpload(w, r)
+	u, err := c.spoolUpload(w, r, forReview)
 	if err != nil {
 		c.fail(w, r, http.StatusBadRequest, err.Error())
 		return
@@ -141,7 +163,7 @@ func (c *Console) uploadList(w http.ResponseWriter, r *http.Request) {
 	keep := false
 	defer func() {
 		if !keep {
-			os.Remove(u.path)
+			c.spool.drop(u)
 		}
 	}()
 	f, err := os.Open(u.path)
@@ -176,6 +198,7 @@ func (c *Console) uploadList(w http.ResponseWriter, r *http.Request) {
 	for k, v := range rep.Counts {
 		rv.Counts[string(k)] = v
 	}
+	rv.Nothing = rep.Counts[dryrun.WouldCreate]+rep.Counts[dryrun.WouldRemove]+rep.Counts[dryrun.ReadFailed] == 0
 	groups := map[[2]string]*reviewRow{}
 	for _, o := range rep.Rows {
 		k := [2]string{o.TenantID, o.Spec.ConfigurationLabel()}
@@ -195,10 +218,10 @@ func (c *Console) uploadList(w http.ResponseWriter, r *http.Request) {
 			g.NotAssigned++
 		case dryrun.ConfigurationNotFound, dryrun.UnsupportedPolicyType, dryrun.NameNotFound, dryrun.NameAmbiguous, dryrun.Conflict:
 			g.NotFound++
-			g.Why = o.Why
+			g.addReason(o.Result, o.Why)
 		case dryrun.ReadFailed:
 			g.ReadFailed++
-			g.Why = o.Why
+			g.addReason(o.Result, o.Why)
 		}
 	}
 	for _, g := range groups {
@@ -211,27 +234,28 @@ func (c *Console) uploadList(w http.ResponseWriter, r *http.Request) {
 		}
 		return a.Configuration < b.Configuration
 	})
-	c.mu.Lock()
-	c.dropExpiredLocked()
-	c.uploads[u.token] = u
-	c.mu.Unlock()
+	if err := c.spool.hold(u); err != nil {
+		c.fail(w, r, http.StatusServiceUnavailable, err.Error())
+		return
+	}
 	keep = true
 	c.render(w, r, http.StatusOK, "review.html", "Review "+u.name, rv)
 }
 
-func (c *Console) dropExpiredLocked() {
-	now := time.Now()
-	for k, u := range c.uploads {
-		if now.After(u.expires) {
-			os.Remove(u.path)
-			delete(c.uploads, k)
-		}
+// useFailed answers a token that cannot be used.
+func (c *Console) useFailed(w http.ResponseWriter, r *http.Request, err error) {
+	var ue *useError
+	if errors.As(err, &ue) {
+		c.fail(w, r, ue.status, ue.msg)
+		return
 	}
+	c.internal(w, r, "finding the upload", err)
 }
 
 // enqueue enqueues a reviewed upload once: the form's token is the
 // batch's request key, so a double click or a resubmitted form finds the
 // batch the first submit made (the database's unique index decides a race).
+// Only a review's token enqueues, and only for the person who uploaded it.
 func (c *Console) enqueue(w http.ResponseWriter, r *http.Request) {
 	token := r.PostFormValue("token")
 	if token == "" {
@@ -246,21 +270,21 @@ func (c *Console) enqueue(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/console/batches/"+id, http.StatusSeeOther)
 		return
 	}
-	c.mu.Lock()
-	u := c.uploads[token]
-	c.mu.Unlock()
-	if u == nil {
-		c.fail(w, r, http.StatusGone, "This review has expired (or the worker restarted): upload the list again.")
-		return
-	}
-	f, err := os.Open(u.path)
+	u, err := c.spool.use(token, forReview, access.User(r), false)
 	if err != nil {
-		// A concurrent submit enqueued it and removed the file.
+		// A concurrent submit may have enqueued it and let it go.
 		if id, ferr := store.FindBatchByKey(ctx, c.cfg.DB, token); ferr == nil && id != "" {
 			http.Redirect(w, r, "/console/batches/"+id, http.StatusSeeOther)
 			return
 		}
-		c.fail(w, r, http.StatusGone, "This review has expired: upload the list again.")
+		c.useFailed(w, r, err)
+		return
+	}
+	enqueued := false
+	defer func() { c.spool.done(u, enqueued) }()
+	f, err := os.Open(u.path)
+	if err != nil {
+		c.internal(w, r, "reading the upload", err)
 		return
 	}
 	defer f.Close()
@@ -269,6 +293,7 @@ func (c *Console) enqueue(w http.ResponseWriter, r *http.Request) {
 	if store.IsDuplicateRequestKey(err) {
 		id, ferr := store.FindBatchByKey(ctx, c.cfg.DB, token)
 		if ferr == nil && id != "" {
+			enqueued = true
 			http.Redirect(w, r, "/console/batches/"+id, http.StatusSeeOther)
 			return
 		}
@@ -282,10 +307,7 @@ func (c *Console) enqueue(w http.ResponseWriter, r *http.Request) {
 		c.internal(w, r, "enqueueing the list", err)
 		return
 	}
-	c.mu.Lock()
-	delete(c.uploads, token)
-	c.mu.Unlock()
-	os.Remove(u.path)
+	enqueued = true
 	b := out[0].Batch
 	c.cfg.Logger.Info("console: enqueued", "batch", b.ID, "rows", b.RowCount, "source", u.name, "created_by", b.CreatedBy)
 	http.Redirect(w, r, "/console/batches/"+b.ID, http.StatusSeeOther)

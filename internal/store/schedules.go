@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,19 +36,60 @@ type Schedule struct {
 	UpdatedAt   time.Time
 }
 
-// PutSchedule stores s. With replace, an existing schedule of that name
-// starts afresh with the new list, cron and times (its past runs stay in
-// batches.schedule); without, a taken name is ErrExists.
+// PutSchedule stores s with its list s.Content. With replace, an existing
+// schedule of that name starts afresh with the new list, cron and times
+// (its past runs stay in batches.schedule); without, a taken name is
+// ErrExists.
 func PutSchedule(ctx context.Context, q Querier, s *Schedule, replace bool) error {
+	return PutScheduleList(ctx, q, s, bytes.NewReader(s.Content), replace)
+}
+
+// scheduleChunk is how much of a list PutScheduleList holds at once.
+const scheduleChunk = 1 << 20
+
+// PutScheduleList stores s as PutSchedule does, with its list read from
+// list instead of s.Content: the list streams to Postgres a chunk at a
+// time (COPY into a temporary table, joined there), so a list of any size
+// costs the caller a chunk of memory. An error from list (a caller's
+// check at its end, say) stores nothing. s.Bytes becomes the list's length.
+func PutScheduleList(ctx context.Context, q Querier, s *Schedule, list io.Reader, replace bool) error {
+	var db interface {
+		Begin(context.Context) (pgx.Tx, error)
+	}
+	switch v := q.(type) {
+	case *DB:
+		db = v.pool
+	case interface {
+		Begin(context.Context) (pgx.Tx, error)
+	}:
+		db = v
+	default:
+		return fmt.Errorf("error storing schedule %q: %T cannot begin a transaction", s.Name, q)
+	}
 	sql := `INSERT INTO schedules (name, cron, timezone, source, format, content, sha256, row_count, last_run_at, next_run_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+		SELECT $1, $2, $3, $4, $5, coalesce((SELECT string_agg(data, ''::bytea ORDER BY seq) FROM schedule_list_chunks), ''::bytea),
+			$6, $7, $8, $9`
 	if replace {
 		sql += ` ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone, source = excluded.source,
 			format = excluded.format, content = excluded.content, sha256 = excluded.sha256, row_count = excluded.row_count,
 			last_run_at = excluded.last_run_at, next_run_at = excluded.next_run_at, last_batch_id = NULL, last_error = NULL,
 			updated_at = now()`
 	}
-	_, err := q.Exec(ctx, sql, s.Name, s.Cron, s.TimeZone, s.Source, s.Format, s.Content, s.SHA256, s.RowCount, s.LastRunAt, s.NextRunAt)
+	chunks := &listChunks{r: list, buf: make([]byte, scheduleChunk)}
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE schedule_list_chunks (seq integer, data bytea) ON COMMIT DROP`); err != nil {
+			return err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"schedule_list_chunks"}, []string{"seq", "data"}, chunks); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, sql, s.Name, s.Cron, s.TimeZone, s.Source, s.Format, s.SHA256, s.RowCount, s.LastRunAt, s.NextRunAt); err != nil {
+			return err
+		}
+		// Dropped now, not at commit: an outer transaction may store another.
+		_, err := tx.Exec(ctx, `DROP TABLE schedule_list_chunks`)
+		return err
+	})
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
 		return fmt.Errorf("schedule %q: %w", s.Name, ErrExists)
@@ -54,7 +97,48 @@ func PutSchedule(ctx context.Context, q Querier, s *Schedule, replace bool) erro
 	if err != nil {
 		return fmt.Errorf("error storing schedule %q: %w", s.Name, err)
 	}
+	s.Bytes = chunks.n
 	return nil
+}
+
+// listChunks is a list as COPY rows of (seq, data), read a chunk at a time
+// into one buffer: COPY encodes each row before it asks for the next.
+type listChunks struct {
+	r   io.Reader
+	buf []byte
+	cur []byte
+	seq int
+	n   int64
+	err error
+}
+
+func (c *listChunks) Next() bool {
+	if c.err != nil {
+		return false
+	}
+	n, err := io.ReadFull(c.r, c.buf)
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		c.err = io.EOF
+	case err != nil:
+		c.err = err
+		return false
+	}
+	if n == 0 {
+		return false
+	}
+	c.cur, c.n = c.buf[:n], c.n+int64(n)
+	c.seq++
+	return true
+}
+
+func (c *listChunks) Values() ([]any, error) { return []any{c.seq, c.cur}, nil }
+
+func (c *listChunks) Err() error {
+	if errors.Is(c.err, io.EOF) {
+		return nil
+	}
+	return c.err
 }
 
 const scheduleColumns = `name, cron, timezone, source, format, sha256, octet_length(content), row_count,

@@ -1,8 +1,10 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -155,5 +157,76 @@ func TestQueueDepth(t *testing.T) {
 	}
 	if other, err := store.QueueDepth(ctx, db.Pool, "another"); err != nil || other["available"] != 0 {
 		t.Fatalf("another queue: %v, %v; want zeros", other, err)
+	}
+}
+
+// failingAtEnd yields r, then fails instead of ending.
+type failingAtEnd struct{ r io.Reader }
+
+func (f failingAtEnd) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		return n, errors.New("the list changed since its check")
+	}
+	return n, err
+}
+
+// TestPutScheduleList: a list streamed in several chunks is stored whole
+// and in order; a reader's error at the end stores nothing; two lists
+// stored in one transaction do not collide.
+func TestPutScheduleList(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.New(t, 4)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	list := make([]byte, 5<<20/2+17) // two and a half chunks
+	for i := range list {
+		list[i] = byte('a' + i%26)
+	}
+	s := newSchedule("big", now.Add(time.Hour))
+	if err := store.PutScheduleList(ctx, store.Wrap(db.Pool), s, bytes.NewReader(list), false); err != nil {
+		t.Fatal(err)
+	}
+	if s.Bytes != int64(len(list)) {
+		t.Errorf("Bytes = %d, want %d", s.Bytes, len(list))
+	}
+	got, err := store.ScheduleContent(ctx, db.Pool, "big")
+	if err != nil || !bytes.Equal(got, list) {
+		t.Fatalf("content = %d bytes (%v), want the %d bytes streamed, in order", len(got), err, len(list))
+	}
+
+	bad := newSchedule("bad", now.Add(time.Hour))
+	err = store.PutScheduleList(ctx, db.Pool, bad, failingAtEnd{bytes.NewReader(list)}, false)
+	if err == nil || !strings.Contains(err.Error(), "changed since its check") {
+		t.Fatalf("a list failing at its end: %v, want its error", err)
+	}
+	if _, err := store.ScheduleContent(ctx, db.Pool, "bad"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a list failing at its end was stored (%v)", err)
+	}
+
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	for _, name := range []string{"one", "two"} {
+		if err := store.PutScheduleList(ctx, tx, newSchedule(name, now), strings.NewReader(name), false); err != nil {
+			t.Fatalf("%s in one transaction: %v", name, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"one", "two"} {
+		if got, err := store.ScheduleContent(ctx, db.Pool, name); err != nil || string(got) != name {
+			t.Errorf("content of %s = %q (%v)", name, got, err)
+		}
+	}
+	empty := newSchedule("empty", now)
+	if err := store.PutScheduleList(ctx, db.Pool, empty, strings.NewReader(""), false); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := store.ScheduleContent(ctx, db.Pool, "empty"); err != nil || len(got) != 0 {
+		t.Errorf("an empty list reads back as %q (%v)", got, err)
 	}
 }

@@ -45,6 +45,9 @@ type Runtime struct {
 	// Console, when set before Run, builds the console's handler, served
 	// at /console/ (internal/console sets it).
 	Console func() (http.Handler, error)
+	// CloseConsole, when set with Console, is called once the HTTP server
+	// has stopped (internal/console sets it: its upload spool goes).
+	CloseConsole func() error
 	// Access is the web sign-in's app registration (AZURE_*), for Entra
 	// ID sign-in to the console.
 	Access      access.Config
@@ -219,6 +222,14 @@ func (r *Runtime) Run(ctx context.Context) error {
 	if r.cfg.HTTPAddr != "" {
 		ac := r.Access
 		ac.Console = r.cfg.Console
+		if r.CloseConsole != nil {
+			// Deferred before the server's shutdown, so it runs after it.
+			defer func() {
+				if err := r.CloseConsole(); err != nil {
+					r.Logger.Warn("console did not close cleanly", "error", err)
+				}
+			}()
+		}
 		srv, err := httpapi.Start(httpapi.Config{Addr: r.cfg.HTTPAddr, User: r.cfg.HTTPUser, Password: r.cfg.HTTPPassword,
 			Pool: r.Pool, River: client, Metrics: scrape, Logger: r.Logger.With("component", "http"),
 			Access: ac, Console: r.Console})

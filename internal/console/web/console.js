@@ -96,6 +96,11 @@
       Object.keys(s.counts).forEach(function (k) { text(live.querySelector("[data-count=" + k + "]"), s.counts[k]); });
       var rv = Object.keys(s.reverts).map(function (k) { return "revert " + k + ": " + s.reverts[k]; }).join(" ");
       text(document.getElementById("reverts"), rv);
+      // Revert is offered only once every row is final.
+      var finished = s.done >= s.total;
+      var revert = document.getElementById("revert"), later = document.getElementById("revert-later");
+      if (revert) { revert.hidden = !finished; }
+      if (later) { later.hidden = finished; }
       return s.done >= s.total ? 5000 : 1000;
     });
   }
