@@ -507,6 +507,18 @@ func TestBatchActionsTellTheTruth(t *testing.T) {
 	if code != http.StatusOK || strings.Contains(body, `id="confirm"`) || !strings.Contains(body, "still running") {
 		t.Errorf("revert's confirmation while the batch runs = %d, want no confirm button and why: %s", code, body)
 	}
+	// Rows held back by the write limit are waiting, with no error.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, body = b.get(t, "/console/batches/"+id)
+		if strings.Contains(body, `<td>waiting <span class="why">`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(body, `<td>waiting <span class="why">`) || strings.Contains(body, "Waiting:") || strings.Contains(body, `<td>retrying`) {
+		t.Errorf("rows waiting for the write limit are not shown waiting without an error: %s", body)
+	}
 	code, body = b.get(t, "/console/batches/"+id+"/confirm/cancel")
 	if code != http.StatusOK || !strings.Contains(body, `id="batch-id">`+id+`<`) || !strings.Contains(body, "slow.csv") ||
 		!strings.Contains(body, "<title>Cancel the batch of batch "+id[:8]) {
