@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -38,16 +37,8 @@ func get(t *testing.T, url, user, password string) (int, string, http.Header) {
 	if user != "" || password != "" {
 		req.SetBasicAuth(user, password)
 	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b), resp.Header
+	resp, body := send(t, httpClient, req)
+	return resp.StatusCode, body, resp.Header
 }
 
 // scrape reads /metrics (signed in with basic auth when user is set) into
