@@ -66,7 +66,7 @@ func workerCheck(ctx context.Context, env *Env, args []string) error {
 	// the write permission. Not needed for lists of ids: told, not failed.
 	groups := "ok"
 	if !slices.ContainsFunc(p.Permissions, func(s string) bool { return slices.Contains(groupReaders, s) }) {
-		groups = "MISSING Group.Read.All: rows that give group_name will fail (403); lists of group ids are not affected"
+		groups = "MISSING Group.Read.All: rows that give group_name will fail (403) and --dry-run cannot check group ids; lists of group ids work"
 	}
 	fmt.Fprintf(tw, "group names\t%s\n", groups)
 	read := "ok"
