@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/dryrun"
 )
 
@@ -61,7 +62,12 @@ func enqueueList(ctx context.Context, env *Env, args []string) error {
 			return usageError("%v: give the tenant's id", err)
 		}
 	}
-	wcfg, gcfg, err := loadWorkerSettings(env)
+	// As the dry run: the read limit's settings and the sign-in.
+	wcfg, err := config.LoadWorker(env.Getenv)
+	if err != nil {
+		return err
+	}
+	gcfg, err := config.LoadGraph(env.Getenv, true)
 	if err != nil {
 		return err
 	}
@@ -102,6 +108,6 @@ func enqueueList(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 	}
-	fmt.Fprintf(env.Stderr, "enqueue: %d %s\n", len(objs), pos[0])
+	fmt.Fprintf(env.Stderr, "enqueue: list %s: %d read\n", pos[0], len(objs))
 	return nil
 }
