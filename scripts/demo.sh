@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole job on embedded defaults: a Postgres (local, compose, or a
 # throwaway cluster), the Graph simulator standing in for a tenant
-# (examples/tenant.json: 8 configurations, 3 assignments already there),
+# (examples/tenant.json: 8 configurations, 3 assignments already there,
+# and the two customer tenants of examples/multi-tenant.csv),
 # examples/assignments.csv enqueued, one worker at Intune's documented write
 # limit (GRAPH_WRITE_RATE=5), and the results table at the end.
 set -euo pipefail

@@ -9,13 +9,13 @@ import (
 	"text/tabwriter"
 
 	"github.com/bulkassign/bulkassign/internal/auth"
-	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/worker"
 )
 
 const checkUsage = `usage: worker check [--tenant TENANT]
 
-Signs in to the tenant (default AZURE_TENANT_ID) as the settings say,
+Reads and checks every setting as the worker does (exit 2 on the first it
+would refuse), then signs in to the tenant (default AZURE_TENANT_ID) as the settings say,
 prints the tenant's name, the app, the permissions the token carries
 (and whether they let rows name groups by display name) and the answer to
 one read of the tenant's device configurations. Exits 1 when
@@ -31,7 +31,9 @@ func workerCheck(ctx context.Context, env *Env, args []string) error {
 	if err := parseNoArgs(fs, args, "check"); err != nil {
 		return err
 	}
-	gcfg, err := config.LoadGraph(env.Getenv, true)
+	// The worker's own loader: a setting the worker refuses fails the
+	// check too, before any sign-in.
+	_, gcfg, err := loadWorkerSettings(env)
 	if err != nil {
 		return err
 	}
@@ -64,7 +66,7 @@ func workerCheck(ctx context.Context, env *Env, args []string) error {
 	// the write permission. Not needed for lists of ids: told, not failed.
 	groups := "ok"
 	if !slices.ContainsFunc(p.Permissions, func(s string) bool { return slices.Contains(groupReaders, s) }) {
-		groups = "MISSING Group.Read.All: rows that give group_name will fail (403); lists of group ids are not affected"
+		groups = "MISSING Group.Read.All: rows that give group_name will fail (403) and --dry-run cannot check group ids; lists of group ids work"
 	}
 	fmt.Fprintf(tw, "group names\t%s\n", groups)
 	read := "ok"

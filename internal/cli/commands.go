@@ -37,6 +37,7 @@ func enqueueProgram() *program {
 			{"revert", "BATCH [--wait]", "delete the assignments the batch created", enqueueRevert},
 			{"prune", "--older-than AGE", "remove finished batches enqueued longer ago than AGE (90d, 12h, 0s)", enqueuePrune},
 			{"schedule", "add|list|remove", "enqueue a list at cron times (enqueue schedule -h)", enqueueSchedule},
+			{"list", "KIND", "the tenant's configurations, groups or filters, in the input's columns", enqueueList},
 		},
 		notes: `BATCH is a batch id or its first 8 or more characters.
 

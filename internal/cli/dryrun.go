@@ -24,6 +24,7 @@ func enqueueDryRun(ctx context.Context, env *Env, inputs []jobs.Input, output st
 	if err != nil {
 		return err
 	}
+	plan.CheckGroups = true
 	for _, r := range plan.Intake {
 		printWarnings(env.Stderr, r)
 		if e := r.Err(); e != nil {
@@ -125,7 +126,8 @@ func reportDryRun(env *Env, rep *dryrun.Report, manyFiles, tenants bool, output 
 		what string
 	}{{dryrun.WouldRemove, "would be removed"}, {dryrun.NotAssigned, "to remove but not assigned"},
 		{dryrun.Conflict, "conflict with what the tenant holds (see ERROR)"},
-		{dryrun.NameNotFound, "name something that does not exist"}, {dryrun.NameAmbiguous, "give an ambiguous name"}} {
+		{dryrun.NameNotFound, "name something that does not exist"}, {dryrun.NameAmbiguous, "give an ambiguous name"},
+		{dryrun.GroupNotFound, "give a group id the tenant does not have"}} {
 		if n := c[m.r]; n > 0 {
 			more += fmt.Sprintf(", %d %s", n, m.what)
 		}
@@ -133,6 +135,16 @@ func reportDryRun(env *Env, rep *dryrun.Report, manyFiles, tenants bool, output 
 	names := ""
 	if rep.Names > 0 {
 		names = fmt.Sprintf(", %d names looked up", rep.Names)
+	}
+	if rep.GroupReads > 0 {
+		reads := "reads"
+		if rep.GroupReads == 1 {
+			reads = "read"
+		}
+		names += fmt.Sprintf(", %d %s of group ids", rep.GroupReads, reads)
+	}
+	for _, why := range rep.GroupsNotChecked {
+		fmt.Fprintf(env.Stderr, "enqueue: dry run: group ids not checked in %s\n", oneLine(why))
 	}
 	fmt.Fprintf(env.Stderr, "enqueue: dry run: %d rows: %d would be created, %d already assigned%s, %d on configurations that do not exist%s, %d not checked; %d assignment lists read%s, nothing written\n",
 		len(rep.Rows), c[dryrun.WouldCreate], c[dryrun.AlreadyAssigned], more, c[dryrun.ConfigurationNotFound], unsupported, c[dryrun.ReadFailed], rep.Lists, names)

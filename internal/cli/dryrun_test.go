@@ -21,6 +21,9 @@ func TestDryRun(t *testing.T) {
 	// 12 rows on 3 configurations; Config(2) does not exist. Rows 0 and 4
 	// (on Config(0) and Config(1)) are assigned already.
 	h := newTenant(t, 2)
+	for i := range 12 {
+		h.Sim.AddGroup(testenv.Group(i), "SG-"+strconv.Itoa(i))
+	}
 	existing := map[int]string{
 		0: h.Sim.Preassign(testenv.Config(0), "", assign.Target{Type: assign.TargetGroup, GroupID: testenv.Group(0)}),
 		4: h.Sim.Preassign(testenv.Config(1), "", assign.Target{Type: assign.TargetGroup, GroupID: testenv.Group(4)}),
@@ -68,14 +71,15 @@ func TestDryRun(t *testing.T) {
 				t.Errorf("row %d: %v, want line %d %s %q", i, rec, i+2, result, id)
 			}
 		}
-		if !strings.Contains(r.stderr, "12 rows: 6 would be created, 2 already assigned, 4 on configurations that do not exist, 0 not checked; 3 assignment lists read, nothing written") {
+		if !strings.Contains(r.stderr, "12 rows: 6 would be created, 2 already assigned, 4 on configurations that do not exist, 0 not checked; 3 assignment lists read, 1 read of group ids, nothing written") {
 			t.Fatalf("summary:\n%s", r.stderr)
 		}
 		// One read per configuration path, not per row; the one that does
 		// not exist is then looked up once in each kind of policy
-		// bulkassign does not assign.
-		if reads := h.Sim.Stats().Reads - readsBefore; reads != 3+int64(len(graph.UnsupportedKinds)) {
-			t.Fatalf("the dry run read Graph %d times, want 3 lists and %d probes", reads, len(graph.UnsupportedKinds))
+		// bulkassign does not assign; the 6 groups of the rows to create
+		// are checked in one read.
+		if reads := h.Sim.Stats().Reads - readsBefore; reads != 3+int64(len(graph.UnsupportedKinds))+1 {
+			t.Fatalf("the dry run read Graph %d times, want 3 lists, %d probes and 1 group read", reads, len(graph.UnsupportedKinds))
 		}
 		nothingWritten(t)
 	})
@@ -126,6 +130,9 @@ func TestDryRun(t *testing.T) {
 		for i := range 10 {
 			h.Sim.AddConfiguration(testenv.Config(i))
 		}
+		for i := range 30 {
+			h.Sim.AddGroup(testenv.Group(i), "SG-"+strconv.Itoa(i))
+		}
 		file := testenv.WriteFile(t, "paced.csv", testenv.GroupCSV(30, 10))
 		var out, errb strings.Builder
 		env := &cli.Env{Getenv: h.Env(map[string]string{"GRAPH_READ_RATE": "5"}), Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}
@@ -155,6 +162,9 @@ func TestDryRunUnsupportedPolicyType(t *testing.T) {
 	// Config(0) is a device configuration, Config(1) a Settings Catalog
 	// policy, Config(2) an administrative template, Config(3) nothing.
 	h := newTenant(t, 1)
+	for i := range 8 {
+		h.Sim.AddGroup(testenv.Group(i), "SG-"+strconv.Itoa(i))
+	}
 	if err := h.Sim.AddPolicy("configurationPolicies", testenv.Config(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -186,8 +196,75 @@ func TestDryRunUnsupportedPolicyType(t *testing.T) {
 		t.Fatalf("summary:\n%s", r.stderr)
 	}
 	// 4 lists, then 1 probe for Config(1), 3 for Config(2) (the third
-	// kind), 3 for Config(3): one GET per kind at most, only after a 404.
-	if reads := h.Sim.Stats().Reads; reads != 4+1+3+3 {
-		t.Fatalf("the dry run read Graph %d times, want 11", reads)
+	// kind), 3 for Config(3): one GET per kind at most, only after a 404;
+	// then one read of the 2 groups of the rows to create.
+	if reads := h.Sim.Stats().Reads; reads != 4+1+3+3+1 {
+		t.Fatalf("the dry run read Graph %d times, want 12", reads)
+	}
+}
+
+// TestDryRunFlagsMissingGroups: 3,000 rows of random group ids (none a
+// group of the tenant) beside 30 of real groups: every random one comes
+// back group_not_found, the real ones would_create, the ids are read 15 a
+// request (200 reads, not 3,000), and nothing is written.
+func TestDryRunFlagsMissingGroups(t *testing.T) {
+	t.Parallel()
+	h := newTenant(t, 1)
+	var b strings.Builder
+	b.WriteString("configuration_id,target_type,group_id\n")
+	const random, real = 3000, 30
+	for i := range real {
+		h.Sim.AddGroup(testenv.Group(i), "SG-"+strconv.Itoa(i))
+		b.WriteString(testenv.Config(0) + ",group," + testenv.Group(i) + "\n")
+	}
+	for range random {
+		b.WriteString(testenv.Config(0) + ",group," + assign.NewID() + "\n")
+	}
+	file := testenv.WriteFile(t, "random.csv", b.String())
+	var out, errb strings.Builder
+	env := &cli.Env{Getenv: h.Env(map[string]string{"GRAPH_READ_RATE": "0"}), Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}
+	if code := cli.Enqueue(context.Background(), env, []string{"--dry-run", file, "--output", "csv"}); code != cli.ExitOK {
+		t.Fatalf("exit %d\n%s", code, errb.String())
+	}
+	recs := readCSV(t, out.String())
+	col := func(name string) int { return slices.Index(recs[0], name) }
+	if len(recs) != 1+real+random {
+		t.Fatalf("%d rows", len(recs)-1)
+	}
+	for i, rec := range recs[1:] {
+		want := "group_not_found"
+		if i < real {
+			want = "would_create"
+		}
+		if rec[col("result")] != want {
+			t.Fatalf("line %s (group %s): %s %q, want %s", rec[col("line")], rec[col("group_id")], rec[col("result")], rec[col("error")], want)
+		}
+	}
+	st := h.Sim.Stats()
+	wantReads := int64(1 + (random+real+14)/15)
+	t.Logf("figure: %d rows, %d of them random group ids: %d Graph reads (%d with $filter)", random+real, random, st.Reads, st.NameLookups.Groups)
+	if st.Reads != wantReads || st.NameLookups.Groups != wantReads-1 {
+		t.Errorf("%d reads (%d of groups), want %d: one list and the group ids 15 a read", st.Reads, st.NameLookups.Groups, wantReads)
+	}
+	if !strings.Contains(errb.String(), "3000 give a group id the tenant does not have") {
+		t.Errorf("summary:\n%s", errb.String())
+	}
+	if len(h.Sim.Ledger()) != 0 || st.Methods["POST"] != (graphsim.StatusCounts{}) {
+		t.Errorf("a dry run wrote to Graph")
+	}
+}
+
+// TestDryRunGroupsNotReadable: a tenant whose groups the app may not read
+// (no Group.Read.All) leaves the rows as they were, and says that their
+// group ids were not checked and why.
+func TestDryRunGroupsNotReadable(t *testing.T) {
+	t.Parallel()
+	h := newTenant(t, 1)
+	h.Sim.DefaultTenant().SetNoGroupRead(true)
+	r := enqueue(t, h, false, "--dry-run", testenv.WriteFile(t, "ids.csv", testenv.GroupCSV(3, 1)))
+	if r.code != cli.ExitOK || !strings.Contains(r.stderr, "3 would be created") ||
+		!strings.Contains(r.stderr, "enqueue: dry run: group ids not checked in tenant "+h.Sim.TenantID()+": GET resolve: HTTP 403") ||
+		!strings.Contains(r.stderr, "Group.Read.All") {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 }

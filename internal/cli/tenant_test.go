@@ -109,6 +109,12 @@ func TestDryRunTenants(t *testing.T) {
 	h := testenv.New(t, graphsim.Config{Tenants: []graphsim.TenantConfig{{ID: tenantA, Name: "Tenant A"}}})
 	h.Sim.AddConfiguration(testenv.Config(0), testenv.Config(1))
 	h.Sim.Tenant(tenantA).AddConfiguration(testenv.Config(0))
+	for _, g := range []int{0, 2, 3} {
+		h.Sim.AddGroup(testenv.Group(g), "SG-"+strconv.Itoa(g))
+	}
+	for _, g := range []int{1, 4} {
+		h.Sim.Tenant(tenantA).AddGroup(testenv.Group(g), "SG-"+strconv.Itoa(g))
+	}
 	reads := func() int64 { return h.Sim.Stats().Reads + h.Sim.Tenant(tenantA).Stats().Reads }
 	def := graphsim.DefaultTenantID
 	// Config(0) in the default tenant (named and not) and in tenant A;
@@ -138,8 +144,8 @@ func TestDryRunTenants(t *testing.T) {
 				t.Errorf("row %d: %v, want tenant %s, would_create", i, rec, wantTenants[i])
 			}
 		}
-		if n, inA := reads()-before, h.Sim.Tenant(tenantA).Stats().Reads-beforeA; n != 3 || inA != 1 {
-			t.Errorf("%d lists read (%d in tenant A), want 3: one per tenant, configuration and path, each in its tenant", n, inA)
+		if n, inA := reads()-before, h.Sim.Tenant(tenantA).Stats().Reads-beforeA; n != 3+2 || inA != 1+1 {
+			t.Errorf("%d reads (%d in tenant A), want 3 lists, one per tenant, configuration and path, each in its tenant, and one read of group ids per tenant", n, inA)
 		}
 		if !strings.Contains(r.stderr, "3 assignment lists read") {
 			t.Errorf("stderr:\n%s", r.stderr)

@@ -62,6 +62,7 @@ func TestUsageText(t *testing.T) {
        enqueue revert BATCH [--wait]     delete the assignments the batch created
        enqueue prune --older-than AGE    remove finished batches enqueued longer ago than AGE (90d, 12h, 0s)
        enqueue schedule add|list|remove  enqueue a list at cron times (enqueue schedule -h)
+       enqueue list KIND                 the tenant's configurations, groups or filters, in the input's columns
 
 BATCH is a batch id or its first 8 or more characters.
 

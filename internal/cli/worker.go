@@ -22,16 +22,7 @@ func runWorker(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) e
 	if len(pos) > 0 {
 		return usageError("unknown command %q", pos[0])
 	}
-	wcfg, err := config.LoadWorker(env.Getenv)
-	if err != nil {
-		return err
-	}
-	if wcfg.HTTPAddr != "" {
-		if err := httpapi.CheckSettings(wcfg); err != nil {
-			return err
-		}
-	}
-	gcfg, err := config.LoadGraph(env.Getenv, true)
+	wcfg, gcfg, err := loadWorkerSettings(env)
 	if err != nil {
 		return err
 	}
@@ -54,6 +45,23 @@ func runWorker(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) e
 	w.Schedule.DefaultTenant = gcfg.TenantID
 	console.Attach(w)
 	return w.Run(ctx)
+}
+
+// loadWorkerSettings reads and checks every setting a worker process runs
+// on. The worker and `worker check` both call it, so check refuses what the
+// worker would refuse, with the same line.
+func loadWorkerSettings(env *Env) (config.Worker, config.Graph, error) {
+	wcfg, err := config.LoadWorker(env.Getenv)
+	if err != nil {
+		return wcfg, config.Graph{}, err
+	}
+	if wcfg.HTTPAddr != "" {
+		if err := httpapi.CheckSettings(wcfg); err != nil {
+			return wcfg, config.Graph{}, err
+		}
+	}
+	gcfg, err := config.LoadGraph(env.Getenv, true)
+	return wcfg, gcfg, err
 }
 
 func workerMigrate(ctx context.Context, env *Env, args []string) error {

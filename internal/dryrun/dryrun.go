@@ -9,11 +9,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/auth"
+	"github.com/bulkassign/bulkassign/internal/backoff"
 	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/intake"
@@ -47,6 +50,10 @@ const (
 	// which Intune refuses or which would change what the group gets (Why
 	// says which, AssignmentID is the existing one).
 	Conflict Result = "conflict"
+	// GroupNotFound: the row's group id is no group of its tenant (a typo,
+	// a deleted group, a user's id); Graph would take the assignment all
+	// the same and assign nobody.
+	GroupNotFound Result = "group_not_found"
 )
 
 // readers is how many lists a dry run reads at once; the fleet's read
@@ -104,7 +111,10 @@ type Plan struct {
 	// while its input's default tenant is not a tenant id: enqueue would
 	// refuse the inputs, and the plan is not run.
 	NoTenant *jobs.NoTenantError
-	names    []nameKey // each once, in order of first use
+	// CheckGroups has Read check that the group ids of the rows it would
+	// create exist in their tenants (GroupNotFound otherwise).
+	CheckGroups bool
+	names       []nameKey // each once, in order of first use
 }
 
 // NewPlan reads and validates the inputs, as enqueue would, rows that name
@@ -166,6 +176,12 @@ type Report struct {
 	// Lookups is what each distinct name resolved to, in order of first
 	// use.
 	Lookups []Lookup
+	// GroupReads is how many reads checked that the rows' group ids
+	// exist (up to graph.MaxIDsPerFilter ids a read); GroupsNotChecked
+	// says, per tenant, why some could not be (the rows are then told
+	// as if their groups exist).
+	GroupReads       int
+	GroupsNotChecked []string
 }
 
 // Lookup is one display name in one tenant and what it resolved to: one
@@ -237,6 +253,11 @@ func (p *Plan) Read(ctx context.Context, clients Clients) (*Report, error) {
 		return nil, err
 	}
 	rep := newReport(rows, lists, unresolved)
+	if p.CheckGroups {
+		if err := rep.checkGroups(ctx, clients); err != nil {
+			return nil, err
+		}
+	}
 	rep.Names = len(found)
 	for _, k := range p.names {
 		lu := Lookup{TenantID: k.tenant, Kind: k.kind, Name: k.name}
@@ -376,6 +397,7 @@ func newReport(rows []Row, lists map[key]*list, unresolved map[int]Outcome) *Rep
 		if !ok {
 			o = outcome(rows[i], lists)
 		}
+
 		rep.Rows[i] = o
 		rep.Counts[o.Result]++
 	}
@@ -437,4 +459,165 @@ func conflict(t assign.Target, l *list) (why, id string) {
 		}
 	}
 	return "", ""
+}
+
+// groupKey is one group id in one tenant.
+type groupKey struct{ tenant, id string }
+
+// groupChunk is up to graph.MaxIDsPerFilter group ids of one tenant, read
+// at once; ids holds them comma-separated (a map key must be comparable).
+type groupChunk struct{ tenant, ids string }
+
+// groupRead is what one chunk's read found: the ids that are groups, or
+// why it could not be read.
+type groupRead struct {
+	found map[string]bool
+	err   string
+}
+
+// checkGroups reads whether the group ids of the rows that would create
+// an assignment (would_create, conflict) exist, each id once per tenant,
+// graph.MaxIDsPerFilter ids a read, and turns the rows of a missing group
+// into GroupNotFound. Rows that name their group found it by name;
+// removals of a missing group are simply not assigned. A chunk that
+// cannot be read leaves its rows as they are, told in GroupsNotChecked.
+func (rep *Report) checkGroups(ctx context.Context, clients Clients) error {
+	byTenant := map[string][]string{}
+	var tenants []string
+	seen := map[groupKey]bool{}
+	for _, o := range rep.Rows {
+		t := o.Spec.Target
+		if (o.Result != WouldCreate && o.Result != Conflict) || o.Spec.Names.Group != "" || t.GroupID == "" {
+			continue
+		}
+		k := groupKey{o.TenantID, t.GroupID}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if byTenant[k.tenant] == nil {
+			tenants = append(tenants, k.tenant)
+		}
+		byTenant[k.tenant] = append(byTenant[k.tenant], k.id)
+	}
+	var chunks []groupChunk
+	for _, t := range tenants {
+		for ids := range slices.Chunk(byTenant[t], graph.MaxIDsPerFilter) {
+			chunks = append(chunks, groupChunk{t, strings.Join(ids, ",")})
+		}
+	}
+	reads, err := readAll(ctx, chunks, func(k groupChunk) *groupRead { return readGroups(ctx, clients, k) })
+	if err != nil {
+		return err
+	}
+	rep.GroupReads = len(chunks)
+	missing := map[groupKey]bool{}
+	for _, k := range chunks {
+		g := reads[k]
+		if g.err != "" {
+			if why := "tenant " + k.tenant + ": " + g.err; !slices.Contains(rep.GroupsNotChecked, why) {
+				rep.GroupsNotChecked = append(rep.GroupsNotChecked, why)
+			}
+			continue
+		}
+		for _, id := range strings.Split(k.ids, ",") {
+			if !g.found[id] {
+				missing[groupKey{k.tenant, id}] = true
+			}
+		}
+	}
+	for i := range rep.Rows {
+		o := &rep.Rows[i]
+		if (o.Result == WouldCreate || o.Result == Conflict) && o.Spec.Names.Group == "" && missing[groupKey{o.TenantID, o.Spec.Target.GroupID}] {
+			rep.Counts[o.Result]--
+			o.Result, o.AssignmentID = GroupNotFound, ""
+			o.Why = "the tenant has no group " + o.Spec.Target.GroupID + " (deleted, mistyped, or not a group's id): the assignment would target nobody"
+			rep.Counts[o.Result]++
+		}
+	}
+	return nil
+}
+
+// readGroups reads one chunk of group ids (graph.Client.FindGroups)
+// within the tenant's read limit (settle); a chunk that cannot be read
+// (a 403: no Group.Read.All) is not checked.
+func readGroups(ctx context.Context, clients Clients, k groupChunk) *groupRead {
+	t, err := clients(k.tenant)
+	if err != nil {
+		return &groupRead{err: err.Error()}
+	}
+	ids := strings.Split(k.ids, ",")
+	var found map[string]bool
+	why := settle(ctx, t, func(wait func(context.Context) error) *graph.Response {
+		var resp *graph.Response
+		found, resp = t.Graph.FindGroups(ctx, ids, wait)
+		if found != nil {
+			return nil
+		}
+		return resp
+	})
+	if why != "" {
+		return &groupRead{err: why}
+	}
+	return &groupRead{found: found}
+}
+
+// maxWaits bounds the throttles and limiter waits of one settled read.
+const maxWaits = 20
+
+// settle runs attempt (nil when it is done, else the failed answer)
+// within t's read limit until it is done, settling each failure with the
+// response policy: throttles slow the fleet and wait, transient errors
+// are retried up to readSettings.MaxErrors times, anything else is final.
+// It returns "" when done, else why not.
+func settle(ctx context.Context, t *jobs.Tenant, attempt func(wait func(context.Context) error) *graph.Response) string {
+	var wait func(context.Context) error
+	if t.Reads != nil {
+		wait = func(ctx context.Context) error {
+			_, err := t.Reads.Wait(ctx, readSettings.MaxWait)
+			return err
+		}
+	}
+	retry := backoff.Policy{Base: readSettings.RetryBase, Max: readSettings.RetryMax}
+	for errs, waits := 0, 0; ; {
+		resp := attempt(wait)
+		if resp == nil {
+			return ""
+		}
+		var delay time.Duration
+		switch d := graph.Classify(resp); d.Action {
+		case graph.Throttle:
+			if t.Reads != nil {
+				delay, _ = t.Reads.Throttled(ctx, resp.RetryAfter)
+			} else {
+				delay = max(resp.RetryAfter, retry.Delay(waits+1))
+			}
+			waits++
+		case graph.Wait:
+			delay = d.Delay
+			waits++
+		case graph.Retry:
+			if errs++; errs >= readSettings.MaxErrors {
+				return resp.Error()
+			}
+			delay = retry.Delay(errs)
+		case graph.Fail:
+			if resp.StatusCode >= 400 {
+				return resp.Error() + ": " + d.Why
+			}
+			return resp.Error()
+		default:
+			return resp.Error()
+		}
+		if waits > maxWaits {
+			return "still waiting after " + strconv.Itoa(maxWaits) + " tries: " + resp.Error()
+		}
+		tm := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			tm.Stop()
+			return ctx.Err().Error()
+		case <-tm.C:
+		}
+	}
 }

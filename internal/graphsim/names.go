@@ -3,6 +3,7 @@ package graphsim
 import (
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
@@ -11,7 +12,9 @@ import (
 // Display names. Input rows may name a device configuration, a group or an
 // assignment filter instead of giving its id; bulkassign resolves a name by
 // listing the collection with $filter=displayName eq '…'. The simulator
-// serves that one filter on the three collections, with $select, $top and
+// serves that filter on the three collections (and, on groups, id in
+// ('…', …) of up to 15 ids, which the dry run checks group ids with; `enqueue
+// list` reads them whole), with $select, $top and
 // paging, compares names case-insensitively as Graph does, and lets several
 // objects share a name (Entra allows it for groups), which is how a test
 // makes a name ambiguous.
@@ -60,7 +63,7 @@ func (t *Tenant) NameConfiguration(id, displayName string) {
 
 // AddGroup registers an Entra group (id a GUID, any case) in the tenant,
 // or renames it. Several groups may share a display name, as in Entra.
-// Groups exist only to be found by name (GET /groups): the simulator
+// Groups exist only to be found (GET /groups, by name or by id): the simulator
 // accepts assignments to any group id, registered or not.
 func (t *Tenant) AddGroup(id, displayName string) {
 	t.s.mu.Lock()
@@ -174,11 +177,17 @@ func (s *Server) listNamed(gc *graphCall, rt route, collection string, objects f
 	q := gc.r.URL.Query()
 	var (
 		name     string
+		ids      map[string]bool // $filter=id in (...), on groups
 		filtered = q.Has("$filter")
 	)
 	if filtered {
 		var ge *graphErr
-		if name, ge = parseNameFilter(q.Get("$filter")); ge != nil {
+		if collection == "groups" && idFilterRE.MatchString(q.Get("$filter")) {
+			ids, ge = parseIDFilter(q.Get("$filter"))
+		} else {
+			name, ge = parseNameFilter(q.Get("$filter"))
+		}
+		if ge != nil {
 			s.graphError(gc, ge.status, ge.code, ge.message)
 			return
 		}
@@ -197,7 +206,7 @@ func (s *Server) listNamed(gc *graphCall, rt route, collection string, objects f
 	s.mu.Lock()
 	var match []namedObject
 	for _, o := range objects(gc.ten) {
-		if !filtered || strings.EqualFold(o.name, name) {
+		if !filtered || (ids == nil && strings.EqualFold(o.name, name)) || ids[o.id] {
 			match = append(match, o)
 		}
 	}
@@ -239,6 +248,43 @@ func selectFields(all map[string]any, sel []string) map[string]any {
 		}
 	}
 	return out
+}
+
+// idFilterRE matches the shape of $filter=id in ('…', …), which Graph
+// serves on groups (and other directory objects).
+var idFilterRE = regexp.MustCompile(`(?i)^\s*id\s+in\s*\(`)
+
+// idLiteralRE is one element of the list: a quoted id.
+var idLiteralRE = regexp.MustCompile(`^\s*'([^']*)'\s*$`)
+
+// maxInValues is how many values Graph takes in one "in" on directory
+// objects; more is a 400.
+const maxInValues = 15
+
+// parseIDFilter reads id in ('<id>', '<id>', ...) and returns the ids,
+// canonicalised. More than maxInValues values is a 400 in Graph's words.
+func parseIDFilter(f string) (map[string]bool, *graphErr) {
+	bad := &graphErr{http.StatusBadRequest, "BadRequest", fmt.Sprintf("Invalid filter clause: graphsim serves id in ('<id>', ...), not '%s'.", f)}
+	loc := idFilterRE.FindStringIndex(f)
+	rest := strings.TrimSpace(f[loc[1]:])
+	list, ok := strings.CutSuffix(rest, ")")
+	if !ok {
+		return nil, bad
+	}
+	ids := map[string]bool{}
+	parts := strings.Split(list, ",")
+	if len(parts) > maxInValues {
+		return nil, &graphErr{http.StatusBadRequest, "Request_UnsupportedQuery",
+			fmt.Sprintf("Too many child clauses specified in search filter expression containing 'OR' operators: %d. Max allowed: %d.", len(parts), maxInValues)}
+	}
+	for _, p := range parts {
+		m := idLiteralRE.FindStringSubmatch(p)
+		if m == nil {
+			return nil, bad
+		}
+		ids[assign.CanonicalGUID(m[1])] = true
+	}
+	return ids, nil
 }
 
 // parseNameFilter reads the one $filter the simulator serves,

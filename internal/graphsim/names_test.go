@@ -1,6 +1,7 @@
 package graphsim_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -358,5 +359,33 @@ func TestTenantFileNames(t *testing.T) {
 		if len(s.TenantIDs()) != before {
 			t.Errorf("%s: a bad file added a tenant", bad.body)
 		}
+	}
+}
+
+// TestGroupsByID: groups?$filter=id in ('…', …) answers the groups among
+// the ids (any case), paged; 16 ids is Graph's 400, as is the filter on
+// another collection.
+func TestGroupsByID(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, graphsim.Config{PageSize: 2})
+	tok := appToken(t, s)
+	var quoted []string
+	for i := range 15 {
+		if i%3 == 0 {
+			s.AddGroup(strings.ToUpper(groupN(i)), fmt.Sprintf("SG-%d", i))
+		}
+		quoted = append(quoted, "'"+groupN(i)+"'")
+	}
+	s.AddGroup(groupN(99), "not asked for")
+	ids, pages := idsOf(t, lookup(t, s, tok, "/groups", "id in ("+strings.Join(quoted, ", ")+")", "$select=id"), tok)
+	if want := []string{groupN(0), groupN(3), groupN(6), groupN(9), groupN(12)}; !slices.Equal(ids, want) || pages != 3 {
+		t.Errorf("ids %v in %d pages, want %v in 3", ids, pages, want)
+	}
+	r := lookup(t, s, tok, "/groups", "id in ("+strings.Join(append(quoted, "'"+groupN(15)+"'"), ",")+")", "")
+	if r.status != http.StatusBadRequest || r.errorCode(t) != "Request_UnsupportedQuery" {
+		t.Errorf("16 ids: %d %s, want 400 Request_UnsupportedQuery", r.status, r.body)
+	}
+	if r := lookup(t, s, tok, "/deviceManagement/assignmentFilters", "id in ('"+groupN(0)+"')", ""); r.status != http.StatusBadRequest {
+		t.Errorf("id in on filters: %d %s, want 400", r.status, r.body)
 	}
 }

@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -41,16 +42,18 @@ func (l *recordLimit) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (st *state) readCSV(r io.Reader) error {
-	lim := &recordLimit{r: r}
+func (st *state) readCSV(br *bufio.Reader) error {
+	lim := &recordLimit{r: br}
 	cr := csv.NewReader(lim)
+	cr.Comma = separator(br)
 	cr.FieldsPerRecord = -1 // a wrong count is the row's problem, not the file's
 	cr.ReuseRecord = true
-	cr.TrimLeadingSpace = true // so that `a, "b"` is not a bare quote
+	cr.TrimLeadingSpace = cr.Comma != '\t' // so that `a, "b"` is not a bare quote
 
 	header, err := cr.Read()
 	if err == io.EOF {
-		return nil // "no rows"
+		st.fatal(0, "the file is empty (a CSV list starts with a header line naming its columns)")
+		return errStop
 	}
 	if err != nil {
 		return st.csvError(err, 0)
@@ -68,6 +71,9 @@ func (st *state) readCSV(r io.Reader) error {
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
+			if st.records == 0 && st.res.Invalid == 0 {
+				st.fatal(hline, "no rows after the header")
+			}
 			return nil
 		}
 		if err != nil {
@@ -139,9 +145,14 @@ func (st *state) csvHeader(line int, header []string, idx *[numFields]int) bool 
 			}
 		case c < 0:
 			if problem() {
-				msg := fmt.Sprintf("unknown column %s (columns are %s)", shown("", h), strings.Join(Columns, ", "))
-				if strings.ContainsAny(h, ";\t") {
-					msg += "; columns must be separated by commas"
+				msg := "unknown column " + shown("", h)
+				if s, ok := suggest(name, Columns); ok {
+					msg += fmt.Sprintf(" (did you mean %q?)", s)
+				} else {
+					msg += " (columns are " + strings.Join(Columns, ", ") + ")"
+				}
+				if strings.ContainsAny(h, ",;\t") {
+					msg += "; separate columns with one of comma, semicolon or tab, the same throughout the file"
 				}
 				st.fatal(line, msg)
 			}
@@ -180,6 +191,40 @@ func (st *state) csvError(err error, last int) error {
 	}
 	st.fatal(pe.Line, msg)
 	return errStop
+}
+
+// headerPeek bounds the bytes separator looks at for the header line.
+const headerPeek = 64 << 10
+
+// separator chooses the CSV separator from the header line: a comma when
+// the header has one outside quotes, else a semicolon (Excel's in many
+// locales) or a tab when it has one. It reads nothing off br.
+func separator(br *bufio.Reader) rune {
+	head, _ := br.Peek(headerPeek)
+	quoted, semi, tab := false, false, false
+header:
+	for _, c := range head {
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == ',':
+			return ','
+		case c == ';':
+			semi = true
+		case c == '\t':
+			tab = true
+		case c == '\n':
+			break header
+		}
+	}
+	switch {
+	case semi:
+		return ';'
+	case tab:
+		return '\t'
+	}
+	return ','
 }
 
 // blank reports whether every field of rec is empty or white space, as in

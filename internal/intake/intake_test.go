@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -406,6 +407,9 @@ func TestExamples(t *testing.T) {
 		// simulator checks them when it loads the file).
 		ConfigurationNames map[string]string
 		Groups, Filters    []struct{ ID, DisplayName string }
+		// The customer tenants of multi-tenant.csv (the simulator checks
+		// them when it loads the file).
+		Tenants []json.RawMessage
 	}
 	dec := jsonDecoder(data)
 	if err := dec.Decode(&tenant); err != nil {

@@ -610,15 +610,84 @@ func (st *state) jsonObject(s *scanner, keys []jsonKey, prefix string, f *fields
 }
 
 // unknownKey is the message for key kb, which is not one of keys, with a
-// suggestion when it differs from a known key only in case.
+// suggestion (suggest) when one is close.
 func unknownKey(prefix string, kb []byte, keys []jsonKey) string {
 	msg := "unknown key " + shown(prefix, kb)
-	for _, key := range keys {
-		if len(kb) <= maxKeyShown && strings.EqualFold(key.name, string(kb)) {
-			msg += fmt.Sprintf(" (did you mean %q?)", prefix+key.name)
-		}
+	names := make([]string, len(keys))
+	for i, key := range keys {
+		names[i] = key.name
+	}
+	if s, ok := suggest(string(kb), names); ok {
+		msg += fmt.Sprintf(" (did you mean %q?)", prefix+s)
 	}
 	return msg
+}
+
+// suggest is the one rule for "did you mean" on a JSON key or a CSV
+// column: the name among names that got spells with other case or word
+// separators (ConfigurationId, configuration-id and configurationId for
+// configuration_id), else the one name within a typo or two of it (one
+// for short names), compared the same way. No suggestion when two are as
+// close, nor for a name longer than maxKeyShown.
+func suggest(got string, names []string) (string, bool) {
+	if len(got) > maxKeyShown {
+		return "", false
+	}
+	g := foldName(got)
+	if g == "" {
+		return "", false
+	}
+	best, bestD, tie := "", 3, false
+	for _, n := range names {
+		d := editDistance(g, foldName(n))
+		if d == 0 {
+			return n, true
+		}
+		limit := 2
+		if len(g) < 8 {
+			limit = 1
+		}
+		switch {
+		case d > limit:
+		case d < bestD:
+			best, bestD, tie = n, d, false
+		case d == bestD:
+			tie = true
+		}
+	}
+	return best, best != "" && !tie
+}
+
+// foldName is a name without case or word separators.
+func foldName(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		if r != '_' && r != '-' && r != ' ' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // jsonString reads a value that must be a string or null (""), trimmed;
