@@ -85,7 +85,14 @@ type Graph struct {
 	// for delegated sign-in and by LoadDelegated.
 	TokenCacheKey []byte
 	Timeout       time.Duration
+	// MaxListBytes bounds the bytes of all the pages of one Graph list
+	// read (GRAPH_MAX_LIST_BYTES, default graph.DefaultMaxListBytes).
+	MaxListBytes int64
 }
+
+// MinMaxListBytes is the smallest GRAPH_MAX_LIST_BYTES: a few hundred
+// assignments' worth.
+const MinMaxListBytes = 64 << 10
 
 // Origin is the scheme and host of BaseURL: Graph's resource identifier.
 func (g Graph) Origin() string {
@@ -129,6 +136,15 @@ func LoadGraph(env Env, needCredential bool) (Graph, error) {
 	if g.Timeout, err = duration(env, "GRAPH_TIMEOUT", graph.DefaultTimeout); err != nil {
 		return g, err
 	}
+	n, err := integer(env, "GRAPH_MAX_LIST_BYTES", graph.DefaultMaxListBytes)
+	if err != nil {
+		return g, err
+	}
+	if n < MinMaxListBytes {
+		return g, &Error{"GRAPH_MAX_LIST_BYTES", fmt.Sprintf("%d is below %d bytes (the bytes of all the pages of one list read; default %d)",
+			n, MinMaxListBytes, graph.DefaultMaxListBytes)}
+	}
+	g.MaxListBytes = int64(n)
 	g.SignIn = strings.ToLower(get(env, "AZURE_SIGNIN", SignInApp))
 	if g.SignIn != SignInApp && g.SignIn != SignInDelegated {
 		return g, &Error{"AZURE_SIGNIN", fmt.Sprintf("%q is not one of app, delegated", g.SignIn)}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bulkassign/bulkassign/internal/config"
+	"github.com/bulkassign/bulkassign/internal/graph"
 )
 
 // key32 is base64 of 32 bytes.
@@ -291,6 +292,34 @@ func TestRetention(t *testing.T) {
 		}
 		if err != nil || w.Retention != tt.want {
 			t.Errorf("BULKASSIGN_RETENTION=%q: %s, %v; want %s", tt.value, w.Retention, err, tt.want)
+		}
+	}
+}
+
+func TestMaxListBytes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		v    string
+		want int64 // 0: an error naming GRAPH_MAX_LIST_BYTES
+	}{
+		{"", graph.DefaultMaxListBytes},
+		{"65536", 65536},
+		{"1073741824", 1 << 30},
+		{"65535", 0},
+		{"0", 0},
+		{"-1", 0},
+		{"64MiB", 0},
+	} {
+		g, err := config.LoadGraph(config.MapEnv(map[string]string{"GRAPH_MAX_LIST_BYTES": tc.v}), false)
+		if tc.want != 0 {
+			if err != nil || g.MaxListBytes != tc.want {
+				t.Errorf("%q: %d, %v; want %d", tc.v, g.MaxListBytes, err, tc.want)
+			}
+			continue
+		}
+		var ce *config.Error
+		if !errors.As(err, &ce) || ce.Var != "GRAPH_MAX_LIST_BYTES" {
+			t.Errorf("%q: %d, %v; want an error naming GRAPH_MAX_LIST_BYTES", tc.v, g.MaxListBytes, err)
 		}
 	}
 }

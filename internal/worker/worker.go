@@ -132,7 +132,7 @@ func PoolSize(wcfg config.Worker) int32 {
 // (workers, dry runs); observe, when not nil, sees every response. A base
 // URL the client refuses is a config.UnusableError.
 func NewGraphClient(gcfg config.Graph, tokens graph.TokenSource, observe func(*graph.Response)) (*graph.Client, error) {
-	gc, err := graph.New(graph.Options{BaseURL: gcfg.BaseURL, Tokens: tokens, Timeout: gcfg.Timeout, UserAgent: "bulkassign",
+	gc, err := graph.New(graph.Options{BaseURL: gcfg.BaseURL, Tokens: tokens, Timeout: gcfg.Timeout, MaxListBytes: gcfg.MaxListBytes, UserAgent: "bulkassign",
 		Observe: observe, HTTPClient: graphHTTP()})
 	if err != nil {
 		return nil, config.Unusable(err)
