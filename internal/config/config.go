@@ -241,6 +241,11 @@ var Defaults = Worker{
 	// it waits on Graph or a limit), so the pool need not grow with
 	// WORKER_CONCURRENCY.
 	DatabaseMaxConns: 10,
+	// TenantQueueIdle: a tenant queue costs a worker a fetch loop (about
+	// one transaction a second) and a few goroutines while it is served;
+	// one idle for 5 minutes is retired, and served again within
+	// TenantQueuePoll of its next rows.
+	TenantQueueIdle: 5 * time.Minute,
 }
 
 // Bounds of DATABASE_MAX_CONNS: at least River's LISTEN connection and one
@@ -287,6 +292,13 @@ type Worker struct {
 	DatabaseMaxConns int
 	// Tenants are the per-tenant settings of BULKASSIGN_TENANTS.
 	Tenants Tenants
+	// Allowlist is which tenants may have rows (BULKASSIGN_TENANTS with
+	// "onlyListed": true); the zero value allows every tenant.
+	Allowlist TenantAllowlist
+	// TenantQueueIdle is how long a tenant's queue (other than the
+	// default tenant's) may hold no work before a worker stops serving
+	// it (WORKER_TENANT_QUEUE_IDLE); it is served again when rows come.
+	TenantQueueIdle time.Duration
 	// Retention is BULKASSIGN_RETENTION: the leader prunes finished
 	// batches enqueued longer ago than this once a day; 0 is off.
 	Retention time.Duration
@@ -347,7 +359,12 @@ func LoadWorker(env Env) (Worker, error) {
 	if w.Console, err = loadConsole(env, w.HTTPUser != ""); err != nil {
 		return w, err
 	}
-	if w.Tenants, err = LoadTenants(env); err != nil {
+	tf, err := LoadTenantFile(env)
+	if err != nil {
+		return w, err
+	}
+	w.Tenants, w.Allowlist = tf.Tenants, tf.Allowlist
+	if w.TenantQueueIdle, err = duration(env, "WORKER_TENANT_QUEUE_IDLE", Defaults.TenantQueueIdle); err != nil {
 		return w, err
 	}
 	if w.Retention, err = retention(env); err != nil {

@@ -49,6 +49,7 @@ type Runtime struct {
 	Access   access.Config
 	ready    chan struct{}
 	httpAddr string
+	queues   tenantQueues
 	cfg      config.Worker
 	worker   *jobs.AssignWorker
 }
@@ -94,6 +95,7 @@ func New(pool *pgxpool.Pool, tokens graph.TokenSource, gcfg config.Graph, wcfg c
 		Reads:         newReadLimiter(pool, wcfg, gcfg.TenantID, ""),
 		DefaultTenant: gcfg.TenantID,
 		Tenants:       &tenants{pool: pool, gcfg: gcfg, wcfg: wcfg, observe: m.GraphObserver, logger: logger, signedIn: tokens},
+		Allowlist:     wcfg.Allowlist,
 		Logger:        logger,
 		OnOutcome:     m.RowFinished,
 		OnWait:        m.Waited,
