@@ -95,3 +95,27 @@ func TestTenantAllowlist(t *testing.T) {
 		t.Errorf("tenant B got %d token requests, %d reads and %d writes, want none", st.TokenRequests, st.Reads, st.Writes)
 	}
 }
+
+// TestEnqueueReadsTheProcessAllowlist: without Input.Allowlist, Enqueue
+// checks rows against this process's BULKASSIGN_TENANTS, as the enqueue
+// command, the console's upload and the schedules (which set none) do.
+func TestEnqueueReadsTheProcessAllowlist(t *testing.T) {
+	// Not parallel: it sets the process's environment.
+	const a, b = "a1000000-0000-4000-8000-00000000000a", "b1000000-0000-4000-8000-00000000000b"
+	file := filepath.Join(t.TempDir(), "tenants.json")
+	if err := os.WriteFile(file, []byte(`{"onlyListed": true, "tenants": [{"id": "`+a+`"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(config.TenantsVar, file)
+	h := testenv.New(t, graphsim.Config{})
+	rc, err := jobs.NewInsertClient(h.DB.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csv := "tenant_id,configuration_id,target_type\n" + a + "," + testenv.Config(0) + ",all_devices\n" + b + "," + testenv.Config(0) + ",all_devices\n"
+	_, err = jobs.Enqueue(context.Background(), h.DB.Pool, rc, []jobs.Input{{Name: "in.csv", Reader: strings.NewReader(csv), Format: intake.FormatCSV,
+		DefaultTenant: h.Sim.TenantID()}})
+	if want := "in.csv:3: tenant " + b + " is not listed in " + config.TenantsVar; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("enqueue: %v, want an error containing %q", err, want)
+	}
+}
