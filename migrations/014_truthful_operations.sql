@@ -106,3 +106,35 @@ CREATE FUNCTION bulkassign_settle(current text, status text, keep_intent boolean
         WHEN current <> 'cancelling' OR status IN ('created', 'removed', 'already_assigned', 'not_assigned') THEN status
         WHEN keep_intent AND NOT bulkassign_final(status) THEN 'cancelling'
         ELSE 'canceled' END $$;
+
+-- The shim of 013 for the workers of the release before 012 refuses a
+-- row being cancelled as well (a new write), as bulkassign_claims does.
+CREATE OR REPLACE FUNCTION bulkassign_claim(
+    p_tenant text, p_configuration uuid, p_path text, p_target text,
+    p_batch uuid, p_row integer, p_run uuid, p_hold interval, p_request text, p_read_at timestamptz,
+    OUT verdict text, OUT holder_batch uuid, OUT holder_row integer,
+    OUT holder_status text, OUT holder_assignment text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    c record;
+BEGIN
+    c := bulkassign_claim_target(p_tenant, p_configuration, p_path, p_target, p_batch, p_row, p_read_at);
+    verdict := c.verdict;
+    holder_batch := c.holder_batch;
+    holder_row := c.holder_row;
+    holder_status := c.holder_status;
+    holder_assignment := c.holder_assignment;
+    IF verdict <> 'claimed' THEN
+        RETURN;
+    END IF;
+    UPDATE items SET intent_request_id = p_request, intent_at = now(), client_request_id = p_request,
+           attempts = attempts + 1, status = 'running', started_at = coalesce(started_at, now()),
+           run_id = p_run, run_until = now() + p_hold, updated_at = now()
+     WHERE batch_id = p_batch AND row = p_row AND bulkassign_may_write(status)
+       AND bulkassign_free(run_id, run_until, p_run);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'item %/% is final, gone, or held by another run', p_batch, p_row
+            USING ERRCODE = 'no_data_found';
+    END IF;
+END
+$$;

@@ -106,6 +106,14 @@ const (
 	// bulkassign does not assign: a Settings Catalog policy, a compliance
 	// policy or an administrative template; the message names the kind.
 	CodeUnsupportedPolicyType = "UnsupportedPolicyType"
+	// CodeListTooLarge: the pages of a list the row needed (the
+	// configuration's assignments, or a display name's matches) add up to
+	// more than GRAPH_MAX_LIST_BYTES; the message names the cap.
+	CodeListTooLarge = "ListTooLarge"
+	// CodeTenantNotAllowed: the row's tenant is not one BULKASSIGN_TENANTS
+	// lists while the file allows only those (onlyListed): a row of an
+	// older batch, enqueued before the tenant was taken off.
+	CodeTenantNotAllowed = "TenantNotAllowed"
 	// CodeNameNotFound: a display name the row gave matches no object of
 	// its kind in the row's tenant.
 	CodeNameNotFound = "NameNotFound"

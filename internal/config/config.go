@@ -86,7 +86,14 @@ type Graph struct {
 	// for delegated sign-in and by LoadDelegated.
 	TokenCacheKey []byte
 	Timeout       time.Duration
+	// MaxListBytes bounds the bytes of all the pages of one Graph list
+	// read (GRAPH_MAX_LIST_BYTES, default graph.DefaultMaxListBytes).
+	MaxListBytes int64
 }
+
+// MinMaxListBytes is the smallest GRAPH_MAX_LIST_BYTES: a few hundred
+// assignments' worth.
+const MinMaxListBytes = 64 << 10
 
 // Origin is the scheme and host of BaseURL: Graph's resource identifier.
 func (g Graph) Origin() string {
@@ -130,6 +137,15 @@ func LoadGraph(env Env, needCredential bool) (Graph, error) {
 	if g.Timeout, err = duration(env, "GRAPH_TIMEOUT", graph.DefaultTimeout); err != nil {
 		return g, err
 	}
+	n, err := integer(env, "GRAPH_MAX_LIST_BYTES", graph.DefaultMaxListBytes)
+	if err != nil {
+		return g, err
+	}
+	if n < MinMaxListBytes {
+		return g, &Error{"GRAPH_MAX_LIST_BYTES", fmt.Sprintf("%d is below %d bytes (the bytes of all the pages of one list read; default %d)",
+			n, MinMaxListBytes, graph.DefaultMaxListBytes)}
+	}
+	g.MaxListBytes = int64(n)
 	g.SignIn = strings.ToLower(get(env, "AZURE_SIGNIN", SignInApp))
 	if g.SignIn != SignInApp && g.SignIn != SignInDelegated {
 		return g, &Error{"AZURE_SIGNIN", fmt.Sprintf("%q is not one of app, delegated", g.SignIn)}
@@ -241,6 +257,11 @@ var Defaults = Worker{
 		ReviewTTL:      2 * time.Hour,
 		ScheduleMax:    128 << 20,
 	},
+	// TenantQueueIdle: a tenant queue costs a worker a fetch loop (about
+	// one transaction a second) and a few goroutines while it is served;
+	// one idle for 5 minutes is retired, and served again within
+	// TenantQueuePoll of its next rows.
+	TenantQueueIdle: 5 * time.Minute,
 }
 
 // Bounds of DATABASE_MAX_CONNS: at least River's LISTEN connection and one
@@ -287,6 +308,13 @@ type Worker struct {
 	DatabaseMaxConns int
 	// Tenants are the per-tenant settings of BULKASSIGN_TENANTS.
 	Tenants Tenants
+	// Allowlist is which tenants may have rows (BULKASSIGN_TENANTS with
+	// "onlyListed": true); the zero value allows every tenant.
+	Allowlist TenantAllowlist
+	// TenantQueueIdle is how long a tenant's queue (other than the
+	// default tenant's) may hold no work before a worker stops serving
+	// it (WORKER_TENANT_QUEUE_IDLE); it is served again when rows come.
+	TenantQueueIdle time.Duration
 	// Retention is BULKASSIGN_RETENTION: the leader prunes finished
 	// batches enqueued longer ago than this once a day; 0 is off.
 	Retention time.Duration
@@ -368,7 +396,12 @@ func LoadWorker(env Env) (Worker, error) {
 	if w.Console, err = loadConsole(env, w.HTTPUser != ""); err != nil {
 		return w, err
 	}
-	if w.Tenants, err = LoadTenants(env); err != nil {
+	tf, err := LoadTenantFile(env)
+	if err != nil {
+		return w, err
+	}
+	w.Tenants, w.Allowlist = tf.Tenants, tf.Allowlist
+	if w.TenantQueueIdle, err = duration(env, "WORKER_TENANT_QUEUE_IDLE", Defaults.TenantQueueIdle); err != nil {
 		return w, err
 	}
 	if w.Retention, err = retention(env); err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bulkassign/bulkassign/internal/config"
+	"github.com/bulkassign/bulkassign/internal/graph"
 )
 
 // key32 is base64 of 32 bytes.
@@ -371,5 +372,33 @@ func TestConsoleSpool(t *testing.T) {
 	}
 	if n, err := config.ScheduleMax(config.MapEnv(map[string]string{"BULKASSIGN_SCHEDULE_MAX": "64MiB"})); err != nil || n != 64<<20 {
 		t.Errorf("ScheduleMax = %d, %v; want 64MiB", n, err)
+	}
+}
+
+func TestMaxListBytes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		v    string
+		want int64 // 0: an error naming GRAPH_MAX_LIST_BYTES
+	}{
+		{"", graph.DefaultMaxListBytes},
+		{"65536", 65536},
+		{"1073741824", 1 << 30},
+		{"65535", 0},
+		{"0", 0},
+		{"-1", 0},
+		{"64MiB", 0},
+	} {
+		g, err := config.LoadGraph(config.MapEnv(map[string]string{"GRAPH_MAX_LIST_BYTES": tc.v}), false)
+		if tc.want != 0 {
+			if err != nil || g.MaxListBytes != tc.want {
+				t.Errorf("%q: %d, %v; want %d", tc.v, g.MaxListBytes, err, tc.want)
+			}
+			continue
+		}
+		var ce *config.Error
+		if !errors.As(err, &ce) || ce.Var != "GRAPH_MAX_LIST_BYTES" {
+			t.Errorf("%q: %d, %v; want an error naming GRAPH_MAX_LIST_BYTES", tc.v, g.MaxListBytes, err)
+		}
 	}
 }

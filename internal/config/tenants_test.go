@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadTenants(t *testing.T) {
@@ -59,4 +60,58 @@ func TestLoadTenants(t *testing.T) {
 	if _, err := LoadTenants(MapEnv(map[string]string{TenantsVar: "/nonexistent/tenants.json"})); err == nil || !strings.Contains(err.Error(), "cannot read") {
 		t.Errorf("missing file: %v", err)
 	}
+}
+
+func TestTenantAllowlistFile(t *testing.T) {
+	t.Parallel()
+	const a, def = "a1000000-0000-4000-8000-000000000001", "d1000000-0000-4000-8000-00000000000d"
+	p := filepath.Join(t.TempDir(), "tenants.json")
+	if err := os.WriteFile(p, []byte(`{"onlyListed": true, "tenants": [{"id": "`+strings.ToUpper(a)+`", "writeRate": 2}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w, err := LoadWorker(MapEnv(map[string]string{TenantsVar: p}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !w.Allowlist.On() || w.Tenants[a].WriteRate == nil {
+		t.Fatalf("allowlist on %v, tenants %+v", w.Allowlist.On(), w.Tenants)
+	}
+	for _, id := range []string{a, strings.ToUpper(a), def, strings.ToUpper(def), ""} {
+		if msg := w.Allowlist.Refuses(id, def); msg != "" {
+			t.Errorf("Refuses(%q) = %q, want allowed", id, msg)
+		}
+	}
+	other := "b1000000-0000-4000-8000-000000000002"
+	if msg := w.Allowlist.Refuses(other, def); !strings.Contains(msg, "tenant "+other+" is not listed in "+TenantsVar+" ("+p) {
+		t.Errorf("Refuses(other) = %q, want it named with the variable and file", msg)
+	}
+	if (TenantAllowlist{}).Refuses(other, def) != "" {
+		t.Error("the zero allowlist refuses a tenant")
+	}
+	if _, err := LoadTenantFile(MapEnv(map[string]string{TenantsVar: write(t, `{"onlyListed": "yes"}`)})); err == nil || !strings.HasPrefix(err.Error(), TenantsVar+": ") {
+		t.Errorf("onlyListed not a boolean: %v", err)
+	}
+}
+
+func TestTenantQueueIdle(t *testing.T) {
+	t.Parallel()
+	w, err := LoadWorker(MapEnv(map[string]string{}))
+	if err != nil || w.TenantQueueIdle != Defaults.TenantQueueIdle {
+		t.Errorf("default: %v, %v", w.TenantQueueIdle, err)
+	}
+	if w, err := LoadWorker(MapEnv(map[string]string{"WORKER_TENANT_QUEUE_IDLE": "2s"})); err != nil || w.TenantQueueIdle != 2*time.Second {
+		t.Errorf("2s: %v, %v", w.TenantQueueIdle, err)
+	}
+	if _, err := LoadWorker(MapEnv(map[string]string{"WORKER_TENANT_QUEUE_IDLE": "0"})); err == nil || !strings.HasPrefix(err.Error(), "WORKER_TENANT_QUEUE_IDLE: ") {
+		t.Errorf("0: %v, want an error naming the variable", err)
+	}
+}
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "tenants.json")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

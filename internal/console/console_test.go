@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -37,6 +38,11 @@ func setup(t *testing.T, configs int, extra map[string]string) *testBundle {
 	h := testenv.New(t, graphsim.Config{})
 	for i := range configs {
 		h.Sim.AddConfiguration(testenv.Config(i))
+	}
+	// The groups the tests' lists name exist (the review checks group ids).
+	for i := range 300 {
+		h.Sim.AddGroup(testenv.Group(i), fmt.Sprintf("SG-%d", i))
+		h.Sim.AddGroup(testenv.Group(1000+i), fmt.Sprintf("SG-%d", 1000+i))
 	}
 	o := testenv.WorkerOptions{Extra: map[string]string{"GRAPH_WRITE_RATE": "200", "WORKER_CONCURRENCY": "4"}, Prepare: console.Attach}
 	for k, v := range extra {
@@ -531,5 +537,18 @@ func TestBatchActionsTellTheTruth(t *testing.T) {
 	_, body = b.get(t, "/console/batches/"+id)
 	if !strings.Contains(body, `id="revert" href="/console/batches/`+id+`/confirm/revert">`) || !strings.Contains(body, `id="revert-later" class="help" hidden>`) {
 		t.Errorf("a final batch's page does not offer revert: %s", body)
+	}
+}
+
+// TestReviewFlagsMissingGroups: the review checks group ids as the CLI's
+// dry run does, and a group the tenant lacks is a reason, not a create.
+func TestReviewFlagsMissingGroups(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1, nil)
+	csrf := b.csrf(t)
+	missing := testenv.Group(5000)
+	code, body := b.upload(t, csrf, "typo.csv", "configuration_id,group_id\n"+testenv.Config(0)+","+missing+"\n"+testenv.Config(0)+","+testenv.Group(1)+"\n")
+	if code != http.StatusOK || !strings.Contains(body, "group_not_found") {
+		t.Fatalf("review of a list naming a group the tenant lacks = %d, want group_not_found shown: %s", code, body)
 	}
 }

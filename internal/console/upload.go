@@ -188,6 +188,7 @@ func (c *Console) uploadList(w http.ResponseWriter, r *http.Request) {
 			Message: plan.NoTenant.Error() + ": give the row a tenant_id, or set AZURE_TENANT_ID to the default tenant's GUID"})
 		return
 	}
+	plan.CheckGroups = true // as `enqueue --dry-run` does: a group id the tenant lacks is a problem
 	rep, err := plan.Read(r.Context(), c.cfg.Clients)
 	if err != nil {
 		c.internal(w, r, "reviewing the list", err)
@@ -195,6 +196,9 @@ func (c *Console) uploadList(w http.ResponseWriter, r *http.Request) {
 	}
 	rv := review{Token: u.token, Name: u.name, Rows: len(rep.Rows), Counts: map[string]int{}, Lists: rep.Lists,
 		Warnings: plan.Intake[0].WarningLines(), Lookups: rep.Lookups}
+	for _, why := range rep.GroupsNotChecked {
+		rv.Warnings = append(rv.Warnings, "Group ids not checked in "+why)
+	}
 	for k, v := range rep.Counts {
 		rv.Counts[string(k)] = v
 	}
@@ -216,7 +220,8 @@ func (c *Console) uploadList(w http.ResponseWriter, r *http.Request) {
 			g.Remove++
 		case dryrun.NotAssigned:
 			g.NotAssigned++
-		case dryrun.ConfigurationNotFound, dryrun.UnsupportedPolicyType, dryrun.NameNotFound, dryrun.NameAmbiguous, dryrun.Conflict:
+		case dryrun.ConfigurationNotFound, dryrun.UnsupportedPolicyType, dryrun.NameNotFound, dryrun.NameAmbiguous, dryrun.Conflict,
+			dryrun.GroupNotFound:
 			g.NotFound++
 			g.addReason(o.Result, o.Why)
 		case dryrun.ReadFailed:

@@ -72,6 +72,9 @@ type Options struct {
 	// Observe, when set, is called after every Graph request (for metrics
 	// and logs). It must not block.
 	Observe func(*Response)
+	// MaxListBytes bounds the bytes of all the pages of one list read
+	// together (GRAPH_MAX_LIST_BYTES); default DefaultMaxListBytes.
+	MaxListBytes int64
 }
 
 // DefaultTimeout bounds one Graph request unless GRAPH_TIMEOUT says
@@ -101,6 +104,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = "bulkassign"
+	}
+	if opts.MaxListBytes <= 0 {
+		opts.MaxListBytes = DefaultMaxListBytes
 	}
 	hc := opts.HTTPClient
 	if hc == nil {
@@ -262,6 +268,18 @@ func (a *Assignment) UnmarshalJSON(b []byte) error {
 // maxBody bounds what is read of any answer.
 const maxBody = 16 << 20
 
+// DefaultMaxListBytes bounds the bytes of all the pages of one list read
+// (each page also within maxBody) unless GRAPH_MAX_LIST_BYTES says
+// otherwise: what one read holds in memory at once. At Graph's page sizes
+// a configuration's assignments fill a few hundred KiB; 1,000 full pages
+// would be 16 GiB.
+const DefaultMaxListBytes = 64 << 20
+
+// ErrListTooLarge is wrapped by a Response's Err when the pages of one
+// list add up to more than the client's MaxListBytes: no retry makes the
+// list smaller, so the rows that need it end failed.
+var ErrListTooLarge = errors.New("list too large")
+
 // MaxPages bounds the pages of one list: at Graph's page sizes it is far
 // more assignments than a configuration can hold, and it stops a
 // @odata.nextLink chain that never ends.
@@ -298,6 +316,7 @@ func (c *Client) ListAssignments(ctx context.Context, cfgID string, p assign.Pat
 func (c *Client) readPages(ctx context.Context, op Op, first, what string, wait func(context.Context) error, page func(value []json.RawMessage) (bool, error)) *Response {
 	next := first
 	seen := map[string]bool{}
+	var total int64
 	for pages := 0; ; pages++ {
 		if pages == MaxPages || seen[next] {
 			// A chain that loops (or never ends) is a Graph fault: retrying
@@ -318,6 +337,11 @@ func (c *Client) readPages(ctx context.Context, op Op, first, what string, wait 
 		}
 		resp, body := c.do(ctx, op, next, nil, "")
 		if resp.StatusCode != http.StatusOK {
+			return resp
+		}
+		if total += int64(len(body)); total > c.opts.MaxListBytes {
+			resp.Err = fmt.Errorf("%w: the %s's pages exceed %d bytes (GRAPH_MAX_LIST_BYTES) after %d pages",
+				ErrListTooLarge, what, c.opts.MaxListBytes, pages+1)
 			return resp
 		}
 		var pg struct {

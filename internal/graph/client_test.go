@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/graphsim"
 )
 
 type staticTokens struct{}
@@ -91,3 +95,33 @@ func TestErrorTextIsBounded(t *testing.T) {
 }
 
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "?") == s }
+
+// TestListByteCap: the pages of one list read add up to at most the
+// client's MaxListBytes; past it the read stops (no further page is
+// requested), its error wraps ErrListTooLarge and names the cap, and the
+// policy fails it for good. Under the cap the same list reads whole.
+func TestListByteCap(t *testing.T) {
+	t.Parallel()
+	sim, c := simClient(t, graphsim.Config{PageSize: 10}, "")
+	const cfg = "c0000000-0000-4000-8000-000000000001"
+	sim.AddConfiguration(cfg)
+	for i := range 100 {
+		sim.Preassign(cfg, "", assign.Target{Type: assign.TargetGroup, GroupID: guid(i)})
+	}
+	list, resp := c.ListAssignments(context.Background(), cfg, "", nil)
+	if resp.Err != nil || len(list) != 100 {
+		t.Fatalf("without a small cap: %d assignments, %v; want 100", len(list), resp.Err)
+	}
+	before := sim.Stats().Reads
+	c.opts.MaxListBytes = 4096 // of the 10 pages' some 40 KB
+	list, resp = c.ListAssignments(context.Background(), cfg, "", nil)
+	if list != nil || !errors.Is(resp.Err, ErrListTooLarge) || !strings.Contains(resp.Err.Error(), "4096 bytes (GRAPH_MAX_LIST_BYTES)") {
+		t.Fatalf("ListAssignments = %d, %v; want ErrListTooLarge naming 4096 bytes", len(list), resp.Err)
+	}
+	if n := sim.Stats().Reads - before; n < 1 || n > 2 {
+		t.Errorf("read %d pages, want 1 or 2 of 10 (the read stops at the page that passes the cap)", n)
+	}
+	if d := Classify(resp); d.Action != Fail {
+		t.Errorf("Classify = %+v, want Fail", d)
+	}
+}

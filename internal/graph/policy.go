@@ -142,6 +142,8 @@ func Classify(r *Response) Decision {
 		return Decision{Rule: Rule{Op: r.Op, Action: Fail, Why: ErrSignInAgain.Error()}, SignInAgain: true}
 	case r.Err != nil && errors.Is(r.Err, ErrSignInRefused):
 		return Decision{Rule: Rule{Op: r.Op, Action: Fail, Why: ErrSignInRefused.Error()}, SignInRefused: true}
+	case r.Err != nil && errors.Is(r.Err, ErrListTooLarge):
+		return Decision{Rule: Rule{Op: r.Op, Action: Fail, Why: ErrListTooLarge.Error()}}
 	case r.Err != nil || r.StatusCode == 0:
 		// An answer that did not arrive whole is no answer.
 		rule := lookup(r.Op, 0)

@@ -228,6 +228,11 @@ type Reader struct {
 	// apart by tenant, so a row that names the default tenant repeats one
 	// that names none.
 	DefaultTenant string
+	// Refuse, when set, says why rows of a tenant may not be enqueued
+	// ("" when they may; config.TenantAllowlist.Refuses): a row of a
+	// tenant it refuses is invalid, with that message at its line. It is
+	// asked about the tenant each row names (or DefaultTenant), not "".
+	Refuse func(tenant string) string
 }
 
 // Read reads and validates all of r. It calls fn for each unique valid row, in
@@ -252,6 +257,9 @@ func (rd Reader) read(r io.Reader, fn func(Row) error) (*Summary, *state, error)
 		seed1: maphash.MakeSeed(),
 		seed2: maphash.MakeSeed(),
 		def:   rd.DefaultTenant,
+	}
+	if rd.Refuse != nil {
+		st.refuse, st.refused = rd.Refuse, map[string]string{}
 	}
 	if st.max <= 0 {
 		st.max = DefaultMaxProblems
@@ -347,6 +355,8 @@ type state struct {
 	seed1, seed2 maphash.Seed
 	key          []byte
 	def          string // Reader.DefaultTenant
+	refuse       func(string) string
+	refused      map[string]string // Reader.Refuse's answers, by tenant
 }
 
 // appendKey appends s.Key() to b without allocating (TestAppendKey keeps
@@ -438,6 +448,17 @@ func entryAction(e uint32) assign.Action {
 func (st *state) row(line int, tenant string, spec assign.Spec, v *vocab) error {
 	if tenant == "" {
 		tenant = st.def
+	}
+	if st.refuse != nil && tenant != "" {
+		msg, ok := st.refused[tenant]
+		if !ok {
+			msg = st.refuse(tenant)
+			st.refused[tenant] = msg
+		}
+		if msg != "" {
+			st.invalid(line, msg)
+			return nil
+		}
 	}
 	here := entry(line, spec.Action, 0)
 	t := spec.Target.Type

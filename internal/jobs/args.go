@@ -58,6 +58,10 @@ func TenantQueue(tenant string) string {
 	return tenantQueuePrefix + strings.ToLower(tenant)
 }
 
+// QueueTenant is the tenant whose queue is queue (TenantQueue's inverse):
+// its id in lower case, and whether queue is a tenant's queue at all.
+func QueueTenant(queue string) (string, bool) { return strings.CutPrefix(queue, tenantQueuePrefix) }
+
 // TenantQueuePrefix starts the names of the tenants' queues.
 const TenantQueuePrefix = tenantQueuePrefix
 

@@ -79,8 +79,11 @@ type Deps struct {
 	Reads         *ratelimit.Limiter
 	DefaultTenant string
 	Tenants       Tenants
-	Logger        *slog.Logger
-	Settings      Settings
+	// Allowlist is which tenants' rows may be worked (BULKASSIGN_TENANTS
+	// with "onlyListed": true); the zero value allows every tenant.
+	Allowlist config.TenantAllowlist
+	Logger    *slog.Logger
+	Settings  Settings
 	// OnOutcome, when set, is called after a row's outcome is committed.
 	OnOutcome func(tenant string, status assign.Status)
 	// OnWait, when set, is told how long a job waited for the limits.
@@ -179,6 +182,9 @@ func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) err
 		return r.finish(ctx, *v)
 	}
 	if r.t, err = w.d.tenant(ctx, it.TenantID); err != nil {
+		if v := notAllowed(err); v != nil {
+			return r.finish(ctx, *v)
+		}
 		return err
 	}
 	if it.Spec.Unresolved() {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
 	"github.com/bulkassign/bulkassign/internal/assign"
+	"github.com/bulkassign/bulkassign/internal/config"
 	"github.com/bulkassign/bulkassign/internal/intake"
 	"github.com/bulkassign/bulkassign/internal/store"
 )
@@ -31,6 +33,19 @@ type Input struct {
 	// RequestKey, when set, makes the batch the only one of that key: the
 	// console's token against a double submit (store.Batch.RequestKey).
 	RequestKey string
+	// Allowlist, when set, is which tenants may have rows; nil reads it
+	// from this process's BULKASSIGN_TENANTS (config.LoadTenantAllowlist),
+	// so the enqueue command, the console and the schedules all refuse a
+	// row of a tenant the file does not list, at its line.
+	Allowlist *config.TenantAllowlist
+}
+
+// allowlist is in.Allowlist, else the process's BULKASSIGN_TENANTS.
+func (in Input) allowlist() (config.TenantAllowlist, error) {
+	if in.Allowlist != nil {
+		return *in.Allowlist, nil
+	}
+	return config.LoadTenantAllowlist(os.LookupEnv)
 }
 
 // DefaultTenantID is the canonical GUID of in.DefaultTenant, or "" when
@@ -174,7 +189,14 @@ func enqueueOne(ctx context.Context, tx pgx.Tx, rc *river.Client[pgx.Tx], in Inp
 		chunk = chunk[:0]
 		return nil
 	}
+	allow, err := in.allowlist()
+	if err != nil {
+		return Enqueued{}, nil, err
+	}
 	rd := intake.Reader{Name: in.Name, Format: in.Format, DefaultTenant: in.DefaultTenantID()}
+	if allow.On() {
+		rd.Refuse = func(tenant string) string { return allow.Refuses(tenant, in.DefaultTenant) }
+	}
 	res, err := rd.Read(in.Reader, func(r intake.Row) error {
 		if r.TenantID == "" && noTenant == nil {
 			noTenant = &NoTenantError{File: in.Name, Line: r.Line, DefaultTenant: in.DefaultTenant}

@@ -106,6 +106,9 @@ func (w *RevertWorker) Work(ctx context.Context, job *river.Job[RevertArgs]) err
 	}
 	t, err := w.d.tenant(ctx, it.TenantID)
 	if err != nil {
+		if v := notAllowed(err); v != nil {
+			return r.finish(ctx, *v)
+		}
 		return err
 	}
 	if removed {

@@ -172,6 +172,8 @@ func noAnswerCode(dec graph.Decision, err error) string {
 		return assign.CodeSignInRefused // an admin of the tenant must consent (or the tenant id is wrong)
 	case errors.Is(err, graph.ErrTokenAcquisition):
 		return assign.CodeSignInFailed
+	case errors.Is(err, graph.ErrListTooLarge):
+		return assign.CodeListTooLarge // the pages of a list exceed GRAPH_MAX_LIST_BYTES
 	}
 	return assign.CodeNoResponse
 }

@@ -2,9 +2,11 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/bulkassign/bulkassign/internal/assign"
 	"github.com/bulkassign/bulkassign/internal/graph"
 	"github.com/bulkassign/bulkassign/internal/ratelimit"
 )
@@ -26,8 +28,30 @@ type Tenants interface {
 	Tenant(ctx context.Context, id string) (*Tenant, error)
 }
 
-// tenant is the Tenant a row of tenant id works with.
+// NotAllowedError is why a row's tenant may not be worked: the allowlist
+// (config.TenantAllowlist, Deps.Allowlist) does not list it. The row ends
+// failed with assign.CodeTenantNotAllowed (notAllowed).
+type NotAllowedError struct{ Msg string }
+
+func (e *NotAllowedError) Error() string { return e.Msg }
+
+// notAllowed is the final verdict of a row whose tenant err (from
+// d.tenant) refuses, or nil for any other error.
+func notAllowed(err error) *verdict {
+	var na *NotAllowedError
+	if !errors.As(err, &na) {
+		return nil
+	}
+	return &verdict{Final: true, ErrorCode: assign.CodeTenantNotAllowed, ErrorMessage: na.Msg}
+}
+
+// tenant is the Tenant a row of tenant id works with; a *NotAllowedError
+// when the allowlist does not list the tenant (a row enqueued before it
+// was taken off).
 func (d *Deps) tenant(ctx context.Context, id string) (*Tenant, error) {
+	if msg := d.Allowlist.Refuses(id, d.DefaultTenant); msg != "" {
+		return nil, &NotAllowedError{Msg: msg}
+	}
 	if id = TenantKey(id, d.DefaultTenant); id == "" {
 		return &Tenant{Graph: d.Graph, Writes: d.Writes, Reads: d.Reads}, nil
 	}

@@ -38,12 +38,14 @@ func QueueDepth(ctx context.Context, q Querier, queue string) (map[string]int64,
 }
 
 // QueuesWithWork lists the River queues whose name starts with prefix that
-// hold jobs waiting to run (available, scheduled or retryable). It walks
+// hold jobs waiting to run (available, scheduled or retryable) or running:
+// the queues a worker must serve, and must not retire yet. It walks
 // River's fetch index (state, queue, ...) one queue at a time, so its cost
 // follows the number of queues, not of jobs.
 func QueuesWithWork(ctx context.Context, q Querier, prefix string) ([]string, error) {
 	rows, err := q.Query(ctx, `WITH RECURSIVE states(state) AS (
-			VALUES ('available'::river_job_state), ('scheduled'::river_job_state), ('retryable'::river_job_state)
+			VALUES ('available'::river_job_state), ('scheduled'::river_job_state), ('retryable'::river_job_state),
+				('running'::river_job_state)
 		), walk(state, queue) AS (
 			SELECT s.state, (SELECT min(j.queue) FROM river_job j WHERE j.state = s.state AND j.queue > $1 AND j.queue < $1 || '~')
 			FROM states s

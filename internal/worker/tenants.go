@@ -21,7 +21,8 @@ import (
 // or a delegated sign-in renews silently for each tenant the person may
 // manage; each tenant gets its own tokens and its own fleet limits,
 // GRAPH_WRITE_RATE and GRAPH_READ_RATE each, as Intune counts them per app
-// and tenant. They are built on first use and kept.
+// and tenant. They are built on first use and kept while the tenant's
+// queue is served.
 type tenants struct {
 	pool    *pgxpool.Pool
 	gcfg    config.Graph
@@ -108,6 +109,15 @@ func (ts *tenants) Tenant(ctx context.Context, id string) (*jobs.Tenant, error) 
 	}
 	ts.byID[id] = t
 	return t, nil
+}
+
+// forget drops what the process keeps for tenant id (its sign-in and
+// Graph client; its limits live in the database): its queue was retired
+// (serveTenantQueues). Its next row builds them afresh.
+func (ts *tenants) forget(id string) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	delete(ts.byID, jobs.TenantKey(id, ts.gcfg.TenantID))
 }
 
 // limitName names a tenant's limit row in rate_limits: the default tenant

@@ -54,6 +54,7 @@ type Runtime struct {
 	ready       chan struct{}
 	httpAddr    string
 	metricsAddr string
+	queues      tenantQueues
 	cfg         config.Worker
 	worker      *jobs.AssignWorker
 }
@@ -102,6 +103,7 @@ func New(pool *pgxpool.Pool, tokens graph.TokenSource, gcfg config.Graph, wcfg c
 		Reads:         newReadLimiter(pool, wcfg, gcfg.TenantID, ""),
 		DefaultTenant: gcfg.TenantID,
 		Tenants:       &tenants{pool: pool, gcfg: gcfg, wcfg: wcfg, observe: m.GraphObserver, logger: logger, signedIn: tokens},
+		Allowlist:     wcfg.Allowlist,
 		Logger:        logger,
 		OnOutcome:     m.RowFinished,
 		OnWait:        m.Waited,
@@ -140,7 +142,7 @@ func PoolSize(wcfg config.Worker) int32 {
 // (workers, dry runs); observe, when not nil, sees every response. A base
 // URL the client refuses is a config.UnusableError.
 func NewGraphClient(gcfg config.Graph, tokens graph.TokenSource, observe func(*graph.Response)) (*graph.Client, error) {
-	gc, err := graph.New(graph.Options{BaseURL: gcfg.BaseURL, Tokens: tokens, Timeout: gcfg.Timeout, UserAgent: "bulkassign",
+	gc, err := graph.New(graph.Options{BaseURL: gcfg.BaseURL, Tokens: tokens, Timeout: gcfg.Timeout, MaxListBytes: gcfg.MaxListBytes, UserAgent: "bulkassign",
 		Observe: observe, HTTPClient: graphHTTP()})
 	if err != nil {
 		return nil, config.Unusable(err)
