@@ -91,6 +91,10 @@ type Deps struct {
 	starts    *rounds[store.RunRequest, store.RunStart]
 	claims    *rounds[store.ClaimRequest, store.ClaimResult]
 	outcomes  *rounds[store.RowOutcome, bool]
+
+	// shown are the display names this process knows are stored
+	// (displaynames.go).
+	shown shownNames
 }
 
 // withDefaults fills in what a worker built on d needs and was not given.
@@ -181,6 +185,7 @@ func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) err
 	if r.t, err = w.d.tenant(ctx, it.TenantID); err != nil {
 		return err
 	}
+	r.lookUpDisplayNames(ctx) // never fails the row
 	if it.Spec.Unresolved() {
 		v, resp, err := r.resolve(ctx)
 		switch {
