@@ -237,9 +237,9 @@ func TestTenantCommands(t *testing.T) {
 		recs := readCSV(t, r.stdout)
 		tenant := slices.Index(recs[0], "tenant_id")
 		// Columns are appended only: tenant_id, then created_by (008), then
-		// the five of 011.
-		if r.code != cli.ExitOK || len(recs) != 4 || tenant != len(recs[0])-7 || recs[0][tenant+1] != "created_by" ||
-			recs[0][len(recs[0])-1] != "revert_assignment_id" {
+		// the five of 011, then the four of 015.
+		if r.code != cli.ExitOK || len(recs) != 4 || tenant != len(recs[0])-11 || recs[0][tenant+1] != "created_by" ||
+			recs[0][len(recs[0])-5] != "revert_assignment_id" || recs[0][len(recs[0])-1] != "filter_name_given" {
 			t.Fatalf("results --tenant: exit %d\n%s", r.code, r.stdout)
 		}
 		for _, rec := range recs[1:] {
