@@ -120,3 +120,39 @@ func ReleaseDisplayName(ctx context.Context, q Querier, k DisplayKey, reader str
 	}
 	return nil
 }
+
+// PageNames fills in the names of a page of a batch's rows (PageResults
+// reads the items alone): the ones the rows gave and Graph's
+// (assignment_results), in one statement for the page.
+func PageNames(ctx context.Context, q Querier, batchID string, page []Result) error {
+	if len(page) == 0 {
+		return nil
+	}
+	at := make(map[int]*Result, len(page))
+	rows := make([]int, len(page))
+	for i := range page {
+		at[page[i].Row], rows[i] = &page[i], page[i].Row
+	}
+	rs, err := q.Query(ctx, `SELECT row, coalesce(configuration_name, ''), coalesce(group_name, ''), coalesce(filter_name, ''),
+			coalesce(tenant_name, ''), coalesce(configuration_name_given, true), coalesce(group_name_given, true),
+			coalesce(filter_name_given, true)
+		FROM assignment_results WHERE batch_id = $1 AND row = ANY($2)`, batchID, rows)
+	if err != nil {
+		return fmt.Errorf("error reading names: %w", err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var row int
+		var names [3]string
+		var given [3]bool
+		var tenant string
+		if err := rs.Scan(&row, &names[0], &names[1], &names[2], &tenant, &given[0], &given[1], &given[2]); err != nil {
+			return fmt.Errorf("error reading names: %w", err)
+		}
+		if r := at[row]; r != nil {
+			r.setNames(names, given)
+			r.TenantName = tenant
+		}
+	}
+	return rs.Err()
+}

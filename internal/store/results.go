@@ -48,6 +48,22 @@ func (r Result) Names() assign.Names {
 		Group: or(r.GroupName, r.Display.Group), Filter: or(r.FilterName, r.Display.Filter)}
 }
 
+// setNames puts the view's configuration, group and filter names each
+// where it belongs, by whether the row gave it: the view shows a name the
+// row gave or else Graph's, and Spec keeps the row's words only.
+func (r *Result) setNames(names [3]string, given [3]bool) {
+	own, graph := [3]string{}, [3]string{}
+	for i, n := range names {
+		if given[i] {
+			own[i] = n
+		} else {
+			graph[i] = n
+		}
+	}
+	r.ConfigurationName, r.GroupName, r.FilterName = own[0], own[1], own[2]
+	r.Display = assign.Names{Configuration: graph[0], Group: graph[1], Filter: graph[2]}
+}
+
 func or(a, b string) string {
 	if a != "" {
 		return a
@@ -179,15 +195,7 @@ func ExportResultsWhere(ctx context.Context, q Querier, batchID string, f Result
 			&r.RevertAssignmentID, &r.TenantName, &given[0], &given[1], &given[2]); err != nil {
 			return fmt.Errorf("error reading results: %w", err)
 		}
-		// The view shows a name the row gave or Graph's: put each where it
-		// belongs (Spec keeps the row's words only).
-		r.Display = assign.Names{}
-		for i, p := range [...][2]*string{{&r.ConfigurationName, &r.Display.Configuration},
-			{&r.GroupName, &r.Display.Group}, {&r.FilterName, &r.Display.Filter}} {
-			if !given[i] {
-				*p[1], *p[0] = *p[0], ""
-			}
-		}
+		r.setNames([3]string{r.ConfigurationName, r.GroupName, r.FilterName}, given)
 		r.Status, r.RevertStatus = assign.Status(status), assign.RevertStatus(revert)
 		if r.Action, err = assign.ParseAction(action); err != nil {
 			return fmt.Errorf("error reading results: row %d: %w", r.Row, err)
