@@ -11,6 +11,10 @@ import (
 	"github.com/bulkassign/bulkassign/internal/testenv"
 )
 
+// listReads are the GETs a tenant served but the display names' (Stats.
+// ObjectReads): the lists, probes and name lookups tests count.
+func listReads(st graphsim.Stats) int64 { return st.Reads - st.ObjectReads.Total() }
+
 // cells splits a table's lines into their cells (tabwriter pads cells
 // with two spaces or more), with each assignment id (random) replaced by
 // "ID".
@@ -97,6 +101,19 @@ func TestResultsDisplayNames(t *testing.T) {
 			t.Errorf("csv row %d: %v, want %v", i+1, got, want)
 		}
 	}
+	// The dry run's review shows the names too, read within its reads.
+	twoFile := testenv.WriteFile(t, "two.csv", "configuration_id,target_type,group_id,tenant_id\n"+
+		cfg+",group,"+g2+",\n"+cfg+",group,"+g0+","+tenantA+"\n")
+	r = enqueue(t, h, false, "--dry-run", twoFile)
+	if got, want := cells(r.stdout), [][]string{
+		{"TENANT", "LINE", "CONFIGURATION", "PATH", "TARGET", "RESULT", "ASSIGNMENT", "ERROR"},
+		{`"Contoso"=` + def, "2", `"Win11 baseline"=` + cfg, "-", "group:" + g2, "already_assigned"},
+		{`"Fabrikam"=` + tenantA, "3", `"Fabrikam baseline"=` + cfg, "-", `group:"FB Pilot"=` + g0, "already_assigned"},
+	}; len(got) != 3 || strings.Join(got[0], "|") != strings.Join(want[0], "|") ||
+		strings.Join(got[1][:6], "|") != strings.Join(want[1], "|") || strings.Join(got[2][:6], "|") != strings.Join(want[2], "|") {
+		t.Errorf("dry run table:\n%s\nwant %q", r.stdout, want)
+	}
+
 	// input: the rows as they were given, by id, not by the names shown.
 	r = enqueue(t, h, false, "results", two, "--format", "input")
 	if strings.Contains(r.stdout, "baseline") || strings.Count(r.stdout, cfg) != 2 {

@@ -52,7 +52,7 @@ func TestDryRun(t *testing.T) {
 
 	// The subtests share the tenant and count its reads: they run in turn.
 	t.Run("CSV", func(t *testing.T) {
-		readsBefore := h.Sim.Stats().Reads
+		readsBefore := listReads(h.Sim.Stats())
 		r := enqueue(t, h, false, "--dry-run", file, "--output", "csv")
 		if r.code != cli.ExitOK {
 			t.Fatalf("exit %d\n%s", r.code, r.stderr)
@@ -74,7 +74,7 @@ func TestDryRun(t *testing.T) {
 		// One read per configuration path, not per row; the one that does
 		// not exist is then looked up once in each kind of policy
 		// bulkassign does not assign.
-		if reads := h.Sim.Stats().Reads - readsBefore; reads != 3+int64(len(graph.UnsupportedKinds)) {
+		if reads := listReads(h.Sim.Stats()) - readsBefore; reads != 3+int64(len(graph.UnsupportedKinds)) {
 			t.Fatalf("the dry run read Graph %d times, want 3 lists and %d probes", reads, len(graph.UnsupportedKinds))
 		}
 		nothingWritten(t)
@@ -102,12 +102,12 @@ func TestDryRun(t *testing.T) {
 
 	t.Run("InvalidFileIsNotRead", func(t *testing.T) {
 		bad := testenv.WriteFile(t, "bad.csv", testenv.GroupCSV(3, 1)+"not-a-guid,group,"+testenv.Group(9)+"\n")
-		readsBefore := h.Sim.Stats().Reads
+		readsBefore := listReads(h.Sim.Stats())
 		r := enqueue(t, h, false, "--dry-run", bad)
 		if r.code != cli.ExitFailed || !strings.Contains(r.stderr, "bad.csv:5: ") {
 			t.Fatalf("exit %d, want 1 and the file and line:\n%s", r.code, r.stderr)
 		}
-		if reads := h.Sim.Stats().Reads - readsBefore; reads != 0 {
+		if reads := listReads(h.Sim.Stats()) - readsBefore; reads != 0 {
 			t.Fatalf("an invalid file caused %d reads, want none", reads)
 		}
 		nothingWritten(t)
@@ -187,7 +187,7 @@ func TestDryRunUnsupportedPolicyType(t *testing.T) {
 	}
 	// 4 lists, then 1 probe for Config(1), 3 for Config(2) (the third
 	// kind), 3 for Config(3): one GET per kind at most, only after a 404.
-	if reads := h.Sim.Stats().Reads; reads != 4+1+3+3 {
+	if reads := listReads(h.Sim.Stats()); reads != 4+1+3+3 {
 		t.Fatalf("the dry run read Graph %d times, want 11", reads)
 	}
 }

@@ -154,7 +154,28 @@ type Outcome struct {
 	Result       Result
 	AssignmentID string // the existing assignment: AlreadyAssigned, WouldRemove, Conflict
 	Why          string // for the results that are not what the row asks for
+	// Display are the names Graph gave the ids the row gave, TenantName
+	// its tenant's ("" where Graph gave none), read as the workers read
+	// them (jobs.LookUpDisplayName), each once.
+	Display    assign.Names
+	TenantName string
 }
+
+// Shown is the row's spec with the names to show: each one the row gave,
+// else Graph's.
+func (o *Outcome) Shown() assign.Spec {
+	s := o.Spec
+	for _, n := range [...][2]*string{{&s.Names.Configuration, &o.Display.Configuration},
+		{&s.Names.Group, &o.Display.Group}, {&s.Names.Filter, &o.Display.Filter}} {
+		if *n[0] == "" {
+			*n[0] = *n[1]
+		}
+	}
+	return s
+}
+
+// TenantLabel is the row's tenant: its id, with its name when known.
+func (o *Outcome) TenantLabel() string { return assign.NameLabel(o.TenantID, o.TenantName) }
 
 // Report is a dry run's finding: an outcome per row, in input order.
 type Report struct {
@@ -238,6 +259,9 @@ func (p *Plan) Read(ctx context.Context, clients Clients) (*Report, error) {
 	}
 	rep := newReport(rows, lists, unresolved)
 	rep.Names = len(found)
+	if err := showNames(ctx, clients, rep); err != nil {
+		return nil, err
+	}
 	for _, k := range p.names {
 		lu := Lookup{TenantID: k.tenant, Kind: k.kind, Name: k.name}
 		if f := found[k]; f == nil {
@@ -250,6 +274,56 @@ func (p *Plan) Read(ctx context.Context, clients Clients) (*Report, error) {
 		rep.Lookups = append(rep.Lookups, lu)
 	}
 	return rep, nil
+}
+
+// showNames reads the display names of the ids the report's rows gave,
+// and of their tenants, each once, and labels the rows with them; rows
+// whose reads failed are left as they are. A name that cannot be read is
+// absent: the row shows its id.
+func showNames(ctx context.Context, clients Clients, rep *Report) error {
+	var keys []store.DisplayKey
+	seen := map[store.DisplayKey]bool{}
+	for i := range rep.Rows {
+		o := &rep.Rows[i]
+		if o.Result == ReadFailed {
+			continue
+		}
+		for _, k := range jobs.DisplayKeys(o.TenantID, &o.Row.Spec) {
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	names, err := readAll(ctx, keys, func(k store.DisplayKey) string {
+		t, err := clients(k.TenantID)
+		if err != nil {
+			return ""
+		}
+		return jobs.LookUpDisplayName(ctx, t.Graph, t.Reads, k)
+	})
+	if err != nil {
+		return err
+	}
+	for i := range rep.Rows {
+		o := &rep.Rows[i]
+		if o.Result == ReadFailed {
+			continue
+		}
+		name := func(kind, id string) string { return names[store.DisplayKey{TenantID: o.TenantID, Kind: kind, ID: id}] }
+		s := &o.Row.Spec
+		if s.Names.Configuration == "" {
+			o.Display.Configuration = name(graph.NameConfiguration.String(), s.ConfigurationID)
+		}
+		if s.Names.Group == "" && s.Target.GroupID != "" {
+			o.Display.Group = name(graph.NameGroup.String(), s.Target.GroupID)
+		}
+		if s.Names.Filter == "" && s.Target.FilterID != "" {
+			o.Display.Filter = name(graph.NameFilter.String(), s.Target.FilterID)
+		}
+		o.TenantName = name(store.KindTenant, "")
+	}
+	return nil
 }
 
 // listKeys is the configuration paths rows name, each once, in order of

@@ -25,8 +25,13 @@ import (
 // displayKinds are the kinds of the ids a row may give, in order.
 var displayKinds = []graph.NameKind{graph.NameConfiguration, graph.NameGroup, graph.NameFilter}
 
-// displayKeys are the display names spec's row is shown with, in tenant:
-// each id it gave without a name, and the tenant's own name.
+// DisplayKeys are the display names spec's row is shown with, in tenant
+// (of no batch: the dry run's): each id it gave without a name, and the
+// tenant's own name.
+func DisplayKeys(tenant string, spec *assign.Spec) []store.DisplayKey { return displayKeys("", tenant, spec) }
+
+// displayKeys are the display names spec's row of batchID is shown with,
+// in tenant: each id it gave without a name, and the tenant's own name.
 func displayKeys(batchID, tenant string, spec *assign.Spec) []store.DisplayKey {
 	out := make([]store.DisplayKey, 0, 4)
 	ids := [...][2]string{{spec.ConfigurationID, spec.Names.Configuration}, {spec.Target.GroupID, spec.Names.Group},
@@ -182,11 +187,13 @@ func nameKind(s string) graph.NameKind {
 }
 
 // LookUpDisplayName reads k's display name now, in process, for the dry
-// run: the workers' read, once (a name only labels a row: a failed read
-// is not retried). It returns "" when Graph gave none or could not be read.
-func LookUpDisplayName(ctx context.Context, gc *graph.Client, reads *ratelimit.Limiter, k store.DisplayKey, maxWait time.Duration) string {
+// run: the workers' read, once, waiting for the read limit no longer than
+// they do (a name only labels a row: a failed read is not retried, and a
+// large list is not held up by its names). It returns "" when Graph gave
+// none or it was not read.
+func LookUpDisplayName(ctx context.Context, gc *graph.Client, reads *ratelimit.Limiter, k store.DisplayKey) string {
 	n, _ := readDisplayName(ctx, gc, reads, k, func(ctx context.Context) error {
-		_, err := reads.Wait(ctx, maxWait)
+		_, err := reads.Wait(ctx, displayMaxWait)
 		return err
 	}, nil)
 	if n == nil {
