@@ -28,7 +28,9 @@ var displayKinds = []graph.NameKind{graph.NameConfiguration, graph.NameGroup, gr
 // DisplayKeys are the display names spec's row is shown with, in tenant
 // (of no batch: the dry run's): each id it gave without a name, and the
 // tenant's own name.
-func DisplayKeys(tenant string, spec *assign.Spec) []store.DisplayKey { return displayKeys("", tenant, spec) }
+func DisplayKeys(tenant string, spec *assign.Spec) []store.DisplayKey {
+	return displayKeys("", tenant, spec)
+}
 
 // displayKeys are the display names spec's row of batchID is shown with,
 // in tenant: each id it gave without a name, and the tenant's own name.
