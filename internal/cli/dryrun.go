@@ -76,10 +76,11 @@ func reportDryRun(env *Env, rep *dryrun.Report, manyFiles, tenants bool, output 
 		fmt.Fprintln(tw, header)
 		for i := range rep.Rows {
 			r := &rep.Rows[i]
-			line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s", r.Line, oneLine(r.Spec.ConfigurationLabel()), orDash(string(r.Spec.Path)),
-				oneLine(r.Spec.Label()), r.Result, orDash(r.AssignmentID), orDash(oneLine(r.Why)))
+			shown := r.Shown() // with Graph's names beside the ids
+			line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s", r.Line, oneLine(shown.ConfigurationLabel()), orDash(string(r.Spec.Path)),
+				oneLine(shown.Label()), r.Result, orDash(r.AssignmentID), orDash(oneLine(r.Why)))
 			if tenants {
-				line = r.TenantID + "\t" + line
+				line = oneLine(r.TenantLabel()) + "\t" + line
 			}
 			if manyFiles {
 				line = oneLine(r.Source) + "\t" + line

@@ -55,7 +55,7 @@ func TestDryRun(t *testing.T) {
 
 	// The subtests share the tenant and count its reads: they run in turn.
 	t.Run("CSV", func(t *testing.T) {
-		readsBefore := h.Sim.Stats().Reads
+		readsBefore := listReads(h.Sim.Stats())
 		r := enqueue(t, h, false, "--dry-run", file, "--output", "csv")
 		if r.code != cli.ExitOK {
 			t.Fatalf("exit %d\n%s", r.code, r.stderr)
@@ -78,7 +78,7 @@ func TestDryRun(t *testing.T) {
 		// not exist is then looked up once in each kind of policy
 		// bulkassign does not assign; the 6 groups of the rows to create
 		// are checked in one read.
-		if reads := h.Sim.Stats().Reads - readsBefore; reads != 3+int64(len(graph.UnsupportedKinds))+1 {
+		if reads := listReads(h.Sim.Stats()) - readsBefore; reads != 3+int64(len(graph.UnsupportedKinds))+1 {
 			t.Fatalf("the dry run read Graph %d times, want 3 lists, %d probes and 1 group read", reads, len(graph.UnsupportedKinds))
 		}
 		nothingWritten(t)
@@ -106,12 +106,12 @@ func TestDryRun(t *testing.T) {
 
 	t.Run("InvalidFileIsNotRead", func(t *testing.T) {
 		bad := testenv.WriteFile(t, "bad.csv", testenv.GroupCSV(3, 1)+"not-a-guid,group,"+testenv.Group(9)+"\n")
-		readsBefore := h.Sim.Stats().Reads
+		readsBefore := listReads(h.Sim.Stats())
 		r := enqueue(t, h, false, "--dry-run", bad)
 		if r.code != cli.ExitFailed || !strings.Contains(r.stderr, "bad.csv:5: ") {
 			t.Fatalf("exit %d, want 1 and the file and line:\n%s", r.code, r.stderr)
 		}
-		if reads := h.Sim.Stats().Reads - readsBefore; reads != 0 {
+		if reads := listReads(h.Sim.Stats()) - readsBefore; reads != 0 {
 			t.Fatalf("an invalid file caused %d reads, want none", reads)
 		}
 		nothingWritten(t)
@@ -198,7 +198,7 @@ func TestDryRunUnsupportedPolicyType(t *testing.T) {
 	// 4 lists, then 1 probe for Config(1), 3 for Config(2) (the third
 	// kind), 3 for Config(3): one GET per kind at most, only after a 404;
 	// then one read of the 2 groups of the rows to create.
-	if reads := h.Sim.Stats().Reads; reads != 4+1+3+3+1 {
+	if reads := listReads(h.Sim.Stats()); reads != 4+1+3+3+1 {
 		t.Fatalf("the dry run read Graph %d times, want 12", reads)
 	}
 }
@@ -243,8 +243,13 @@ func TestDryRunFlagsMissingGroups(t *testing.T) {
 	st := h.Sim.Stats()
 	wantReads := int64(1 + (random+real+14)/15)
 	t.Logf("figure: %d rows, %d of them random group ids: %d Graph reads (%d with $filter)", random+real, random, st.Reads, st.NameLookups.Groups)
-	if st.Reads != wantReads || st.NameLookups.Groups != wantReads-1 {
-		t.Errorf("%d reads (%d of groups), want %d: one list and the group ids 15 a read", st.Reads, st.NameLookups.Groups, wantReads)
+	if listReads(st) != wantReads || st.NameLookups.Groups != wantReads-1 {
+		t.Errorf("%d reads (%d of groups), want %d: one list and the group ids 15 a read", listReads(st), st.NameLookups.Groups, wantReads)
+	}
+	// The group check's reads name the groups too: no group is read by id
+	// for its display name (only the configuration's and the tenant's).
+	if st.ObjectReads.Groups != 0 || st.ObjectReads.Total() != 2 {
+		t.Errorf("display names read %+v, want only the configuration's and the tenant's", st.ObjectReads)
 	}
 	if !strings.Contains(errb.String(), "3000 give a group id the tenant does not have") {
 		t.Errorf("summary:\n%s", errb.String())

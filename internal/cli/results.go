@@ -84,7 +84,7 @@ func enqueueResults(ctx context.Context, env *Env, args []string) error {
 		line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", r.Line, oneLine(r.ConfigurationLabel()), orDash(r.Path),
 			r.TargetLabel(), r.Status, httpLabel(r.HTTPStatus), orDash(r.AssignmentID), orDash(oneLine(r.ErrorLabel())))
 		if withTenant {
-			line = orDash(r.TenantID) + "\t" + line
+			line = orDash(oneLine(r.TenantLabel())) + "\t" + line
 		}
 		if withRevert {
 			line += "\t" + orDash(revertLabel(r))

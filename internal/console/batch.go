@@ -241,6 +241,9 @@ func (c *Console) batchPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rows, more, err := store.PageResults(r.Context(), c.cfg.DB, b.ID, pf)
+	if err == nil {
+		err = store.PageNames(r.Context(), c.cfg.DB, b.ID, rows)
+	}
 	if err != nil {
 		c.internal(w, r, "reading the results", err)
 		return
@@ -255,6 +258,11 @@ func (c *Console) batchPage(w http.ResponseWriter, r *http.Request) {
 	for _, op := range []batchop.Op{batchop.OpRetry, batchop.OpCancel, batchop.OpRevert} {
 		allowed[string(op)] = state.Allowed(op) == nil
 	}
+	tenants, err := store.CountByTenant(r.Context(), c.cfg.DB, b.ID)
+	if err != nil {
+		c.internal(w, r, "reading the batch's tenants", err)
+		return
+	}
 	next := ""
 	if more {
 		next = f.query(rows[len(rows)-1].Row)
@@ -262,7 +270,8 @@ func (c *Console) batchPage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, http.StatusOK, "batch.html", "Batch "+b.ID[:8], map[string]any{
 		"Batch": b, "Status": st, "Rows": rows, "Filter": f, "Next": next, "Statuses": assign.Statuses,
 		"Download": f.query(0), "First": f.After > 0, "FirstQuery": f.query(0), "Done": r.URL.Query().Get("done"),
-		"Allowed": allowed,
+		"Allowed":     allowed,
+		"ManyTenants": len(tenants) > 1, // the tenant column only then, as in enqueue results
 	})
 }
 

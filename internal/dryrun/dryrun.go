@@ -164,7 +164,28 @@ type Outcome struct {
 	Result       Result
 	AssignmentID string // the existing assignment: AlreadyAssigned, WouldRemove, Conflict
 	Why          string // for the results that are not what the row asks for
+	// Display are the names Graph gave the ids the row gave, TenantName
+	// its tenant's ("" where Graph gave none), read as the workers read
+	// them (jobs.LookUpDisplayName), each once.
+	Display    assign.Names
+	TenantName string
 }
+
+// Shown is the row's spec with the names to show: each one the row gave,
+// else Graph's.
+func (o *Outcome) Shown() assign.Spec {
+	s := o.Spec
+	for _, n := range [...][2]*string{{&s.Names.Configuration, &o.Display.Configuration},
+		{&s.Names.Group, &o.Display.Group}, {&s.Names.Filter, &o.Display.Filter}} {
+		if *n[0] == "" {
+			*n[0] = *n[1]
+		}
+	}
+	return s
+}
+
+// TenantLabel is the row's tenant: its id, with its name when known.
+func (o *Outcome) TenantLabel() string { return assign.NameLabel(o.TenantID, o.TenantName) }
 
 // Report is a dry run's finding: an outcome per row, in input order.
 type Report struct {
@@ -182,6 +203,9 @@ type Report struct {
 	// as if their groups exist).
 	GroupReads       int
 	GroupsNotChecked []string
+	// groupNames are the display names the group check read with the ids
+	// ("" for an id that is no group): each id checked is named by it.
+	groupNames map[groupKey]string
 }
 
 // Lookup is one display name in one tenant and what it resolved to: one
@@ -259,6 +283,9 @@ func (p *Plan) Read(ctx context.Context, clients Clients) (*Report, error) {
 		}
 	}
 	rep.Names = len(found)
+	if err := showNames(ctx, clients, rep); err != nil {
+		return nil, err
+	}
 	for _, k := range p.names {
 		lu := Lookup{TenantID: k.tenant, Kind: k.kind, Name: k.name}
 		if f := found[k]; f == nil {
@@ -271,6 +298,62 @@ func (p *Plan) Read(ctx context.Context, clients Clients) (*Report, error) {
 		rep.Lookups = append(rep.Lookups, lu)
 	}
 	return rep, nil
+}
+
+// showNames reads the display names of the ids the report's rows gave,
+// and of their tenants, each once, and labels the rows with them; rows
+// whose reads failed are left as they are. A name that cannot be read is
+// absent: the row shows its id.
+func showNames(ctx context.Context, clients Clients, rep *Report) error {
+	var keys []store.DisplayKey
+	seen := map[store.DisplayKey]bool{}
+	for i := range rep.Rows {
+		o := &rep.Rows[i]
+		if o.Result == ReadFailed {
+			continue
+		}
+		for _, k := range jobs.DisplayKeys(o.TenantID, &o.Row.Spec) {
+			if _, checked := rep.groupNames[groupKey{k.TenantID, k.ID}]; checked && k.Kind == graph.NameGroup.String() {
+				continue
+			}
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	names, err := readAll(ctx, keys, func(k store.DisplayKey) string {
+		t, err := clients(k.TenantID)
+		if err != nil {
+			return ""
+		}
+		return jobs.LookUpDisplayName(ctx, t.Graph, t.Reads, k)
+	})
+	if err != nil {
+		return err
+	}
+	for i := range rep.Rows {
+		o := &rep.Rows[i]
+		if o.Result == ReadFailed {
+			continue
+		}
+		name := func(kind, id string) string { return names[store.DisplayKey{TenantID: o.TenantID, Kind: kind, ID: id}] }
+		s := &o.Row.Spec
+		if s.Names.Configuration == "" {
+			o.Display.Configuration = name(graph.NameConfiguration.String(), s.ConfigurationID)
+		}
+		if s.Names.Group == "" && s.Target.GroupID != "" {
+			o.Display.Group = name(graph.NameGroup.String(), s.Target.GroupID)
+			if n, checked := rep.groupNames[groupKey{o.TenantID, s.Target.GroupID}]; checked {
+				o.Display.Group = n
+			}
+		}
+		if s.Names.Filter == "" && s.Target.FilterID != "" {
+			o.Display.Filter = name(graph.NameFilter.String(), s.Target.FilterID)
+		}
+		o.TenantName = name(store.KindTenant, "")
+	}
+	return nil
 }
 
 // listKeys is the configuration paths rows name, each once, in order of
@@ -471,7 +554,7 @@ type groupChunk struct{ tenant, ids string }
 // groupRead is what one chunk's read found: the ids that are groups, or
 // why it could not be read.
 type groupRead struct {
-	found map[string]bool
+	found map[string]string // id → display name
 	err   string
 }
 
@@ -521,9 +604,16 @@ func (rep *Report) checkGroups(ctx context.Context, clients Clients) error {
 			continue
 		}
 		for _, id := range strings.Split(k.ids, ",") {
-			if !g.found[id] {
+			name, ok := g.found[id]
+			if !ok {
 				missing[groupKey{k.tenant, id}] = true
 			}
+			// The read that checked the group named it too (or found no
+			// group to name): showNames reads it no more.
+			if rep.groupNames == nil {
+				rep.groupNames = map[groupKey]string{}
+			}
+			rep.groupNames[groupKey{k.tenant, id}] = name
 		}
 	}
 	for i := range rep.Rows {
@@ -547,7 +637,7 @@ func readGroups(ctx context.Context, clients Clients, k groupChunk) *groupRead {
 		return &groupRead{err: err.Error()}
 	}
 	ids := strings.Split(k.ids, ",")
-	var found map[string]bool
+	var found map[string]string
 	why := settle(ctx, t, func(wait func(context.Context) error) *graph.Response {
 		var resp *graph.Response
 		found, resp = t.Graph.FindGroups(ctx, ids, wait)

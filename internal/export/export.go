@@ -54,13 +54,25 @@ func Inputs(ctx context.Context, q store.Querier, batchID string, f store.Result
 
 // ResultValues are r's cells in store.ExportColumns order; nil is absent.
 func ResultValues(r *store.ExportRow) []any {
+	n := r.Names()
 	return []any{r.BatchID, r.Row, r.Line, r.Source, r.ConfigurationID, optional(r.Path), r.TargetType,
 		optional(r.GroupID), optional(r.CollectionID), optional(r.FilterID), optional(r.FilterType), string(r.Status),
 		optionalInt(r.HTTPStatus), optional(r.AssignmentID), r.Attempts, optional(r.ErrorCode), optional(r.ErrorMessage),
 		optional(r.RequestID), r.CreatedAt.UTC(), r.UpdatedAt.UTC(), optionalTime(r.FinishedAt), r.Retries,
 		optional(string(r.RevertStatus)), optionalInt(r.RevertHTTPStatus), optional(r.RevertErrorCode),
 		optional(r.RevertError), optional(r.RevertRequestID), optionalTime(r.RevertedAt), optional(r.TenantID), optional(r.CreatedBy),
-		r.Action.String(), optional(r.ConfigurationName), optional(r.GroupName), optional(r.FilterName), optional(r.RevertAssignmentID)}
+		r.Action.String(), optional(n.Configuration), optional(n.Group), optional(n.Filter), optional(r.RevertAssignmentID),
+		optional(r.TenantName), given(r.ConfigurationName, n.Configuration), given(r.GroupName, n.Group),
+		given(r.FilterName, n.Filter)}
+}
+
+// given is a *_name_given cell: whether the row gave the name shown (its
+// own, else Graph's), absent when there is none.
+func given(own, shown string) any {
+	if shown == "" {
+		return nil
+	}
+	return own != ""
 }
 
 func optional(s string) any {

@@ -51,11 +51,12 @@ func (c *Client) ListNamed(ctx context.Context, kind NameKind, wait func(context
 const MaxIDsPerFilter = 15
 
 // FindGroups returns which of ids (GUIDs, at most MaxIDsPerFilter) are
-// groups of the tenant, in one read of
-// groups?$filter=id in ('…','…')&$select=id (pages followed). It needs
-// the same permission as finding groups by name (Group.Read.All). An id
-// that is no group, or no object at all, is simply absent from the map.
-func (c *Client) FindGroups(ctx context.Context, ids []string, wait func(context.Context) error) (map[string]bool, *Response) {
+// groups of the tenant, with their display names, in one read of
+// groups?$filter=id in ('…','…')&$select=id,displayName (pages followed).
+// It needs the same permission as finding groups by name
+// (Group.Read.All). An id that is no group, or no object at all, is
+// simply absent from the map.
+func (c *Client) FindGroups(ctx context.Context, ids []string, wait func(context.Context) error) (map[string]string, *Response) {
 	if len(ids) == 0 || len(ids) > MaxIDsPerFilter {
 		return nil, &Response{Method: OpResolve.Method(), Op: OpResolve, RetryAfter: -1,
 			Err: fmt.Errorf("FindGroups takes 1 to %d ids, not %d", MaxIDsPerFilter, len(ids))}
@@ -65,18 +66,19 @@ func (c *Client) FindGroups(ctx context.Context, ids []string, wait func(context
 		quoted[i] = odataString(id)
 	}
 	first := c.base.String() + NameGroup.collection() +
-		"?$filter=" + queryEscape("id in ("+strings.Join(quoted, ",")+")") + "&$select=id"
-	found := map[string]bool{}
+		"?$filter=" + queryEscape("id in ("+strings.Join(quoted, ",")+")") + "&$select=id,displayName"
+	found := map[string]string{}
 	resp := c.readPages(ctx, OpResolve, first, "group list", wait, func(value []json.RawMessage) (bool, error) {
 		for _, raw := range value {
 			var o struct {
-				ID string `json:"id"`
+				ID          string `json:"id"`
+				DisplayName string `json:"displayName"`
 			}
 			if err := json.Unmarshal(raw, &o); err != nil {
 				return false, err
 			}
 			if id := assign.CanonicalGUID(o.ID); id != "" {
-				found[id] = true
+				found[id] = o.DisplayName
 			}
 		}
 		return true, nil

@@ -68,8 +68,9 @@ func TestFindGroups(t *testing.T) {
 		t.Fatal(resp.Error())
 	}
 	for i, id := range ids {
-		if found[id] != (i%2 == 0) {
-			t.Errorf("%s: found %v, want %v", id, found[id], i%2 == 0)
+		name, ok := found[id]
+		if ok != (i%2 == 0) || ok && name != fmt.Sprintf("SG-%d", i) {
+			t.Errorf("%s: found %v (%q), want %v (SG-%d)", id, ok, name, i%2 == 0, i)
 		}
 	}
 	if len(found) != 8 {

@@ -50,6 +50,8 @@ const (
 	routePolicy         // one policy of another kind (PolicyCollections)
 	routeGroups         // the list of groups (names.go)
 	routeFilters        // the list of assignment filters (names.go)
+	routeGroup          // one group (objects.go)
+	routeFilter         // one assignment filter (objects.go)
 )
 
 type route struct {
@@ -57,7 +59,7 @@ type route struct {
 	kind    routeKind
 	cfgID   string // canonical
 	path    assign.Path
-	id      string // assignment id (routeItem), organization id (routeOrganization), policy id (routePolicy)
+	id      string // assignment id (routeItem), organization id (routeOrganization), policy id (routePolicy), group or filter id
 	// collection is the policy's collection (routePolicy), as in
 	// PolicyCollections.
 	collection string
@@ -87,8 +89,12 @@ func parseGraphPath(p string) (route, *graphErr) {
 		return rt, &graphErr{http.StatusBadRequest, "BadRequest", "Invalid request: graphsim serves only /organization, /groups and /deviceManagement/deviceConfigurations/{id}/.../assignments."}
 	}
 	if strings.EqualFold(segs[0], "groups") {
-		if len(segs) > 1 {
-			return rt, &graphErr{http.StatusBadRequest, "BadRequest", "graphsim serves only GET /groups (with $filter=displayName eq '...')."}
+		switch {
+		case len(segs) == 2 && segs[1] != "":
+			rt.kind, rt.id = routeGroup, assign.CanonicalGUID(segs[1])
+			return rt, nil
+		case len(segs) > 1:
+			return rt, &graphErr{http.StatusBadRequest, "BadRequest", "graphsim serves only GET /groups (with $filter=displayName eq '...') and GET /groups/{id}."}
 		}
 		rt.kind = routeGroups
 		return rt, nil
@@ -123,6 +129,10 @@ func parseGraphPath(p string) (route, *graphErr) {
 		}
 	}
 	if strings.EqualFold(segs[1], "assignmentFilters") {
+		if len(segs) == 3 && segs[2] != "" {
+			rt.kind, rt.id = routeFilter, assign.CanonicalGUID(segs[2])
+			return rt, nil
+		}
 		if len(segs) > 2 {
 			return rt, &graphErr{http.StatusBadRequest, "BadRequest", "graphsim serves only GET deviceManagement/assignmentFilters (with $filter=displayName eq '...')."}
 		}
@@ -207,15 +217,18 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.countLookup(gc, rt)
+	s.countObjectRead(gc, rt)
 	// The organization and groups are directory objects, read only:
 	// Intune's permission does not decide (for groups, Group.Read.All
 	// does: TenantConfig.NoGroupRead).
-	if rt.kind == routeOrganization || rt.kind == routeGroups {
+	if rt.kind == routeOrganization || rt.kind == routeGroups || rt.kind == routeGroup {
 		switch {
 		case r.Method != http.MethodGet:
 			s.noRoute(gc)
 		case rt.kind == routeOrganization:
 			s.organization(gc, rt)
+		case rt.kind == routeGroup:
+			s.getGroup(gc, rt)
 		default:
 			s.listGroups(gc, rt)
 		}
@@ -230,6 +243,8 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 		s.listConfigurations(gc, rt)
 	case rt.kind == routeFilters && r.Method == http.MethodGet:
 		s.listFilters(gc, rt)
+	case rt.kind == routeFilter && r.Method == http.MethodGet:
+		s.getFilter(gc, rt)
 	case rt.kind == routeConfiguration && r.Method == http.MethodGet:
 		s.getConfiguration(gc, rt)
 	case rt.kind == routePolicy && r.Method == http.MethodGet:

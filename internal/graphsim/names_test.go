@@ -203,9 +203,9 @@ func TestGroupsAndFiltersByName(t *testing.T) {
 		method, path string
 		want         int
 	}{
-		{http.MethodGet, "/groups/" + groupN(1), http.StatusBadRequest},
+		{http.MethodGet, "/groups/" + groupN(1) + "/members", http.StatusBadRequest},
 		{http.MethodPost, "/groups", http.StatusMethodNotAllowed},
-		{http.MethodGet, "/deviceManagement/assignmentFilters/" + groupN(30), http.StatusBadRequest},
+		{http.MethodGet, "/deviceManagement/assignmentFilters/" + groupN(30) + "/payloads", http.StatusBadRequest},
 		{http.MethodGet, "/groups?$top=0", http.StatusBadRequest},
 		{http.MethodGet, "/groups?$skiptoken=nope", http.StatusBadRequest},
 	} {

@@ -17,7 +17,9 @@
 //	Graph, under /beta and /v1.0 (GraphBaseURL() is URL()+"/beta")
 //	  GET         /organization[/{tenant id}]                (the token's tenant)
 //	  GET         /groups                                    ($filter=displayName eq '...', $select, $top; names.go)
+//	  GET         /groups/{id}                               ($select; objects.go)
 //	  GET         /deviceManagement/assignmentFilters        (the same)
+//	  GET         /deviceManagement/assignmentFilters/{id}   ($select; objects.go)
 //	  GET         /deviceManagement/deviceConfigurations     (the same)
 //	  GET         /deviceManagement/deviceConfigurations/{id}
 //	  GET         /deviceManagement/{configurationPolicies,deviceCompliancePolicies,groupPolicyConfigurations}/{id}
@@ -278,6 +280,7 @@ type Stats struct {
 	Deleted          int64                   `json:"deleted"` // assignments deleted through DELETE
 	Duplicates       int                     `json:"duplicates"`
 	NameLookups      LookupCounts            `json:"nameLookups"` // GETs with $filter, by collection
+	ObjectReads      ObjectCounts            `json:"objectReads"` // GETs of one object by id, and of the organization
 }
 
 // LookupCounts counts the GETs carrying $filter (bulkassign's name

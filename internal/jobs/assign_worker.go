@@ -94,6 +94,10 @@ type Deps struct {
 	starts    *rounds[store.RunRequest, store.RunStart]
 	claims    *rounds[store.ClaimRequest, store.ClaimResult]
 	outcomes  *rounds[store.RowOutcome, bool]
+
+	// shown are the display names this process knows are stored
+	// (displaynames.go).
+	shown shownNames
 }
 
 // withDefaults fills in what a worker built on d needs and was not given.
@@ -187,6 +191,7 @@ func (w *AssignWorker) Work(ctx context.Context, job *river.Job[AssignArgs]) err
 		}
 		return err
 	}
+	r.lookUpDisplayNames(ctx) // never fails the row
 	if it.Spec.Unresolved() {
 		v, resp, err := r.resolve(ctx)
 		switch {

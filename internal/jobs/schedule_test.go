@@ -415,8 +415,9 @@ func TestScheduleNightlyRuns(t *testing.T) {
 		got := map[string][4]int{}
 		for qr.Next() {
 			var cfg string
+			var name *string // Graph's name of the configuration, when read
 			var v [4]int
-			if err := qr.Scan(&cfg, &v[0], &v[1], &v[2], &v[3]); err != nil {
+			if err := qr.Scan(&cfg, &name, &v[0], &v[1], &v[2], &v[3]); err != nil {
 				t.Fatal(err)
 			}
 			got[cfg] = v

@@ -36,6 +36,39 @@ type Result struct {
 	// The display names the row gave instead of ids; the id beside each is
 	// the one it resolved to ("" until resolved, or when it did not).
 	ConfigurationName, GroupName, FilterName string
+	// Display are the names Graph gave the ids the row gave (looked up once
+	// per batch); TenantName is the row's tenant's. "" where none is known.
+	Display    assign.Names
+	TenantName string
+}
+
+// Names are the row's names to show: each one the row gave, else Graph's.
+func (r Result) Names() assign.Names {
+	return assign.Names{Configuration: or(r.ConfigurationName, r.Display.Configuration),
+		Group: or(r.GroupName, r.Display.Group), Filter: or(r.FilterName, r.Display.Filter)}
+}
+
+// setNames puts the view's configuration, group and filter names each
+// where it belongs, by whether the row gave it: the view shows a name the
+// row gave or else Graph's, and Spec keeps the row's words only.
+func (r *Result) setNames(names [3]string, given [3]bool) {
+	own, graph := [3]string{}, [3]string{}
+	for i, n := range names {
+		if given[i] {
+			own[i] = n
+		} else {
+			graph[i] = n
+		}
+	}
+	r.ConfigurationName, r.GroupName, r.FilterName = own[0], own[1], own[2]
+	r.Display = assign.Names{Configuration: graph[0], Group: graph[1], Filter: graph[2]}
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // Spec is what the row asks for, with both the names it gave and the ids
@@ -47,11 +80,22 @@ func (r Result) Spec() assign.Spec {
 		Action: r.Action, Names: assign.Names{Configuration: r.ConfigurationName, Group: r.GroupName, Filter: r.FilterName}}
 }
 
-// TargetLabel is the row's target as one compact line (assign.Spec.Label).
-func (r Result) TargetLabel() string { return r.Spec().Label() }
+// shown is the row's spec with the names to show (Names).
+func (r Result) shown() assign.Spec {
+	s := r.Spec()
+	s.Names = r.Names()
+	return s
+}
+
+// TargetLabel is the row's target as one compact line (assign.Spec.Label),
+// with the names Graph gave the ids the row gave.
+func (r Result) TargetLabel() string { return r.shown().Label() }
 
 // ConfigurationLabel is the row's configuration: id, name or both.
-func (r Result) ConfigurationLabel() string { return r.Spec().ConfigurationLabel() }
+func (r Result) ConfigurationLabel() string { return r.shown().ConfigurationLabel() }
+
+// TenantLabel is the row's tenant: id, name or both ("" for neither).
+func (r Result) TenantLabel() string { return assign.NameLabel(r.TenantID, r.TenantName) }
 
 // ErrorLabel is the row's error as one text: code and message. A waiting
 // row has none: waiting is not failing (its message says what it waits
@@ -118,7 +162,8 @@ var ExportColumns = []string{"batch_id", "row", "line", "source", "configuration
 	"collection_id", "filter_id", "filter_type", "status", "http_status", "assignment_id", "attempts", "error_code",
 	"error_message", "request_id", "created_at", "updated_at", "finished_at", "retries", "revert_status",
 	"revert_http_status", "revert_error_code", "revert_error", "revert_request_id", "reverted_at", "tenant_id", "created_by",
-	"action", "configuration_name", "group_name", "filter_name", "revert_assignment_id"}
+	"action", "configuration_name", "group_name", "filter_name", "revert_assignment_id", "tenant_name",
+	"configuration_name_given", "group_name_given", "filter_name_given"}
 
 // ExportResults calls fn for each row of a batch in input order with every
 // column of the view, optionally only rows with one of statuses. It streams.
@@ -141,7 +186,8 @@ func ExportResultsWhere(ctx context.Context, q Querier, batchID string, f Result
 			coalesce(revert_status, ''), coalesce(revert_http_status, 0), coalesce(revert_error_code, ''),
 			coalesce(revert_error, ''), coalesce(revert_request_id, ''), reverted_at, coalesce(tenant_id, ''),
 			coalesce(created_by, ''), action, coalesce(configuration_name, ''), coalesce(group_name, ''),
-			coalesce(filter_name, ''), coalesce(revert_assignment_id, '')
+			coalesce(filter_name, ''), coalesce(revert_assignment_id, ''), coalesce(tenant_name, ''),
+			coalesce(configuration_name_given, true), coalesce(group_name_given, true), coalesce(filter_name_given, true)
 		FROM assignment_results WHERE batch_id = $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2))
 			AND ($3 = '' OR tenant_id = $3)
 		ORDER BY row`, batchID, filter, f.TenantID)
@@ -152,14 +198,16 @@ func ExportResultsWhere(ctx context.Context, q Querier, batchID string, f Result
 	var r ExportRow
 	for rows.Next() {
 		var status, revert, action string
+		var given [3]bool
 		if err := rows.Scan(&r.BatchID, &r.Row, &r.Line, &r.Source, &r.ConfigurationID, &r.Path, &r.TargetType, &r.GroupID,
 			&r.CollectionID, &r.FilterID, &r.FilterType, &status, &r.HTTPStatus, &r.AssignmentID, &r.Attempts,
 			&r.ErrorCode, &r.ErrorMessage, &r.RequestID, &r.CreatedAt, &r.UpdatedAt, &r.FinishedAt, &r.Retries,
 			&revert, &r.RevertHTTPStatus, &r.RevertErrorCode, &r.RevertError, &r.RevertRequestID, &r.RevertedAt,
 			&r.TenantID, &r.CreatedBy, &action, &r.ConfigurationName, &r.GroupName, &r.FilterName,
-			&r.RevertAssignmentID); err != nil {
+			&r.RevertAssignmentID, &r.TenantName, &given[0], &given[1], &given[2]); err != nil {
 			return fmt.Errorf("error reading results: %w", err)
 		}
+		r.setNames([3]string{r.ConfigurationName, r.GroupName, r.FilterName}, given)
 		r.Status, r.RevertStatus = assign.Status(status), assign.RevertStatus(revert)
 		if r.Action, err = assign.ParseAction(action); err != nil {
 			return fmt.Errorf("error reading results: row %d: %w", r.Row, err)
