@@ -33,7 +33,7 @@ func enqueueResults(ctx context.Context, env *Env, args []string) error {
 	format := fs.String("format", "table", "output format: table, csv, json or input")
 	var statuses statusList
 	fs.Var(&statuses, "status", "only rows with this status; comma-separated or repeated ("+joinStatuses()+")")
-	tenant := fs.String("tenant", "", "only rows of this tenant (its id, a GUID)")
+	tenant := fs.String("tenant", "", "only rows of this tenant: its id, or the first 8 or more characters of it (as BATCH)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -44,16 +44,20 @@ func enqueueResults(ctx context.Context, env *Env, args []string) error {
 		return usageError("-format %q: want table, csv, json or input", *format)
 	}
 	filter := store.ResultFilter{Statuses: statuses}
-	if *tenant != "" {
-		if filter.TenantID, err = assign.ParseGUID("-tenant", *tenant); err != nil {
-			return usageError("%v: give the tenant's id", err)
-		}
-	}
 	db, b, err := openBatch(ctx, env, "results", pos, openDB, 2)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if *tenant != "" {
+		tenants, err := store.CountByTenant(ctx, db, b.ID)
+		if err != nil {
+			return err
+		}
+		if filter.TenantID, err = tenantOf(*tenant, tenants.Tenants()); err != nil {
+			return usageError("%v", err)
+		}
+	}
 	switch *format {
 	case "input":
 		return export.Inputs(ctx, db, b.ID, filter, env.Stdout)
@@ -179,4 +183,34 @@ func httpLabel(n int) string {
 		return "-"
 	}
 	return fmt.Sprint(n)
+}
+
+// tenantOf is the one of a batch's tenants that s names: its id, or a
+// prefix of it (at least 8 characters, as a BATCH prefix) that names
+// exactly one of them.
+func tenantOf(s string, tenants []string) (string, error) {
+	id, err := assign.ParseGUID("-tenant", s)
+	if err == nil {
+		return id, nil
+	}
+	p := strings.ToLower(strings.TrimSpace(s))
+	if strings.Trim(p, "0123456789abcdef-") != "" {
+		return "", fmt.Errorf("%v: give the tenant's id, or its first 8 or more characters", err)
+	}
+	if len(p) < 8 {
+		return "", fmt.Errorf("-tenant %q: give the tenant's id, or its first 8 or more characters", s)
+	}
+	var match []string
+	for _, t := range tenants {
+		if strings.HasPrefix(t, p) {
+			match = append(match, t)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		return "", fmt.Errorf("-tenant %q starts no tenant id of this batch (its tenants: %s)", s, strings.Join(tenants, ", "))
+	}
+	return "", fmt.Errorf("-tenant %q starts %d tenant ids of this batch (%s): give more of it", s, len(match), strings.Join(match, ", "))
 }

@@ -256,6 +256,16 @@ func TestTenantCommands(t *testing.T) {
 				t.Errorf("row %v: created_by %q, want the command's user@host", rec, by)
 			}
 		}
+		// A prefix of the tenant's id names it, as a prefix names a batch.
+		r = enqueue(t, h, false, "results", two, "--tenant", tenantA[:8], "--format", "csv")
+		if p := readCSV(t, r.stdout); r.code != cli.ExitOK || len(p) != 4 || p[1][tenant] != tenantA {
+			t.Fatalf("results --tenant %s: exit %d\n%s%s", tenantA[:8], r.code, r.stdout, r.stderr)
+		}
+		for _, bad := range []struct{ prefix, why string }{{"ffffffff", "starts no tenant id"}, {"abc", "first 8 or more"}} {
+			if r := enqueue(t, h, false, "results", two, "--tenant", bad.prefix); r.code != cli.ExitSetting || !strings.Contains(r.stderr, bad.why) {
+				t.Errorf("results --tenant %s: exit %d, stderr %q; want a usage error saying %q", bad.prefix, r.code, r.stderr, bad.why)
+			}
+		}
 		r = enqueue(t, h, false, "results", two)
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 		if len(lines) != 6 || !strings.HasPrefix(lines[0], "TENANT") || !strings.HasPrefix(lines[1], tenantA) || !strings.HasPrefix(lines[5], def) {
