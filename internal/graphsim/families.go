@@ -36,6 +36,14 @@ import (
 // source it claims. Every /assign, create and delete is recorded in the
 // tenant's AssignLedger with the set before and after.
 //
+// hasPolicy reports whether the tenant has the policy (any family).
+func (t *Tenant) hasPolicy(collection, id string) bool {
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	_, ok := t.t.setLocked(collection, id)
+	return ok
+}
+
 // EditBetweenReadAndWrite arms a concurrent editor: once a client has
 // read the last page of a policy's assignments, the edit is applied to
 // the live set (as an admin in the portal would, outside the write
@@ -372,9 +380,8 @@ func (s *Server) listFamily(gc *graphCall, fr familyRoute) {
 			items = append(items, familyToGraph(fr, e))
 		}
 		more, off = end < len(all), end
-		if key := fr.coll.Name + "/" + fr.id; !more && gc.ten.fam.editors[key] != nil {
-			ps.replace(gc.ten.fam.editors[key](ps.entries()))
-			delete(gc.ten.fam.editors, key)
+		if !more {
+			gc.ten.runEditorLocked(fr.coll.Name, fr.id)
 		}
 	}
 	s.mu.Unlock()
@@ -392,6 +399,29 @@ func (s *Server) listFamily(gc *graphCall, fr familyRoute) {
 		out.NextLink = s.nextLink(gc, page, off)
 	}
 	s.writeGraph(gc, http.StatusOK, out)
+}
+
+// runEditorLocked runs the editor armed on a policy, once
+// (EditBetweenReadAndWrite); Server.mu is held.
+func (ts *tenantState) runEditorLocked(collection, id string) {
+	key := collection + "/" + id
+	edit := ts.fam.editors[key]
+	if edit == nil {
+		return
+	}
+	delete(ts.fam.editors, key)
+	if ps, ok := ts.setLocked(collection, id); ok {
+		next := edit(ps.entries())
+		for i := range next {
+			if next[i].ID == "" {
+				next[i].ID = newGUID()
+			}
+			if next[i].Source == "" {
+				next[i].Source, next[i].SourceID = family.SourceDirect, ps.id
+			}
+		}
+		ps.replace(next)
+	}
 }
 
 func (s *Server) getFamilyAssignment(gc *graphCall, fr familyRoute) {
@@ -585,6 +615,13 @@ func parseFamilyAssignment(fr familyRoute, b []byte) (family.Entry, string) {
 			rawTarget = v
 		case k == "source" || k == "sourceId":
 			// read-only, ignored as Graph does
+		case k == "intent" && fr.fam.Name == family.DeviceConfiguration:
+			// apply or remove, as a device configuration's beta
+			// assignments carry it; a client may post back what it read
+			var in string
+			if json.Unmarshal(v, &in) != nil || (in != "apply" && in != "remove") {
+				return e, fmt.Sprintf("Invalid value %s for property 'intent': expected 'apply' or 'remove'.", v)
+			}
 		case k == "intent" && len(fr.fam.Intents) > 0:
 			if json.Unmarshal(v, &e.Intent) != nil {
 				return e, "The property 'intent' must be a string."
@@ -778,20 +815,18 @@ func (t *Tenant) PolicyAssignments(collection, id string) []family.Entry {
 	return ps.entries()
 }
 
-// EditBetweenReadAndWrite arms a concurrent editor on a policy of a
-// family other than device configurations: right after the next GET that
-// serves the last page of its assignments, edit is called with the live
-// set and its result becomes the set (no request, no write limit, no
-// ledger), once.
+// EditBetweenReadAndWrite arms a concurrent editor on a policy of any
+// family (a device configuration: its own assignments): right after the
+// next GET that serves the last page of its assignments, edit is called
+// with the live set and its result becomes the set (no request, no write
+// limit, no ledger), once. Entries the edit adds without an id get one,
+// and are direct unless they say otherwise.
 func (t *Tenant) EditBetweenReadAndWrite(collection, id string, edit func([]family.Entry) []family.Entry) error {
 	t.s.mu.Lock()
 	defer t.s.mu.Unlock()
 	ps, ok := t.t.setLocked(collection, id)
-	switch {
-	case !ok:
+	if !ok {
 		return fmt.Errorf("graphsim: no policy %s in %s", id, collection)
-	case ps.p == nil:
-		return errors.New("graphsim: EditBetweenReadAndWrite serves the families other than device configurations")
 	}
 	if t.t.fam.editors == nil {
 		t.t.fam.editors = map[string]func([]family.Entry) []family.Entry{}

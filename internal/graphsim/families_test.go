@@ -78,8 +78,11 @@ func readSet(t *testing.T, s *graphsim.Server, tok string, c *family.Collection,
 			if w.ODataType != c.AssignmentType {
 				t.Fatalf("@odata.type %q, want %q", w.ODataType, c.AssignmentType)
 			}
-			out = append(out, family.Entry{ID: w.ID, Source: family.Source(w.Source), SourceID: w.SourceID,
-				Assignment: family.Assignment{Target: tg, Intent: family.Intent(w.Intent)}})
+			e := family.Entry{ID: w.ID, Source: family.Source(w.Source), SourceID: w.SourceID, Assignment: family.Assignment{Target: tg}}
+			if f, _ := family.ByCollection(c.Name); len(f.Intents) > 0 {
+				e.Intent = family.Intent(w.Intent)
+			}
+			out = append(out, e)
 		}
 		raw = append(raw, l.Value...)
 		u = l.NextLink
@@ -233,6 +236,33 @@ func TestFamilyAssignBadBodies(t *testing.T) {
 	if led := s.AssignLedger(); len(led) != 0 {
 		t.Errorf("refused bodies applied: %+v", led)
 	}
+	// An app's settings are kept verbatim; an exclusion refuses them.
+	app := family.Lookup(family.App).Collections[0]
+	settings := map[string]any{"@odata.type": "#microsoft.graph.win32LobAppAssignmentSettings", "notifications": "hideAll"}
+	for _, tc := range []struct {
+		target assign.Target
+		status int
+	}{{grp(1), 204}, {assign.Target{Type: assign.TargetExclusionGroup, GroupID: groupN(2)}, 400}} {
+		b := map[string]any{"mobileAppAssignments": []any{map[string]any{"@odata.type": app.AssignmentType, "intent": "required", "target": tc.target.Wire(), "settings": settings}}}
+		if r := call(t, http.MethodPost, s.GraphBaseURL()+app.AssignPath(famPolicy), tok, b); r.status != tc.status {
+			t.Errorf("app assign with settings on %s: %d %s, want %d", tc.target.Type, r.status, r.body, tc.status)
+		}
+	}
+	if got := s.PolicyAssignments(app.Name, famPolicy); len(got) != 1 || !strings.Contains(string(got[0].Settings), `"notifications":"hideAll"`) {
+		t.Errorf("app set: %+v", got)
+	}
+	if r := call(t, http.MethodGet, s.GraphBaseURL()+app.AssignmentsPath(famPolicy), tok, nil); !strings.Contains(string(r.body), `"settings":{"@odata.type":"#microsoft.graph.win32LobAppAssignmentSettings","notifications":"hideAll"}`) {
+		t.Errorf("app GET: %s", r.body)
+	}
+	// A device configuration's entry may carry back the intent it was
+	// read with (apply or remove), nothing else.
+	dc := family.Lookup(family.DeviceConfiguration).Collections[0]
+	for in, st := range map[string]int{"apply": 200, "required": 400} {
+		b := map[string]any{"assignments": []any{map[string]any{"@odata.type": dc.AssignmentType, "target": grp(1).Wire(), "intent": in}}}
+		if r := call(t, http.MethodPost, s.GraphBaseURL()+dc.AssignPath(famPolicy), tok, b); r.status != st {
+			t.Errorf("device configuration assign with intent %s: %d %s, want %d", in, r.status, r.body, st)
+		}
+	}
 	// An unknown policy is 404.
 	c := family.Lookup(family.Compliance).Collections[0]
 	if r := call(t, http.MethodPost, s.GraphBaseURL()+c.AssignPath(groupN(77)), tok, map[string]any{"assignments": []any{}}); r.status != 404 || r.errorCode(t) != "ResourceNotFound" {
@@ -372,6 +402,18 @@ func TestFamilyPolicySetEntries(t *testing.T) {
 	if r.status != 200 || strings.Contains(string(r.body), "source") {
 		t.Errorf("v1.0: %d %s", r.status, r.body)
 	}
+	// Other processes' tests read the same through /_sim.
+	sr := call(t, http.MethodGet, s.URL()+"/_sim/policyAssignments?collection="+c.Name+"&id="+famPolicy, "", nil)
+	var viaSim []family.Entry
+	if sr.decode(t, &viaSim); sr.status != 200 || len(viaSim) != 2 || viaSim[1].Source != family.SourcePolicySets || viaSim[1].Target != grp(2) {
+		t.Errorf("/_sim/policyAssignments: %d %s", sr.status, sr.body)
+	}
+	if sr := call(t, http.MethodGet, s.URL()+"/_sim/policyAssignments?collection="+c.Name+"&id="+groupN(66), "", nil); sr.status != 404 {
+		t.Errorf("/_sim/policyAssignments of an unknown policy: %d", sr.status)
+	}
+	if sr := call(t, http.MethodGet, s.URL()+"/_sim/assignLedger", "", nil); sr.status != 200 || string(sr.body) != "[]" {
+		t.Errorf("/_sim/assignLedger: %d %s", sr.status, sr.body)
+	}
 	if _, err := s.SeedAssignments(c.Name, groupN(66), family.Entry{}); err == nil {
 		t.Error("SeedAssignments of an unknown policy: nil error")
 	}
@@ -383,9 +425,17 @@ func TestFamilyPolicySetEntries(t *testing.T) {
 // posting keeps it: the set ends exactly before ∪ adds − removes.
 func TestFamilyConcurrentEditor(t *testing.T) {
 	t.Parallel()
+	for _, n := range []family.Name{family.App, family.DeviceConfiguration, family.Remediation} {
+		t.Run(string(n), func(t *testing.T) {
+			t.Parallel()
+			testConcurrentEditor(t, family.Lookup(n))
+		})
+	}
+}
+
+func testConcurrentEditor(t *testing.T, f *family.Family) {
 	s := newServer(t, graphsim.Config{PageSize: 2})
 	tok := appToken(t, s)
-	f := family.Lookup(family.App)
 	c := &f.Collections[0]
 	addFamilyPolicy(t, s, f, c)
 	if _, err := s.SeedAssignments(c.Name, famPolicy,
@@ -393,7 +443,7 @@ func TestFamilyConcurrentEditor(t *testing.T) {
 		family.Entry{Source: family.SourcePolicySets, SourceID: groupN(90), Assignment: want(f, grp(3))}); err != nil {
 		t.Fatal(err)
 	}
-	editorAdds := family.Entry{ID: groupN(88), Source: family.SourceDirect, SourceID: famPolicy, Assignment: want(f, grp(9))}
+	editorAdds := family.Entry{Assignment: want(f, grp(9))}
 	arm := func() {
 		t.Helper()
 		if err := s.EditBetweenReadAndWrite(c.Name, famPolicy, func(set []family.Entry) []family.Entry { return append(set, editorAdds) }); err != nil {
@@ -407,7 +457,7 @@ func TestFamilyConcurrentEditor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r := call(t, http.MethodPost, s.GraphBaseURL()+c.AssignPath(famPolicy), tok, assignBody(f, c, next)); r.status != 204 {
+		if r := call(t, http.MethodPost, s.GraphBaseURL()+c.AssignPath(famPolicy), tok, assignBody(f, c, next)); r.status != f.AssignStatus {
 			t.Fatalf("assign: %d %s", r.status, r.body)
 		}
 	}

@@ -545,6 +545,9 @@ func (s *Server) list(gc *graphCall, rt route) {
 		}
 		more = end < len(all)
 		off = end
+		if !more && rt.path == "" {
+			gc.ten.runEditorLocked("deviceConfigurations", c.id) // families.go
+		}
 	}
 	s.mu.Unlock()
 	if c == nil {
