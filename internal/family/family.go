@@ -73,7 +73,8 @@ type Family struct {
 	BodyKey string
 	// AssignStatus is what Graph answers a successful /assign:
 	// http.StatusOK with the new set as {"value": [...]}, or
-	// http.StatusNoContent.
+	// http.StatusNoContent (the docs and the SDKs' response types; a
+	// client should accept either and trust only a read-back).
 	AssignStatus int
 	// PerAssignment: POST …/assignments creates one assignment and
 	// DELETE …/assignments/{id} removes one. Only device configurations
@@ -143,11 +144,11 @@ func ScheduleKindFromOData(s string) (ScheduleKind, bool) {
 // (hourly) or days (daily, once); Time is "HH:MM:SS" (daily, once), Date
 // "YYYY-MM-DD" (once).
 type Schedule struct {
-	Kind     ScheduleKind
-	Interval int
-	Time     string
-	Date     string
-	UseUTC   bool
+	Kind     ScheduleKind `json:"kind"`
+	Interval int          `json:"interval,omitempty"`
+	Time     string       `json:"time,omitempty"`
+	Date     string       `json:"date,omitempty"`
+	UseUTC   bool         `json:"useUtc,omitempty"`
 }
 
 var (
@@ -231,7 +232,7 @@ var Families = []*Family{
 			{"targetedManagedAppConfigurations", "/deviceAppManagement/targetedManagedAppConfigurations", "#microsoft.graph.targetedManagedAppPolicyAssignment"},
 		},
 		BodyKey:      "assignments",
-		AssignStatus: http.StatusOK,
+		AssignStatus: http.StatusNoContent,
 		Targets:      groupTargets,
 	},
 	{

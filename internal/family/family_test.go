@@ -41,7 +41,7 @@ func TestTable(t *testing.T) {
 		{family.Remediation, "deviceHealthScripts=/deviceManagement/deviceHealthScripts", "deviceHealthScriptAssignments", http.StatusNoContent, false, all4, true},
 		{family.App, "mobileApps=/deviceAppManagement/mobileApps", "mobileAppAssignments", http.StatusNoContent, true, all4, true},
 		{family.AppProtection, "iosManagedAppProtections=/deviceAppManagement/iosManagedAppProtections androidManagedAppProtections=/deviceAppManagement/androidManagedAppProtections windowsManagedAppProtections=/deviceAppManagement/windowsManagedAppProtections", "assignments", http.StatusNoContent, false, groups, true},
-		{family.AppConfiguration, "mobileAppConfigurations=/deviceAppManagement/mobileAppConfigurations targetedManagedAppConfigurations=/deviceAppManagement/targetedManagedAppConfigurations", "assignments", http.StatusOK, false, groups, false},
+		{family.AppConfiguration, "mobileAppConfigurations=/deviceAppManagement/mobileAppConfigurations targetedManagedAppConfigurations=/deviceAppManagement/targetedManagedAppConfigurations", "assignments", http.StatusNoContent, false, groups, false},
 		{family.UpdateProfile, "windowsFeatureUpdateProfiles=/deviceManagement/windowsFeatureUpdateProfiles windowsQualityUpdateProfiles=/deviceManagement/windowsQualityUpdateProfiles windowsDriverUpdateProfiles=/deviceManagement/windowsDriverUpdateProfiles", "assignments", http.StatusNoContent, false, groups, false},
 	}
 	if len(tests) != len(family.Families) {
@@ -83,6 +83,15 @@ func TestTable(t *testing.T) {
 	}
 	if _, err := family.Parse("intent"); err == nil || !strings.Contains(err.Error(), `kind "intent" is not one of deviceConfiguration, settingsCatalog`) {
 		t.Errorf("Parse(intent): %v", err)
+	}
+	// An entry's JSON carries the target in Graph's shape and reads back.
+	e := family.Entry{ID: "x", Source: family.SourcePolicySets, SourceID: "s", Assignment: family.Assignment{Target: group(g1),
+		Schedule: &family.Schedule{Kind: family.ScheduleHourly, Interval: 2}, RunRemediationScript: true}}
+	b, err := json.Marshal(e)
+	var back family.Entry
+	if err != nil || json.Unmarshal(b, &back) != nil || back.Target != e.Target || *back.Schedule != *e.Schedule || back.ID != "x" ||
+		!strings.Contains(string(b), `"target":{"@odata.type":"#microsoft.graph.groupAssignmentTarget","groupId":"`+g1+`"}`) {
+		t.Errorf("entry JSON %s (%v), read back %+v", b, err, back)
 	}
 	if f, c := family.ByCollection("deviceEnrollmentConfigurations"); f != nil || c != nil {
 		t.Errorf("ByCollection of an unknown collection: %v %v", f, c)

@@ -14,19 +14,22 @@ import (
 // Assignment is what one assignment of a policy carries beyond Graph's
 // bookkeeping: its target and the family's extra fields. A row asks for
 // one; an Entry holds one.
+//
+// Its JSON (the simulator's /_sim views; a stored snapshot of a set) has
+// the target in Graph's shape (assign.Target.MarshalJSON).
 type Assignment struct {
-	Target assign.Target
+	Target assign.Target `json:"target"`
 	// Intent is an app's install intent (IntentNone elsewhere).
-	Intent Intent
+	Intent Intent `json:"intent,omitempty"`
 	// Settings are an app assignment's typed settings, kept verbatim
 	// (with their @odata.type); nil for none.
-	Settings json.RawMessage
+	Settings json.RawMessage `json:"settings,omitempty"`
 	// Schedule is a remediation's runSchedule; nil for none (Intune's
 	// default).
-	Schedule *Schedule
+	Schedule *Schedule `json:"runSchedule,omitempty"`
 	// RunRemediationScript: a remediation runs its remediation script,
 	// not only its detection.
-	RunRemediationScript bool
+	RunRemediationScript bool `json:"runRemediationScript,omitempty"`
 }
 
 // Source says who owns an assignment.
@@ -44,9 +47,9 @@ const (
 // Entry is one assignment as a policy's current set holds it.
 type Entry struct {
 	// ID is Graph's id of the assignment; "" for one not yet posted.
-	ID       string
-	Source   Source
-	SourceID string
+	ID       string `json:"id,omitempty"`
+	Source   Source `json:"source,omitempty"`
+	SourceID string `json:"sourceId,omitempty"`
 	Assignment
 }
 
