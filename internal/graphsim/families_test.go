@@ -547,3 +547,43 @@ func TestFamilyAssignIsOneWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestFamilyTenants: a policy lives in one tenant, served to that
+// tenant's tokens only; a tenant whose app lacks the permission is
+// answered 403 on reads and on /assign, and nothing is written.
+func TestFamilyTenants(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, graphsim.Config{Tenants: []graphsim.TenantConfig{{ID: tenantB}, {ID: tenantC, NoPermission: true}}})
+	f := family.Lookup(family.Remediation)
+	c := &f.Collections[0]
+	if err := s.Tenant(tenantB).NamePolicy(c.Name, famPolicy, "B's"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Tenant(tenantC).NamePolicy(c.Name, famPolicy, "C's"); err != nil {
+		t.Fatal(err)
+	}
+	body := assignBody(f, c, []family.Entry{{Assignment: family.Assignment{Target: grp(1)}}})
+	u := s.GraphBaseURL() + c.AssignPath(famPolicy)
+	if r := call(t, http.MethodPost, u, appToken(t, s), body); r.status != 404 {
+		t.Errorf("default tenant: %d %s, want 404", r.status, r.body)
+	}
+	if r := call(t, http.MethodPost, u, mustTokenFor(t, s, tenantB), body); r.status != 204 {
+		t.Errorf("tenant B: %d %s, want 204", r.status, r.body)
+	}
+	tokC := mustTokenFor(t, s, tenantC)
+	for _, r := range []result{call(t, http.MethodPost, u, tokC, body), call(t, http.MethodGet, s.GraphBaseURL()+c.AssignmentsPath(famPolicy), tokC, nil)} {
+		if r.status != 403 || r.errorCode(t) != "Forbidden" {
+			t.Errorf("tenant C: %d %s, want 403", r.status, r.body)
+		}
+	}
+	if b, cc := s.Tenant(tenantB), s.Tenant(tenantC); len(b.PolicyAssignments(c.Name, famPolicy)) != 1 || len(b.AssignLedger()) != 1 ||
+		len(cc.AssignLedger()) != 0 || len(s.AssignLedger()) != 0 {
+		t.Errorf("ledgers: B %d, C %d, default %d", len(b.AssignLedger()), len(cc.AssignLedger()), len(s.AssignLedger()))
+	}
+	if err := s.NamePolicy("deviceConfigurations", famPolicy, "x"); err == nil {
+		t.Error("NamePolicy of a device configuration: nil error")
+	}
+	if err := s.NamePolicy("intents", famPolicy, "x"); err == nil {
+		t.Error("NamePolicy of an unknown collection: nil error")
+	}
+}
