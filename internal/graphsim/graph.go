@@ -213,6 +213,10 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 
 	rt, ge := parseGraphPath(r.URL.Path)
 	if ge != nil {
+		if fr, ok := parseFamilyPath(r.URL.Path); ok { // families.go
+			s.serveFamily(gc, fr, b)
+			return
+		}
 		s.graphError(gc, ge.status, ge.code, ge.message)
 		return
 	}
@@ -500,25 +504,6 @@ func (s *Server) getConfiguration(gc *graphCall, rt route) {
 	})
 }
 
-// getPolicy answers GET deviceManagement/{collection}/{id} for a policy of
-// a kind other than device configurations: its id, or 404.
-func (s *Server) getPolicy(gc *graphCall, rt route) {
-	if s.maybeRead503(gc) {
-		return
-	}
-	s.mu.Lock()
-	ok := gc.ten.policies[rt.collection][rt.id]
-	s.mu.Unlock()
-	if !ok {
-		s.notFound(gc, fmt.Sprintf("Resource not found: %s '%s'.", strings.TrimSuffix(rt.collection, "s"), rt.id))
-		return
-	}
-	s.writeGraph(gc, http.StatusOK, map[string]any{
-		"@odata.context": s.url + "/" + rt.version + "/$metadata#deviceManagement/" + rt.collection + "(id)/$entity",
-		"id":             rt.id,
-	})
-}
-
 // maybeRead503 injects a 503 into a GET with probability P503Read.
 func (s *Server) maybeRead503(gc *graphCall) bool {
 	s.mu.Lock()
@@ -575,6 +560,9 @@ func (s *Server) list(gc *graphCall, rt route) {
 		}
 		more = end < len(all)
 		off = end
+		if !more && rt.path == "" {
+			gc.ten.runEditorLocked("deviceConfigurations", c.id) // families.go
+		}
 	}
 	s.mu.Unlock()
 	if c == nil {
@@ -786,47 +774,54 @@ func parseCreateBody(b []byte) (assign.Target, string, string) {
 	if len(rawTarget) == 0 || string(rawTarget) == "null" {
 		return assign.Target{}, "", "The property 'target' is required on create."
 	}
+	t, msg := parseTarget(rawTarget)
+	return t, intent, msg
+}
+
+// parseTarget validates an assignment's target as Graph receives it, or
+// returns a message for a 400.
+func parseTarget(rawTarget json.RawMessage) (assign.Target, string) {
 	var tm map[string]json.RawMessage
 	if json.Unmarshal(rawTarget, &tm) != nil || tm == nil {
-		return assign.Target{}, "", "The property 'target' must be an object."
+		return assign.Target{}, "The property 'target' must be an object."
 	}
 	if _, ok := tm["@odata.type"]; !ok {
-		return assign.Target{}, "", "The target must carry '@odata.type': deviceAndAppManagementAssignmentTarget is abstract and cannot be created."
+		return assign.Target{}, "The target must carry '@odata.type': deviceAndAppManagementAssignmentTarget is abstract and cannot be created."
 	}
 	for k := range tm {
 		switch k {
 		case "@odata.type", "groupId", "collectionId", "deviceAndAppManagementAssignmentFilterId", "deviceAndAppManagementAssignmentFilterType":
 		default:
-			return assign.Target{}, "", fmt.Sprintf("The property '%s' does not exist on type 'microsoft.graph.deviceAndAppManagementAssignmentTarget'.", k)
+			return assign.Target{}, fmt.Sprintf("The property '%s' does not exist on type 'microsoft.graph.deviceAndAppManagementAssignmentTarget'.", k)
 		}
 	}
 	var w assign.Wire
 	if err := json.Unmarshal(rawTarget, &w); err != nil {
-		return assign.Target{}, "", "Invalid target: " + err.Error()
+		return assign.Target{}, "Invalid target: " + err.Error()
 	}
 	t, err := w.Target()
 	if err != nil {
-		return assign.Target{}, "", "Invalid target: " + err.Error()
+		return assign.Target{}, "Invalid target: " + err.Error()
 	}
 	if t.GroupID != "" {
 		if _, err := assign.ParseGUID("groupId", t.GroupID); err != nil {
-			return assign.Target{}, "", "Invalid target: " + err.Error()
+			return assign.Target{}, "Invalid target: " + err.Error()
 		}
 	}
 	if t.CollectionID != "" {
 		if _, err := assign.ParseCollectionID(t.CollectionID); err != nil {
-			return assign.Target{}, "", "Invalid target: " + err.Error()
+			return assign.Target{}, "Invalid target: " + err.Error()
 		}
 	}
 	if t.FilterID != "" {
 		if _, err := assign.ParseGUID("deviceAndAppManagementAssignmentFilterId", t.FilterID); err != nil {
-			return assign.Target{}, "", "Invalid target: " + err.Error()
+			return assign.Target{}, "Invalid target: " + err.Error()
 		}
 	}
 	if err := t.Validate(); err != nil {
-		return assign.Target{}, "", "Invalid target: " + err.Error()
+		return assign.Target{}, "Invalid target: " + err.Error()
 	}
-	return t, intent, ""
+	return t, ""
 }
 
 // create answers POST .../assignments: throttle, injected 503, 404 for an

@@ -195,7 +195,7 @@ func TestGraphErrors(t *testing.T) {
 		{"unknown assignment", "GET", coll + "/" + groupN(9), nil, 404, "ResourceNotFound"},
 		{"unknown path segment", "POST", s.GraphBaseURL() + "/deviceManagement/deviceConfigurations/" + cfgA + "/leafCertificate/assignments", groupBody(groupN(1)), 400, "BadRequest"},
 		{"other resource", "GET", s.GraphBaseURL() + "/users", nil, 400, "BadRequest"},
-		{"assign action", "POST", s.GraphBaseURL() + "/deviceManagement/deviceConfigurations/" + cfgA + "/assign", map[string]any{"assignments": []any{}}, 400, "BadRequest"},
+		{"assign with another family's body key", "POST", s.GraphBaseURL() + "/deviceManagement/deviceConfigurations/" + cfgA + "/assign", map[string]any{"mobileAppAssignments": []any{}}, 400, "BadRequest"},
 		{"PATCH", "PATCH", coll, groupBody(groupN(1)), 405, "BadRequest"},
 		{"malformed JSON", "POST", coll, `{"target":`, 400, "BadRequest"},
 		{"id on create", "POST", coll, map[string]any{"id": groupN(1), "target": groupBody(groupN(1))["target"]}, 400, "BadRequest"},

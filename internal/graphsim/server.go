@@ -22,7 +22,7 @@
 //	  GET         /deviceManagement/assignmentFilters/{id}   ($select; objects.go)
 //	  GET         /deviceManagement/deviceConfigurations     (the same)
 //	  GET         /deviceManagement/deviceConfigurations/{id}
-//	  GET         /deviceManagement/{configurationPolicies,deviceCompliancePolicies,groupPolicyConfigurations}/{id}
+//	  GET, POST   every policy family's {collection}/{id}, .../assignments[/{id}], .../assign (families.go)
 //	  GET, POST   /deviceManagement/deviceConfigurations/{id}[/{path}]/assignments
 //	  GET, DELETE /deviceManagement/deviceConfigurations/{id}[/{path}]/assignments/{assignmentId}
 //	  where {path} is one of assign.Paths (matched case-insensitively)

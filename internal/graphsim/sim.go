@@ -16,11 +16,14 @@ import (
 //	GET  /_sim/configurations                          []string
 //	GET  /_sim/assignments?configurationId=ID&path=P   []Assignment (P as in assign.ParsePath; empty = the configuration's own)
 //	GET  /_sim/tenants                                 [{"id","name","default","refuse"}], the default tenant first
+//	GET  /_sim/assignLedger                            []AssignRecord (families.go)
+//	GET  /_sim/policyAssignments?collection=C&id=ID    []family.Entry: a policy's set (C a collection of internal/family)
 //	POST /_sim/approve?user_code=CODE                  204, or 404 for an unknown or expired code
 //	POST /_sim/revoke                                  204; RevokeAll
 //
-// stats, ledger, configurations and assignments take tenant=ID to look at
-// another tenant than the default one (404 for an unknown tenant).
+// stats, ledger, configurations, assignments, assignLedger and
+// policyAssignments take tenant=ID to look at another tenant than the
+// default one (404 for an unknown tenant).
 func (s *Server) serveSim(w http.ResponseWriter, r *http.Request) {
 	want := http.MethodGet
 	switch r.URL.Path {
@@ -73,6 +76,15 @@ func (s *Server) serveSim(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		simJSON(w, t.Assignments(id, p))
+	case "/_sim/assignLedger":
+		simJSON(w, t.AssignLedger())
+	case "/_sim/policyAssignments":
+		q := r.URL.Query()
+		if !t.hasPolicy(q.Get("collection"), q.Get("id")) {
+			http.Error(w, "no policy "+q.Get("id")+" in collection "+q.Get("collection"), http.StatusNotFound)
+			return
+		}
+		simJSON(w, t.PolicyAssignments(q.Get("collection"), q.Get("id")))
 	case "/_sim/approve":
 		if err := s.ApproveDeviceCode(r.URL.Query().Get("user_code")); err != nil {
 			http.Error(w, err.Error(), http.StatusNotFound)

@@ -91,9 +91,9 @@ type tenantState struct {
 	limit        Limit
 	lim          limiter
 	configs      map[string]*configuration
-	groups       directory                  // Entra groups (names.go)
-	filters      directory                  // assignment filters
-	policies     map[string]map[string]bool // policy collection (PolicyCollections) -> ids
+	groups       directory  // Entra groups (names.go)
+	filters      directory  // assignment filters
+	fam          familyData // policies of the other families, their /assign ledger (families.go)
 	ledger       []LedgerEntry
 	stats        Stats
 	rejections   map[string]rejection // by target group or collection id
@@ -107,7 +107,6 @@ func newTenantState(id, name string, l Limit, start time.Time) *tenantState {
 	ts := &tenantState{
 		id: id, name: name, limit: l, lim: newLimiter(l, start),
 		configs:    map[string]*configuration{},
-		policies:   map[string]map[string]bool{},
 		rejections: map[string]rejection{},
 		principals: map[string]string{},
 	}
@@ -284,9 +283,10 @@ func (t *Tenant) AddConfiguration(ids ...string) {
 }
 
 // PolicyCollections are the kinds of Intune policy other than device
-// configurations the simulator holds, by their collection under
-// deviceManagement: a GET of one of their ids answers 200 (its
-// assignments are not served). bulkassign assigns none of them.
+// configurations that tenant files and AddPolicy register, by their
+// collection under deviceManagement: a GET of one of their ids answers
+// 200. bulkassign assigns none of them yet; the simulator serves their
+// assignments, and those of every family (families.go).
 var PolicyCollections = []string{"configurationPolicies", "deviceCompliancePolicies", "groupPolicyConfigurations"}
 
 // AddPolicy registers policies (GUIDs, any case) of collection, one of
@@ -297,13 +297,8 @@ func (t *Tenant) AddPolicy(collection string, ids ...string) error {
 	}
 	t.s.mu.Lock()
 	defer t.s.mu.Unlock()
-	m := t.t.policies[collection]
-	if m == nil {
-		m = map[string]bool{}
-		t.t.policies[collection] = m
-	}
 	for _, id := range ids {
-		m[assign.CanonicalGUID(id)] = true
+		t.t.fam.policyLocked(collection, id, true)
 	}
 	return nil
 }

@@ -742,7 +742,7 @@ func TestPolicies(t *testing.T) {
 		{tokB, "groupPolicyConfigurations", cfgA, http.StatusOK},
 		{tok, "deviceCompliancePolicies", cfgB, http.StatusNotFound}, // another kind's
 		{tok, "configurationPolicies", cfgA, http.StatusNotFound},    // a device configuration
-		{tok, "configurationPolicies", cfgB + "/assignments", http.StatusBadRequest},
+		{tok, "configurationPolicies", cfgB + "/settings", http.StatusBadRequest},
 	} {
 		r := call(t, http.MethodGet, s.GraphBaseURL()+"/deviceManagement/"+tc.collection+"/"+tc.id+"?$select=id", tc.token, nil)
 		if r.status != tc.want {
