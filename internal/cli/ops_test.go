@@ -294,6 +294,12 @@ func TestCancelIsTrue(t *testing.T) {
 		t.Errorf("the tenant holds %d duplicates", d)
 	}
 	t.Logf("figure: cancel on two workers under faults:\n%s", r.stderr)
+	// Nothing of the batch is left running: revert may follow at once, and
+	// it leaves the tenant as it was.
+	wantRun(t, enqueue(t, h, false, "revert", batch, "--wait", "--progress-interval", "100ms"), cli.ExitOK, "rows queued to revert")
+	if n := len(h.TenantState(configs)); n != 0 {
+		t.Errorf("the tenant holds %d assignments after cancel and revert, want 0", n)
+	}
 }
 
 // countsLineOf is the part of cancel's last line that lists the counts.

@@ -93,7 +93,7 @@ type Deps struct {
 	flights   flights  // shared reads in progress in this process
 	starts    *rounds[store.RunRequest, store.RunStart]
 	claims    *rounds[store.ClaimRequest, store.ClaimResult]
-	outcomes  *rounds[store.RowOutcome, bool]
+	outcomes  *rounds[store.RowOutcome, store.Written]
 
 	// shown are the display names this process knows are stored
 	// (displaynames.go).
@@ -364,7 +364,15 @@ func (r *assignRun) tenantKey() string {
 func (r *assignRun) rowRun(op graph.Op) *rowRun {
 	return &rowRun{batchID: r.it.BatchID, errors: r.it.Errors, elapsed: r.it.Elapsed, log: r.log,
 		record: func(ctx context.Context, v verdict) error {
-			_, err := r.w.d.outcomes.do(ctx, r.w.d.Pool, r.rowOutcome(r.outcome(op, v)))
+			w, err := r.w.d.outcomes.do(ctx, r.w.d.Pool, r.rowOutcome(r.outcome(op, v)))
+			if err == nil && w.Final() {
+				// A cancel ended it: nothing to come back for.
+				r.log.Info("row done", "status", w.Status, "http_status", v.HTTPStatus, "request_id", v.RequestID)
+				if r.w.d.OnOutcome != nil {
+					r.w.d.OnOutcome(r.tenantKey(), w.Status)
+				}
+				return errRowEnded
+			}
 			return err
 		},
 		finish: func(ctx context.Context, v verdict) error { return r.done(ctx, r.outcome(op, v)) },
@@ -411,13 +419,14 @@ func (r *assignRun) rowOutcome(o store.Outcome) store.RowOutcome {
 // and River completes the job (outcomes.go): a job is never done in River
 // without its row's outcome.
 func (r *assignRun) done(ctx context.Context, o store.Outcome) error {
-	wrote, err := r.w.d.outcomes.do(ctx, r.w.d.Pool, r.rowOutcome(o))
+	w, err := r.w.d.outcomes.do(ctx, r.w.d.Pool, r.rowOutcome(o))
 	if err != nil {
 		return fmt.Errorf("error recording outcome %s: %w", o.Status, err)
 	}
-	if !wrote {
+	if !w.Wrote {
 		return r.yield(ctx)
 	}
+	o.Status = w.Status // a row being cancelled may have ended canceled instead
 	attrs := []any{"status", o.Status, "assignment_id", o.AssignmentID, "http_status", o.HTTPStatus, "request_id", o.RequestID}
 	if o.Status == assign.StatusFailed {
 		r.log.Warn("row failed", append(attrs, "error_code", o.ErrorCode, "error", o.ErrorMessage)...)

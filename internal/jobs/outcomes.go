@@ -116,11 +116,11 @@ func byRow(batchA string, rowA int, batchB string, rowB int) int {
 	return cmp.Or(cmp.Compare(batchA, batchB), cmp.Compare(rowA, rowB))
 }
 
-// newOutcomeRounds writes outcomes (store.RecordOutcomes): each answer
-// says whether the outcome was written.
-func newOutcomeRounds() *rounds[store.RowOutcome, bool] {
-	return &rounds[store.RowOutcome, bool]{
-		write: store.RecordOutcomes,
+// newOutcomeRounds writes outcomes (store.WriteOutcomes): each answer
+// says whether the outcome was written, and whether the row is final.
+func newOutcomeRounds() *rounds[store.RowOutcome, store.Written] {
+	return &rounds[store.RowOutcome, store.Written]{
+		write: store.WriteOutcomes,
 		order: func(a, b store.RowOutcome) int { return byRow(a.BatchID, a.Row, b.BatchID, b.Row) },
 	}
 }

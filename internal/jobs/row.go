@@ -100,6 +100,12 @@ func decide(ctx context.Context, s *Settings, errorsSoFar int, resp *graph.Respo
 	return v, 0, fmt.Errorf("%s %s answered %d: %s is not a failure", resp.Method, resp.Op, resp.StatusCode, dec.Action)
 }
 
+// errRowEnded is a record's answer when the outcome it wrote left the row
+// final (a row being cancelled whose write did not apply ends canceled):
+// the job completes instead of snoozing, so no job of a final row stays
+// behind to hold revert back.
+var errRowEnded = errors.New("the row ended")
+
 // joinReason adds the policy's reason to Graph's message.
 func joinReason(msg, why string) string {
 	switch {
@@ -129,7 +135,10 @@ func (d *Deps) settle(ctx context.Context, r *rowRun, resp *graph.Response, limi
 		}
 		return r.finish(ctx, v)
 	}
-	if err := r.record(context.WithoutCancel(ctx), v); err != nil {
+	switch err := r.record(context.WithoutCancel(ctx), v); {
+	case errors.Is(err, errRowEnded):
+		return nil // River completes the job: its row is final
+	case err != nil:
 		return err
 	}
 	switch {

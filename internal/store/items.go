@@ -260,6 +260,34 @@ func RecordOutcome(ctx context.Context, q Querier, batchID string, row int, run 
 // doubt). It reports, per outcome, whether it wrote. Text is made storable
 // (valid UTF-8, no NUL, bounded).
 func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, error) {
+	ws, err := WriteOutcomes(ctx, q, os)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(ws))
+	for i, w := range ws {
+		out[i] = w.Wrote
+	}
+	return out, nil
+}
+
+// Written is what WriteOutcomes did with one outcome: whether it wrote it,
+// and whether the row is final after it (a row being cancelled ends
+// canceled on an outcome that is not final itself: its run then has
+// nothing left to come back for).
+type Written struct {
+	Wrote bool
+	// Status is the row's status after the write (bulkassign_settle may
+	// have made it another than the outcome's).
+	Status assign.Status
+}
+
+// Final reports whether the row is final after the write.
+func (w Written) Final() bool { return w.Wrote && w.Status.Final() }
+
+// WriteOutcomes is RecordOutcomes, saying also whether each row it wrote
+// is final now.
+func WriteOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]Written, error) {
 	n := len(os)
 	var (
 		batches, statuses, assignmentIDs, codes, messages, requestIDs, runs = make([]string, n), make([]string, n),
@@ -308,7 +336,7 @@ func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, er
 		WHERE i.batch_id = o.batch_id AND i.row = o.row
 			AND NOT bulkassign_final(i.status)
 			AND (o.run IS NULL OR bulkassign_free(i.run_id, i.run_until, o.run))
-		RETURNING i.batch_id::text, i.row`,
+		RETURNING i.batch_id::text, i.row, i.status`,
 		batches, rows, runs, statuses, httpStatuses, assignmentIDs, codes, messages, requestIDs, countErrors, keepIntents, unsent,
 		resolvedCfgs, resolvedGroups, resolvedFilters, assign.CodeCanceled)
 	if err != nil {
@@ -318,19 +346,20 @@ func RecordOutcomes(ctx context.Context, q Querier, os []RowOutcome) ([]bool, er
 		batch string
 		row   int
 	}
-	written := map[key]bool{}
+	written := map[key]Written{}
 	for rs.Next() {
 		var k key
-		if err := rs.Scan(&k.batch, &k.row); err != nil {
+		w := Written{Wrote: true}
+		if err := rs.Scan(&k.batch, &k.row, &w.Status); err != nil {
 			rs.Close()
 			return nil, fmt.Errorf("error recording outcomes: %w", err)
 		}
-		written[k] = true
+		written[k] = w
 	}
 	if err := rs.Err(); err != nil {
 		return nil, fmt.Errorf("error recording outcomes: %w", err)
 	}
-	out := make([]bool, n)
+	out := make([]Written, n)
 	for i, o := range os {
 		out[i] = written[key{o.BatchID, o.Row}]
 	}
